@@ -1,0 +1,283 @@
+//! Turning a wire [`Ruleset`] into a [`CompiledRuleset`], once per version.
+//!
+//! Compilation never fails. Each rule is validated; a rule that cannot be
+//! evaluated safely (no variants, a condition that does not compile, an
+//! unknown hash version…) is marked invalid and serves control to everyone,
+//! and every problem is reported as an [`EvalWarning`] naming the
+//! experiment. Everything evaluation can prepare ahead is prepared here:
+//! conditions compiled (identical ones shared), bucket ranges computed, the
+//! FNV state of each seed precomputed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde_json::Value;
+
+use crate::bucket::{self, BucketRange};
+use crate::condition::Condition;
+use crate::hash::Fnv1a32;
+use crate::ruleset::{RuleStatus, Ruleset};
+
+/// A problem found while compiling a ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalWarning {
+    /// Key of the experiment the problem is in.
+    pub experiment: String,
+    /// What is wrong and what evaluation does about it.
+    pub message: String,
+}
+
+impl fmt::Display for EvalWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "experiment {:?}: {}", self.experiment, self.message)
+    }
+}
+
+/// FNV-1a 64 for the experiment-key index: keys come from the server, and
+/// hashing a short key this way is several times cheaper than SipHash.
+pub(crate) struct KeyHasher(u64);
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub(crate) type KeyIndex = HashMap<Box<str>, usize, BuildHasherDefault<KeyHasher>>;
+
+/// Everything evaluation needs about one rule, prepared ahead.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledExperiment {
+    pub(crate) status: RuleStatus,
+    /// Set when the rule cannot be evaluated safely: control for everyone.
+    pub(crate) invalid: bool,
+    /// Index into `CompiledRuleset::conditions`.
+    pub(crate) condition: Option<usize>,
+    pub(crate) hash_attribute: Box<str>,
+    pub(crate) seed: Box<str>,
+    /// FNV state after the seed, for hash version 2 (`fnv(seed + id)`).
+    pub(crate) seed_state: Fnv1a32,
+    pub(crate) hash_version: u32,
+    pub(crate) namespace: Option<(Box<str>, BucketRange)>,
+    pub(crate) ranges: Box<[BucketRange]>,
+    /// Variant served when shipped (control when unknown).
+    pub(crate) shipped: usize,
+}
+
+/// A ruleset ready for evaluation. Build it once per ruleset version and
+/// share it (`Send + Sync`); evaluation borrows from it.
+#[derive(Debug, Clone)]
+pub struct CompiledRuleset {
+    pub(crate) ruleset: Ruleset,
+    pub(crate) experiments: Vec<CompiledExperiment>,
+    /// Distinct conditions; experiments with identical targeting share one,
+    /// so `assign_all` evaluates it once per user.
+    pub(crate) conditions: Vec<Condition>,
+    /// Indices of the experiments that are evaluated, in ruleset order
+    /// (a duplicated key is evaluated only at its first occurrence).
+    pub(crate) order: Vec<usize>,
+    pub(crate) index: KeyIndex,
+}
+
+/// Collects the warnings for one experiment.
+struct Findings<'a> {
+    key: &'a str,
+    warnings: &'a mut Vec<EvalWarning>,
+    invalid: bool,
+}
+
+impl Findings<'_> {
+    fn warn(&mut self, message: impl Into<String>) {
+        self.warnings.push(EvalWarning {
+            experiment: self.key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn invalid(&mut self, message: impl fmt::Display) {
+        self.invalid = true;
+        self.warn(format!("{message}; serving control to everyone"));
+    }
+}
+
+impl CompiledRuleset {
+    /// Compiles a ruleset. Never fails: a broken rule compiles to a safe
+    /// default (everyone gets control, `in_experiment` false, reason
+    /// `invalid_rule`) plus an [`EvalWarning`] naming the experiment and the
+    /// problem.
+    pub fn compile(ruleset: Ruleset) -> (CompiledRuleset, Vec<EvalWarning>) {
+        let mut warnings = Vec::new();
+        let mut experiments = Vec::with_capacity(ruleset.experiments.len());
+        let mut conditions: Vec<Condition> = Vec::new();
+        let mut condition_ids: HashMap<String, usize> = HashMap::new();
+        let mut index = KeyIndex::default();
+        let mut order = Vec::with_capacity(ruleset.experiments.len());
+
+        for (i, rule) in ruleset.experiments.iter().enumerate() {
+            let mut f = Findings {
+                key: &rule.key,
+                warnings: &mut warnings,
+                invalid: false,
+            };
+            if index.contains_key(rule.key.as_str()) {
+                f.warn("duplicate experiment key; only the first one is evaluated");
+            } else {
+                index.insert(rule.key.as_str().into(), i);
+                order.push(i);
+            }
+
+            let n = rule.variants.len();
+            if n < 2 {
+                f.invalid(format_args!("needs at least two variants, has {n}"));
+            }
+            for (j, v) in rule.variants.iter().enumerate() {
+                if rule.variants[..j].iter().any(|w| w.key == v.key) {
+                    f.invalid(format_args!("variant key {:?} appears twice", v.key));
+                }
+            }
+            if rule.hash_version != 1 && rule.hash_version != 2 {
+                f.invalid(format_args!(
+                    "unknown hash_version {} (expected 1 or 2)",
+                    rule.hash_version
+                ));
+            }
+
+            let condition = match &rule.condition {
+                None | Some(Value::Null) => None,
+                Some(c) => match Condition::compile(c) {
+                    Ok(compiled) => {
+                        // serde_json's maps are sorted, so equal conditions
+                        // serialize identically.
+                        let canonical = c.to_string();
+                        let id = *condition_ids.entry(canonical).or_insert_with(|| {
+                            conditions.push(compiled);
+                            conditions.len() - 1
+                        });
+                        Some(id)
+                    }
+                    Err(e) => {
+                        f.invalid(format_args!("condition {e}"));
+                        None
+                    }
+                },
+            };
+
+            let coverage = bucket::clamp_coverage(rule.coverage);
+            if coverage != rule.coverage {
+                f.warn(format!(
+                    "coverage {} is outside 0..=1; using {coverage}",
+                    rule.coverage
+                ));
+            }
+            let weights: Vec<f64> = rule.variants.iter().map(|v| v.weight).collect();
+            if let Err(problem) = bucket::check_weights(n, &weights) {
+                if n >= 2 {
+                    f.warn(format!("{}; using equal weights", problem.as_str()));
+                }
+            }
+            let ranges = bucket::get_bucket_ranges(n, coverage, Some(&weights));
+
+            let hash_attribute: Box<str> = if rule.hash_attribute.is_empty() {
+                f.warn("empty hash_attribute; using \"id\"");
+                "id".into()
+            } else {
+                rule.hash_attribute.as_str().into()
+            };
+            // GrowthBook: `experiment.seed || key`.
+            let seed: Box<str> = if rule.seed.is_empty() {
+                rule.key.as_str().into()
+            } else {
+                rule.seed.as_str().into()
+            };
+
+            let namespace = match &rule.namespace {
+                None => None,
+                Some(ns) => {
+                    let [lo, hi] = ns.range;
+                    if !lo.is_finite() || !hi.is_finite() {
+                        f.invalid("namespace range must be finite numbers");
+                    } else if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) || lo >= hi
+                    {
+                        f.warn(format!(
+                            "namespace range [{lo}, {hi}) is empty or outside 0..=1"
+                        ));
+                    }
+                    Some((ns.name.as_str().into(), ns.range))
+                }
+            };
+
+            let shipped = match (&rule.shipped_variant, rule.status) {
+                (Some(k), _) => match rule.variants.iter().position(|v| &v.key == k) {
+                    Some(p) => p,
+                    None => {
+                        f.warn(format!(
+                            "shipped_variant {k:?} is not one of the variants; shipping control"
+                        ));
+                        0
+                    }
+                },
+                (None, RuleStatus::Shipped) => {
+                    f.warn("status is shipped but shipped_variant is missing; shipping control");
+                    0
+                }
+                (None, _) => 0,
+            };
+
+            let invalid = f.invalid;
+            experiments.push(CompiledExperiment {
+                status: rule.status,
+                invalid,
+                condition,
+                seed_state: Fnv1a32::new().str(&seed),
+                hash_attribute,
+                seed,
+                hash_version: rule.hash_version,
+                namespace,
+                ranges: ranges.into_boxed_slice(),
+                shipped,
+            });
+        }
+
+        (
+            CompiledRuleset {
+                ruleset,
+                experiments,
+                conditions,
+                order,
+                index,
+            },
+            warnings,
+        )
+    }
+
+    /// The ruleset version.
+    pub fn version(&self) -> u64 {
+        self.ruleset.version
+    }
+
+    /// The wire form this was compiled from.
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
+    /// Number of distinct compiled conditions (identical conditions are
+    /// shared between experiments).
+    pub fn distinct_conditions(&self) -> usize {
+        self.conditions.len()
+    }
+}
