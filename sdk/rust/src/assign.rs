@@ -260,7 +260,9 @@ impl CompiledRuleset {
         }
 
         if let Some(c) = exp.condition {
-            let passes = memo.get_or(c, || self.conditions.get(c).is_some_and(|c| c.matches(user)));
+            let passes = memo.get_or(c, || {
+                self.conditions.get(c).is_some_and(|c| c.matches(user))
+            });
             if !passes {
                 return control(Reason::Condition);
             }

@@ -115,12 +115,7 @@ pub fn choose_variation(n: f64, ranges: &[BucketRange]) -> Option<usize> {
 /// GrowthBook's `inNamespace`: whether the unit falls in `[lo, hi)` of the
 /// namespace `name`, hashed with version 1 and the seed `"__" + name`.
 pub fn in_namespace(unit_id: &str, name: &str, range: BucketRange) -> bool {
-    let n = hash::finish_v1(
-        hash::Fnv1a32::new()
-            .str(unit_id)
-            .str("__")
-            .str(name),
-    );
+    let n = hash::finish_v1(hash::Fnv1a32::new().str(unit_id).str("__").str(name));
     in_range(n, range)
 }
 
@@ -147,13 +142,16 @@ mod tests {
             get_bucket_ranges(2, 1.0, Some(&[-0.5, 1.5])),
             vec![[0.0, 0.5], [0.5, 1.0]]
         );
-        assert_eq!(get_bucket_ranges(2, f64::NAN, None), vec![[0.0, 0.0], [0.5, 0.5]]);
+        assert_eq!(
+            get_bucket_ranges(2, f64::NAN, None),
+            vec![[0.0, 0.0], [0.5, 0.5]]
+        );
     }
 
     #[test]
     fn namespace_uses_v1_hash() {
         let n = hash::hash("__ns", "user", 1).unwrap_or(-1.0);
-        assert_eq!(in_namespace("user", "ns", [n, n + 0.001]), true);
-        assert_eq!(in_namespace("user", "ns", [n + 0.001, 1.0]), false);
+        assert!(in_namespace("user", "ns", [n, n + 0.001]));
+        assert!(!in_namespace("user", "ns", [n + 0.001, 1.0]));
     }
 }

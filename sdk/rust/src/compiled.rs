@@ -211,8 +211,7 @@ impl CompiledRuleset {
                     let [lo, hi] = ns.range;
                     if !lo.is_finite() || !hi.is_finite() {
                         f.invalid("namespace range must be finite numbers");
-                    } else if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) || lo >= hi
-                    {
+                    } else if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) || lo >= hi {
                         f.warn(format!(
                             "namespace range [{lo}, {hi}) is empty or outside 0..=1"
                         ));

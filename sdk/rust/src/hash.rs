@@ -148,10 +148,7 @@ mod tests {
     #[test]
     fn decimal_matches_formatting() {
         for n in [0u32, 7, 10, 4_294_967_295, 123_456] {
-            assert_eq!(
-                Fnv1a32::new().decimal(n).finish(),
-                fnv1a32(&n.to_string())
-            );
+            assert_eq!(Fnv1a32::new().decimal(n).finish(), fnv1a32(&n.to_string()));
         }
     }
 

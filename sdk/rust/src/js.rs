@@ -211,9 +211,14 @@ pub(crate) fn to_number(value: Option<&Value>) -> f64 {
 fn is_js_space(c: char) -> bool {
     matches!(
         c,
-        '\u{9}' | '\u{A}' | '\u{B}' | '\u{C}' | '\u{D}' | ' ' | '\u{A0}' | '\u{1680}'
-            | '\u{2000}'..='\u{200A}'
-            | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}'
+        '\u{9}' | '\u{A}' | '\u{B}' | '\u{C}' | '\u{D}' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202F}'
+                | '\u{205F}'
+                | '\u{3000}'
+                | '\u{FEFF}'
     )
 }
 
@@ -299,11 +304,7 @@ fn is_decimal_literal(b: &[u8]) -> bool {
 /// characters, but that is exactly where JS and Rust disagree.)
 pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
     // Fast path: identical byte prefixes compare the same in both orders.
-    let common = a
-        .bytes()
-        .zip(b.bytes())
-        .take_while(|(x, y)| x == y)
-        .count();
+    let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
     if common == a.len() || common == b.len() {
         return a.len().cmp(&b.len());
     }
@@ -539,7 +540,10 @@ mod tests {
     fn string_conversion_streams() {
         assert!(js_string_eq(Some(&json!(10)), "10"));
         assert!(js_string_eq(None, "null"));
-        assert!(js_string_eq(Some(&json!([1, null, "a", [2, 3]])), "1,,a,2,3"));
+        assert!(js_string_eq(
+            Some(&json!([1, null, "a", [2, 3]])),
+            "1,,a,2,3"
+        ));
         assert!(js_string_eq(Some(&json!({"a": 1})), "[object Object]"));
         assert!(!js_string_eq(Some(&json!(10)), "1"));
         assert!(!js_string_eq(Some(&json!(1)), "10"));

@@ -15,7 +15,8 @@ use sluice_sdk::condition::Condition;
 use sluice_sdk::hash::hash;
 
 fn cases_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/growthbook-cases.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/growthbook-cases.json")
 }
 
 fn load() -> Option<Value> {
@@ -59,11 +60,7 @@ fn as_str(v: &Value) -> &str {
 
 fn ranges_of(v: &Value) -> Vec<[f64; 2]> {
     v.as_array()
-        .map(|rs| {
-            rs.iter()
-                .map(|r| [as_f64(&r[0]), as_f64(&r[1])])
-                .collect()
-        })
+        .map(|rs| rs.iter().map(|r| [as_f64(&r[0]), as_f64(&r[1])]).collect())
         .unwrap_or_default()
 }
 
@@ -105,15 +102,14 @@ fn growthbook_conformance() {
     for c in section(&cases, "getBucketRange") {
         let args = &c[1];
         let n = args[0].as_u64().unwrap_or(0) as usize;
-        let weights: Option<Vec<f64>> = args[2]
-            .as_array()
-            .map(|w| w.iter().map(as_f64).collect());
+        let weights: Option<Vec<f64>> = args[2].as_array().map(|w| w.iter().map(as_f64).collect());
         let got = get_bucket_ranges(n, as_f64(&args[1]), weights.as_deref());
         let expected = ranges_of(&c[2]);
         let ok = got.len() == expected.len()
-            && got.iter().zip(&expected).all(|(g, e)| {
-                close(round(g[0], 6), e[0]) && close(round(g[1], 6), e[1])
-            });
+            && got
+                .iter()
+                .zip(&expected)
+                .all(|(g, e)| close(round(g[0], 6), e[0]) && close(round(g[1], 6), e[1]));
         r.check(ok, || format!("getBucketRange {c}: got {got:?}"));
     }
 
@@ -122,7 +118,9 @@ fn growthbook_conformance() {
         let got = choose_variation(as_f64(&c[1]), &ranges_of(&c[2]));
         let expected = c[3].as_i64().unwrap_or(-2);
         let got_i = got.map_or(-1, |i| i as i64);
-        r.check(got_i == expected, || format!("chooseVariation {c}: got {got_i}"));
+        r.check(got_i == expected, || {
+            format!("chooseVariation {c}: got {got_i}")
+        });
     }
 
     // [n, expected weights]
@@ -134,14 +132,21 @@ fn growthbook_conformance() {
             .map(|w| w.iter().map(as_f64).collect())
             .unwrap_or_default();
         let ok = got.len() == expected.len()
-            && got.iter().zip(&expected).all(|(g, e)| close(round(*g, 8), *e));
+            && got
+                .iter()
+                .zip(&expected)
+                .all(|(g, e)| close(round(*g, 8), *e));
         r.check(ok, || format!("getEqualWeights {c}: got {got:?}"));
     }
 
     // ["name", id, [namespace, lo, hi], expected]
     for c in section(&cases, "inNamespace") {
         let ns = &c[2];
-        let got = in_namespace(as_str(&c[1]), as_str(&ns[0]), [as_f64(&ns[1]), as_f64(&ns[2])]);
+        let got = in_namespace(
+            as_str(&c[1]),
+            as_str(&ns[0]),
+            [as_f64(&ns[1]), as_f64(&ns[2])],
+        );
         r.check(Some(got) == c[3].as_bool(), || {
             format!("inNamespace {c}: got {got}")
         });

@@ -103,7 +103,8 @@ impl<'g> Compiler<'g> {
         for (key, value) in map {
             let here = join(at, key);
             let child = match key.as_str() {
-                "$or" => self.recover(self.list(value, &here), || Vec::from([Node::Never]))
+                "$or" => self
+                    .recover(self.list(value, &here), || Vec::from([Node::Never]))
                     .map(|c| {
                         if c.is_empty() {
                             Node::True

@@ -138,8 +138,7 @@ fn str_eq_fold(value: Option<&Value>, lower: &str) -> bool {
     if let Some(Value::String(s)) = value {
         if s.is_ascii() {
             return s.len() == lower.len()
-                && s
-                    .bytes()
+                && s.bytes()
                     .zip(lower.bytes())
                     .all(|(a, b)| a.to_ascii_lowercase() == b);
         }
@@ -350,7 +349,7 @@ impl InSet {
             Some(Value::Bool(false)) => self.falsity,
             Some(Value::Number(n)) => {
                 let f = js::number_f64(n);
-                self.nums.iter().any(|x| *x == f)
+                self.nums.contains(&f)
             }
             Some(Value::String(s)) => {
                 if !self.fold {

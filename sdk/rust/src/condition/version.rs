@@ -102,7 +102,10 @@ mod tests {
 
     #[test]
     fn pads_like_growthbook() {
-        assert_eq!(padded_version_string(&json!("1.2.3")), "    1-    2-    3-~");
+        assert_eq!(
+            padded_version_string(&json!("1.2.3")),
+            "    1-    2-    3-~"
+        );
         assert_eq!(
             padded_version_string(&json!("v1.2.3-rc.1+build123")),
             "    1-    2-    3-rc-    1"
@@ -110,12 +113,19 @@ mod tests {
         assert_eq!(padded_version_string(&json!("")), "    0");
         assert_eq!(padded_version_string(&json!(null)), "    0");
         assert_eq!(padded_version_string(&json!(2)), "    2");
-        assert_eq!(padded_version_string(&json!("123456.1.0")), "123456-    1-    0-~");
+        assert_eq!(
+            padded_version_string(&json!("123456.1.0")),
+            "123456-    1-    0-~"
+        );
     }
 
     #[test]
     fn streaming_compare_agrees_with_padding() {
-        for (a, b) in [("1.2.3", "1.2.4"), ("1.0.0-beta", "1.0.0"), ("10.0.0", "9.0.0")] {
+        for (a, b) in [
+            ("1.2.3", "1.2.4"),
+            ("1.0.0-beta", "1.0.0"),
+            ("10.0.0", "9.0.0"),
+        ] {
             let pa = padded_version_string(&json!(a));
             let pb = padded_version_string(&json!(b));
             assert_eq!(cmp_padded(Some(&json!(a)), &pb), pa.cmp(&pb), "{a} vs {b}");
