@@ -1,0 +1,94 @@
+//! Bearer-key authentication and role checks. Key lookups are cached briefly so the
+//! SDK endpoints do not hit the database on every request.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::key::hash_secret;
+use crate::domain::{ApiKey, Role};
+
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_MAX_ENTRIES: usize = 10_000;
+
+/// Recently verified keys, by hash.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    entries: RwLock<HashMap<String, (ApiKey, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<ApiKey> {
+        let entries = self.entries.read().ok()?;
+        let (key, at) = entries.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| key.clone())
+    }
+
+    fn put(&self, hash: String, key: ApiKey) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CACHE_MAX_ENTRIES {
+                entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            }
+            entries.insert(hash, (key, Instant::now()));
+        }
+    }
+}
+
+/// The caller, authenticated by `Authorization: Bearer KEY`.
+pub(crate) struct Caller(pub ApiKey);
+
+impl Caller {
+    /// Fails with 403 unless the caller's role grants `role`.
+    pub(crate) fn require(&self, role: Role) -> Result<&ApiKey, ApiError> {
+        if self.0.role.grants(role) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::forbidden(format!(
+                "a {} key cannot do this; it needs the {} role",
+                self.0.role.as_str(),
+                role.as_str()
+            )))
+        }
+    }
+
+    /// The name the audit log records.
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer KEY"))?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer KEY\""))?;
+        let hash = hash_secret(secret);
+        if let Some(key) = state.keys.get(&hash) {
+            return Ok(Caller(key));
+        }
+        let key = state
+            .control
+            .store()
+            .find_api_key(&hash)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        state.keys.put(hash, key.clone());
+        Ok(Caller(key))
+    }
+}

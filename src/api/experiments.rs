@@ -1,0 +1,116 @@
+//! `/api/v1/experiments`: definitions, lifecycle actions and the audit log.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::json::{parse, AppJson};
+use super::AppState;
+use crate::domain::validation::from_json;
+use crate::domain::{AuditEntry, Experiment, ExperimentSpec, LifecycleAction, Role, Status};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/experiments", get(list).post(create))
+        .route("/api/v1/experiments/{key}", get(show).patch(update))
+        .route("/api/v1/experiments/{key}/audit", get(audit))
+        .route("/api/v1/experiments/{key}/{action}", post(act))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(mut body): AppJson<Value>,
+) -> Result<(StatusCode, AppJson<Experiment>), ApiError> {
+    caller.require(Role::Editor)?;
+    // The body may say `"status": "draft"`, as API.md shows; nothing else.
+    let status = body.as_object_mut().and_then(|b| b.remove("status"));
+    if status.is_some_and(|s| s != Status::Draft.as_str()) {
+        return Err(crate::domain::ValidationError::single(
+            "status",
+            "experiments are created as drafts; use POST /api/v1/experiments/{key}/start",
+        )
+        .into());
+    }
+    let experiment = state
+        .control
+        .create_experiment(from_json::<ExperimentSpec>(body)?, caller.name())
+        .await?;
+    Ok((StatusCode::CREATED, AppJson(experiment)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<AppJson<Vec<Experiment>>, ApiError> {
+    caller.require(Role::Analyst)?;
+    Ok(AppJson(state.control.store().list_experiments().await?))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<AppJson<Experiment>, ApiError> {
+    caller.require(Role::Analyst)?;
+    Ok(AppJson(state.control.get_experiment(&key).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    AppJson(patch): AppJson<Value>,
+) -> Result<AppJson<Experiment>, ApiError> {
+    caller.require(Role::Editor)?;
+    let experiment = state
+        .control
+        .patch_experiment(&key, &patch, caller.name())
+        .await?;
+    Ok(AppJson(experiment))
+}
+
+#[derive(Deserialize)]
+struct ShipBody {
+    variant: String,
+}
+
+async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((key, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<AppJson<Experiment>, ApiError> {
+    caller.require(Role::Editor)?;
+    let action = match action.as_str() {
+        "start" => LifecycleAction::Start,
+        "pause" => LifecycleAction::Pause,
+        "resume" => LifecycleAction::Resume,
+        "rollback" => LifecycleAction::Rollback,
+        "stop" => LifecycleAction::Stop,
+        "ship" => LifecycleAction::Ship {
+            variant: parse::<ShipBody>(&body)?.variant,
+        },
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no action {other:?}; use start, pause, resume, rollback, ship or stop"
+            )))
+        }
+    };
+    let experiment = state.control.act(&key, action, caller.name()).await?;
+    Ok(AppJson(experiment))
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<AppJson<Vec<AuditEntry>>, ApiError> {
+    caller.require(Role::Analyst)?;
+    Ok(AppJson(state.control.audit_log(&key).await?))
+}

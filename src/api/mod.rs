@@ -1,0 +1,99 @@
+//! HTTP only: routes, authentication, error mapping. Handlers parse, authorize, call
+//! the control layer and map its answer; no SQL and no statistics here.
+
+mod auth;
+mod error;
+mod experiments;
+mod json;
+mod keys;
+mod metrics;
+mod ops;
+mod sdk;
+mod telemetry;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::control::{Control, ExposureLog, RulesetHub};
+use crate::store::{Store, StoreError};
+
+pub use error::ApiError;
+pub use sdk::MAX_EVENTS_PER_BATCH;
+
+/// Request bodies other than event batches are small definitions.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    control: Arc<Control>,
+    keys: Arc<auth::KeyCache>,
+    telemetry: Arc<telemetry::Telemetry>,
+    /// Flips to true when the server begins to shut down; long-lived streams end.
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A running server's state and the handles main needs to stop it cleanly.
+pub struct Server {
+    pub router: Router,
+    pub shutdown: watch::Sender<bool>,
+    pub exposures: Arc<ExposureLog>,
+    pub exposure_writer: JoinHandle<()>,
+}
+
+impl Server {
+    /// Builds the state and router over a store and starts background writers.
+    pub async fn build(store: Arc<dyn Store>) -> Result<Server, StoreError> {
+        let rulesets = RulesetHub::load(store.as_ref()).await?;
+        let (exposures, exposure_writer) = ExposureLog::spawn(store.clone());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = AppState {
+            control: Arc::new(Control::new(store, rulesets, exposures.clone())),
+            keys: Arc::default(),
+            telemetry: Arc::default(),
+            shutdown: shutdown_rx,
+        };
+        Ok(Server {
+            router: router(state),
+            shutdown,
+            exposures,
+            exposure_writer,
+        })
+    }
+
+    /// Ends streams, then flushes queued exposures. Call after the listener stopped
+    /// accepting requests.
+    pub async fn finish(self) {
+        self.exposures.shutdown();
+        if let Err(err) = self.exposure_writer.await {
+            tracing::error!(error = %err, "exposure writer failed");
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(experiments::router())
+        .merge(metrics::router())
+        .merge(keys::router())
+        .merge(sdk::router())
+        .merge(ops::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::record,
+        ))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,198 @@
+//! `/sdk/v1`: what apps call. The ruleset (with ETag), its change stream (SSE),
+//! server-side assignment with the SDK's own evaluation core, and event ingestion.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sluice_sdk::{unit_id, Assignment, Attributes};
+use tokio_stream::wrappers::WatchStream;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::json::AppJson;
+use super::AppState;
+use crate::domain::event::EventInput;
+use crate::domain::{FieldProblem, Role};
+
+/// Events per batch; larger batches are refused with 413.
+pub const MAX_EVENTS_PER_BATCH: usize = 10_000;
+const MAX_EVENTS_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sdk/v1/ruleset", get(ruleset))
+        .route("/sdk/v1/stream", get(stream))
+        .route("/sdk/v1/assign", post(assign))
+        .route(
+            "/sdk/v1/events",
+            post(events).layer(DefaultBodyLimit::max(MAX_EVENTS_BODY_BYTES)),
+        )
+}
+
+async fn ruleset(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Sdk)?;
+    let snapshot = state.control.rulesets().current();
+    let etag = snapshot.etag.as_str();
+    let cached = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let status = if cached {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let headers = [
+        (ETAG, etag.to_owned()),
+        (CACHE_CONTROL, "no-cache".to_owned()),
+        (CONTENT_TYPE, "application/json".to_owned()),
+    ];
+    Ok(if cached {
+        (status, headers).into_response()
+    } else {
+        (status, headers, snapshot.body.clone()).into_response()
+    })
+}
+
+/// Sends the current version at once, then one `ruleset` event per new version.
+async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    caller.require(Role::Sdk)?;
+    let mut shutdown = state.shutdown.clone();
+    let versions = WatchStream::new(state.control.rulesets().subscribe())
+        .map(|snapshot| {
+            Ok(SseEvent::default()
+                .event("ruleset")
+                .id(snapshot.version().to_string())
+                .data(json!({"version": snapshot.version()}).to_string()))
+        })
+        .take_until(async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+        });
+    Ok(Sse::new(versions).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[derive(Deserialize)]
+struct AssignRequest {
+    user: Attributes,
+    #[serde(default)]
+    experiments: Option<Vec<String>>,
+    #[serde(default = "log_exposure_default")]
+    log_exposure: bool,
+}
+
+fn log_exposure_default() -> bool {
+    true
+}
+
+#[derive(Serialize)]
+struct AssignResponse<'r> {
+    version: u64,
+    assignments: Vec<Assignment<'r>>,
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(request): AppJson<AssignRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Sdk)?;
+    let snapshot = state.control.rulesets().current();
+    let compiled = &snapshot.compiled;
+    let assignments: Vec<Assignment> = match &request.experiments {
+        None => compiled.assign_all(&request.user).collect(),
+        Some(keys) => {
+            let found: Vec<_> = keys
+                .iter()
+                .map(|key| compiled.assign(key, &request.user))
+                .collect();
+            let unknown: Vec<FieldProblem> = found
+                .iter()
+                .zip(keys)
+                .enumerate()
+                .filter(|(_, (found, _))| found.is_none())
+                .map(|(i, (_, key))| FieldProblem {
+                    field: format!("experiments[{i}]"),
+                    problem: format!("no experiment {key:?} is being served"),
+                })
+                .collect();
+            if !unknown.is_empty() {
+                return Err(ApiError::not_found("unknown experiment").with_details(unknown));
+            }
+            found.into_iter().flatten().collect()
+        }
+    };
+    if request.log_exposure {
+        log_exposures(&state, &snapshot, &request.user, &assignments);
+    }
+    let body = AssignResponse {
+        version: compiled.version(),
+        assignments,
+    };
+    Ok(AppJson(body).into_response())
+}
+
+fn log_exposures(
+    state: &AppState,
+    snapshot: &crate::control::RulesetSnapshot,
+    user: &Attributes,
+    assignments: &[Assignment],
+) {
+    for assignment in assignments.iter().filter(|a| a.in_experiment) {
+        let Some(served) = snapshot.served.get(assignment.experiment) else {
+            continue;
+        };
+        if let Some(id) = user.get(&served.hash_attribute).and_then(unit_id) {
+            state
+                .control
+                .exposures()
+                .record(assignment.experiment, assignment.variant, &id);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EventBatch {
+    events: Vec<EventInput>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(batch): AppJson<EventBatch>,
+) -> Result<(StatusCode, AppJson<serde_json::Value>), ApiError> {
+    caller.require(Role::Sdk)?;
+    if batch.events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(ApiError::too_large(format!(
+            "a batch holds at most {MAX_EVENTS_PER_BATCH} events; this one has {}",
+            batch.events.len()
+        )));
+    }
+    let outcome = state.control.ingest(batch.events).await?;
+    let telemetry = &state.telemetry;
+    telemetry
+        .events_accepted
+        .fetch_add(outcome.accepted, Ordering::Relaxed);
+    telemetry
+        .events_duplicate
+        .fetch_add(outcome.duplicates, Ordering::Relaxed);
+    let body = json!({"accepted": outcome.accepted, "duplicates": outcome.duplicates});
+    Ok((StatusCode::ACCEPTED, AppJson(body)))
+}

@@ -1,0 +1,126 @@
+//! Request counters and latency histograms per route, and the Prometheus text
+//! exposition of them together with the event and ruleset gauges.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
+
+const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct RouteStats {
+    by_status: BTreeMap<u16, u64>,
+    bucket_counts: [u64; LATENCY_BUCKETS_SECONDS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+#[derive(Default)]
+pub(crate) struct Telemetry {
+    routes: Mutex<BTreeMap<(String, String), RouteStats>>,
+    pub events_accepted: AtomicU64,
+    pub events_duplicate: AtomicU64,
+}
+
+impl Telemetry {
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let Ok(mut routes) = self.routes.lock() else {
+            return;
+        };
+        let stats = routes
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
+        *stats.by_status.entry(status).or_default() += 1;
+        stats.count += 1;
+        stats.sum_seconds += seconds;
+        for (bucket, bound) in stats.bucket_counts.iter_mut().zip(LATENCY_BUCKETS_SECONDS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+
+    /// The Prometheus text format (version 0.0.4).
+    pub(crate) fn render(&self, ruleset_version: u64, exposures_dropped: u64) -> String {
+        let mut out = String::new();
+        let accepted = self.events_accepted.load(Ordering::Relaxed);
+        let duplicate = self.events_duplicate.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP sluice_events_total Events received, by outcome.\n# TYPE sluice_events_total counter");
+        let _ = writeln!(
+            out,
+            "sluice_events_total{{outcome=\"accepted\"}} {accepted}"
+        );
+        let _ = writeln!(
+            out,
+            "sluice_events_total{{outcome=\"duplicate\"}} {duplicate}"
+        );
+        let _ = writeln!(out, "# HELP sluice_exposures_dropped_total Server-side exposures dropped because the write queue was full.\n# TYPE sluice_exposures_dropped_total counter");
+        let _ = writeln!(out, "sluice_exposures_dropped_total {exposures_dropped}");
+        let _ = writeln!(out, "# HELP sluice_ruleset_version The ruleset version this server serves.\n# TYPE sluice_ruleset_version gauge");
+        let _ = writeln!(out, "sluice_ruleset_version {ruleset_version}");
+        let Ok(routes) = self.routes.lock() else {
+            return out;
+        };
+        let _ = writeln!(out, "# HELP sluice_http_requests_total HTTP requests, by route and status.\n# TYPE sluice_http_requests_total counter");
+        for ((method, route), stats) in routes.iter() {
+            for (status, count) in &stats.by_status {
+                let _ = writeln!(out, "sluice_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}");
+            }
+        }
+        let _ = writeln!(out, "# HELP sluice_http_request_duration_seconds HTTP request latency.\n# TYPE sluice_http_request_duration_seconds histogram");
+        for ((method, route), stats) in routes.iter() {
+            let labels = format!("method=\"{method}\",route=\"{route}\"");
+            for (count, bound) in stats.bucket_counts.iter().zip(LATENCY_BUCKETS_SECONDS) {
+                let _ = writeln!(out, "sluice_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(
+                out,
+                "sluice_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                stats.count
+            );
+            let _ = writeln!(
+                out,
+                "sluice_http_request_duration_seconds_sum{{{labels}}} {}",
+                stats.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "sluice_http_request_duration_seconds_count{{{labels}}} {}",
+                stats.count
+            );
+        }
+        out
+    }
+}
+
+/// Middleware: times each request and records it under its route template (never
+/// the raw path, so keys in URLs do not explode the label set).
+pub(crate) async fn record(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    state
+        .telemetry
+        .observe(&method, &route, response.status().as_u16(), seconds);
+    response
+}

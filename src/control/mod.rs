@@ -1,0 +1,241 @@
+//! The operations a team and its apps perform. Each one validates with the domain,
+//! writes through the store (with its audit entry, in one transaction) and then
+//! republishes the ruleset so connected SDKs see the change.
+
+pub mod exposures;
+pub mod ruleset;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::domain::event::{validate_batch, EventInput, UnknownExposure};
+use crate::domain::experiment::{merge_patch, ChangeRefused};
+use crate::domain::validation::from_json;
+use crate::domain::{
+    now_millis, ApiKey, AuditEntry, Experiment, ExperimentSpec, LifecycleAction, Metric, NewApiKey,
+    NewAuditEntry, Role, ValidationError,
+};
+use crate::store::{IngestOutcome, Store, StoreError};
+
+pub use exposures::ExposureLog;
+pub use ruleset::{RulesetHub, RulesetSnapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The input is invalid; nothing was changed.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The change conflicts with the current state (lifecycle, frozen fields).
+    #[error(transparent)]
+    Refused(#[from] ChangeRefused),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who made a change, as the audit log names them.
+pub type Actor<'a> = &'a str;
+
+pub struct Control {
+    store: Arc<dyn Store>,
+    rulesets: RulesetHub,
+    exposures: Arc<ExposureLog>,
+}
+
+impl Control {
+    pub fn new(store: Arc<dyn Store>, rulesets: RulesetHub, exposures: Arc<ExposureLog>) -> Self {
+        Self {
+            store,
+            rulesets,
+            exposures,
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub fn rulesets(&self) -> &RulesetHub {
+        &self.rulesets
+    }
+
+    pub fn exposures(&self) -> &ExposureLog {
+        &self.exposures
+    }
+
+    pub async fn create_metric(&self, metric: Metric) -> Result<Metric, ControlError> {
+        metric.validate()?;
+        self.store.insert_metric(&metric).await?;
+        Ok(metric)
+    }
+
+    pub async fn get_metric(&self, key: &str) -> Result<Metric, ControlError> {
+        self.store
+            .get_metric(key)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("metric {key:?}")))
+    }
+
+    pub async fn create_experiment(
+        &self,
+        spec: ExperimentSpec,
+        actor: Actor<'_>,
+    ) -> Result<Experiment, ControlError> {
+        self.validate(&spec).await?;
+        let now = now_millis();
+        let experiment = Experiment::new_draft(spec, now);
+        let audit = audit_entry(actor, "create", None, &experiment, now);
+        self.store.insert_experiment(&experiment, &audit).await?;
+        self.republish().await;
+        Ok(experiment)
+    }
+
+    pub async fn get_experiment(&self, key: &str) -> Result<Experiment, ControlError> {
+        self.store
+            .get_experiment(key)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("experiment {key:?}")))
+    }
+
+    /// Applies a JSON merge patch to the definition. Status, key and timestamps are
+    /// not patchable; a running experiment may ramp but not reshuffle users.
+    pub async fn patch_experiment(
+        &self,
+        key: &str,
+        patch: &Value,
+        actor: Actor<'_>,
+    ) -> Result<Experiment, ControlError> {
+        let current = self.get_experiment(key).await?;
+        let spec = patched_spec(&current, patch)?;
+        self.validate(&spec).await?;
+        let mut next = current.clone();
+        next.redefine(spec, now_millis())?;
+        self.save(current, next, "update", actor).await
+    }
+
+    pub async fn act(
+        &self,
+        key: &str,
+        action: LifecycleAction,
+        actor: Actor<'_>,
+    ) -> Result<Experiment, ControlError> {
+        let current = self.get_experiment(key).await?;
+        if let LifecycleAction::Ship { variant } = &action {
+            if !current.has_variant(variant) {
+                return Err(ValidationError::single(
+                    "variant",
+                    "is not a variant of this experiment",
+                )
+                .into());
+            }
+        }
+        let mut next = current.clone();
+        next.apply(&action, now_millis())?;
+        self.save(current, next, action.name(), actor).await
+    }
+
+    pub async fn audit_log(&self, key: &str) -> Result<Vec<AuditEntry>, ControlError> {
+        self.get_experiment(key).await?;
+        Ok(self.store.audit_log(key).await?)
+    }
+
+    pub async fn create_api_key(
+        &self,
+        role: Role,
+        name: Option<String>,
+        environment: Option<String>,
+    ) -> Result<(String, ApiKey), ControlError> {
+        let key = NewApiKey::generate(role, name, environment);
+        let stored = self.store.insert_api_key(&key).await?;
+        Ok((key.secret, stored))
+    }
+
+    /// Validates a whole batch against the served experiments, then stores it.
+    pub async fn ingest(&self, inputs: Vec<EventInput>) -> Result<IngestOutcome, ControlError> {
+        let snapshot = self.rulesets.current();
+        let events = validate_batch(inputs, now_millis(), |experiment, variant| {
+            let served = snapshot
+                .served
+                .get(experiment)
+                .ok_or(UnknownExposure::Experiment)?;
+            if served.variants.iter().any(|v| v == variant) {
+                Ok(())
+            } else {
+                Err(UnknownExposure::Variant)
+            }
+        })?;
+        Ok(self.store.ingest(&events).await?)
+    }
+
+    async fn validate(&self, spec: &ExperimentSpec) -> Result<(), ControlError> {
+        let metrics = self.store.list_metrics().await?;
+        spec.validate(|key| metrics.iter().any(|m| m.key == key))?;
+        Ok(())
+    }
+
+    async fn save(
+        &self,
+        before: Experiment,
+        after: Experiment,
+        action: &str,
+        actor: Actor<'_>,
+    ) -> Result<Experiment, ControlError> {
+        let audit = audit_entry(actor, action, Some(&before), &after, after.updated_at);
+        self.store
+            .update_experiment(&after, before.revision, &audit)
+            .await?;
+        self.republish().await;
+        Ok(after)
+    }
+
+    /// Rebuilds the ruleset after a committed change. The change is already durable,
+    /// so a failure here is logged, not returned: the next change or restart
+    /// republishes.
+    async fn republish(&self) {
+        if let Err(err) = self.rulesets.refresh(self.store.as_ref()).await {
+            tracing::error!(error = %err, "republishing the ruleset failed");
+        }
+    }
+}
+
+fn patched_spec(current: &Experiment, patch: &Value) -> Result<ExperimentSpec, ControlError> {
+    if !patch.is_object() {
+        return Err(ValidationError::single("", "a patch must be a JSON object").into());
+    }
+    if patch
+        .get("key")
+        .is_some_and(|key| key.as_str() != Some(current.key()))
+    {
+        return Err(ValidationError::single("key", "cannot be changed").into());
+    }
+    let status = current.status.as_str();
+    if patch
+        .get("status")
+        .is_some_and(|s| s.as_str() != Some(status))
+    {
+        return Err(ChangeRefused::StatusViaPatch.into());
+    }
+    let mut document = serde_json::to_value(&current.spec).unwrap_or_default();
+    merge_patch(&mut document, patch);
+    Ok(from_json(document)?)
+}
+
+fn audit_entry(
+    actor: Actor<'_>,
+    action: &str,
+    before: Option<&Experiment>,
+    after: &Experiment,
+    at: crate::domain::Millis,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        experiment: after.key().to_owned(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        before: before.and_then(|e| serde_json::to_value(e).ok()),
+        after: serde_json::to_value(after).ok(),
+        at,
+    }
+}

@@ -1,0 +1,107 @@
+//! The ruleset: a versioned, compiled snapshot of every served experiment, rebuilt
+//! after each committed change and swapped atomically. Subscribers (SSE streams) are
+//! woken on every new version.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sluice_sdk::{CompiledRuleset, Ruleset};
+use tokio::sync::{watch, Mutex};
+
+use crate::store::{Store, StoreError};
+
+/// What the server needs to know about a served experiment beyond evaluation.
+#[derive(Debug, Clone)]
+pub struct ServedExperiment {
+    pub hash_attribute: String,
+    pub variants: Vec<String>,
+}
+
+/// One ruleset version, ready to evaluate and to serve.
+pub struct RulesetSnapshot {
+    pub compiled: CompiledRuleset,
+    /// The JSON body of `GET /sdk/v1/ruleset`, serialised once per version.
+    pub body: Bytes,
+    pub etag: String,
+    pub served: HashMap<String, ServedExperiment>,
+}
+
+impl RulesetSnapshot {
+    pub fn version(&self) -> u64 {
+        self.compiled.version()
+    }
+
+    fn build(ruleset: Ruleset) -> Self {
+        let body = Bytes::from(serde_json::to_vec(&ruleset).unwrap_or_default());
+        let served = ruleset
+            .experiments
+            .iter()
+            .map(|rule| {
+                let served = ServedExperiment {
+                    hash_attribute: rule.hash_attribute.clone(),
+                    variants: rule.variants.iter().map(|v| v.key.clone()).collect(),
+                };
+                (rule.key.clone(), served)
+            })
+            .collect();
+        let etag = format!("\"{}\"", ruleset.version);
+        let (compiled, warnings) = CompiledRuleset::compile(ruleset);
+        for warning in warnings {
+            tracing::warn!(%warning, "ruleset rule compiled to its safe default");
+        }
+        Self {
+            compiled,
+            body,
+            etag,
+            served,
+        }
+    }
+}
+
+pub struct RulesetHub {
+    current: watch::Sender<Arc<RulesetSnapshot>>,
+    refreshing: Mutex<()>,
+}
+
+impl RulesetHub {
+    /// Builds the hub from the store's current state.
+    pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
+        let snapshot = Arc::new(read_snapshot(store).await?);
+        Ok(Self {
+            current: watch::Sender::new(snapshot),
+            refreshing: Mutex::new(()),
+        })
+    }
+
+    pub fn current(&self) -> Arc<RulesetSnapshot> {
+        self.current.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<RulesetSnapshot>> {
+        self.current.subscribe()
+    }
+
+    /// Re-reads the store and publishes its version if it is newer than ours.
+    pub async fn refresh(&self, store: &dyn Store) -> Result<(), StoreError> {
+        // One rebuild at a time; a refresh that waited here usually finds the work done.
+        let _guard = self.refreshing.lock().await;
+        let snapshot = read_snapshot(store).await?;
+        self.current.send_if_modified(|current| {
+            let newer = snapshot.version() > current.version();
+            if newer {
+                *current = Arc::new(snapshot);
+            }
+            newer
+        });
+        Ok(())
+    }
+}
+
+async fn read_snapshot(store: &dyn Store) -> Result<RulesetSnapshot, StoreError> {
+    let source = store.ruleset_source().await?;
+    Ok(RulesetSnapshot::build(Ruleset {
+        version: source.version,
+        experiments: source.experiments.iter().map(|e| e.to_rule()).collect(),
+    }))
+}

@@ -1,0 +1,240 @@
+//! Events sent by apps: exposures (a user saw a variant) and track events (a user did
+//! something). A batch is validated whole before anything is stored.
+
+use serde::Deserialize;
+
+use super::validation::{Problems, ValidationError};
+use super::{parse_rfc3339, Millis};
+
+/// Events further in the future than this are rejected as a clock or unit mistake.
+const MAX_CLOCK_SKEW_MS: Millis = 24 * 3600 * 1000;
+const MAX_ID_CHARS: usize = 128;
+const MAX_USER_CHARS: usize = 256;
+const MAX_NAME_CHARS: usize = 128;
+
+/// One event as the wire carries it; checked by [`validate_batch`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventInput {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user: String,
+    #[serde(default)]
+    pub experiment: Option<String>,
+    #[serde(default)]
+    pub variant: Option<String>,
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub ts: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    Exposure {
+        experiment: String,
+        variant: String,
+    },
+    /// `value` defaults to 1: an event without a value counts as one occurrence.
+    Track {
+        event: String,
+        value: f64,
+    },
+}
+
+/// A validated event. `id` is unique across all events: a repeat is a duplicate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub user: String,
+    pub ts: Millis,
+    pub kind: EventKind,
+}
+
+/// Why an exposure's experiment or variant is not acceptable.
+pub enum UnknownExposure {
+    Experiment,
+    Variant,
+}
+
+/// Validates every event; on any problem nothing is accepted and each problem names
+/// its event as `events[i].field`. Events without `ts` get `now`.
+pub fn validate_batch(
+    inputs: Vec<EventInput>,
+    now: Millis,
+    check_exposure: impl Fn(&str, &str) -> Result<(), UnknownExposure>,
+) -> Result<Vec<Event>, ValidationError> {
+    let mut problems = Problems::default();
+    let mut events = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        if let Some(event) = validate_one(input, now, &check_exposure, &mut problems, i) {
+            events.push(event);
+        }
+    }
+    problems.into_result().map(|()| events)
+}
+
+fn validate_one(
+    input: EventInput,
+    now: Millis,
+    check_exposure: &impl Fn(&str, &str) -> Result<(), UnknownExposure>,
+    problems: &mut Problems,
+    i: usize,
+) -> Option<Event> {
+    let before = problems.len();
+    let field = |name: &str| format!("events[{i}].{name}");
+    check_name(problems, &field("id"), &input.id, MAX_ID_CHARS);
+    check_name(problems, &field("user"), &input.user, MAX_USER_CHARS);
+    let ts = match &input.ts {
+        None => now,
+        Some(text) => match parse_rfc3339(text) {
+            Some(ts) if ts <= now + MAX_CLOCK_SKEW_MS => ts,
+            Some(_) => {
+                problems.add(field("ts"), "is more than a day in the future");
+                now
+            }
+            None => {
+                problems.add(field("ts"), "must be an RFC 3339 time");
+                now
+            }
+        },
+    };
+    let kind = match input.kind.as_str() {
+        "exposure" => exposure_kind(&input, check_exposure, problems, &field),
+        "track" => track_kind(&input, problems, &field),
+        _ => {
+            problems.add(field("type"), "must be \"exposure\" or \"track\"");
+            None
+        }
+    };
+    (problems.len() == before).then_some(Event {
+        id: input.id,
+        user: input.user,
+        ts,
+        kind: kind?,
+    })
+}
+
+fn exposure_kind(
+    input: &EventInput,
+    check_exposure: &impl Fn(&str, &str) -> Result<(), UnknownExposure>,
+    problems: &mut Problems,
+    field: &impl Fn(&str) -> String,
+) -> Option<EventKind> {
+    let (Some(experiment), Some(variant)) = (&input.experiment, &input.variant) else {
+        problems.add(
+            field("experiment"),
+            "an exposure needs both \"experiment\" and \"variant\"",
+        );
+        return None;
+    };
+    match check_exposure(experiment, variant) {
+        Ok(()) => Some(EventKind::Exposure {
+            experiment: experiment.clone(),
+            variant: variant.clone(),
+        }),
+        Err(UnknownExposure::Experiment) => {
+            problems.add(field("experiment"), "no such experiment is being served");
+            None
+        }
+        Err(UnknownExposure::Variant) => {
+            problems.add(field("variant"), "is not a variant of this experiment");
+            None
+        }
+    }
+}
+
+fn track_kind(
+    input: &EventInput,
+    problems: &mut Problems,
+    field: &impl Fn(&str) -> String,
+) -> Option<EventKind> {
+    let Some(event) = &input.event else {
+        problems.add(field("event"), "a track event needs \"event\"");
+        return None;
+    };
+    check_name(problems, &field("event"), event, MAX_NAME_CHARS);
+    let value = input.value.unwrap_or(1.0);
+    if !value.is_finite() {
+        problems.add(field("value"), "must be a finite number");
+    }
+    Some(EventKind::Track {
+        event: event.clone(),
+        value,
+    })
+}
+
+fn check_name(problems: &mut Problems, field: &str, text: &str, max_chars: usize) {
+    if text.is_empty() || text.chars().count() > max_chars {
+        problems.add(field, format!("must be 1 to {max_chars} characters"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: serde_json::Value) -> EventInput {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn known(experiment: &str, variant: &str) -> Result<(), UnknownExposure> {
+        match (experiment, variant) {
+            ("exp", "a" | "b") => Ok(()),
+            ("exp", _) => Err(UnknownExposure::Variant),
+            _ => Err(UnknownExposure::Experiment),
+        }
+    }
+
+    #[test]
+    fn valid_batch_keeps_order_and_defaults() {
+        let now = parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
+        let events = validate_batch(
+            vec![
+                input(serde_json::json!({"id": "1", "type": "exposure", "user": "ユーザー", "experiment": "exp", "variant": "b", "ts": "2026-01-01T00:00:00Z"})),
+                input(serde_json::json!({"id": "2", "type": "track", "user": "u", "event": "purchase"})),
+            ],
+            now,
+            known,
+        )
+        .unwrap();
+        assert_eq!(events[0].ts, parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
+        assert_eq!(events[1].ts, now);
+        assert_eq!(
+            events[1].kind,
+            EventKind::Track {
+                event: "purchase".into(),
+                value: 1.0
+            }
+        );
+    }
+
+    #[test]
+    fn every_problem_names_its_event_index() {
+        let err = validate_batch(
+            vec![
+                input(serde_json::json!({"id": "1", "type": "track", "user": "u", "event": "e"})),
+                input(serde_json::json!({"id": "", "type": "exposure", "user": "u", "experiment": "exp", "variant": "zz"})),
+                input(serde_json::json!({"id": "3", "type": "click", "user": "u"})),
+                input(serde_json::json!({"id": "4", "type": "track", "user": "u", "event": "e", "ts": "soon"})),
+                input(serde_json::json!({"id": "5", "type": "track", "user": "u", "event": "e", "ts": "2099-01-01T00:00:00Z"})),
+            ],
+            0,
+            known,
+        )
+        .unwrap_err();
+        let fields: Vec<_> = err.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "events[1].id",
+                "events[1].variant",
+                "events[2].type",
+                "events[3].ts",
+                "events[4].ts"
+            ]
+        );
+    }
+}

@@ -1,0 +1,606 @@
+//! Experiments: the definition a team writes, its validation, and the lifecycle.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_sdk::{condition::Condition, ExperimentRule, NamespaceRule, RuleStatus, VariantRule};
+
+use super::validation::{check_text, is_valid_key, Problems, ValidationError, KEY_RULE};
+use super::Millis;
+
+const MAX_VARIANTS: usize = 20;
+const MAX_STAGES: usize = 20;
+const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    pub key: String,
+    pub weight: f64,
+    #[serde(default)]
+    pub value: Value,
+}
+
+/// A mutually exclusive layer: users whose namespace hash falls in `range` may enter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub name: String,
+    pub range: [f64; 2],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardrailAction {
+    Alert,
+    Pause,
+    Adjust,
+    Rollback,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guardrail {
+    pub metric: String,
+    /// The relative drop that is not tolerated, e.g. 0.2; 0 means any significant harm.
+    pub max_drop: f64,
+    #[serde(default)]
+    pub min_users: u64,
+    pub action: GuardrailAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub coverage: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_seconds: Option<u64>,
+}
+
+/// What a team writes: the body of `POST /api/v1/experiments`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSpec {
+    pub key: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub hypothesis: String,
+    pub variants: Vec<Variant>,
+    #[serde(default = "full_coverage")]
+    pub coverage: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+    #[serde(default = "default_hash_attribute")]
+    pub hash_attribute: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    #[serde(default = "default_hash_version")]
+    pub hash_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Namespace>,
+    #[serde(default)]
+    pub primary_metric: Option<String>,
+    #[serde(default)]
+    pub secondary_metrics: Vec<String>,
+    #[serde(default)]
+    pub guardrails: Vec<Guardrail>,
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+}
+
+fn full_coverage() -> f64 {
+    1.0
+}
+
+fn default_hash_attribute() -> String {
+    "id".to_owned()
+}
+
+fn default_hash_version() -> u32 {
+    2
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Draft,
+    Running,
+    Paused,
+    RolledBack,
+    Shipped,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::RolledBack => "rolled_back",
+            Status::Shipped => "shipped",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    fn rule_status(self) -> RuleStatus {
+        match self {
+            Status::Draft => RuleStatus::Draft,
+            Status::Running => RuleStatus::Running,
+            Status::Paused => RuleStatus::Paused,
+            Status::RolledBack => RuleStatus::RolledBack,
+            Status::Shipped => RuleStatus::Shipped,
+            Status::Stopped => RuleStatus::Stopped,
+        }
+    }
+}
+
+/// A lifecycle move, `POST /api/v1/experiments/{key}/{action}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleAction {
+    Start,
+    Pause,
+    Resume,
+    Rollback,
+    Ship { variant: String },
+    Stop,
+}
+
+impl LifecycleAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LifecycleAction::Start => "start",
+            LifecycleAction::Pause => "pause",
+            LifecycleAction::Resume => "resume",
+            LifecycleAction::Rollback => "rollback",
+            LifecycleAction::Ship { .. } => "ship",
+            LifecycleAction::Stop => "stop",
+        }
+    }
+}
+
+/// Why a change to an existing experiment is refused (HTTP 409).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChangeRefused {
+    /// The lifecycle has no such move from the current status.
+    #[error("cannot {action} an experiment that is {from}")]
+    IllegalTransition {
+        action: &'static str,
+        from: &'static str,
+    },
+    /// These fields would reshuffle users and cannot change once the experiment started.
+    #[error("cannot change {} once the experiment has started", .fields.join(", "))]
+    Frozen { fields: Vec<&'static str> },
+    /// The status moves only through lifecycle actions.
+    #[error("status changes only through lifecycle actions (start, pause, resume, rollback, ship, stop)")]
+    StatusViaPatch,
+}
+
+/// An experiment as stored and served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    #[serde(flatten)]
+    pub spec: ExperimentSpec,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped_variant: Option<String>,
+    /// Bumped on every change; a write based on an older revision is refused.
+    pub revision: u64,
+    #[serde(with = "super::rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "super::rfc3339")]
+    pub updated_at: Millis,
+}
+
+impl ExperimentSpec {
+    /// Checks everything a definition must satisfy. `metric_exists` answers whether a
+    /// metric key is defined.
+    pub fn validate(&self, metric_exists: impl Fn(&str) -> bool) -> Result<(), ValidationError> {
+        let mut problems = Problems::default();
+        problems.check(is_valid_key(&self.key), "key", KEY_RULE);
+        check_text(&mut problems, "name", &self.name, 200);
+        check_text(&mut problems, "hypothesis", &self.hypothesis, 5000);
+        self.validate_variants(&mut problems);
+        check_fraction(&mut problems, "coverage", self.coverage);
+        self.validate_condition(&mut problems);
+        problems.check(
+            !self.hash_attribute.is_empty() && self.hash_attribute.len() <= 64,
+            "hash_attribute",
+            "must be 1 to 64 characters",
+        );
+        if let Some(seed) = &self.seed {
+            problems.check(
+                !seed.is_empty() && seed.chars().count() <= 128,
+                "seed",
+                "must be 1 to 128 characters",
+            );
+        }
+        problems.check(
+            matches!(self.hash_version, 1 | 2),
+            "hash_version",
+            "must be 1 or 2",
+        );
+        self.validate_namespace(&mut problems);
+        self.validate_metrics(&mut problems, &metric_exists);
+        self.validate_stages(&mut problems);
+        problems.into_result()
+    }
+
+    fn validate_variants(&self, problems: &mut Problems) {
+        let count = self.variants.len();
+        problems.check(
+            (2..=MAX_VARIANTS).contains(&count),
+            "variants",
+            format!("must have 2 to {MAX_VARIANTS} variants (the first is the control)"),
+        );
+        for (i, variant) in self.variants.iter().enumerate() {
+            problems.check(
+                is_valid_key(&variant.key),
+                format!("variants[{i}].key"),
+                KEY_RULE,
+            );
+            if self.variants[..i].iter().any(|v| v.key == variant.key) {
+                problems.add(
+                    format!("variants[{i}].key"),
+                    "duplicates another variant's key",
+                );
+            }
+            check_fraction(problems, &format!("variants[{i}].weight"), variant.weight);
+        }
+        let sum: f64 = self.variants.iter().map(|v| v.weight).sum();
+        if count >= 2 && sum.is_finite() && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+            problems.add(
+                "variants",
+                format!("weights must sum to 1 (they sum to {sum})"),
+            );
+        }
+    }
+
+    fn validate_condition(&self, problems: &mut Problems) {
+        let Some(condition) = &self.condition else {
+            return;
+        };
+        if !condition.is_object() {
+            problems.add("condition", "must be a JSON object");
+        } else if let Err(err) = Condition::compile(condition) {
+            problems.add(join_path("condition", &err.path), err.message);
+        }
+    }
+
+    fn validate_namespace(&self, problems: &mut Problems) {
+        let Some(namespace) = &self.namespace else {
+            return;
+        };
+        problems.check(
+            !namespace.name.is_empty() && namespace.name.chars().count() <= 64,
+            "namespace.name",
+            "must be 1 to 64 characters",
+        );
+        let [low, high] = namespace.range;
+        problems.check(
+            (0.0..=1.0).contains(&low) && (0.0..=1.0).contains(&high) && low < high,
+            "namespace.range",
+            "must be [start, end] with 0 <= start < end <= 1",
+        );
+    }
+
+    fn validate_metrics(&self, problems: &mut Problems, metric_exists: &impl Fn(&str) -> bool) {
+        let unknown = "is not a defined metric";
+        if let Some(primary) = &self.primary_metric {
+            problems.check(metric_exists(primary), "primary_metric", unknown);
+        }
+        for (i, metric) in self.secondary_metrics.iter().enumerate() {
+            problems.check(
+                metric_exists(metric),
+                format!("secondary_metrics[{i}]"),
+                unknown,
+            );
+        }
+        for (i, guardrail) in self.guardrails.iter().enumerate() {
+            problems.check(
+                metric_exists(&guardrail.metric),
+                format!("guardrails[{i}].metric"),
+                unknown,
+            );
+            check_fraction(
+                problems,
+                &format!("guardrails[{i}].max_drop"),
+                guardrail.max_drop,
+            );
+        }
+    }
+
+    fn validate_stages(&self, problems: &mut Problems) {
+        problems.check(
+            self.stages.len() <= MAX_STAGES,
+            "stages",
+            format!("must have at most {MAX_STAGES} stages"),
+        );
+        for (i, stage) in self.stages.iter().enumerate() {
+            let field = format!("stages[{i}].coverage");
+            problems.check(
+                stage.coverage.is_finite() && stage.coverage > 0.0 && stage.coverage <= 1.0,
+                &field,
+                "must be in (0, 1]",
+            );
+            if i > 0 && stage.coverage < self.stages[i - 1].coverage {
+                problems.add(&field, "stages must not decrease coverage");
+            }
+        }
+    }
+}
+
+fn check_fraction(problems: &mut Problems, field: &str, value: f64) {
+    problems.check(
+        value.is_finite() && (0.0..=1.0).contains(&value),
+        field,
+        "must be a number from 0 to 1",
+    );
+}
+
+fn join_path(prefix: &str, path: &str) -> String {
+    if path.is_empty() {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}.{path}")
+    }
+}
+
+impl Experiment {
+    /// A new draft from a validated spec; the seed defaults to the key.
+    pub fn new_draft(mut spec: ExperimentSpec, now: Millis) -> Self {
+        spec.seed.get_or_insert_with(|| spec.key.clone());
+        Self {
+            spec,
+            status: Status::Draft,
+            shipped_variant: None,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.spec.key
+    }
+
+    /// Applies a lifecycle move, or says why it is illegal from the current status.
+    pub fn apply(&mut self, action: &LifecycleAction, now: Millis) -> Result<(), ChangeRefused> {
+        use Status::*;
+        let next = match (action, self.status) {
+            (LifecycleAction::Start, Draft) => Running,
+            (LifecycleAction::Pause, Running) => Paused,
+            (LifecycleAction::Resume, Paused) => Running,
+            (LifecycleAction::Rollback, Running | Paused) => RolledBack,
+            (LifecycleAction::Ship { .. }, Running | Paused) => Shipped,
+            (LifecycleAction::Stop, Running | Paused) => Stopped,
+            _ => {
+                return Err(ChangeRefused::IllegalTransition {
+                    action: action.name(),
+                    from: self.status.as_str(),
+                })
+            }
+        };
+        if let LifecycleAction::Ship { variant } = action {
+            self.shipped_variant = Some(variant.clone());
+        }
+        self.status = next;
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Whether `variant` may be shipped: it must be one of the experiment's variants.
+    pub fn has_variant(&self, variant: &str) -> bool {
+        self.spec.variants.iter().any(|v| v.key == variant)
+    }
+
+    /// Replaces the definition, refusing changes that would reshuffle running users.
+    pub fn redefine(&mut self, spec: ExperimentSpec, now: Millis) -> Result<(), ChangeRefused> {
+        if self.status != Status::Draft {
+            let frozen = frozen_changes(&self.spec, &spec);
+            if !frozen.is_empty() {
+                return Err(ChangeRefused::Frozen { fields: frozen });
+            }
+        }
+        self.spec = spec;
+        self.touch(now);
+        Ok(())
+    }
+
+    fn touch(&mut self, now: Millis) {
+        self.revision += 1;
+        self.updated_at = now;
+    }
+
+    /// The form evaluation needs, served to SDKs.
+    pub fn to_rule(&self) -> ExperimentRule {
+        let spec = &self.spec;
+        ExperimentRule {
+            key: spec.key.clone(),
+            status: self.status.rule_status(),
+            variants: spec
+                .variants
+                .iter()
+                .map(|v| VariantRule {
+                    key: v.key.clone(),
+                    weight: v.weight,
+                    value: v.value.clone(),
+                })
+                .collect(),
+            coverage: spec.coverage,
+            condition: spec.condition.clone(),
+            hash_attribute: spec.hash_attribute.clone(),
+            seed: spec.seed.clone().unwrap_or_else(|| spec.key.clone()),
+            hash_version: spec.hash_version,
+            namespace: spec.namespace.as_ref().map(|n| NamespaceRule {
+                name: n.name.clone(),
+                range: n.range,
+            }),
+            shipped_variant: self.shipped_variant.clone(),
+        }
+    }
+}
+
+/// The fields whose change would move users between variants.
+fn frozen_changes(old: &ExperimentSpec, new: &ExperimentSpec) -> Vec<&'static str> {
+    let variants_changed = old.variants.len() != new.variants.len()
+        || old
+            .variants
+            .iter()
+            .zip(&new.variants)
+            .any(|(a, b)| a.key != b.key || a.weight != b.weight);
+    [
+        ("variants", variants_changed),
+        ("hash_attribute", old.hash_attribute != new.hash_attribute),
+        ("seed", old.seed != new.seed),
+        ("hash_version", old.hash_version != new.hash_version),
+        ("namespace", old.namespace != new.namespace),
+    ]
+    .into_iter()
+    .filter_map(|(field, changed)| changed.then_some(field))
+    .collect()
+}
+
+/// Applies an RFC 7386 JSON merge patch: objects merge, `null` removes, the rest replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(json: Value) -> ExperimentSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn pricing() -> ExperimentSpec {
+        spec(json!({
+            "key": "pricing-q4",
+            "variants": [{"key": "control", "weight": 0.5, "value": {"price": 199}},
+                         {"key": "premium", "weight": 0.5, "value": {"price": 249}}],
+            "coverage": 0.05,
+            "condition": {"country": {"$in": ["CN", "US"]}},
+            "primary_metric": "purchase"
+        }))
+    }
+
+    fn problems_of(spec: &ExperimentSpec) -> Vec<String> {
+        match spec.validate(|m| m == "purchase") {
+            Ok(()) => vec![],
+            Err(e) => e.problems.into_iter().map(|p| p.field).collect(),
+        }
+    }
+
+    #[test]
+    fn a_sound_definition_passes_with_defaults() {
+        let s = pricing();
+        assert_eq!(problems_of(&s), Vec::<String>::new());
+        assert_eq!(s.hash_attribute, "id");
+        assert_eq!(s.hash_version, 2);
+        let e = Experiment::new_draft(s, 0);
+        assert_eq!(e.spec.seed.as_deref(), Some("pricing-q4"));
+        assert_eq!(e.to_rule().seed, "pricing-q4");
+    }
+
+    #[test]
+    fn every_broken_field_is_reported() {
+        let s = spec(json!({
+            "key": "bad key",
+            "variants": [{"key": "a", "weight": 0.7}, {"key": "a", "weight": 0.7}],
+            "coverage": 1.5,
+            "condition": {"country": {"$regex": "("}},
+            "hash_version": 3,
+            "namespace": {"name": "ns", "range": [0.6, 0.2]},
+            "primary_metric": "nope",
+            "guardrails": [{"metric": "purchase", "max_drop": 2, "action": "rollback"}],
+            "stages": [{"coverage": 0.5}, {"coverage": 0.1}]
+        }));
+        assert_eq!(
+            problems_of(&s),
+            [
+                "key",
+                "variants[1].key",
+                "variants",
+                "coverage",
+                "condition.country.$regex",
+                "hash_version",
+                "namespace.range",
+                "primary_metric",
+                "guardrails[0].max_drop",
+                "stages[1].coverage"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_condition_operator_is_rejected() {
+        let mut s = pricing();
+        s.condition = Some(json!({"age": {"$between": [1, 2]}}));
+        assert_eq!(problems_of(&s).len(), 1);
+        assert!(problems_of(&s)[0].starts_with("condition"));
+    }
+
+    #[test]
+    fn lifecycle_moves_follow_the_state_machine() {
+        let mut e = Experiment::new_draft(pricing(), 0);
+        assert!(e.apply(&LifecycleAction::Pause, 1).is_err());
+        e.apply(&LifecycleAction::Start, 1).unwrap();
+        e.apply(&LifecycleAction::Pause, 2).unwrap();
+        e.apply(&LifecycleAction::Resume, 3).unwrap();
+        e.apply(
+            &LifecycleAction::Ship {
+                variant: "premium".into(),
+            },
+            4,
+        )
+        .unwrap();
+        assert_eq!(e.status, Status::Shipped);
+        assert_eq!(e.revision, 5);
+        assert_eq!(
+            e.apply(&LifecycleAction::Start, 5),
+            Err(ChangeRefused::IllegalTransition {
+                action: "start",
+                from: "shipped"
+            })
+        );
+    }
+
+    #[test]
+    fn running_experiments_keep_their_split_but_may_ramp() {
+        let mut e = Experiment::new_draft(pricing(), 0);
+        e.apply(&LifecycleAction::Start, 1).unwrap();
+        let mut ramped = e.spec.clone();
+        ramped.coverage = 0.5;
+        e.redefine(ramped, 2).unwrap();
+        assert_eq!(e.spec.coverage, 0.5);
+        let mut reweighted = e.spec.clone();
+        reweighted.variants[0].weight = 0.4;
+        reweighted.variants[1].weight = 0.6;
+        reweighted.seed = Some("other".into());
+        assert_eq!(
+            e.redefine(reweighted, 3),
+            Err(ChangeRefused::Frozen {
+                fields: vec!["variants", "seed"]
+            })
+        );
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
+    }
+}

@@ -1,0 +1,123 @@
+//! Field-level validation errors, collected so that a user sees every problem at once.
+
+use serde::Serialize;
+
+/// One problem with one field of a request, e.g. `variants[1].weight`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub problem: String,
+}
+
+/// A definition was rejected; each problem names its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("validation failed: {}", summary(.problems))]
+pub struct ValidationError {
+    pub problems: Vec<FieldProblem>,
+}
+
+fn summary(problems: &[FieldProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.problem))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ValidationError {
+    pub fn single(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            problems: vec![FieldProblem {
+                field: field.into(),
+                problem: problem.into(),
+            }],
+        }
+    }
+}
+
+/// Reads a typed value out of JSON, naming the field of a type error
+/// (`variants[1].weight`).
+pub fn from_json<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ValidationError::single(field, err.inner().to_string())
+    })
+}
+
+/// Collects problems while a validator walks a definition.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<FieldProblem>);
+
+impl Problems {
+    pub fn add(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(FieldProblem {
+            field: field.into(),
+            problem: problem.into(),
+        });
+    }
+
+    /// Adds `problem` unless `ok` holds.
+    pub fn check(&mut self, ok: bool, field: impl Into<String>, problem: impl Into<String>) {
+        if !ok {
+            self.add(field, problem);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_result(self) -> Result<(), ValidationError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationError { problems: self.0 })
+        }
+    }
+}
+
+/// The rule for every key that appears in a URL: experiments, metrics, variants.
+pub const KEY_RULE: &str =
+    "must be 1 to 64 characters of ASCII letters, digits, '-', '_' or '.', starting with a letter or digit";
+
+pub fn is_valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    key.len() <= 64
+        && first.is_ascii_alphanumeric()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Checks a free-text field's length in characters.
+pub fn check_text(problems: &mut Problems, field: &str, text: &str, max_chars: usize) {
+    problems.check(
+        text.chars().count() <= max_chars,
+        field,
+        format!("must be at most {max_chars} characters"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_url_safe_ascii() {
+        assert!(is_valid_key("pricing-q4"));
+        assert!(is_valid_key("A.b_c-9"));
+        assert!(!is_valid_key(""));
+        assert!(!is_valid_key("-lead"));
+        assert!(!is_valid_key("'; DROP TABLE experiments; --"));
+        assert!(!is_valid_key("prix-été"));
+        assert!(!is_valid_key(&"k".repeat(65)));
+    }
+}

@@ -1,0 +1,16 @@
+//! Sluice: the control plane of an A/B-test and gradual-rollout platform.
+//!
+//! Layers, each depending only on those below it:
+//! - [`api`]: HTTP only — routes, auth, error mapping;
+//! - [`control`]: the operations a team performs (define, ramp, ingest), each
+//!   validated by the domain, persisted through the store and republished to SDKs;
+//! - [`domain`]: the experiment and metric model, validation, the lifecycle;
+//! - [`store`]: persistence behind the [`store::Store`] trait.
+//!
+//! Evaluation lives in the `sluice-sdk` crate so that the server and the apps never
+//! disagree on an assignment.
+
+pub mod api;
+pub mod control;
+pub mod domain;
+pub mod store;

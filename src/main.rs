@@ -1,0 +1,153 @@
+//! The `sluice` command: serve the control plane, migrate a database, mint keys.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sluice::api::Server;
+use sluice::domain::Role;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A/B tests and gradual rollouts with honest statistics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct DbArgs {
+    /// Database URL: sqlite://PATH (created and migrated if missing).
+    #[arg(long, env = "SLUICE_DB", default_value = "sqlite://sluice.db")]
+    db: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Address to listen on.
+        #[arg(long, env = "SLUICE_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+    /// Create or upgrade the database schema.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key and print it alone on stdout (it is shown once; only a hash is kept).
+    Create {
+        /// admin, editor, analyst or sdk.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// The environment an sdk key serves (default production).
+        #[arg(long)]
+        env: Option<String>,
+        /// A name for the audit log (default: role and a short id).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "expected admin, editor, analyst or sdk".to_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { db, addr } => serve(&db.db, addr).await,
+        Command::Migrate { db } => {
+            sluice::store::open(&db.db)
+                .await
+                .with_context(|| format!("migrating {}", db.db))?;
+            eprintln!("database {} is up to date", db.db);
+            Ok(())
+        }
+        Command::Key {
+            command:
+                KeyCommand::Create {
+                    role,
+                    env,
+                    name,
+                    db,
+                },
+        } => {
+            let store = sluice::store::open(&db.db)
+                .await
+                .with_context(|| format!("opening {}", db.db))?;
+            let key = sluice::domain::NewApiKey::generate(role, name, env);
+            store
+                .insert_api_key(&key)
+                .await
+                .context("storing the key")?;
+            println!("{}", key.secret);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(db: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    let store = sluice::store::open(db)
+        .await
+        .with_context(|| format!("opening {db}"))?;
+    let server = Server::build(store).await.context("loading the ruleset")?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(%addr, db, "sluice is serving");
+    let shutdown = server.shutdown.clone();
+    axum::serve(listener, server.router.clone())
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            shutdown.send_replace(true);
+        })
+        .await
+        .context("serving")?;
+    server.finish().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,136 @@
+//! Persistence behind one trait, [`Store`], with a file per backend. Handlers and
+//! the control layer only ever see `Arc<dyn Store>`.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{ApiKey, AuditEntry, Event, Experiment, Metric, NewApiKey, NewAuditEntry};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row with the same unique key exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The row changed since it was read (optimistic concurrency).
+    #[error("{0} was modified concurrently; read it again and retry")]
+    Conflict(String),
+    /// The row to change does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database URL names no backend we support.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    UnsupportedUrl(String),
+    /// Stored data could not be decoded: a bug or a hand-edited row.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// Migrations failed to apply.
+    #[error("migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::Database(err)
+    }
+}
+
+/// The outcome of storing a batch of events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Events stored for the first time.
+    pub accepted: u64,
+    /// Events whose id was stored before; they change nothing.
+    pub duplicates: u64,
+}
+
+/// Sufficient statistics of one event's per-user values in one variant, over the
+/// users exposed to exactly that variant (users seen in several are left out).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VariantTotals {
+    pub variant: String,
+    /// Users whose first exposure was to this variant.
+    pub users: u64,
+    /// Users with at least one event at or after first exposure.
+    pub converted: u64,
+    /// Sum and sum of squares of the per-user sums of the event's values.
+    pub value_sum: f64,
+    pub value_sum_squares: f64,
+    /// Sum and sum of squares of the per-user event counts.
+    pub count_sum: f64,
+    pub count_sum_squares: f64,
+}
+
+/// Who was exposed to an experiment.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExposureSummary {
+    /// Users per variant, excluding those exposed to more than one.
+    pub users: Vec<(String, u64)>,
+    /// Users exposed to more than one variant.
+    pub multiple_exposures: u64,
+}
+
+/// Everything the ruleset is built from, read in one consistent snapshot.
+#[derive(Debug, Clone)]
+pub struct RulesetSource {
+    pub version: u64,
+    pub experiments: Vec<Experiment>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn insert_metric(&self, metric: &Metric) -> Result<(), StoreError>;
+    async fn list_metrics(&self) -> Result<Vec<Metric>, StoreError>;
+    async fn get_metric(&self, key: &str) -> Result<Option<Metric>, StoreError>;
+
+    /// Inserts a new experiment with its audit entry; returns the new ruleset version.
+    async fn insert_experiment(
+        &self,
+        experiment: &Experiment,
+        audit: &NewAuditEntry,
+    ) -> Result<u64, StoreError>;
+    /// Replaces an experiment if it is still at `expected_revision`, with its audit
+    /// entry, in one transaction; returns the new ruleset version.
+    async fn update_experiment(
+        &self,
+        experiment: &Experiment,
+        expected_revision: u64,
+        audit: &NewAuditEntry,
+    ) -> Result<u64, StoreError>;
+    async fn get_experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError>;
+    async fn list_experiments(&self) -> Result<Vec<Experiment>, StoreError>;
+    async fn ruleset_source(&self) -> Result<RulesetSource, StoreError>;
+    async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError>;
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Stores a validated batch atomically and folds it into per-user aggregates.
+    /// Returns only after commit; an id seen before is counted as a duplicate.
+    async fn ingest(&self, events: &[Event]) -> Result<IngestOutcome, StoreError>;
+
+    async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError>;
+    /// Per-variant totals of `event` for an experiment, read from the aggregates:
+    /// the cost grows with users, not with events.
+    async fn variant_totals(
+        &self,
+        experiment: &str,
+        event: &str,
+    ) -> Result<Vec<VariantTotals>, StoreError>;
+}
+
+/// Opens (creating and migrating) the store a URL names.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}

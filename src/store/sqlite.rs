@@ -1,0 +1,534 @@
+//! The embedded default: SQLite in WAL mode. Writes go through a single connection
+//! (SQLite has one writer at a time, and a single writer avoids lock-upgrade
+//! deadlocks between deferred transactions); reads use a small pool of their own.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use super::{ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError, VariantTotals};
+use crate::domain::{
+    format_millis, ApiKey, AuditEntry, Event, EventKind, Experiment, Metric, Millis, NewApiKey,
+    NewAuditEntry, Role,
+};
+
+/// Rows per multi-row statement: large enough to amortise the per-statement cost,
+/// small enough to stay far below SQLite's bound-parameter limit.
+const ROWS_PER_STATEMENT: usize = 250;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens the database at `url` (`sqlite://PATH`), creating and migrating it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before we acknowledge it, even on power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(StoreError::Migrate)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> String {
+    // Serialising our own plain data types cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+async fn bump_ruleset_version(tx: &mut Transaction<'_, Sqlite>) -> Result<u64, StoreError> {
+    let version: i64 = sqlx::query_scalar(
+        "UPDATE ruleset_state SET version = version + 1 WHERE id = 1 RETURNING version",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(version as u64)
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    audit: &NewAuditEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (experiment, actor, action, before, after, at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&audit.experiment)
+    .bind(&audit.actor)
+    .bind(&audit.action)
+    .bind(audit.before.as_ref().map(encode))
+    .bind(audit.after.as_ref().map(encode))
+    .bind(audit.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `(?, ?), (?, ?)` for `rows` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_metric(&self, metric: &Metric) -> Result<(), StoreError> {
+        let result =
+            sqlx::query("INSERT INTO metrics (key, definition, created_at) VALUES (?, ?, ?)")
+                .bind(&metric.key)
+                .bind(encode(metric))
+                .bind(crate::domain::now_millis())
+                .execute(&self.writer)
+                .await;
+        match result {
+            Err(err) if is_unique_violation(&err) => Err(StoreError::AlreadyExists(format!(
+                "metric {:?}",
+                metric.key
+            ))),
+            other => other.map(drop).map_err(Into::into),
+        }
+    }
+
+    async fn list_metrics(&self) -> Result<Vec<Metric>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT definition FROM metrics ORDER BY key")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|r| decode(r)).collect()
+    }
+
+    async fn get_metric(&self, key: &str) -> Result<Option<Metric>, StoreError> {
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT definition FROM metrics WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?;
+        row.as_deref().map(decode).transpose()
+    }
+
+    async fn insert_experiment(
+        &self,
+        experiment: &Experiment,
+        audit: &NewAuditEntry,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO experiments (key, status, revision, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(experiment.key())
+        .bind(experiment.status.as_str())
+        .bind(experiment.revision as i64)
+        .bind(encode(experiment))
+        .bind(experiment.created_at)
+        .bind(experiment.updated_at)
+        .execute(&mut *tx)
+        .await;
+        if let Err(err) = inserted {
+            return Err(if is_unique_violation(&err) {
+                StoreError::AlreadyExists(format!("experiment {:?}", experiment.key()))
+            } else {
+                err.into()
+            });
+        }
+        insert_audit(&mut tx, audit).await?;
+        let version = bump_ruleset_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn update_experiment(
+        &self,
+        experiment: &Experiment,
+        expected_revision: u64,
+        audit: &NewAuditEntry,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE experiments SET status = ?, revision = ?, definition = ?, updated_at = ? WHERE key = ? AND revision = ?",
+        )
+        .bind(experiment.status.as_str())
+        .bind(experiment.revision as i64)
+        .bind(encode(experiment))
+        .bind(experiment.updated_at)
+        .bind(experiment.key())
+        .bind(expected_revision as i64)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "experiment {:?}",
+                experiment.key()
+            )));
+        }
+        insert_audit(&mut tx, audit).await?;
+        let version = bump_ruleset_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn get_experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError> {
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT definition FROM experiments WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?;
+        row.as_deref().map(decode).transpose()
+    }
+
+    async fn list_experiments(&self) -> Result<Vec<Experiment>, StoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT definition FROM experiments ORDER BY created_at DESC, key")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter().map(|r| decode(r)).collect()
+    }
+
+    async fn ruleset_source(&self) -> Result<RulesetSource, StoreError> {
+        let mut tx = self.reader.begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM ruleset_state WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT definition FROM experiments WHERE status <> 'draft' ORDER BY key",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RulesetSource {
+            version: version as u64,
+            experiments: rows.iter().map(|r| decode(r)).collect::<Result<_, _>>()?,
+        })
+    }
+
+    async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, experiment, actor, action, before, after, at FROM audit_log WHERE experiment = ? ORDER BY id",
+        )
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let before: Option<String> = row.try_get("before")?;
+                let after: Option<String> = row.try_get("after")?;
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    experiment: row.try_get("experiment")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    before: before.as_deref().map(decode).transpose()?,
+                    after: after.as_deref().map(decode).transpose()?,
+                    at: format_millis(row.try_get("at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let created_at = crate::domain::now_millis();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_keys (name, role, environment, key_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(&key.environment)
+        .bind(&key.hash)
+        .bind(created_at)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(ApiKey {
+            id,
+            name: key.name.clone(),
+            role: key.role,
+            environment: key.environment.clone(),
+            created_at,
+        })
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, role, environment, created_at FROM api_keys WHERE key_hash = ?",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let role: String = row.try_get("role")?;
+        Ok(Some(ApiKey {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+            environment: row.try_get("environment")?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    async fn ingest(&self, events: &[Event]) -> Result<IngestOutcome, StoreError> {
+        if events.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        let mut tx = self.writer.begin().await?;
+        let fresh = insert_raw_events(&mut tx, events).await?;
+        add_track_events(&mut tx, &fresh).await?;
+        let moved = upsert_exposures(&mut tx, &fresh).await?;
+        rebuild_user_metrics(&mut tx, &moved).await?;
+        tx.commit().await?;
+        let accepted = fresh.len() as u64;
+        Ok(IngestOutcome {
+            accepted,
+            duplicates: events.len() as u64 - accepted,
+        })
+    }
+
+    async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError> {
+        let rows: Vec<(String, bool, i64)> = sqlx::query_as(
+            "SELECT variant, multiple, COUNT(*) FROM exposures WHERE experiment = ? GROUP BY variant, multiple ORDER BY variant",
+        )
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut summary = ExposureSummary::default();
+        for (variant, multiple, users) in rows {
+            if multiple {
+                summary.multiple_exposures += users as u64;
+            } else {
+                summary.users.push((variant, users as u64));
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn variant_totals(
+        &self,
+        experiment: &str,
+        event: &str,
+    ) -> Result<Vec<VariantTotals>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT x.variant, COUNT(*) AS users, COUNT(m.count) AS converted, \
+             COALESCE(SUM(m.total), 0.0) AS value_sum, COALESCE(SUM(m.total * m.total), 0.0) AS value_sq, \
+             COALESCE(SUM(m.count), 0) AS count_sum, COALESCE(SUM(m.count * m.count), 0) AS count_sq \
+             FROM exposures x LEFT JOIN user_metrics m \
+             ON m.experiment = x.experiment AND m.user_id = x.user_id AND m.event = ? \
+             WHERE x.experiment = ? AND x.multiple = 0 GROUP BY x.variant ORDER BY x.variant",
+        )
+        .bind(event)
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(VariantTotals {
+                    variant: row.try_get("variant")?,
+                    users: row.try_get::<i64, _>("users")? as u64,
+                    converted: row.try_get::<i64, _>("converted")? as u64,
+                    value_sum: row.try_get("value_sum")?,
+                    value_sum_squares: row.try_get("value_sq")?,
+                    count_sum: row.try_get::<i64, _>("count_sum")? as f64,
+                    count_sum_squares: row.try_get::<i64, _>("count_sq")? as f64,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Appends the batch, skipping ids stored before; returns the events that were new.
+async fn insert_raw_events<'e>(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &'e [Event],
+) -> Result<Vec<&'e Event>, StoreError> {
+    let mut inserted = HashSet::new();
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO events (id, kind, user_id, experiment, variant, event, value, ts) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            placeholders(chunk.len(), 8)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for event in chunk {
+            let (kind, experiment, variant, name, value) = match &event.kind {
+                EventKind::Exposure {
+                    experiment,
+                    variant,
+                } => ("exposure", Some(experiment), Some(variant), None, None),
+                EventKind::Track { event, value } => {
+                    ("track", None, None, Some(event), Some(*value))
+                }
+            };
+            query = query
+                .bind(&event.id)
+                .bind(kind)
+                .bind(&event.user)
+                .bind(experiment)
+                .bind(variant)
+                .bind(name)
+                .bind(value)
+                .bind(event.ts);
+        }
+        inserted.extend(query.fetch_all(&mut **tx).await?);
+    }
+    // A repeated id inside the batch is new only the first time.
+    Ok(events.iter().filter(|e| inserted.remove(&e.id)).collect())
+}
+
+/// Adds new track events to the aggregates of every experiment the user had already
+/// been exposed to at the event's time.
+async fn add_track_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    fresh: &[&Event],
+) -> Result<(), StoreError> {
+    let tracks: Vec<(&Event, &str, f64)> = fresh
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Track { event, value } => Some((*e, event.as_str(), *value)),
+            EventKind::Exposure { .. } => None,
+        })
+        .collect();
+    for chunk in tracks.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH t (user_id, event, value, ts) AS (VALUES {}) \
+             INSERT INTO user_metrics (experiment, user_id, event, total, count) \
+             SELECT x.experiment, t.user_id, t.event, SUM(t.value), COUNT(*) \
+             FROM t JOIN exposures x ON x.user_id = t.user_id AND x.first_ts <= t.ts \
+             WHERE true GROUP BY x.experiment, t.user_id, t.event \
+             ON CONFLICT (experiment, user_id, event) DO UPDATE SET \
+             total = total + excluded.total, count = count + excluded.count",
+            placeholders(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for (event, name, value) in chunk {
+            query = query
+                .bind(&event.user)
+                .bind(*name)
+                .bind(*value)
+                .bind(event.ts);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A user's first exposure to an experiment, folded over the batch.
+struct FirstExposure<'e> {
+    variant: &'e str,
+    first_ts: Millis,
+    multiple: bool,
+}
+
+/// Records first exposures; returns `(experiment, user, first_ts)` for every exposure
+/// that is new or moved earlier, whose aggregates must be rebuilt.
+async fn upsert_exposures(
+    tx: &mut Transaction<'_, Sqlite>,
+    fresh: &[&Event],
+) -> Result<Vec<(String, String, Millis)>, StoreError> {
+    let mut firsts: HashMap<(&str, &str), FirstExposure> = HashMap::new();
+    for event in fresh {
+        let EventKind::Exposure {
+            experiment,
+            variant,
+        } = &event.kind
+        else {
+            continue;
+        };
+        firsts
+            .entry((experiment.as_str(), event.user.as_str()))
+            .and_modify(|first| {
+                first.multiple |= first.variant != variant;
+                if event.ts < first.first_ts {
+                    first.first_ts = event.ts;
+                    first.variant = variant;
+                }
+            })
+            .or_insert(FirstExposure {
+                variant,
+                first_ts: event.ts,
+                multiple: false,
+            });
+    }
+    let firsts: Vec<_> = firsts.into_iter().collect();
+    let mut moved = Vec::new();
+    for chunk in firsts.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple) VALUES {} \
+             ON CONFLICT (experiment, user_id) DO UPDATE SET \
+             multiple = (exposures.multiple OR excluded.multiple OR excluded.variant <> exposures.variant), \
+             variant = CASE WHEN excluded.first_ts < exposures.first_ts THEN excluded.variant ELSE exposures.variant END, \
+             first_ts = MIN(exposures.first_ts, excluded.first_ts) \
+             WHERE excluded.first_ts < exposures.first_ts \
+             OR (exposures.multiple = 0 AND (excluded.multiple = 1 OR excluded.variant <> exposures.variant)) \
+             RETURNING experiment, user_id, first_ts",
+            placeholders(chunk.len(), 5)
+        );
+        let mut query = sqlx::query_as::<_, (String, String, Millis)>(&sql);
+        for ((experiment, user), first) in chunk {
+            query = query
+                .bind(*experiment)
+                .bind(*user)
+                .bind(first.variant)
+                .bind(first.first_ts)
+                .bind(first.multiple);
+        }
+        moved.extend(query.fetch_all(&mut **tx).await?);
+    }
+    Ok(moved)
+}
+
+/// Recomputes the aggregates of each `(experiment, user)` from the raw track events
+/// at or after the user's (new) first exposure.
+async fn rebuild_user_metrics(
+    tx: &mut Transaction<'_, Sqlite>,
+    moved: &[(String, String, Millis)],
+) -> Result<(), StoreError> {
+    for chunk in moved.chunks(ROWS_PER_STATEMENT) {
+        let delete = format!(
+            "DELETE FROM user_metrics WHERE (experiment, user_id) IN (VALUES {})",
+            placeholders(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&delete);
+        for (experiment, user, _) in chunk {
+            query = query.bind(experiment).bind(user);
+        }
+        query.execute(&mut **tx).await?;
+        let insert = format!(
+            "WITH c (experiment, user_id, first_ts) AS (VALUES {}) \
+             INSERT INTO user_metrics (experiment, user_id, event, total, count) \
+             SELECT c.experiment, c.user_id, e.event, SUM(e.value), COUNT(*) \
+             FROM c JOIN events e ON e.kind = 'track' AND e.user_id = c.user_id AND e.ts >= c.first_ts \
+             WHERE true GROUP BY c.experiment, c.user_id, e.event",
+            placeholders(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(&insert);
+        for (experiment, user, first_ts) in chunk {
+            query = query.bind(experiment).bind(user).bind(*first_ts);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}

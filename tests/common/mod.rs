@@ -1,0 +1,139 @@
+//! Test helpers: a server on a fresh SQLite database, keys for every role, and
+//! requests sent without a socket.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sluice::api::Server;
+use sluice::domain::{NewApiKey, Role};
+use sluice::store::Store;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: Arc<dyn Store>,
+    pub server: Server,
+    pub admin: String,
+    pub editor: String,
+    pub analyst: String,
+    pub sdk: String,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("sluice.db").display());
+        let store = sluice::store::open(&url).await.expect("open store");
+        let mut keys = Vec::new();
+        for role in [Role::Admin, Role::Editor, Role::Analyst, Role::Sdk] {
+            let key = NewApiKey::generate(role, Some(format!("{}-tester", role.as_str())), None);
+            store.insert_api_key(&key).await.expect("insert key");
+            keys.push(key.secret);
+        }
+        let server = Server::build(store.clone()).await.expect("build server");
+        let [admin, editor, analyst, sdk] = <[String; 4]>::try_from(keys).unwrap();
+        Self {
+            router: server.router.clone(),
+            store,
+            server,
+            admin,
+            editor,
+            analyst,
+            sdk,
+            _dir: dir,
+        }
+    }
+
+    pub async fn send(&self, method: Method, path: &str, key: Option<&str>, body: Body) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let request = request
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        self.send(Method::GET, path, Some(key), Body::empty()).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(key), Body::from(body.to_string()))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(key), Body::from(body.to_string()))
+            .await
+    }
+
+    /// Defines the `purchase` and `revenue` metrics and a 50/50 pricing experiment.
+    pub async fn pricing_experiment(&self) -> Value {
+        for metric in [
+            json!({"key": "purchase", "name": "Purchase", "kind": "conversion", "event": "purchase"}),
+            json!({"key": "revenue", "name": "Revenue", "kind": "mean", "event": "purchase"}),
+        ] {
+            let reply = self.post("/api/v1/metrics", &self.editor, metric).await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        }
+        let reply = self
+            .post("/api/v1/experiments", &self.editor, pricing_spec())
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.body
+    }
+
+    pub async fn start(&self, key: &str) {
+        let reply = self
+            .post(
+                &format!("/api/v1/experiments/{key}/start"),
+                &self.editor,
+                json!({}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+}
+
+pub fn pricing_spec() -> Value {
+    json!({
+        "key": "pricing-q4", "name": "Premium price", "hypothesis": "A higher price keeps buyers",
+        "variants": [{"key": "control", "weight": 0.5, "value": {"price": 199}},
+                     {"key": "premium", "weight": 0.5, "value": {"price": 249}}],
+        "coverage": 1.0,
+        "condition": {"country": {"$in": ["CN", "US"]}},
+        "primary_metric": "purchase", "secondary_metrics": ["revenue"],
+        "guardrails": [{"metric": "purchase", "max_drop": 0.2, "min_users": 500, "action": "rollback"}],
+        "status": "draft"
+    })
+}

@@ -1,0 +1,279 @@
+//! End-to-end HTTP tests of definitions, lifecycle, audit, auth and bad input.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use common::{pricing_spec, TestApp};
+use serde_json::json;
+
+fn fields(body: &serde_json::Value) -> Vec<String> {
+    body["error"]["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|p| p["field"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_experiment_is_created_as_a_draft_with_defaults() {
+    let app = TestApp::new().await;
+    let created = app.pricing_experiment().await;
+    assert_eq!(created["status"], "draft");
+    assert_eq!(created["seed"], "pricing-q4");
+    assert_eq!(created["hash_attribute"], "id");
+    assert_eq!(created["hash_version"], 2);
+    assert!(created["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let fetched = app
+        .get("/api/v1/experiments/pricing-q4", &app.analyst)
+        .await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(fetched.body, created);
+    let listed = app.get("/api/v1/experiments", &app.analyst).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+
+    let again = app
+        .post("/api/v1/experiments", &app.editor, pricing_spec())
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["error"]["code"], "already_exists");
+}
+
+#[tokio::test]
+async fn invalid_definitions_name_every_bad_field_and_store_nothing() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let reply = app
+        .post(
+            "/api/v1/experiments",
+            &app.editor,
+            json!({
+                "key": "checkout",
+                "variants": [{"key": "a", "weight": 0.6}, {"key": "b", "weight": 0.6}],
+                "coverage": -0.1,
+                "condition": {"age": {"$gte": 18}, "email": {"$regex": "[unclosed"}},
+                "primary_metric": "ghost",
+                "stages": [{"coverage": 0.5}, {"coverage": 0.05}]
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["error"]["code"], "validation_failed");
+    assert_eq!(
+        fields(&reply.body),
+        [
+            "variants",
+            "coverage",
+            "condition.email.$regex",
+            "primary_metric",
+            "stages[1].coverage"
+        ]
+    );
+    let missing = app.get("/api/v1/experiments/checkout", &app.analyst).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn malformed_and_mistyped_bodies_get_clear_errors() {
+    let app = TestApp::new().await;
+    let malformed = app
+        .send(
+            Method::POST,
+            "/api/v1/experiments",
+            Some(&app.editor),
+            Body::from("{\"key\": "),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.body["error"]["code"], "malformed_json");
+
+    let mut spec = pricing_spec();
+    spec["variants"][1]["weight"] = json!("half");
+    let mistyped = app.post("/api/v1/experiments", &app.editor, spec).await;
+    assert_eq!(mistyped.status, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&mistyped.body), ["variants[1].weight"]);
+
+    let unknown_operator = app
+        .post(
+            "/api/v1/experiments",
+            &app.editor,
+            json!({"key": "x", "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+                   "condition": {"age": {"$between": [1, 5]}}}),
+        )
+        .await;
+    assert_eq!(unknown_operator.status, StatusCode::BAD_REQUEST);
+    assert!(fields(&unknown_operator.body)[0].starts_with("condition"));
+
+    let too_big = app
+        .send(
+            Method::POST,
+            "/api/v1/experiments",
+            Some(&app.editor),
+            Body::from(format!("{{\"key\": \"{}\"}}", "x".repeat(2 * 1024 * 1024))),
+        )
+        .await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn odd_keys_are_refused_and_odd_text_is_stored_verbatim() {
+    let app = TestApp::new().await;
+    let mut spec = pricing_spec();
+    spec["key"] = json!("'; DROP TABLE experiments; --");
+    spec["primary_metric"] = json!(null);
+    spec["secondary_metrics"] = json!([]);
+    spec["guardrails"] = json!([]);
+    let reply = app
+        .post("/api/v1/experiments", &app.editor, spec.clone())
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&reply.body), ["key"]);
+
+    spec["key"] = json!("prix-2026");
+    let name = "Prix « premium » — 价格 '; DROP TABLE experiments; -- 🚀";
+    spec["name"] = json!(name);
+    spec["variants"][1]["value"] = json!({"label": "Ünïcödé \"quoted\""});
+    let reply = app.post("/api/v1/experiments", &app.editor, spec).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let fetched = app.get("/api/v1/experiments/prix-2026", &app.analyst).await;
+    assert_eq!(fetched.body["name"], name);
+    assert_eq!(
+        fetched.body["variants"][1]["value"]["label"],
+        "Ünïcödé \"quoted\""
+    );
+    let listed = app.get("/api/v1/experiments", &app.analyst).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn lifecycle_follows_the_state_machine_and_is_audited() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let base = "/api/v1/experiments/pricing-q4";
+    let illegal = app
+        .post(&format!("{base}/pause"), &app.editor, json!({}))
+        .await;
+    assert_eq!(illegal.status, StatusCode::CONFLICT);
+    assert_eq!(illegal.body["error"]["code"], "conflict");
+
+    for (action, status) in [
+        ("start", "running"),
+        ("pause", "paused"),
+        ("resume", "running"),
+    ] {
+        let reply = app
+            .post(&format!("{base}/{action}"), &app.editor, json!({}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{action}: {:?}", reply.body);
+        assert_eq!(reply.body["status"], status);
+    }
+    let bad_ship = app
+        .post(
+            &format!("{base}/ship"),
+            &app.editor,
+            json!({"variant": "platinum"}),
+        )
+        .await;
+    assert_eq!(bad_ship.status, StatusCode::BAD_REQUEST);
+    let shipped = app
+        .post(
+            &format!("{base}/ship"),
+            &app.editor,
+            json!({"variant": "premium"}),
+        )
+        .await;
+    assert_eq!(shipped.body["status"], "shipped");
+    assert_eq!(shipped.body["shipped_variant"], "premium");
+    let after_ship = app
+        .post(&format!("{base}/start"), &app.editor, json!({}))
+        .await;
+    assert_eq!(after_ship.status, StatusCode::CONFLICT);
+    let unknown = app
+        .post(&format!("{base}/explode"), &app.editor, json!({}))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    let audit = app.get(&format!("{base}/audit"), &app.analyst).await;
+    let entries = audit.body.as_array().unwrap();
+    let actions: Vec<_> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["create", "start", "pause", "resume", "ship"]);
+    assert!(entries.iter().all(|e| e["actor"] == "editor-tester"));
+    assert_eq!(entries[0]["before"], serde_json::Value::Null);
+    assert_eq!(entries[1]["before"]["status"], "draft");
+    assert_eq!(entries[1]["after"]["status"], "running");
+}
+
+#[tokio::test]
+async fn a_running_experiment_may_ramp_but_not_reshuffle() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let path = "/api/v1/experiments/pricing-q4";
+    let ramped = app.patch(path, &app.editor, json!({"coverage": 0.2})).await;
+    assert_eq!(ramped.status, StatusCode::OK, "{:?}", ramped.body);
+    assert_eq!(ramped.body["coverage"], 0.2);
+    assert_eq!(ramped.body["name"], "Premium price");
+
+    let reweighted = app
+        .patch(
+            path,
+            &app.editor,
+            json!({"variants": [{"key": "control", "weight": 0.9}, {"key": "premium", "weight": 0.1}]}),
+        )
+        .await;
+    assert_eq!(reweighted.status, StatusCode::CONFLICT);
+    let via_patch = app
+        .patch(path, &app.editor, json!({"status": "shipped"}))
+        .await;
+    assert_eq!(via_patch.status, StatusCode::CONFLICT);
+    let invalid = app.patch(path, &app.editor, json!({"coverage": 7})).await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&invalid.body), ["coverage"]);
+
+    let now = app.get(path, &app.analyst).await;
+    assert_eq!(now.body["coverage"], 0.2);
+    let audit = app.get(&format!("{path}/audit"), &app.analyst).await;
+    assert_eq!(audit.body.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn keys_and_roles_guard_every_endpoint() {
+    let app = TestApp::new().await;
+    let none = app
+        .send(Method::GET, "/api/v1/experiments", None, Body::empty())
+        .await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.body["error"]["code"], "unauthorized");
+    let unknown = app.get("/api/v1/experiments", "sk_admin_forged").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    let analyst_writes = app
+        .post("/api/v1/experiments", &app.analyst, pricing_spec())
+        .await;
+    assert_eq!(analyst_writes.status, StatusCode::FORBIDDEN);
+    let sdk_reads = app.get("/api/v1/experiments", &app.sdk).await;
+    assert_eq!(sdk_reads.status, StatusCode::FORBIDDEN);
+    let editor_keys = app
+        .post("/api/v1/keys", &app.editor, json!({"role": "sdk"}))
+        .await;
+    assert_eq!(editor_keys.status, StatusCode::FORBIDDEN);
+
+    let minted = app
+        .post(
+            "/api/v1/keys",
+            &app.admin,
+            json!({"role": "sdk", "environment": "staging", "name": "ios-app"}),
+        )
+        .await;
+    assert_eq!(minted.status, StatusCode::CREATED);
+    assert_eq!(minted.body["environment"], "staging");
+    let secret = minted.body["key"].as_str().unwrap();
+    let ruleset = app.get("/sdk/v1/ruleset", secret).await;
+    assert_eq!(ruleset.status, StatusCode::OK);
+}

@@ -1,0 +1,413 @@
+//! End-to-end tests of the SDK endpoints: ruleset and ETag, the change stream,
+//! server-side assignment with the shared core, and event ingestion.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::TestApp;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sluice_sdk::{Attributes, CompiledRuleset, Ruleset};
+use tower::ServiceExt;
+
+fn user(id: &str, country: &str) -> Value {
+    json!({"id": id, "country": country})
+}
+
+#[tokio::test]
+async fn ruleset_serves_non_drafts_with_etag_and_304() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let draft = app.get("/sdk/v1/ruleset", &app.sdk).await;
+    assert_eq!(draft.status, StatusCode::OK);
+    assert_eq!(draft.body["experiments"], json!([]));
+
+    app.start("pricing-q4").await;
+    let live = app.get("/sdk/v1/ruleset", &app.sdk).await;
+    let version = live.body["version"].as_u64().unwrap();
+    assert!(version > draft.body["version"].as_u64().unwrap());
+    assert_eq!(live.body["experiments"][0]["key"], "pricing-q4");
+    assert_eq!(live.body["experiments"][0]["status"], "running");
+    let etag = live.headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{version}\""));
+
+    let request = Request::get("/sdk/v1/ruleset")
+        .header("authorization", format!("Bearer {}", app.sdk))
+        .header("if-none-match", &etag)
+        .body(Body::empty())
+        .unwrap();
+    let cached = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+
+    let analyst = app.get("/sdk/v1/ruleset", &app.analyst).await;
+    assert_eq!(analyst.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn server_assignment_matches_local_evaluation_of_the_served_ruleset() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let served: Ruleset =
+        serde_json::from_value(app.get("/sdk/v1/ruleset", &app.sdk).await.body).unwrap();
+    let (local, warnings) = CompiledRuleset::compile(served);
+    assert!(warnings.is_empty());
+    let mut variants = std::collections::HashSet::new();
+    for i in 0..200 {
+        let attributes = user(&format!("user-{i}"), if i % 3 == 0 { "DE" } else { "CN" });
+        let reply = app
+            .post(
+                "/sdk/v1/assign",
+                &app.sdk,
+                json!({"user": attributes, "experiments": ["pricing-q4"], "log_exposure": false}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let attributes: Attributes = serde_json::from_value(attributes).unwrap();
+        let expected = local.assign("pricing-q4", &attributes).unwrap();
+        let got = &reply.body["assignments"][0];
+        assert_eq!(got["variant"], expected.variant);
+        assert_eq!(got["in_experiment"], expected.in_experiment);
+        assert_eq!(got["reason"], expected.reason.as_str());
+        assert_eq!(got["value"], *expected.value);
+        if i % 3 == 0 {
+            assert_eq!(got["reason"], "condition");
+        } else {
+            variants.insert(got["variant"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(variants.len(), 2, "both variants are served");
+}
+
+#[tokio::test]
+async fn paused_experiments_serve_control_and_resume_restores_assignments() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let ask = |id: String| json!({"user": {"id": id, "country": "US"}, "experiments": ["pricing-q4"], "log_exposure": false});
+    let mut before = Vec::new();
+    for i in 0..40 {
+        before.push(
+            app.post("/sdk/v1/assign", &app.sdk, ask(format!("u{i}")))
+                .await
+                .body["assignments"][0]
+                .clone(),
+        );
+    }
+    app.post(
+        "/api/v1/experiments/pricing-q4/pause",
+        &app.editor,
+        json!({}),
+    )
+    .await;
+    for i in 0..40 {
+        let paused = &app
+            .post("/sdk/v1/assign", &app.sdk, ask(format!("u{i}")))
+            .await
+            .body["assignments"][0];
+        assert_eq!(paused["variant"], "control");
+        assert_eq!(paused["in_experiment"], false);
+        assert_eq!(paused["reason"], "paused");
+    }
+    app.post(
+        "/api/v1/experiments/pricing-q4/resume",
+        &app.editor,
+        json!({}),
+    )
+    .await;
+    for (i, earlier) in before.iter().enumerate() {
+        let resumed = &app
+            .post("/sdk/v1/assign", &app.sdk, ask(format!("u{i}")))
+            .await
+            .body["assignments"][0];
+        assert_eq!(resumed, earlier);
+    }
+}
+
+#[tokio::test]
+async fn unknown_experiments_and_bad_users_are_rejected() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let unknown = app
+        .post(
+            "/sdk/v1/assign",
+            &app.sdk,
+            json!({"user": {"id": "u"}, "experiments": ["pricing-q4", "nope"]}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        unknown.body["error"]["details"][0]["field"],
+        "experiments[1]"
+    );
+    let not_object = app
+        .post("/sdk/v1/assign", &app.sdk, json!({"user": "u1"}))
+        .await;
+    assert_eq!(not_object.status, StatusCode::BAD_REQUEST);
+    assert_eq!(not_object.body["error"]["details"][0]["field"], "user");
+    let all = app
+        .post(
+            "/sdk/v1/assign",
+            &app.sdk,
+            json!({"user": {"id": "u", "country": "CN"}}),
+        )
+        .await;
+    assert_eq!(all.body["assignments"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn assignment_logs_one_exposure_per_user_in_the_background() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    for round in 0..2 {
+        for i in 0..50 {
+            let reply = app
+                .post(
+                    "/sdk/v1/assign",
+                    &app.sdk,
+                    json!({"user": user(&format!("u{i}"), "CN")}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "round {round}");
+        }
+    }
+    let mut users = 0;
+    for _ in 0..100 {
+        let summary = app.store.exposure_summary("pricing-q4").await.unwrap();
+        users = summary.users.iter().map(|(_, n)| n).sum::<u64>();
+        if users == 50 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(users, 50);
+}
+
+fn exposure(id: &str, user: &str, variant: &str, ts: &str) -> Value {
+    json!({"id": id, "type": "exposure", "user": user, "experiment": "pricing-q4", "variant": variant, "ts": ts})
+}
+
+fn purchase(id: &str, user: &str, value: f64, ts: &str) -> Value {
+    json!({"id": id, "type": "track", "user": user, "event": "purchase", "value": value, "ts": ts})
+}
+
+#[tokio::test]
+async fn events_are_stored_once_and_folded_from_first_exposure() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let batch = json!({"events": [
+        // bought before being exposed: not counted
+        purchase("p0", "alice", 99.0, "2026-11-01T09:00:00Z"),
+        exposure("x1", "alice", "premium", "2026-11-01T10:00:00Z"),
+        purchase("p1", "alice", 249.0, "2026-11-01T11:00:00Z"),
+        purchase("p2", "alice", 249.0, "2026-11-02T11:00:00Z"),
+        exposure("x2", "bob", "control", "2026-11-01T10:00:00Z"),
+        exposure("x3", "carol", "control", "2026-11-01T10:00:00Z"),
+        purchase("p3", "carol", 199.0, "2026-11-01T12:00:00Z"),
+    ]});
+    let reply = app.post("/sdk/v1/events", &app.sdk, batch.clone()).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(reply.body, json!({"accepted": 7, "duplicates": 0}));
+    let again = app.post("/sdk/v1/events", &app.sdk, batch).await;
+    assert_eq!(again.body, json!({"accepted": 0, "duplicates": 7}));
+
+    // A late exposure of dave arrives after his purchase was stored.
+    app.post(
+        "/sdk/v1/events",
+        &app.sdk,
+        json!({"events": [purchase("p4", "dave", 199.0, "2026-11-03T12:00:00Z")]}),
+    )
+    .await;
+    app.post(
+        "/sdk/v1/events",
+        &app.sdk,
+        json!({"events": [exposure("x4", "dave", "control", "2026-11-03T10:00:00Z")]}),
+    )
+    .await;
+
+    let totals = app
+        .store
+        .variant_totals("pricing-q4", "purchase")
+        .await
+        .unwrap();
+    let control = totals.iter().find(|t| t.variant == "control").unwrap();
+    let premium = totals.iter().find(|t| t.variant == "premium").unwrap();
+    assert_eq!((control.users, control.converted), (3, 2));
+    assert_eq!(control.value_sum, 398.0);
+    assert_eq!(control.value_sum_squares, 2.0 * 199.0 * 199.0);
+    assert_eq!((premium.users, premium.converted), (1, 1));
+    assert_eq!(premium.value_sum, 498.0);
+    assert_eq!(premium.count_sum, 2.0);
+    assert_eq!(premium.count_sum_squares, 4.0);
+}
+
+#[tokio::test]
+async fn users_seen_in_two_variants_are_set_apart() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    app.post(
+        "/sdk/v1/events",
+        &app.sdk,
+        json!({"events": [
+            exposure("a", "eve", "control", "2026-11-01T10:00:00Z"),
+            exposure("b", "frank", "premium", "2026-11-01T10:00:00Z"),
+        ]}),
+    )
+    .await;
+    app.post(
+        "/sdk/v1/events",
+        &app.sdk,
+        json!({"events": [
+            exposure("c", "eve", "premium", "2026-11-01T11:00:00Z"),
+        ]}),
+    )
+    .await;
+    let summary = app.store.exposure_summary("pricing-q4").await.unwrap();
+    assert_eq!(summary.users, vec![("premium".to_owned(), 1)]);
+    assert_eq!(summary.multiple_exposures, 1);
+}
+
+#[tokio::test]
+async fn one_bad_event_rejects_the_whole_batch() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let mut events = vec![
+        exposure("ok1", "u1", "control", "2026-11-01T10:00:00Z"),
+        exposure("bad", "u2", "platinum", "2026-11-01T10:00:00Z"),
+        purchase("ok2", "u1", 1.0, "2026-11-01T10:00:00Z"),
+    ];
+    let reply = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body["error"]["details"][0]["field"],
+        "events[1].variant"
+    );
+    assert_eq!(
+        app.store
+            .exposure_summary("pricing-q4")
+            .await
+            .unwrap()
+            .users,
+        vec![]
+    );
+
+    let mistyped = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": [{"id": "z", "type": "track", "user": "u", "event": "e", "value": "ten"}]}))
+        .await;
+    assert_eq!(mistyped.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        mistyped.body["error"]["details"][0]["field"],
+        "events[0].value"
+    );
+
+    events[1] = exposure("bad", "u2", "premium", "2026-11-01T10:00:00Z");
+    let fixed = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
+        .await;
+    assert_eq!(fixed.body, json!({"accepted": 3, "duplicates": 0}));
+}
+
+#[tokio::test]
+async fn oversized_batches_are_refused_with_413() {
+    let app = TestApp::new().await;
+    let events: Vec<Value> = (0..10_001)
+        .map(|i| json!({"id": i.to_string(), "type": "track", "user": "u", "event": "e"}))
+        .collect();
+    let reply = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let huge = format!(
+        "{{\"events\": [], \"pad\": \"{}\"}}",
+        "x".repeat(17 * 1024 * 1024)
+    );
+    let reply = app
+        .send(
+            Method::POST,
+            "/sdk/v1/events",
+            Some(&app.sdk),
+            Body::from(huge),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn the_stream_pushes_each_new_ruleset_version() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let request = Request::get("/sdk/v1/stream")
+        .header("authorization", format!("Bearer {}", app.sdk))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let first = next_event(&mut body).await;
+    assert!(first.contains("event: ruleset"), "{first}");
+    let version: u64 = app.get("/sdk/v1/ruleset", &app.sdk).await.body["version"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        first.contains(&format!("data: {{\"version\":{version}}}")),
+        "{first}"
+    );
+
+    app.start("pricing-q4").await;
+    let second = next_event(&mut body).await;
+    assert!(
+        second.contains(&format!("data: {{\"version\":{}}}", version + 1)),
+        "{second}"
+    );
+}
+
+async fn next_event(body: &mut Body) -> String {
+    let frame = tokio::time::timeout(Duration::from_secs(1), body.frame())
+        .await
+        .expect("an event within a second")
+        .unwrap()
+        .unwrap();
+    String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn operations_endpoints_report_health_and_counters() {
+    let app = TestApp::new().await;
+    let health = app.send(Method::GET, "/healthz", None, Body::empty()).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body["status"], "ok");
+    app.post(
+        "/sdk/v1/events",
+        &app.sdk,
+        json!({"events": [{"id": "1", "type": "track", "user": "u", "event": "e"}]}),
+    )
+    .await;
+    app.post(
+        "/sdk/v1/events",
+        &app.sdk,
+        json!({"events": [{"id": "1", "type": "track", "user": "u", "event": "e"}]}),
+    )
+    .await;
+    let metrics = app.send(Method::GET, "/metrics", None, Body::empty()).await;
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.contains("sluice_events_total{outcome=\"accepted\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("sluice_events_total{outcome=\"duplicate\"} 1"));
+    assert!(text.contains(
+        "sluice_http_requests_total{method=\"POST\",route=\"/sdk/v1/events\",status=\"202\"} 2"
+    ));
+    assert!(text.contains("sluice_ruleset_version 0"));
+}
