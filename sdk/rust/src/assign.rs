@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bucket;
-use crate::compiled::CompiledRuleset;
+use crate::compiled::{CompiledRuleset, MAX_SLOTS};
 use crate::hash::{self, Fnv1a32};
 use crate::js::{self, StackStr};
 use crate::ruleset::RuleStatus;
@@ -178,9 +178,68 @@ pub fn unit_id(value: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
-/// Condition results already computed for the current user, so experiments
-/// sharing a condition evaluate it once (`assign_all`). Fixed-size: the
-/// first 256 distinct conditions are memoised, later ones just evaluated.
+/// Per-user state shared by the experiments of one `assign_all` call:
+/// condition results already computed (experiments with identical
+/// targeting evaluate it once) and the last unit id looked up. Fixed-size:
+/// the first 256 distinct conditions are memoised, later ones evaluated
+/// each time.
+struct Ctx<'u> {
+    memo: Memo,
+    /// The hash attribute last looked up and the unit id it gave.
+    unit: Option<(&'u str, Option<UnitId<'u>>)>,
+    /// Values of the ruleset's fields (`CompiledRuleset::fields`) for this
+    /// user; only the slots the current evaluation needs are filled.
+    slots: [Option<&'u Value>; MAX_SLOTS],
+}
+
+impl Default for Ctx<'_> {
+    fn default() -> Self {
+        Ctx {
+            memo: Memo::default(),
+            unit: None,
+            slots: [None; MAX_SLOTS],
+        }
+    }
+}
+
+/// Looks up the `wanted` names (sorted, with their slots) in the user's map
+/// and stores the values in `slots`. When the map is small relative to the
+/// number of names, one merge pass over its sorted entries beats a tree
+/// lookup per name.
+fn resolve<'u, 'n>(
+    user: &'u Attributes,
+    wanted: impl Iterator<Item = (usize, &'n str)>,
+    count: usize,
+    slots: &mut [Option<&'u Value>],
+) {
+    if user.len() > 2 * count + 8 {
+        for (i, name) in wanted {
+            if let Some(s) = slots.get_mut(i) {
+                *s = user.get(name);
+            }
+        }
+        return;
+    }
+    let mut entries = user.iter();
+    let mut cur = entries.next();
+    for (i, name) in wanted {
+        let found = loop {
+            match cur {
+                None => break None,
+                Some((k, v)) => match js::cmp_short(k, name) {
+                    std::cmp::Ordering::Less => cur = entries.next(),
+                    std::cmp::Ordering::Equal => break Some(v),
+                    std::cmp::Ordering::Greater => break None,
+                },
+            }
+        };
+        if let Some(s) = slots.get_mut(i) {
+            *s = found;
+        }
+    }
+}
+
+/// Condition results by condition id: `known` and `value` bitmaps.
 #[derive(Default)]
 struct Memo {
     known: [u64; 4],
@@ -189,7 +248,7 @@ struct Memo {
 
 impl Memo {
     #[inline]
-    fn get_or(&mut self, id: usize, eval: impl FnOnce() -> bool) -> bool {
+    fn condition(&mut self, id: usize, eval: impl FnOnce() -> bool) -> bool {
         let (word, bit) = (id / 64, 1u64 << (id % 64));
         match (self.known.get(word), self.value.get(word)) {
             (Some(k), Some(v)) if k & bit != 0 => v & bit != 0,
@@ -206,25 +265,74 @@ impl Memo {
     }
 }
 
+impl<'u> Ctx<'u> {
+    /// The unit id for `attribute`, looked up once per distinct attribute
+    /// in a row (experiments nearly always share `id`).
+    #[inline]
+    fn unit_id<'s>(
+        &'s mut self,
+        user: &'u Attributes,
+        attribute: &'u str,
+        slot: Option<u16>,
+    ) -> Option<&'s str> {
+        let stale = !matches!(&self.unit, Some((a, _))
+            if std::ptr::eq(*a, attribute) || js::eq_short(a, attribute));
+        if stale {
+            let value = match slot.and_then(|s| self.slots.get(usize::from(s))) {
+                Some(v) => *v,
+                None => user.get(attribute),
+            };
+            self.unit = Some((attribute, unit_id_of(value)));
+        }
+        match &self.unit {
+            Some((_, Some(id))) => Some(id.as_str()),
+            _ => None,
+        }
+    }
+}
+
 impl CompiledRuleset {
     /// Evaluates one experiment for a user; `None` when the key is unknown.
     pub fn assign(&self, experiment: &str, user: &Attributes) -> Option<Assignment<'_>> {
         let i = *self.index.get(experiment)?;
-        Some(self.evaluate(i, user, &mut Memo::default()))
+        let mut ctx = Ctx::default();
+        if let Some(exp) = self.experiments.get(i) {
+            let wanted = exp.needed.iter().filter_map(|&s| {
+                let s = usize::from(s);
+                self.fields.get(s).map(|name| (s, &**name))
+            });
+            resolve(user, wanted, exp.needed.len(), &mut ctx.slots);
+        }
+        Some(self.evaluate(i, user, &mut ctx, None))
     }
 
     /// Evaluates every experiment for a user, in ruleset order. Experiments
     /// sharing a condition evaluate it once.
     pub fn assign_all<'a>(&'a self, user: &'a Attributes) -> AssignAll<'a> {
+        let mut ctx = Ctx::default();
+        let count = self.fields.len().min(MAX_SLOTS);
+        let wanted = self.fields.iter().take(count).map(|f| &**f).enumerate();
+        resolve(user, wanted, count, &mut ctx.slots);
         AssignAll {
             ruleset: self,
             user,
             next: 0,
-            memo: Memo::default(),
+            ctx,
+            pre: [0; hash::LANES],
+            pre_valid: 0,
         }
     }
 
-    fn evaluate<'a>(&'a self, i: usize, user: &Attributes, memo: &mut Memo) -> Assignment<'a> {
+    fn evaluate<'a, 'u>(
+        &'a self,
+        i: usize,
+        user: &'u Attributes,
+        ctx: &mut Ctx<'u>,
+        precomputed_bucket: Option<u32>,
+    ) -> Assignment<'a>
+    where
+        'a: 'u,
+    {
         let (Some(rule), Some(exp)) = (self.ruleset.experiments.get(i), self.experiments.get(i))
         else {
             // Indices come from our own index; unreachable, but never panic.
@@ -260,18 +368,20 @@ impl CompiledRuleset {
         }
 
         if let Some(c) = exp.condition {
-            let passes = memo.get_or(c, || {
-                self.conditions.get(c).is_some_and(|c| c.matches(user))
+            let slots = &ctx.slots;
+            let passes = ctx.memo.condition(c, || {
+                self.conditions
+                    .get(c)
+                    .is_some_and(|c| c.matches_slots(user, slots))
             });
             if !passes {
                 return control(Reason::Condition);
             }
         }
 
-        let Some(id) = unit_id_of(user.get(&*exp.hash_attribute)) else {
+        let Some(id) = ctx.unit_id(user, &exp.hash_attribute, exp.hash_slot) else {
             return control(Reason::NoHashAttribute);
         };
-        let id = id.as_str();
 
         if let Some((name, range)) = &exp.namespace {
             if !bucket::in_namespace(id, name, *range) {
@@ -279,12 +389,12 @@ impl CompiledRuleset {
             }
         }
 
-        let n = if exp.hash_version == 2 {
-            hash::finish_v2(exp.seed_state.str(id))
-        } else {
-            hash::finish_v1(Fnv1a32::new().str(id).str(&exp.seed))
+        let b = match precomputed_bucket {
+            Some(b) => b,
+            None if exp.hash_version == 2 => hash::bucket_v2(exp.seed_state.str(id)),
+            None => hash::bucket_v1(Fnv1a32::new().str(id).str(&exp.seed)),
         };
-        match bucket::choose_variation(n, &exp.ranges) {
+        match bucket::choose_bucket(b, &exp.ranges) {
             Some(v) => pick(v, true, Reason::Split),
             None => control(Reason::Coverage),
         }
@@ -297,16 +407,73 @@ pub struct AssignAll<'a> {
     ruleset: &'a CompiledRuleset,
     user: &'a Attributes,
     next: usize,
-    memo: Memo,
+    ctx: Ctx<'a>,
+    /// Version 2 buckets hashed ahead for the current chunk of `LANES`
+    /// experiments (see `hash::buckets_v2_lanes`); bit `l` of `pre_valid`
+    /// says whether lane `l` holds one.
+    pre: [u32; hash::LANES],
+    pre_valid: u32,
+}
+
+impl AssignAll<'_> {
+    /// Hashes the unit id for the running v2 experiments of the chunk that
+    /// starts at `pos`, all at once. Done before their conditions are known:
+    /// hashing is pure, and a wasted lane is cheaper than a serial hash.
+    fn hash_ahead(&mut self, pos: usize) {
+        self.pre_valid = 0;
+        let rs = self.ruleset;
+        let end = (pos + hash::LANES).min(rs.order.len());
+        let Some(chunk) = rs.order.get(pos..end) else {
+            return;
+        };
+        let mut seeds = [Fnv1a32::new(); hash::LANES];
+        let mut mask = 0u32;
+        let mut attribute: Option<(&str, Option<u16>)> = None;
+        for (lane, &i) in chunk.iter().enumerate() {
+            let Some(e) = rs.experiments.get(i) else {
+                continue;
+            };
+            if e.status != RuleStatus::Running || e.invalid || e.hash_version != 2 {
+                continue;
+            }
+            match attribute {
+                None => attribute = Some((&e.hash_attribute, e.hash_slot)),
+                Some((a, _)) if js::eq_short(a, &e.hash_attribute) => {}
+                Some(_) => continue,
+            }
+            if let Some(seed) = seeds.get_mut(lane) {
+                *seed = e.seed_state;
+                mask |= 1 << lane;
+            }
+        }
+        if mask.count_ones() < 2 {
+            return;
+        }
+        let Some((attribute, slot)) = attribute else {
+            return;
+        };
+        if let Some(id) = self.ctx.unit_id(self.user, attribute, slot) {
+            self.pre = hash::buckets_v2_lanes(&seeds, id);
+            self.pre_valid = mask;
+        }
+    }
 }
 
 impl<'a> Iterator for AssignAll<'a> {
     type Item = Assignment<'a>;
 
     fn next(&mut self) -> Option<Assignment<'a>> {
-        let i = *self.ruleset.order.get(self.next)?;
+        let pos = self.next;
+        let i = *self.ruleset.order.get(pos)?;
         self.next += 1;
-        Some(self.ruleset.evaluate(i, self.user, &mut self.memo))
+        let lane = pos % hash::LANES;
+        if lane == 0 {
+            self.hash_ahead(pos);
+        }
+        let pre = (self.pre_valid & (1 << lane) != 0)
+            .then(|| self.pre.get(lane).copied())
+            .flatten();
+        Some(self.ruleset.evaluate(i, self.user, &mut self.ctx, pre))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

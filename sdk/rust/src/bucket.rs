@@ -112,6 +112,36 @@ pub fn choose_variation(n: f64, ranges: &[BucketRange]) -> Option<usize> {
     ranges.iter().position(|r| in_range(n, *r))
 }
 
+/// A bucket range in integer hash buckets: `[lo, hi)` such that for every
+/// bucket `b`, `b / scale` lies in the float range exactly when
+/// `lo <= b < hi`. Computed with the same float operations as the hash, so
+/// the integer test is exact, and it saves a division per evaluation.
+pub(crate) fn integer_range(range: BucketRange, scale: u32) -> [u32; 2] {
+    let value = |b: u32| f64::from(b) / f64::from(scale);
+    // `b / scale` grows with `b`, so both predicates flip once.
+    let first = |pred: &dyn Fn(f64) -> bool| -> u32 {
+        let (mut lo, mut hi) = (0u32, scale + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(value(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let lo = first(&|v| v < range[0]);
+    let hi = first(&|v| v < range[1]);
+    [lo, hi.max(lo)]
+}
+
+/// [`choose_variation`] on integer buckets (see [`integer_range`]).
+#[inline]
+pub(crate) fn choose_bucket(bucket: u32, ranges: &[[u32; 2]]) -> Option<usize> {
+    ranges.iter().position(|r| bucket >= r[0] && bucket < r[1])
+}
+
 /// GrowthBook's `inNamespace`: whether the unit falls in `[lo, hi)` of the
 /// namespace `name`, hashed with version 1 and the seed `"__" + name`.
 pub fn in_namespace(unit_id: &str, name: &str, range: BucketRange) -> bool {
@@ -146,6 +176,22 @@ mod tests {
             get_bucket_ranges(2, f64::NAN, None),
             vec![[0.0, 0.0], [0.5, 0.5]]
         );
+    }
+
+    #[test]
+    fn integer_ranges_agree_with_float_ranges() {
+        let ranges = get_bucket_ranges(3, 0.37, Some(&[0.2, 0.3, 0.5]));
+        for scale in [1000u32, 10000] {
+            let ints: Vec<[u32; 2]> = ranges.iter().map(|r| integer_range(*r, scale)).collect();
+            for b in 0..scale {
+                let n = f64::from(b) / f64::from(scale);
+                assert_eq!(
+                    choose_bucket(b, &ints),
+                    choose_variation(n, &ranges),
+                    "{b}/{scale}"
+                );
+            }
+        }
     }
 
     #[test]

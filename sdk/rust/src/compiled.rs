@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::bucket::{self, BucketRange};
 use crate::condition::Condition;
+use crate::hash;
 use crate::hash::Fnv1a32;
 use crate::ruleset::{RuleStatus, Ruleset};
 
@@ -34,27 +35,47 @@ impl fmt::Display for EvalWarning {
     }
 }
 
-/// FNV-1a 64 for the experiment-key index: keys come from the server, and
-/// hashing a short key this way is several times cheaper than SipHash.
+/// A word-at-a-time multiplicative hasher (FxHash-like) for the
+/// experiment-key index: keys come from the server, not from users, so
+/// hash flooding is not a concern, and this is several times cheaper than
+/// SipHash or byte-wise FNV for short keys.
+#[derive(Default)]
 pub(crate) struct KeyHasher(u64);
 
-impl Default for KeyHasher {
-    fn default() -> Self {
-        KeyHasher(0xcbf2_9ce4_8422_2325)
+const KEY_HASH_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(KEY_HASH_K);
     }
 }
 
 impl Hasher for KeyHasher {
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
 
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
         }
-        self.0 = h;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
     }
 }
 
@@ -74,10 +95,19 @@ pub(crate) struct CompiledExperiment {
     pub(crate) seed_state: Fnv1a32,
     pub(crate) hash_version: u32,
     pub(crate) namespace: Option<(Box<str>, BucketRange)>,
-    pub(crate) ranges: Box<[BucketRange]>,
+    /// Bucket ranges in integer hash buckets (see `bucket::integer_range`).
+    pub(crate) ranges: Box<[[u32; 2]]>,
     /// Variant served when shipped (control when unknown).
     pub(crate) shipped: usize,
+    /// Slot of the hash attribute in `CompiledRuleset::fields`, if it has one.
+    pub(crate) hash_slot: Option<u16>,
+    /// Sorted slots this experiment reads (condition fields, hash attribute).
+    pub(crate) needed: Box<[u16]>,
 }
+
+/// How many top-level attributes get a pre-resolved slot. Attributes past
+/// this (in sorted order) are looked up in the map directly.
+pub(crate) const MAX_SLOTS: usize = 64;
 
 /// A ruleset ready for evaluation. Build it once per ruleset version and
 /// share it (`Send + Sync`); evaluation borrows from it.
@@ -91,6 +121,10 @@ pub struct CompiledRuleset {
     /// Indices of the experiments that are evaluated, in ruleset order
     /// (a duplicated key is evaluated only at its first occurrence).
     pub(crate) order: Vec<usize>,
+    /// Every top-level attribute any rule reads, sorted like the user's map
+    /// (byte order), so they can be resolved in one merge pass; the first
+    /// `MAX_SLOTS` have slots.
+    pub(crate) fields: Vec<Box<str>>,
     pub(crate) index: KeyIndex,
 }
 
@@ -247,9 +281,52 @@ impl CompiledRuleset {
                 seed,
                 hash_version: rule.hash_version,
                 namespace,
-                ranges: ranges.into_boxed_slice(),
+                ranges: ranges
+                    .iter()
+                    .map(|r| {
+                        let scale = if rule.hash_version == 2 {
+                            hash::V2_SCALE
+                        } else {
+                            hash::V1_SCALE
+                        };
+                        bucket::integer_range(*r, scale)
+                    })
+                    .collect(),
                 shipped,
+                hash_slot: None,
+                needed: Box::new([]),
             });
+        }
+
+        // Resolve attribute names to slots: one sorted table for the whole
+        // ruleset, so `assign_all` reads the user's map once.
+        let mut names: Vec<&str> = conditions.iter().flat_map(|c| c.fields()).collect();
+        names.extend(experiments.iter().map(|e| &*e.hash_attribute));
+        names.sort_unstable();
+        names.dedup();
+        let fields: Vec<Box<str>> = names.into_iter().map(Into::into).collect();
+        let slot_of = |name: &str| -> Option<u16> {
+            let i = fields.binary_search_by(|f| (**f).cmp(name)).ok()?;
+            if i < MAX_SLOTS {
+                u16::try_from(i).ok()
+            } else {
+                None
+            }
+        };
+        for e in &mut experiments {
+            let mut needed: Vec<u16> = e
+                .condition
+                .and_then(|c| conditions.get(c))
+                .map(|c| c.fields().into_iter().filter_map(slot_of).collect())
+                .unwrap_or_default();
+            e.hash_slot = slot_of(&e.hash_attribute);
+            needed.extend(e.hash_slot);
+            needed.sort_unstable();
+            needed.dedup();
+            e.needed = needed.into_boxed_slice();
+        }
+        for c in &mut conditions {
+            c.bind(&slot_of);
         }
 
         (
@@ -258,6 +335,7 @@ impl CompiledRuleset {
                 experiments,
                 conditions,
                 order,
+                fields,
                 index,
             },
             warnings,

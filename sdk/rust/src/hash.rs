@@ -43,14 +43,21 @@ impl Fnv1a32 {
     /// Feeds the UTF-16 code units of `s`.
     #[inline]
     pub fn str(self, s: &str) -> Self {
+        let bytes = s.as_bytes();
         let mut h = self.0;
-        if s.is_ascii() {
-            // ASCII bytes are their own UTF-16 code units.
-            for &b in s.as_bytes() {
-                h = (h ^ u32::from(b)).wrapping_mul(FNV_PRIME);
+        let mut i = 0;
+        // ASCII bytes are their own UTF-16 code units: the common case needs
+        // no decoding.
+        while let Some(&b) = bytes.get(i) {
+            if b >= 0x80 {
+                break;
             }
-        } else {
-            for u in s.encode_utf16() {
+            h = (h ^ u32::from(b)).wrapping_mul(FNV_PRIME);
+            i += 1;
+        }
+        // `i` is at a char boundary: every byte before it was ASCII.
+        if let Some(rest) = s.get(i..) {
+            for u in rest.encode_utf16() {
                 h = (h ^ u32::from(u)).wrapping_mul(FNV_PRIME);
             }
         }
@@ -58,21 +65,34 @@ impl Fnv1a32 {
     }
 
     /// Feeds the decimal digits of `n` (what JS's `n + ""` gives for a u32),
-    /// formatted in a stack buffer.
+    /// formatted in a stack buffer two digits at a time.
     #[inline]
     pub fn decimal(self, mut n: u32) -> Self {
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
         let mut buf = [0u8; 10];
         let mut i = buf.len();
-        loop {
+        while n >= 100 {
+            let r = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            buf[i] = PAIRS[r];
+            buf[i + 1] = PAIRS[r + 1];
+        }
+        if n >= 10 {
+            let r = n as usize * 2;
+            i -= 2;
+            buf[i] = PAIRS[r];
+            buf[i + 1] = PAIRS[r + 1];
+        } else {
             i -= 1;
-            // n % 10 < 10, so the cast is lossless.
+            // n < 10, so the cast is lossless.
             #[allow(clippy::cast_possible_truncation)]
-            let d = (n % 10) as u8;
+            let d = n as u8;
             buf[i] = b'0' + d;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
         }
         let mut h = self.0;
         for &b in &buf[i..] {
@@ -111,17 +131,90 @@ pub fn hash(seed: &str, value: &str, version: u32) -> Option<f64> {
     }
 }
 
+/// Buckets per hash version: the hash is `bucket / SCALE`.
+pub(crate) const V1_SCALE: u32 = 1000;
+/// See [`V1_SCALE`].
+pub(crate) const V2_SCALE: u32 = 10000;
+
+/// Version 1 bucket (0..1000) from the state after `value + seed`.
+#[inline]
+pub(crate) fn bucket_v1(state: Fnv1a32) -> u32 {
+    state.finish() % V1_SCALE
+}
+
+/// Version 2 bucket (0..10000) from the state after `seed + value`.
+#[inline]
+pub(crate) fn bucket_v2(state: Fnv1a32) -> u32 {
+    Fnv1a32::new().decimal(state.finish()).finish() % V2_SCALE
+}
+
 /// Version 1 from the state after `value + seed`.
 #[inline]
 pub(crate) fn finish_v1(state: Fnv1a32) -> f64 {
-    f64::from(state.finish() % 1000) / 1000.0
+    f64::from(bucket_v1(state)) / f64::from(V1_SCALE)
 }
 
 /// Version 2 from the state after `seed + value`.
 #[inline]
 pub(crate) fn finish_v2(state: Fnv1a32) -> f64 {
-    let outer = Fnv1a32::new().decimal(state.finish()).finish();
-    f64::from(outer % 10000) / 10000.0
+    f64::from(bucket_v2(state)) / f64::from(V2_SCALE)
+}
+
+/// Number of experiments hashed together by [`buckets_v2_lanes`].
+pub(crate) const LANES: usize = 8;
+
+/// Version 2 buckets of one unit id under [`LANES`] seeds at once.
+///
+/// FNV is a serial chain of multiplications; hashing several seeds in
+/// lock-step lets the CPU (and the vectoriser) overlap the chains, which is
+/// what makes `assign_all` over many experiments cheap.
+pub(crate) fn buckets_v2_lanes(seeds: &[Fnv1a32; LANES], id: &str) -> [u32; LANES] {
+    let mut h = seeds.map(Fnv1a32::finish);
+    let mut feed = |u: u32| {
+        for x in &mut h {
+            *x = (*x ^ u).wrapping_mul(FNV_PRIME);
+        }
+    };
+    if id.is_ascii() {
+        id.bytes().for_each(|b| feed(u32::from(b)));
+    } else {
+        id.encode_utf16().for_each(|u| feed(u32::from(u)));
+    }
+    // Decimal digits of every lane, most significant first, in lock-step
+    // (no data-dependent branches, so the lanes overlap).
+    let mut digits = [[0u32; LANES]; 10];
+    let mut n = h;
+    for p in (0..10).rev() {
+        for l in 0..LANES {
+            digits[p][l] = u32::from(b'0') + n[l] % 10;
+            n[l] /= 10;
+        }
+    }
+    // Number of digits; leading zeros are not part of JS's `n + ""`.
+    let mut len = [1u32; LANES];
+    for pow in [
+        10u32,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+        1_000_000_000,
+    ] {
+        for l in 0..LANES {
+            len[l] += u32::from(h[l] >= pow);
+        }
+    }
+    let mut out = [FNV_OFFSET; LANES];
+    for (p, row) in (0u32..).zip(&digits) {
+        for l in 0..LANES {
+            let next = (out[l] ^ row[l]).wrapping_mul(FNV_PRIME);
+            out[l] = if p + len[l] >= 10 { next } else { out[l] };
+        }
+    }
+    out.map(|o| o % V2_SCALE)
 }
 
 #[cfg(test)]
@@ -147,8 +240,30 @@ mod tests {
 
     #[test]
     fn decimal_matches_formatting() {
-        for n in [0u32, 7, 10, 4_294_967_295, 123_456] {
+        for n in [
+            0u32,
+            7,
+            10,
+            99,
+            100,
+            101,
+            4_294_967_295,
+            123_456,
+            1_000_000_000,
+        ] {
             assert_eq!(Fnv1a32::new().decimal(n).finish(), fnv1a32(&n.to_string()));
+        }
+    }
+
+    #[test]
+    fn lanes_agree_with_one_at_a_time() {
+        for id in ["u1", "user-000042", "ユーザー", "😀x", ""] {
+            let seeds: [Fnv1a32; LANES] =
+                std::array::from_fn(|l| Fnv1a32::new().str(&format!("seed-{l}")));
+            let lanes = buckets_v2_lanes(&seeds, id);
+            for l in 0..LANES {
+                assert_eq!(lanes[l], bucket_v2(seeds[l].str(id)), "{id} lane {l}");
+            }
         }
     }
 

@@ -299,6 +299,36 @@ fn is_decimal_literal(b: &[u8]) -> bool {
     i == b.len()
 }
 
+/// Byte-order comparison (`str::cmp`) inlined for short strings: attribute
+/// names and `$in` members are short, and a `memcmp` call costs more than
+/// comparing a few bytes in place.
+#[inline]
+pub(crate) fn cmp_short(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() > 32 || b.len() > 32 {
+        return a.cmp(b);
+    }
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// String equality inlined for short strings (see [`cmp_short`]).
+#[inline]
+pub(crate) fn eq_short(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 32 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Compares two strings by UTF-16 code units, as JavaScript's `<` does.
 /// (Differs from Rust's byte order only between U+E000..U+FFFF and astral
 /// characters, but that is exactly where JS and Rust disagree.)
@@ -383,7 +413,7 @@ impl fmt::Write for CmpSink<'_> {
 /// `String(value) === target` without allocating.
 pub(crate) fn js_string_eq(value: Option<&Value>, target: &str) -> bool {
     if let Some(Value::String(s)) = value {
-        return s == target;
+        return eq_short(s, target);
     }
     let mut sink = CmpSink::new(target);
     let _ = write_js_string(value, &mut sink);

@@ -371,6 +371,7 @@ fn path(key: &str) -> Path {
     Path {
         first,
         rest: parts.map(Into::into).collect(),
+        slot: None,
     }
 }
 

@@ -41,12 +41,19 @@ pub(crate) enum Node {
 pub(crate) struct Path {
     pub(crate) first: Box<str>,
     pub(crate) rest: Box<[Box<str>]>,
+    /// Where a compiled ruleset pre-resolved the first component, if it did
+    /// (see [`Root::Slots`]).
+    pub(crate) slot: Option<u16>,
 }
 
 /// What a path is looked up in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Root<'a> {
     Map(&'a Attributes),
+    /// The attributes plus the values of the ruleset's fields, resolved in
+    /// one pass; a path without a slot (or beyond the array) falls back to
+    /// a lookup in the map.
+    Slots(&'a Attributes, &'a [Option<&'a Value>]),
     Value(&'a Value),
 }
 
@@ -76,6 +83,10 @@ impl Path {
     fn lookup<'a>(&self, root: Root<'a>) -> Option<&'a Value> {
         let mut current = match root {
             Root::Map(map) => map.get(&*self.first)?,
+            Root::Slots(map, slots) => match self.slot.and_then(|s| slots.get(usize::from(s))) {
+                Some(v) => (*v)?,
+                None => map.get(&*self.first)?,
+            },
             Root::Value(v) => step(v, &self.first)?,
         };
         for part in self.rest.iter() {
@@ -86,6 +97,27 @@ impl Path {
 }
 
 impl Node {
+    /// Collects the first component of every top-level path (the attributes
+    /// this node reads directly from the user's map).
+    pub(crate) fn fields<'s>(&'s self, out: &mut Vec<&'s str>) {
+        match self {
+            Node::True | Node::Never => {}
+            Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter().for_each(|n| n.fields(out)),
+            Node::Not(n) => n.fields(out),
+            Node::Field { path, .. } => out.push(&path.first),
+        }
+    }
+
+    /// Assigns slots to top-level paths.
+    pub(crate) fn bind(&mut self, slot_of: &impl Fn(&str) -> Option<u16>) {
+        match self {
+            Node::True | Node::Never => {}
+            Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter_mut().for_each(|n| n.bind(slot_of)),
+            Node::Not(n) => n.bind(slot_of),
+            Node::Field { path, .. } => path.slot = slot_of(&path.first),
+        }
+    }
+
     pub(crate) fn eval(&self, root: Root<'_>) -> bool {
         match self {
             Node::True => true,
@@ -311,7 +343,7 @@ impl StrSet {
     #[inline]
     fn contains(&self, s: &str) -> bool {
         match self {
-            StrSet::Small(items) => items.iter().any(|i| &**i == s),
+            StrSet::Small(items) => items.iter().any(|i| js::eq_short(i, s)),
             StrSet::Hashed(set) => set.contains(s),
         }
     }

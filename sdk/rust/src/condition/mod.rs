@@ -127,6 +127,26 @@ impl Condition {
         self.root.eval(eval::Root::Map(attributes))
     }
 
+    /// The attributes the condition reads from the top level of the user's
+    /// map (the first component of each path), in order of appearance,
+    /// possibly repeated.
+    pub(crate) fn fields(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.root.fields(&mut out);
+        out
+    }
+
+    /// Binds top-level paths to pre-resolved slots (see `eval::Root::Slots`).
+    pub(crate) fn bind(&mut self, slot_of: &impl Fn(&str) -> Option<u16>) {
+        self.root.bind(slot_of);
+    }
+
+    /// Evaluates against attributes with pre-resolved slots.
+    #[inline]
+    pub(crate) fn matches_slots(&self, attributes: &Attributes, slots: &[Option<&Value>]) -> bool {
+        self.root.eval(eval::Root::Slots(attributes, slots))
+    }
+
     /// Whether an arbitrary JSON value satisfies the condition (a non-object
     /// value has no fields, so every path in it is `null`).
     pub fn matches_value(&self, value: &Value) -> bool {
