@@ -99,6 +99,11 @@ impl From<ControlError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "conflict", refused.to_string())
             }
             ControlError::Store(err) => err.into(),
+            ControlError::Unavailable(err) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                err.to_string(),
+            ),
         }
     }
 }

@@ -19,11 +19,13 @@ use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::control::{Control, ExposureLog, RulesetHub};
+use crate::control::{Control, ExposureLog, IngestQueue, RulesetHub};
 use crate::store::{Store, StoreError};
 
 pub use error::ApiError;
 pub use sdk::MAX_EVENTS_PER_BATCH;
+
+const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Request bodies other than event batches are small definitions.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -43,16 +45,18 @@ pub struct Server {
     pub shutdown: watch::Sender<bool>,
     pub exposures: Arc<ExposureLog>,
     pub exposure_writer: JoinHandle<()>,
+    pub event_writer: JoinHandle<()>,
 }
 
 impl Server {
     /// Builds the state and router over a store and starts background writers.
     pub async fn build(store: Arc<dyn Store>) -> Result<Server, StoreError> {
         let rulesets = RulesetHub::load(store.as_ref()).await?;
-        let (exposures, exposure_writer) = ExposureLog::spawn(store.clone());
+        let (ingest, event_writer) = IngestQueue::spawn(store.clone());
+        let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = AppState {
-            control: Arc::new(Control::new(store, rulesets, exposures.clone())),
+            control: Arc::new(Control::new(store, rulesets, ingest, exposures.clone())),
             keys: Arc::default(),
             telemetry: Arc::default(),
             shutdown: shutdown_rx,
@@ -62,15 +66,23 @@ impl Server {
             shutdown,
             exposures,
             exposure_writer,
+            event_writer,
         })
     }
 
-    /// Ends streams, then flushes queued exposures. Call after the listener stopped
-    /// accepting requests.
+    /// Flushes queued exposures and lets the event writer finish its last commit.
+    /// Call after the listener stopped and in-flight requests completed.
     pub async fn finish(self) {
+        drop(self.router);
         self.exposures.shutdown();
         if let Err(err) = self.exposure_writer.await {
             tracing::error!(error = %err, "exposure writer failed");
+        }
+        // The writer ends when the last handle to the queue is gone.
+        match tokio::time::timeout(FINISH_TIMEOUT, self.event_writer).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "event writer failed"),
+            Err(_) => tracing::error!("event writer did not finish in time"),
         }
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::ingest::IngestQueue;
 use crate::domain::{now_millis, Event, EventKind};
-use crate::store::Store;
 
 const QUEUE_CAPACITY: usize = 100_000;
 const BATCH_SIZE: usize = 1_000;
@@ -27,10 +27,10 @@ pub struct ExposureLog {
 impl ExposureLog {
     /// Starts the writer; the handle finishes once [`ExposureLog::shutdown`] has been
     /// called and the queue is flushed.
-    pub fn spawn(store: Arc<dyn Store>) -> (Arc<Self>, JoinHandle<()>) {
+    pub fn spawn(ingest: IngestQueue) -> (Arc<Self>, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let (stop, stopped) = watch::channel(false);
-        let writer = tokio::spawn(write_batches(store, receiver, stopped));
+        let writer = tokio::spawn(write_batches(ingest, receiver, stopped));
         let log = Arc::new(Self {
             queue,
             stop,
@@ -66,7 +66,7 @@ impl ExposureLog {
 }
 
 async fn write_batches(
-    store: Arc<dyn Store>,
+    ingest: IngestQueue,
     mut receiver: mpsc::Receiver<Event>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -77,13 +77,13 @@ async fn write_batches(
                 if received == 0 {
                     return;
                 }
-                store_batch(store.as_ref(), &mut batch).await;
+                store_batch(&ingest, &mut batch).await;
             }
             _ = stop_requested(&mut stopped) => {
                 // After close, recv_many yields what is still queued, then 0.
                 receiver.close();
                 while receiver.recv_many(&mut batch, BATCH_SIZE).await > 0 {
-                    store_batch(store.as_ref(), &mut batch).await;
+                    store_batch(&ingest, &mut batch).await;
                 }
                 return;
             }
@@ -96,21 +96,20 @@ async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-async fn store_batch(store: &dyn Store, batch: &mut Vec<Event>) {
+async fn store_batch(ingest: &IngestQueue, batch: &mut Vec<Event>) {
     if batch.is_empty() {
         return;
     }
+    let events = std::mem::take(batch);
     for attempt in 1..=MAX_ATTEMPTS {
-        match store.ingest(batch).await {
-            Ok(_) => break,
-            Err(err) if attempt < MAX_ATTEMPTS => {
+        match ingest.submit(events.clone()).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(err)) if attempt < MAX_ATTEMPTS => {
                 tracing::warn!(error = %err, attempt, "storing exposures failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
-            Err(err) => {
-                tracing::error!(error = %err, lost = batch.len(), "giving up on exposures");
-            }
+            Ok(Err(err)) => tracing::error!(error = %err, "giving up on a batch of exposures"),
+            Err(closed) => tracing::error!(error = %closed, "exposures not stored"),
         }
     }
-    batch.clear();
 }

@@ -3,6 +3,7 @@
 //! republishes the ruleset so connected SDKs see the change.
 
 pub mod exposures;
+pub mod ingest;
 pub mod ruleset;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::domain::{
 use crate::store::{IngestOutcome, Store, StoreError};
 
 pub use exposures::ExposureLog;
+pub use ingest::{IngestClosed, IngestQueue};
 pub use ruleset::{RulesetHub, RulesetSnapshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,9 @@ pub enum ControlError {
     Refused(#[from] ChangeRefused),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The server is shutting down and takes no more events.
+    #[error(transparent)]
+    Unavailable(#[from] IngestClosed),
 }
 
 /// Who made a change, as the audit log names them.
@@ -42,14 +47,21 @@ pub type Actor<'a> = &'a str;
 pub struct Control {
     store: Arc<dyn Store>,
     rulesets: RulesetHub,
+    ingest: IngestQueue,
     exposures: Arc<ExposureLog>,
 }
 
 impl Control {
-    pub fn new(store: Arc<dyn Store>, rulesets: RulesetHub, exposures: Arc<ExposureLog>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        rulesets: RulesetHub,
+        ingest: IngestQueue,
+        exposures: Arc<ExposureLog>,
+    ) -> Self {
         Self {
             store,
             rulesets,
+            ingest,
             exposures,
         }
     }
@@ -167,7 +179,7 @@ impl Control {
                 Err(UnknownExposure::Variant)
             }
         })?;
-        Ok(self.store.ingest(&events).await?)
+        Ok(self.ingest.submit(events).await??)
     }
 
     async fn validate(&self, spec: &ExperimentSpec) -> Result<(), ControlError> {

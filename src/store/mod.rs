@@ -112,9 +112,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
 
-    /// Stores a validated batch atomically and folds it into per-user aggregates.
-    /// Returns only after commit; an id seen before is counted as a duplicate.
-    async fn ingest(&self, events: &[Event]) -> Result<IngestOutcome, StoreError>;
+    /// Stores validated batches in one transaction and folds them into per-user
+    /// aggregates; returns each batch's outcome only after commit. An id seen before
+    /// (in an earlier batch or earlier in this one) is counted as a duplicate.
+    async fn ingest(&self, batches: &[&[Event]]) -> Result<Vec<IngestOutcome>, StoreError>;
 
     async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError>;
     /// Per-variant totals of `event` for an experiment, read from the aggregates:

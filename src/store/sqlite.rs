@@ -292,21 +292,23 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn ingest(&self, events: &[Event]) -> Result<IngestOutcome, StoreError> {
+    async fn ingest(&self, batches: &[&[Event]]) -> Result<Vec<IngestOutcome>, StoreError> {
+        let events: Vec<&Event> = batches.iter().flat_map(|batch| batch.iter()).collect();
         if events.is_empty() {
-            return Ok(IngestOutcome::default());
+            return Ok(vec![IngestOutcome::default(); batches.len()]);
         }
         let mut tx = self.writer.begin().await?;
-        let fresh = insert_raw_events(&mut tx, events).await?;
+        let is_new = insert_raw_events(&mut tx, &events).await?;
+        let fresh: Vec<&Event> = events
+            .iter()
+            .zip(&is_new)
+            .filter_map(|(event, new)| new.then_some(*event))
+            .collect();
         add_track_events(&mut tx, &fresh).await?;
         let moved = upsert_exposures(&mut tx, &fresh).await?;
         rebuild_user_metrics(&mut tx, &moved).await?;
         tx.commit().await?;
-        let accepted = fresh.len() as u64;
-        Ok(IngestOutcome {
-            accepted,
-            duplicates: events.len() as u64 - accepted,
-        })
+        Ok(outcomes_per_batch(batches, &is_new))
     }
 
     async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError> {
@@ -360,42 +362,84 @@ impl Store for SqliteStore {
     }
 }
 
-/// Appends the batch, skipping ids stored before; returns the events that were new.
-async fn insert_raw_events<'e>(
+/// Splits per-event freshness into each batch's accepted and duplicate counts.
+fn outcomes_per_batch(batches: &[&[Event]], is_new: &[bool]) -> Vec<IngestOutcome> {
+    let mut rest = is_new;
+    batches
+        .iter()
+        .map(|batch| {
+            let (mine, others) = rest.split_at(batch.len());
+            rest = others;
+            let accepted = mine.iter().filter(|new| **new).count() as u64;
+            IngestOutcome {
+                accepted,
+                duplicates: batch.len() as u64 - accepted,
+            }
+        })
+        .collect()
+}
+
+/// Appends the events, skipping ids stored before; says which of them were new.
+/// Looking up the (usually absent) known ids first is cheaper than having SQLite
+/// return every inserted id; the single writer connection makes it race-free.
+async fn insert_raw_events(
     tx: &mut Transaction<'_, Sqlite>,
-    events: &'e [Event],
-) -> Result<Vec<&'e Event>, StoreError> {
-    let mut inserted = HashSet::new();
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+    events: &[&Event],
+) -> Result<Vec<bool>, StoreError> {
+    let mut known = HashSet::new();
+    for chunk in events.chunks(ROWS_PER_STATEMENT * 4) {
         let sql = format!(
-            "INSERT INTO events (id, kind, user_id, experiment, variant, event, value, ts) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-            placeholders(chunk.len(), 8)
+            "SELECT id FROM events WHERE id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
         );
         let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for event in chunk {
+            query = query.bind(event.id.as_str());
+        }
+        known.extend(query.fetch_all(&mut **tx).await?);
+    }
+    // A repeated id inside the batch is new only the first time.
+    let is_new: Vec<bool> = events.iter().map(|e| known.insert(e.id.clone())).collect();
+    let fresh: Vec<&Event> = events
+        .iter()
+        .zip(&is_new)
+        .filter_map(|(event, new)| new.then_some(*event))
+        .collect();
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO events (id, kind, user_id, experiment, variant, event, value, ts) VALUES {}",
+            placeholders(chunk.len(), 8)
+        );
+        let mut query = sqlx::query(&sql);
         for event in chunk {
             let (kind, experiment, variant, name, value) = match &event.kind {
                 EventKind::Exposure {
                     experiment,
                     variant,
-                } => ("exposure", Some(experiment), Some(variant), None, None),
+                } => (
+                    "exposure",
+                    Some(experiment.as_str()),
+                    Some(variant.as_str()),
+                    None,
+                    None,
+                ),
                 EventKind::Track { event, value } => {
-                    ("track", None, None, Some(event), Some(*value))
+                    ("track", None, None, Some(event.as_str()), Some(*value))
                 }
             };
             query = query
-                .bind(&event.id)
+                .bind(event.id.as_str())
                 .bind(kind)
-                .bind(&event.user)
+                .bind(event.user.as_str())
                 .bind(experiment)
                 .bind(variant)
                 .bind(name)
                 .bind(value)
                 .bind(event.ts);
         }
-        inserted.extend(query.fetch_all(&mut **tx).await?);
+        query.execute(&mut **tx).await?;
     }
-    // A repeated id inside the batch is new only the first time.
-    Ok(events.iter().filter(|e| inserted.remove(&e.id)).collect())
+    Ok(is_new)
 }
 
 /// Adds new track events to the aggregates of every experiment the user had already
