@@ -316,6 +316,21 @@ pub(crate) fn cmp_short(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len())
 }
 
+/// The first 8 bytes of `s` as a big-endian integer, zero-padded: ordering
+/// two prefixes orders the strings unless the prefixes are equal.
+#[inline]
+pub(crate) fn prefix8(s: &str) -> u64 {
+    let b = s.as_bytes();
+    if let Some(first) = b.first_chunk::<8>() {
+        return u64::from_be_bytes(*first);
+    }
+    let mut w = 0u64;
+    for (i, &x) in b.iter().enumerate() {
+        w |= u64::from(x) << (56 - 8 * i);
+    }
+    w
+}
+
 /// String equality inlined for short strings (see [`cmp_short`]).
 #[inline]
 pub(crate) fn eq_short(a: &str, b: &str) -> bool {
@@ -577,6 +592,34 @@ mod tests {
         assert!(js_string_eq(Some(&json!({"a": 1})), "[object Object]"));
         assert!(!js_string_eq(Some(&json!(10)), "1"));
         assert!(!js_string_eq(Some(&json!(1)), "10"));
+    }
+
+    #[test]
+    fn prefix_order_agrees_with_string_order() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ab\0",
+            "abc",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgi",
+            "b",
+            "é",
+            "z",
+        ];
+        for x in words {
+            for y in words {
+                let (px, py) = (prefix8(x), prefix8(y));
+                let order = if px != py {
+                    px.cmp(&py)
+                } else {
+                    cmp_short(x, y)
+                };
+                assert_eq!(order, x.cmp(y), "{x:?} vs {y:?}");
+            }
+        }
     }
 
     #[test]
