@@ -33,7 +33,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a commit is on disk before we acknowledge it, even on power loss.
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // 64 MiB of page cache per connection (the default is 2 MiB): ingestion
+            // touches index pages all over the event and exposure tables.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -305,8 +309,7 @@ impl Store for SqliteStore {
             .filter_map(|(event, new)| new.then_some(*event))
             .collect();
         add_track_events(&mut tx, &fresh).await?;
-        let moved = upsert_exposures(&mut tx, &fresh).await?;
-        rebuild_user_metrics(&mut tx, &moved).await?;
+        record_exposures(&mut tx, &fresh).await?;
         tx.commit().await?;
         Ok(outcomes_per_batch(batches, &is_new))
     }
@@ -479,88 +482,181 @@ async fn add_track_events(
     Ok(())
 }
 
-/// A user's first exposure to an experiment, folded over the batch.
-struct FirstExposure<'e> {
-    variant: &'e str,
+/// A user's first exposure to an experiment: folded over the batch, then merged
+/// with what was stored.
+#[derive(Clone, PartialEq)]
+struct FirstExposure {
+    variant: String,
     first_ts: Millis,
     multiple: bool,
 }
 
-/// Records first exposures; returns `(experiment, user, first_ts)` for every exposure
-/// that is new or moved earlier, whose aggregates must be rebuilt.
-async fn upsert_exposures(
+impl FirstExposure {
+    /// Folds in a later-read exposure (from the batch or the table).
+    fn merge(&mut self, other: &FirstExposure) {
+        self.multiple |= other.multiple || other.variant != self.variant;
+        if other.first_ts < self.first_ts {
+            self.first_ts = other.first_ts;
+            self.variant.clone_from(&other.variant);
+        }
+    }
+}
+
+type UserKey = (String, String);
+
+/// What a batch's exposures change: new first exposures, first exposures that moved
+/// earlier (their aggregates start at another time), and flag-only changes.
+#[derive(Default)]
+struct ExposureChanges {
+    writes: Vec<(UserKey, FirstExposure)>,
+    new: Vec<(UserKey, Millis)>,
+    moved: Vec<(UserKey, Millis)>,
+}
+
+/// Records first exposures and rebuilds the aggregates of users whose first
+/// exposure is new or moved. Exposures that change nothing (a user seen again later
+/// in the same variant) cost one lookup and no write.
+async fn record_exposures(
     tx: &mut Transaction<'_, Sqlite>,
     fresh: &[&Event],
-) -> Result<Vec<(String, String, Millis)>, StoreError> {
-    let mut firsts: HashMap<(&str, &str), FirstExposure> = HashMap::new();
+) -> Result<(), StoreError> {
+    let batch = fold_exposures(fresh);
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let stored = stored_exposures(tx, &batch).await?;
+    let changes = diff_exposures(batch, &stored);
+    write_exposures(tx, &changes.writes).await?;
+    delete_user_metrics(tx, &changes.moved).await?;
+    let mut rebuild = changes.new;
+    rebuild.extend(changes.moved);
+    rebuild_user_metrics(tx, &rebuild).await
+}
+
+fn fold_exposures(fresh: &[&Event]) -> HashMap<UserKey, FirstExposure> {
+    let mut firsts: HashMap<UserKey, FirstExposure> = HashMap::new();
     for event in fresh {
-        let EventKind::Exposure {
-            experiment,
-            variant,
-        } = &event.kind
-        else {
+        let EventKind::Exposure { experiment, variant } = &event.kind else {
             continue;
         };
+        let seen = FirstExposure {
+            variant: variant.clone(),
+            first_ts: event.ts,
+            multiple: false,
+        };
         firsts
-            .entry((experiment.as_str(), event.user.as_str()))
-            .and_modify(|first| {
-                first.multiple |= first.variant != variant;
-                if event.ts < first.first_ts {
-                    first.first_ts = event.ts;
-                    first.variant = variant;
-                }
-            })
-            .or_insert(FirstExposure {
-                variant,
-                first_ts: event.ts,
-                multiple: false,
-            });
+            .entry((experiment.clone(), event.user.clone()))
+            .and_modify(|first| first.merge(&seen))
+            .or_insert(seen);
     }
-    let firsts: Vec<_> = firsts.into_iter().collect();
-    let mut moved = Vec::new();
-    for chunk in firsts.chunks(ROWS_PER_STATEMENT) {
+    firsts
+}
+
+async fn stored_exposures(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &HashMap<UserKey, FirstExposure>,
+) -> Result<HashMap<UserKey, FirstExposure>, StoreError> {
+    let keys: Vec<&UserKey> = batch.keys().collect();
+    let mut stored = HashMap::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT experiment, user_id, variant, first_ts, multiple FROM exposures \
+             WHERE (experiment, user_id) IN (VALUES {})",
+            placeholders(chunk.len(), 2)
+        );
+        let mut query = sqlx::query_as::<_, (String, String, String, Millis, bool)>(&sql);
+        for (experiment, user) in chunk {
+            query = query.bind(experiment.as_str()).bind(user.as_str());
+        }
+        for (experiment, user, variant, first_ts, multiple) in query.fetch_all(&mut **tx).await? {
+            let first = FirstExposure {
+                variant,
+                first_ts,
+                multiple,
+            };
+            stored.insert((experiment, user), first);
+        }
+    }
+    Ok(stored)
+}
+
+fn diff_exposures(
+    batch: HashMap<UserKey, FirstExposure>,
+    stored: &HashMap<UserKey, FirstExposure>,
+) -> ExposureChanges {
+    let mut changes = ExposureChanges::default();
+    for (key, seen) in batch {
+        match stored.get(&key) {
+            None => {
+                changes.new.push((key.clone(), seen.first_ts));
+                changes.writes.push((key, seen));
+            }
+            Some(before) => {
+                let mut after = before.clone();
+                after.merge(&seen);
+                if after.first_ts != before.first_ts {
+                    changes.moved.push((key.clone(), after.first_ts));
+                }
+                if after != *before {
+                    changes.writes.push((key, after));
+                }
+            }
+        }
+    }
+    changes
+}
+
+async fn write_exposures(
+    tx: &mut Transaction<'_, Sqlite>,
+    writes: &[(UserKey, FirstExposure)],
+) -> Result<(), StoreError> {
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple) VALUES {} \
-             ON CONFLICT (experiment, user_id) DO UPDATE SET \
-             multiple = (exposures.multiple OR excluded.multiple OR excluded.variant <> exposures.variant), \
-             variant = CASE WHEN excluded.first_ts < exposures.first_ts THEN excluded.variant ELSE exposures.variant END, \
-             first_ts = MIN(exposures.first_ts, excluded.first_ts) \
-             WHERE excluded.first_ts < exposures.first_ts \
-             OR (exposures.multiple = 0 AND (excluded.multiple = 1 OR excluded.variant <> exposures.variant)) \
-             RETURNING experiment, user_id, first_ts",
+             ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
+             first_ts = excluded.first_ts, multiple = excluded.multiple",
             placeholders(chunk.len(), 5)
         );
-        let mut query = sqlx::query_as::<_, (String, String, Millis)>(&sql);
+        let mut query = sqlx::query(&sql);
         for ((experiment, user), first) in chunk {
             query = query
-                .bind(*experiment)
-                .bind(*user)
-                .bind(first.variant)
+                .bind(experiment.as_str())
+                .bind(user.as_str())
+                .bind(first.variant.as_str())
                 .bind(first.first_ts)
                 .bind(first.multiple);
         }
-        moved.extend(query.fetch_all(&mut **tx).await?);
+        query.execute(&mut **tx).await?;
     }
-    Ok(moved)
+    Ok(())
 }
 
-/// Recomputes the aggregates of each `(experiment, user)` from the raw track events
-/// at or after the user's (new) first exposure.
-async fn rebuild_user_metrics(
+async fn delete_user_metrics(
     tx: &mut Transaction<'_, Sqlite>,
-    moved: &[(String, String, Millis)],
+    users: &[(UserKey, Millis)],
 ) -> Result<(), StoreError> {
-    for chunk in moved.chunks(ROWS_PER_STATEMENT) {
-        let delete = format!(
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
             "DELETE FROM user_metrics WHERE (experiment, user_id) IN (VALUES {})",
             placeholders(chunk.len(), 2)
         );
-        let mut query = sqlx::query(&delete);
-        for (experiment, user, _) in chunk {
-            query = query.bind(experiment).bind(user);
+        let mut query = sqlx::query(&sql);
+        for ((experiment, user), _) in chunk {
+            query = query.bind(experiment.as_str()).bind(user.as_str());
         }
         query.execute(&mut **tx).await?;
-        let insert = format!(
+    }
+    Ok(())
+}
+
+/// Computes the aggregates of each `(experiment, user)` from the raw track events at
+/// or after the user's first exposure. Callers clear old aggregates first.
+async fn rebuild_user_metrics(
+    tx: &mut Transaction<'_, Sqlite>,
+    users: &[(UserKey, Millis)],
+) -> Result<(), StoreError> {
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
             "WITH c (experiment, user_id, first_ts) AS (VALUES {}) \
              INSERT INTO user_metrics (experiment, user_id, event, total, count) \
              SELECT c.experiment, c.user_id, e.event, SUM(e.value), COUNT(*) \
@@ -568,9 +664,12 @@ async fn rebuild_user_metrics(
              WHERE true GROUP BY c.experiment, c.user_id, e.event",
             placeholders(chunk.len(), 3)
         );
-        let mut query = sqlx::query(&insert);
-        for (experiment, user, first_ts) in chunk {
-            query = query.bind(experiment).bind(user).bind(*first_ts);
+        let mut query = sqlx::query(&sql);
+        for ((experiment, user), first_ts) in chunk {
+            query = query
+                .bind(experiment.as_str())
+                .bind(user.as_str())
+                .bind(*first_ts);
         }
         query.execute(&mut **tx).await?;
     }

@@ -1,0 +1,96 @@
+//! The `sluice` binary: key creation, migration, serving and clean shutdown.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sluice() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.env_remove("SLUICE_DB").env_remove("SLUICE_ADDR");
+    command
+}
+
+fn http_get(port: u16, path: &str, key: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn key_create_prints_the_key_alone_and_serve_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let migrated = sluice().args(["migrate", "--db", &db]).output().unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+
+    let created = sluice()
+        .args(["key", "create", "--role", "analyst", "--name", "ana", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let stdout = String::from_utf8(created.stdout).unwrap();
+    let lines: Vec<_> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "only the key on stdout: {stdout:?}");
+    let key = lines[0];
+    assert!(key.starts_with("sk_analyst_"));
+
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = sluice()
+        .args(["serve", "--db", &db, "--addr", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let health = loop {
+        if let Some(response) = http_get(port, "/healthz", "") {
+            break response;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let listed = http_get(port, "/api/v1/experiments", key).unwrap();
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(listed.ends_with("[]"), "{listed}");
+    let refused = http_get(port, "/api/v1/experiments", "sk_analyst_wrong").unwrap();
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let output = sluice()
+        .args(["key", "create", "--role", "root", "--db", "sqlite::memory:"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("expected admin, editor, analyst or sdk"), "{stderr}");
+
+    let output = sluice().args(["migrate", "--db", "mysql://x"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("unsupported database URL"), "{stderr}");
+}
