@@ -18,7 +18,7 @@ use crate::bucket::{self, BucketRange};
 use crate::condition::Condition;
 use crate::hash;
 use crate::hash::Fnv1a32;
-use crate::ruleset::{RuleStatus, Ruleset};
+use crate::ruleset::{ExperimentRule, RuleStatus, Ruleset};
 
 /// A problem found while compiling a ruleset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +350,21 @@ impl CompiledRuleset {
     /// The wire form this was compiled from.
     pub fn ruleset(&self) -> &Ruleset {
         &self.ruleset
+    }
+
+    /// The wire form of one experiment, by key (the first with that key).
+    pub fn rule(&self, experiment: &str) -> Option<&ExperimentRule> {
+        let i = *self.index.get(experiment)?;
+        self.ruleset.experiments.get(i)
+    }
+
+    /// An empty ruleset (version 0): every `assign` returns `None`.
+    pub fn empty() -> CompiledRuleset {
+        CompiledRuleset::compile(Ruleset {
+            version: 0,
+            experiments: Vec::new(),
+        })
+        .0
     }
 
     /// Number of distinct compiled conditions (identical conditions are

@@ -41,6 +41,8 @@
 
 mod assign;
 pub mod bucket;
+#[cfg(feature = "client")]
+pub mod client;
 mod compiled;
 pub mod condition;
 pub mod hash;
