@@ -32,7 +32,9 @@ fn key_create_prints_the_key_alone_and_serve_accepts_it() {
     assert!(migrated.status.success(), "{migrated:?}");
 
     let created = sluice()
-        .args(["key", "create", "--role", "analyst", "--name", "ana", "--db", &db])
+        .args([
+            "key", "create", "--role", "analyst", "--name", "ana", "--db", &db,
+        ])
         .output()
         .unwrap();
     assert!(created.status.success(), "{created:?}");
@@ -42,7 +44,11 @@ fn key_create_prints_the_key_alone_and_serve_accepts_it() {
     let key = lines[0];
     assert!(key.starts_with("sk_analyst_"));
 
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = sluice()
         .args(["serve", "--db", &db, "--addr", &format!("127.0.0.1:{port}")])
         .stderr(Stdio::null())
@@ -53,7 +59,10 @@ fn key_create_prints_the_key_alone_and_serve_accepts_it() {
         if let Some(response) = http_get(port, "/healthz", "") {
             break response;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "server did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
@@ -87,9 +96,15 @@ fn bad_arguments_are_explained() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("expected admin, editor, analyst or sdk"), "{stderr}");
+    assert!(
+        stderr.contains("expected admin, editor, analyst or sdk"),
+        "{stderr}"
+    );
 
-    let output = sluice().args(["migrate", "--db", "mysql://x"]).output().unwrap();
+    let output = sluice()
+        .args(["migrate", "--db", "mysql://x"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("unsupported database URL"), "{stderr}");

@@ -22,7 +22,11 @@ fn generate(rng: &mut StdRng) -> Vec<Event> {
     for user in 0..40 {
         let home = VARIANTS[user % 2];
         for _ in 0..rng.random_range(1..=3) {
-            let variant = if rng.random_bool(0.1) { VARIANTS[(user + 1) % 2] } else { home };
+            let variant = if rng.random_bool(0.1) {
+                VARIANTS[(user + 1) % 2]
+            } else {
+                home
+            };
             events.push(Event {
                 id: format!("x{}", events.len()),
                 user: format!("user-{user}"),
@@ -53,7 +57,9 @@ fn reference(events: &[Event], metric: &str) -> (ExposureSummary, Vec<VariantTot
     let mut firsts: HashMap<&str, (i64, &str, bool)> = HashMap::new();
     for event in events {
         if let EventKind::Exposure { variant, .. } = &event.kind {
-            let entry = firsts.entry(&event.user).or_insert((event.ts, variant, false));
+            let entry = firsts
+                .entry(&event.user)
+                .or_insert((event.ts, variant, false));
             entry.2 |= entry.1 != variant.as_str();
             if event.ts < entry.0 {
                 (entry.0, entry.1) = (event.ts, variant);
@@ -70,7 +76,10 @@ fn reference(events: &[Event], metric: &str) -> (ExposureSummary, Vec<VariantTot
         }
         *users_per_variant.entry(variant).or_default() += 1;
         let (mut sum, mut count) = (0.0, 0.0);
-        for event in events.iter().filter(|e| e.user == *user && e.ts >= *first_ts) {
+        for event in events
+            .iter()
+            .filter(|e| e.user == *user && e.ts >= *first_ts)
+        {
             if let EventKind::Track { event, value } = &event.kind {
                 if event == metric {
                     sum += value;
@@ -103,7 +112,11 @@ async fn folding_is_independent_of_order_batching_and_repeats() {
         let events = generate(&mut rng);
         let mut delivered = events.clone();
         // Retries: a quarter of the events arrive twice.
-        let repeats: Vec<Event> = events.iter().filter(|_| rng.random_bool(0.25)).cloned().collect();
+        let repeats: Vec<Event> = events
+            .iter()
+            .filter(|_| rng.random_bool(0.25))
+            .cloned()
+            .collect();
         delivered.extend(repeats);
         delivered.shuffle(&mut rng);
 
@@ -119,11 +132,19 @@ async fn folding_is_independent_of_order_batching_and_repeats() {
             accepted += outcomes.iter().map(|o| o.accepted).sum::<u64>();
             rest = tail;
         }
-        assert_eq!(accepted, events.len() as u64, "seed {seed}: every id counted once");
+        assert_eq!(
+            accepted,
+            events.len() as u64,
+            "seed {seed}: every id counted once"
+        );
 
         for metric in EVENTS {
             let (summary, totals) = reference(&events, metric);
-            assert_eq!(store.exposure_summary("exp").await.unwrap(), summary, "seed {seed}");
+            assert_eq!(
+                store.exposure_summary("exp").await.unwrap(),
+                summary,
+                "seed {seed}"
+            );
             assert_eq!(
                 store.variant_totals("exp", metric).await.unwrap(),
                 totals,

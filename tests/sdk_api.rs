@@ -201,12 +201,13 @@ async fn events_are_stored_once_and_folded_from_first_exposure() {
     let app = TestApp::new().await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
+    let alice = "アリス'; DROP TABLE events; --";
     let batch = json!({"events": [
         // bought before being exposed: not counted
-        purchase("p0", "alice", 99.0, "2026-11-01T09:00:00Z"),
-        exposure("x1", "alice", "premium", "2026-11-01T10:00:00Z"),
-        purchase("p1", "alice", 249.0, "2026-11-01T11:00:00Z"),
-        purchase("p2", "alice", 249.0, "2026-11-02T11:00:00Z"),
+        purchase("p0", alice, 99.0, "2026-11-01T09:00:00Z"),
+        exposure("x1", alice, "premium", "2026-11-01T10:00:00Z"),
+        purchase("p1", alice, 249.0, "2026-11-01T11:00:00Z"),
+        purchase("p2", alice, 249.0, "2026-11-02T11:00:00Z"),
         exposure("x2", "bob", "control", "2026-11-01T10:00:00Z"),
         exposure("x3", "carol", "control", "2026-11-01T10:00:00Z"),
         purchase("p3", "carol", 199.0, "2026-11-01T12:00:00Z"),

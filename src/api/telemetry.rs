@@ -119,8 +119,8 @@ pub(crate) async fn record(
     let started = Instant::now();
     let response = next.run(request).await;
     let seconds = started.elapsed().as_secs_f64();
-    state
-        .telemetry
-        .observe(&method, &route, response.status().as_u16(), seconds);
+    let status = response.status().as_u16();
+    tracing::debug!(%method, %route, status, latency_ms = seconds * 1e3, "request");
+    state.telemetry.observe(&method, &route, status, seconds);
     response
 }

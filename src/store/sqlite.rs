@@ -536,7 +536,11 @@ async fn record_exposures(
 fn fold_exposures(fresh: &[&Event]) -> HashMap<UserKey, FirstExposure> {
     let mut firsts: HashMap<UserKey, FirstExposure> = HashMap::new();
     for event in fresh {
-        let EventKind::Exposure { experiment, variant } = &event.kind else {
+        let EventKind::Exposure {
+            experiment,
+            variant,
+        } = &event.kind
+        else {
             continue;
         };
         let seen = FirstExposure {
