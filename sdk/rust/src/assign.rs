@@ -167,6 +167,17 @@ pub(crate) fn unit_id_of(value: Option<&Value>) -> Option<UnitId<'_>> {
     }
 }
 
+/// Calls `f` with the unit id of `value` (see [`unit_id`]), formatting a
+/// number on the stack; `None` when there is no unit id.
+#[inline]
+pub(crate) fn with_unit_id<R>(value: Option<&Value>, f: impl FnOnce(&str) -> R) -> Option<R> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(f(s)),
+        Value::Number(_) | Value::Bool(true) => unit_id_of(value).map(|id| f(id.as_str())),
+        _ => None,
+    }
+}
+
 /// The hash attribute's value as a unit id string, as GrowthBook does:
 /// strings as they are, numbers formatted like JavaScript (`1.0` → `"1"`,
 /// `1e21` → `"1e+21"`), `true` → `"true"`; `None` when missing, null, empty,
@@ -185,8 +196,6 @@ pub fn unit_id(value: &Value) -> Option<Cow<'_, str>> {
 /// each time.
 struct Ctx<'u> {
     memo: Memo,
-    /// The hash attribute last looked up and the unit id it gave.
-    unit: Option<(&'u str, Option<UnitId<'u>>)>,
     /// Values of the ruleset's fields (`CompiledRuleset::fields`) for this
     /// user; only the slots the current evaluation needs are filled.
     slots: [Option<&'u Value>; MAX_SLOTS],
@@ -196,7 +205,6 @@ impl Default for Ctx<'_> {
     fn default() -> Self {
         Ctx {
             memo: Memo::default(),
-            unit: None,
             slots: [None; MAX_SLOTS],
         }
     }
@@ -208,12 +216,12 @@ impl Default for Ctx<'_> {
 /// lookup per name.
 fn resolve<'u, 'n>(
     user: &'u Attributes,
-    wanted: impl Iterator<Item = (usize, &'n str)>,
+    wanted: impl Iterator<Item = (usize, &'n str, u64)>,
     count: usize,
     slots: &mut [Option<&'u Value>],
 ) {
     if user.len() > 2 * count + 8 {
-        for (i, name) in wanted {
+        for (i, name, _) in wanted {
             if let Some(s) = slots.get_mut(i) {
                 *s = user.get(name);
             }
@@ -224,14 +232,17 @@ fn resolve<'u, 'n>(
     // comparison in one instruction.
     let mut entries = user.iter().map(|(k, v)| (js::prefix8(k), k, v));
     let mut cur = entries.next();
-    for (i, name) in wanted {
-        let want = js::prefix8(name);
+    for (i, name, want) in wanted {
         let found = loop {
             match cur {
                 None => break None,
                 Some((pk, k, v)) => {
                     let order = if pk != want {
                         pk.cmp(&want)
+                    } else if k.len() == name.len() && (k.len() <= 8 || k.as_str() == name) {
+                        // Same length and the prefix covers the whole key
+                        // (or the rest is equal too).
+                        std::cmp::Ordering::Equal
                     } else {
                         js::cmp_short(k, name)
                     };
@@ -276,27 +287,12 @@ impl Memo {
 }
 
 impl<'u> Ctx<'u> {
-    /// The unit id for `attribute`, looked up once per distinct attribute
-    /// in a row (experiments nearly always share `id`).
+    /// The value of a top-level attribute, from its slot when it has one.
     #[inline]
-    fn unit_id<'s>(
-        &'s mut self,
-        user: &'u Attributes,
-        attribute: &'u str,
-        slot: Option<u16>,
-    ) -> Option<&'s str> {
-        let stale = !matches!(&self.unit, Some((a, _))
-            if std::ptr::eq(*a, attribute) || js::eq_short(a, attribute));
-        if stale {
-            let value = match slot.and_then(|s| self.slots.get(usize::from(s))) {
-                Some(v) => *v,
-                None => user.get(attribute),
-            };
-            self.unit = Some((attribute, unit_id_of(value)));
-        }
-        match &self.unit {
-            Some((_, Some(id))) => Some(id.as_str()),
-            _ => None,
+    fn attribute(&self, user: &'u Attributes, name: &str, slot: Option<u16>) -> Option<&'u Value> {
+        match slot.and_then(|s| self.slots.get(usize::from(s))) {
+            Some(v) => *v,
+            None => user.get(name),
         }
     }
 }
@@ -304,12 +300,13 @@ impl<'u> Ctx<'u> {
 impl CompiledRuleset {
     /// Evaluates one experiment for a user; `None` when the key is unknown.
     pub fn assign(&self, experiment: &str, user: &Attributes) -> Option<Assignment<'_>> {
-        let i = *self.index.get(experiment)?;
+        let i = self.index_of(experiment)?;
         let mut ctx = Ctx::default();
         if let Some(exp) = self.experiments.get(i) {
             let wanted = exp.needed.iter().filter_map(|&s| {
                 let s = usize::from(s);
-                self.fields.get(s).map(|name| (s, &**name))
+                let name = self.fields.get(s)?;
+                Some((s, &**name, *self.field_prefixes.get(s)?))
             });
             resolve(user, wanted, exp.needed.len(), &mut ctx.slots);
         }
@@ -321,7 +318,13 @@ impl CompiledRuleset {
     pub fn assign_all<'a>(&'a self, user: &'a Attributes) -> AssignAll<'a> {
         let mut ctx = Ctx::default();
         let count = self.fields.len().min(MAX_SLOTS);
-        let wanted = self.fields.iter().take(count).map(|f| &**f).enumerate();
+        let wanted = self
+            .fields
+            .iter()
+            .zip(&self.field_prefixes)
+            .take(count)
+            .enumerate()
+            .map(|(i, (f, p))| (i, &**f, *p));
         resolve(user, wanted, count, &mut ctx.slots);
         AssignAll {
             ruleset: self,
@@ -389,24 +392,24 @@ impl CompiledRuleset {
             }
         }
 
-        let Some(id) = ctx.unit_id(user, &exp.hash_attribute, exp.hash_slot) else {
-            return control(Reason::NoHashAttribute);
-        };
-
-        if let Some((name, range)) = &exp.namespace {
-            if !bucket::in_namespace(id, name, *range) {
-                return control(Reason::Namespace);
+        let value = ctx.attribute(user, &exp.hash_attribute, exp.hash_slot);
+        let outcome = with_unit_id(value, |id| {
+            if let Some((name, range)) = &exp.namespace {
+                if !bucket::in_namespace(id, name, *range) {
+                    return Err(Reason::Namespace);
+                }
             }
-        }
-
-        let b = match precomputed_bucket {
-            Some(b) => b,
-            None if exp.hash_version == 2 => hash::bucket_v2(exp.seed_state.str(id)),
-            None => hash::bucket_v1(Fnv1a32::new().str(id).str(&exp.seed)),
-        };
-        match bucket::choose_bucket(b, &exp.ranges) {
-            Some(v) => pick(v, true, Reason::Split),
-            None => control(Reason::Coverage),
+            let b = match precomputed_bucket {
+                Some(b) => b,
+                None if exp.hash_version == 2 => hash::bucket_v2(exp.seed_state.str(id)),
+                None => hash::bucket_v1(Fnv1a32::new().str(id).str(&exp.seed)),
+            };
+            bucket::choose_bucket(b, &exp.ranges).ok_or(Reason::Coverage)
+        });
+        match outcome {
+            Some(Ok(v)) => pick(v, true, Reason::Split),
+            Some(Err(reason)) => control(reason),
+            None => control(Reason::NoHashAttribute),
         }
     }
 }
@@ -462,8 +465,9 @@ impl AssignAll<'_> {
         let Some((attribute, slot)) = attribute else {
             return;
         };
-        if let Some(id) = self.ctx.unit_id(self.user, attribute, slot) {
-            self.pre = hash::buckets_v2_lanes(&seeds, id);
+        let value = self.ctx.attribute(self.user, attribute, slot);
+        if let Some(pre) = with_unit_id(value, |id| hash::buckets_v2_lanes(&seeds, id)) {
+            self.pre = pre;
             self.pre_valid = mask;
         }
     }

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::Value;
 
@@ -18,6 +17,7 @@ use crate::bucket::{self, BucketRange};
 use crate::condition::Condition;
 use crate::hash;
 use crate::hash::Fnv1a32;
+use crate::js;
 use crate::ruleset::{ExperimentRule, RuleStatus, Ruleset};
 
 /// A problem found while compiling a ruleset.
@@ -35,51 +35,102 @@ impl fmt::Display for EvalWarning {
     }
 }
 
-/// A word-at-a-time multiplicative hasher (FxHash-like) for the
-/// experiment-key index: keys come from the server, not from users, so
-/// hash flooding is not a concern, and this is several times cheaper than
-/// SipHash or byte-wise FNV for short keys.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-const KEY_HASH_K: u64 = 0x517c_c1b7_2722_0a95;
-
-impl KeyHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(KEY_HASH_K);
-    }
+/// Experiment key → index, an open-addressing table with linear probing.
+///
+/// Keys come from the server (no hash flooding concern), so a cheap
+/// word-at-a-time hash does; `assign` looks a key up on every call, and this
+/// costs a fraction of a `HashMap<String, _>` with SipHash.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyIndex {
+    /// (hash, experiment index + 1); 0 marks an empty slot.
+    slots: Box<[(u32, u32)]>,
+    mask: usize,
 }
 
-impl Hasher for KeyHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
+/// Length, first 8 and last 8 bytes, one multiply: enough to tell the keys
+/// of one ruleset apart (collisions only cost a probe).
+fn key_hash(key: &str) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let b = key.as_bytes();
+    let last = b
+        .len()
+        .checked_sub(8)
+        .and_then(|i| b.get(i..))
+        .and_then(|t| t.first_chunk::<8>())
+        .map_or(0, |w| u64::from_le_bytes(*w));
+    let h = (js::prefix8(key) ^ last.rotate_left(32) ^ b.len() as u64).wrapping_mul(K);
+    h ^ (h >> 29)
 }
 
-pub(crate) type KeyIndex = HashMap<Box<str>, usize, BuildHasherDefault<KeyHasher>>;
+impl KeyIndex {
+    /// Indexes `keys` (position = experiment index); the first occurrence
+    /// of a key wins. Returns the indices of later duplicates.
+    pub(crate) fn build<'a>(
+        keys: impl ExactSizeIterator<Item = &'a str>,
+    ) -> (KeyIndex, Vec<usize>) {
+        let capacity = (keys.len() * 2).next_power_of_two().max(8);
+        let mut index = KeyIndex {
+            slots: vec![(0, 0); capacity].into_boxed_slice(),
+            mask: capacity - 1,
+        };
+        let mut duplicates = Vec::new();
+        let all: Vec<&str> = keys.collect();
+        for (i, key) in all.iter().enumerate() {
+            let h = key_hash(key);
+            #[allow(clippy::cast_possible_truncation)] // masked
+            let mut pos = (h as usize) & index.mask;
+            #[allow(clippy::cast_possible_truncation)] // low bits are the tag
+            let tag = h as u32;
+            loop {
+                match index.slots.get(pos).copied() {
+                    Some((_, 0)) => {
+                        if let (Some(slot), Ok(n)) =
+                            (index.slots.get_mut(pos), u32::try_from(i + 1))
+                        {
+                            *slot = (tag, n);
+                        }
+                        break;
+                    }
+                    Some((t, n)) if t == tag && all.get(n as usize - 1) == Some(key) => {
+                        duplicates.push(i);
+                        break;
+                    }
+                    Some(_) => pos = (pos + 1) & index.mask,
+                    None => break,
+                }
+            }
+        }
+        (index, duplicates)
+    }
+
+    /// The index of `key`, comparing candidates with `key_of`.
+    #[inline]
+    pub(crate) fn get<'k>(
+        &self,
+        key: &str,
+        key_of: impl Fn(usize) -> Option<&'k str>,
+    ) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let h = key_hash(key);
+        #[allow(clippy::cast_possible_truncation)]
+        let mut pos = (h as usize) & self.mask;
+        #[allow(clippy::cast_possible_truncation)]
+        let tag = h as u32;
+        loop {
+            let (t, n) = *self.slots.get(pos)?;
+            if n == 0 {
+                return None;
+            }
+            let i = n as usize - 1;
+            if t == tag && key_of(i).is_some_and(|k| js::eq_short(k, key)) {
+                return Some(i);
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+}
 
 /// Everything evaluation needs about one rule, prepared ahead.
 #[derive(Debug, Clone)]
@@ -125,6 +176,8 @@ pub struct CompiledRuleset {
     /// (byte order), so they can be resolved in one merge pass; the first
     /// `MAX_SLOTS` have slots.
     pub(crate) fields: Vec<Box<str>>,
+    /// `js::prefix8` of each field, for the merge pass.
+    pub(crate) field_prefixes: Vec<u64>,
     pub(crate) index: KeyIndex,
 }
 
@@ -159,7 +212,8 @@ impl CompiledRuleset {
         let mut experiments = Vec::with_capacity(ruleset.experiments.len());
         let mut conditions: Vec<Condition> = Vec::new();
         let mut condition_ids: HashMap<String, usize> = HashMap::new();
-        let mut index = KeyIndex::default();
+        let (index, duplicates) =
+            KeyIndex::build(ruleset.experiments.iter().map(|r| r.key.as_str()));
         let mut order = Vec::with_capacity(ruleset.experiments.len());
 
         for (i, rule) in ruleset.experiments.iter().enumerate() {
@@ -168,10 +222,9 @@ impl CompiledRuleset {
                 warnings: &mut warnings,
                 invalid: false,
             };
-            if index.contains_key(rule.key.as_str()) {
+            if duplicates.contains(&i) {
                 f.warn("duplicate experiment key; only the first one is evaluated");
             } else {
-                index.insert(rule.key.as_str().into(), i);
                 order.push(i);
             }
 
@@ -335,6 +388,7 @@ impl CompiledRuleset {
                 experiments,
                 conditions,
                 order,
+                field_prefixes: fields.iter().map(|f| js::prefix8(f)).collect(),
                 fields,
                 index,
             },
@@ -354,8 +408,16 @@ impl CompiledRuleset {
 
     /// The wire form of one experiment, by key (the first with that key).
     pub fn rule(&self, experiment: &str) -> Option<&ExperimentRule> {
-        let i = *self.index.get(experiment)?;
+        let i = self.index_of(experiment)?;
         self.ruleset.experiments.get(i)
+    }
+
+    /// Index of the experiment with this key.
+    #[inline]
+    pub(crate) fn index_of(&self, experiment: &str) -> Option<usize> {
+        self.index.get(experiment, |i| {
+            self.ruleset.experiments.get(i).map(|r| r.key.as_str())
+        })
     }
 
     /// An empty ruleset (version 0): every `assign` returns `None`.

@@ -321,14 +321,25 @@ pub(crate) fn cmp_short(a: &str, b: &str) -> Ordering {
 #[inline]
 pub(crate) fn prefix8(s: &str) -> u64 {
     let b = s.as_bytes();
+    let n = b.len();
     if let Some(first) = b.first_chunk::<8>() {
         return u64::from_be_bytes(*first);
     }
-    let mut w = 0u64;
-    for (i, &x) in b.iter().enumerate() {
-        w |= u64::from(x) << (56 - 8 * i);
+    if n >= 4 {
+        // Two overlapping 4-byte loads cover 4..=7 bytes.
+        let head = b.first_chunk::<4>().map_or(0, |w| u32::from_be_bytes(*w));
+        let tail = b
+            .get(n - 4..)
+            .and_then(|t| t.first_chunk::<4>())
+            .map_or(0, |w| u32::from_be_bytes(*w));
+        return (u64::from(head) << 32) | (u64::from(tail) << (64 - 8 * n));
     }
-    w
+    if n == 0 {
+        return 0;
+    }
+    // 1..=3 bytes: first, middle and last (overlapping when n < 3).
+    let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0)) << (56 - 8 * i);
+    at(0) | at(n / 2) | at(n - 1)
 }
 
 /// String equality inlined for short strings (see [`cmp_short`]).
@@ -340,6 +351,15 @@ pub(crate) fn eq_short(a: &str, b: &str) -> bool {
     }
     if a.len() > 32 {
         return a == b;
+    }
+    // Eight bytes at a time (one integer compare), then the tail.
+    let (mut a, mut b) = (a, b);
+    while let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        if x != y {
+            return false;
+        }
+        a = a.get(8..).unwrap_or_default();
+        b = b.get(8..).unwrap_or_default();
     }
     a.iter().zip(b).all(|(x, y)| x == y)
 }
@@ -426,6 +446,7 @@ impl fmt::Write for CmpSink<'_> {
 }
 
 /// `String(value) === target` without allocating.
+#[inline]
 pub(crate) fn js_string_eq(value: Option<&Value>, target: &str) -> bool {
     if let Some(Value::String(s)) = value {
         return eq_short(s, target);
@@ -599,6 +620,12 @@ mod tests {
         let words = [
             "",
             "a",
+            "abcd",
+            "abcde",
+            "abcdef",
+            "abcdefg",
+            "abd",
+            "zzzzzz",
             "ab",
             "ab\0",
             "abc",
@@ -612,6 +639,12 @@ mod tests {
         for x in words {
             for y in words {
                 let (px, py) = (prefix8(x), prefix8(y));
+                let expected_prefix = x
+                    .bytes()
+                    .chain(std::iter::repeat(0))
+                    .take(8)
+                    .fold(0u64, |w, b| (w << 8) | u64::from(b));
+                assert_eq!(px, expected_prefix, "{x:?}");
                 let order = if px != py {
                     px.cmp(&py)
                 } else {

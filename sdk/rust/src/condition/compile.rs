@@ -133,6 +133,15 @@ impl<'g> Compiler<'g> {
         Ok(match children.len() {
             0 => Node::True,
             1 => children.pop().unwrap_or(Node::True),
+            _ if children.iter().all(|c| matches!(c, Node::Field { .. })) => Node::Fields(
+                children
+                    .into_iter()
+                    .filter_map(|c| match c {
+                        Node::Field { path, test } => Some((path, test)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
             _ => Node::And(children.into_boxed_slice()),
         })
     }
@@ -167,7 +176,14 @@ impl<'g> Compiler<'g> {
                     let here = join(at, op);
                     ops.push(self.recover(self.op(op, operand, &here), || Op::Never)?);
                 }
-                Test::Ops(ops.into_boxed_slice())
+                if ops.len() == 1 {
+                    match ops.pop() {
+                        Some(op) => Test::One(Box::new(op)),
+                        None => Test::Ops(Box::new([])),
+                    }
+                } else {
+                    Test::Ops(ops.into_boxed_slice())
+                }
             }
             Value::Object(map) => {
                 if self.strict && map.keys().any(|k| k.starts_with('$')) {
@@ -301,7 +317,10 @@ impl<'g> Compiler<'g> {
             Primitive::Str(s) => Primitive::Str(std::borrow::Cow::Owned(s.into_owned())),
             Primitive::Num(n) => Primitive::Num(n),
         };
-        Ok(Op::Rel(rel, prim))
+        Ok(match prim {
+            Primitive::Num(n) => Op::RelNum(rel, n),
+            other => Op::Rel(rel, other),
+        })
     }
 
     fn in_list(&self, operand: &Value, at: &str, fold: bool, negate: bool) -> Result<Op> {
@@ -320,6 +339,17 @@ impl<'g> Compiler<'g> {
                     bad,
                 ));
             }
+        }
+        if !fold && items.iter().all(Value::is_string) {
+            let strs = items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(Into::into)
+                .collect();
+            return Ok(Op::InStr {
+                strs: StrSet::new(strs),
+                negate,
+            });
         }
         Ok(Op::In {
             set: in_set(items, fold),

@@ -34,6 +34,9 @@ pub(crate) enum Node {
     Not(Box<Node>),
     /// The value at `path` satisfies `test`.
     Field { path: Path, test: Test },
+    /// Every (path, test) holds: an object of plain field conditions, the
+    /// common shape, evaluated in one loop.
+    Fields(Box<[(Path, Test)]>),
 }
 
 /// A dotted path, split once at compile time.
@@ -105,6 +108,7 @@ impl Node {
             Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter().for_each(|n| n.fields(out)),
             Node::Not(n) => n.fields(out),
             Node::Field { path, .. } => out.push(&path.first),
+            Node::Fields(fields) => out.extend(fields.iter().map(|(p, _)| &*p.first)),
         }
     }
 
@@ -115,6 +119,11 @@ impl Node {
             Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter_mut().for_each(|n| n.bind(slot_of)),
             Node::Not(n) => n.bind(slot_of),
             Node::Field { path, .. } => path.slot = slot_of(&path.first),
+            Node::Fields(fields) => {
+                for (path, _) in fields.iter_mut() {
+                    path.slot = slot_of(&path.first);
+                }
+            }
         }
     }
 
@@ -127,6 +136,7 @@ impl Node {
             Node::Nor(children) => !children.iter().any(|c| c.eval(root)),
             Node::Not(child) => !child.eval(root),
             Node::Field { path, test } => test.eval(path.lookup(root)),
+            Node::Fields(fields) => fields.iter().all(|(p, t)| t.eval(p.lookup(root))),
         }
     }
 }
@@ -146,6 +156,8 @@ pub(crate) enum Test {
     IsNull,
     /// Deep equality with a literal array or plain object.
     DeepEq(Value),
+    /// The single operator holds (the common case, without a loop).
+    One(Box<Op>),
     /// Every operator holds.
     Ops(Box<[Op]>),
 }
@@ -160,6 +172,7 @@ impl Test {
             Test::Bool(b) => !matches!(value, None | Some(Value::Null)) && js::truthy(value) == *b,
             Test::IsNull => matches!(value, None | Some(Value::Null)),
             Test::DeepEq(expected) => js::deep_equals(value, expected),
+            Test::One(op) => op.eval(value),
             Test::Ops(ops) => ops.iter().all(|op| op.eval(value)),
         }
     }
@@ -236,10 +249,14 @@ pub(crate) enum Op {
     Ne(Value),
     /// `$lt`, `$lte`, `$gt`, `$gte` with JavaScript's mixed-type rules.
     Rel(Relation, Primitive<'static>),
+    /// `Rel` against a number: number attributes compare directly.
+    RelNum(Relation, f64),
     /// `$exists`.
     Exists(bool),
     /// `$in`/`$ini`/`$inGroup` (`negate == false`), `$nin`/`$nini`/`$notInGroup`.
     In { set: InSet, negate: bool },
+    /// `In` whose members are all strings, compared case-sensitively.
+    InStr { strs: StrSet, negate: bool },
     /// `$not`.
     Not(Box<Test>),
     /// `$size`: the array length satisfies the test.
@@ -266,7 +283,7 @@ pub(crate) enum ElemMatch {
 }
 
 impl Op {
-    #[inline]
+    #[inline(always)]
     fn eval(&self, actual: Option<&Value>) -> bool {
         match self {
             Op::Version(op, padded) => {
@@ -283,8 +300,30 @@ impl Op {
             Op::Eq(expected) => js::strict_equals(actual, expected),
             Op::Ne(expected) => !js::strict_equals(actual, expected),
             Op::Rel(rel, expected) => js::relate(&Primitive::of(actual), *rel, expected),
+            Op::RelNum(rel, expected) => match actual {
+                Some(Value::Number(n)) => {
+                    let a = js::number_f64(n);
+                    match rel {
+                        Relation::Lt => a < *expected,
+                        Relation::Lte => a <= *expected,
+                        Relation::Gt => a > *expected,
+                        Relation::Gte => a >= *expected,
+                    }
+                }
+                other => js::relate(&Primitive::of(other), *rel, &Primitive::Num(*expected)),
+            },
             Op::Exists(want) => !matches!(actual, None | Some(Value::Null)) == *want,
             Op::In { set, negate } => set.is_in(actual) != *negate,
+            Op::InStr { strs, negate } => {
+                let found = match actual {
+                    Some(Value::String(s)) => strs.contains(s),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .any(|v| matches!(v, Value::String(s) if strs.contains(s))),
+                    _ => false,
+                };
+                found != *negate
+            }
             Op::Not(test) => !test.eval(actual),
             Op::Size(test) => match actual {
                 Some(Value::Array(items)) => test.eval(Some(&Value::from(items.len()))),
