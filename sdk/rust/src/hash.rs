@@ -64,38 +64,12 @@ impl Fnv1a32 {
         Fnv1a32(h)
     }
 
-    /// Feeds the decimal digits of `n` (what JS's `n + ""` gives for a u32),
-    /// formatted in a stack buffer two digits at a time.
+    /// Feeds the decimal digits of `n` (what JS's `n + ""` gives for a u32).
     #[inline]
-    pub fn decimal(self, mut n: u32) -> Self {
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-            2021222324252627282930313233343536373839\
-            4041424344454647484950515253545556575859\
-            6061626364656667686970717273747576777879\
-            8081828384858687888990919293949596979899";
-        let mut buf = [0u8; 10];
-        let mut i = buf.len();
-        while n >= 100 {
-            let r = (n % 100) as usize * 2;
-            n /= 100;
-            i -= 2;
-            buf[i] = PAIRS[r];
-            buf[i + 1] = PAIRS[r + 1];
-        }
-        if n >= 10 {
-            let r = n as usize * 2;
-            i -= 2;
-            buf[i] = PAIRS[r];
-            buf[i + 1] = PAIRS[r + 1];
-        } else {
-            i -= 1;
-            // n < 10, so the cast is lossless.
-            #[allow(clippy::cast_possible_truncation)]
-            let d = n as u8;
-            buf[i] = b'0' + d;
-        }
+    pub fn decimal(self, n: u32) -> Self {
+        let (digits, start) = decimal_digits(n);
         let mut h = self.0;
-        for &b in &buf[i..] {
+        for &b in digits.get(start..).unwrap_or_default() {
             h = (h ^ u32::from(b)).wrapping_mul(FNV_PRIME);
         }
         Fnv1a32(h)
@@ -105,6 +79,39 @@ impl Fnv1a32 {
     pub const fn finish(self) -> u32 {
         self.0
     }
+}
+
+/// The ten decimal digits of `n` (ASCII, zero-padded) and the index of the
+/// first significant one. Every digit is computed from `n` directly with a
+/// constant divisor, so they come out in parallel rather than through a
+/// chain of divisions; hashing can start on the leading digit at once.
+#[inline]
+#[allow(clippy::cast_possible_truncation)] // every value is < 10
+pub(crate) fn decimal_digits(n: u32) -> ([u8; 10], usize) {
+    let d = |div: u32| b'0' + ((n / div) % 10) as u8;
+    let digits = [
+        b'0' + (n / 1_000_000_000) as u8,
+        d(100_000_000),
+        d(10_000_000),
+        d(1_000_000),
+        d(100_000),
+        d(10_000),
+        d(1_000),
+        d(100),
+        d(10),
+        b'0' + (n % 10) as u8,
+    ];
+    let len = 1
+        + usize::from(n >= 10)
+        + usize::from(n >= 100)
+        + usize::from(n >= 1_000)
+        + usize::from(n >= 10_000)
+        + usize::from(n >= 100_000)
+        + usize::from(n >= 1_000_000)
+        + usize::from(n >= 10_000_000)
+        + usize::from(n >= 100_000_000)
+        + usize::from(n >= 1_000_000_000);
+    (digits, 10 - len)
 }
 
 /// FNV-1a 32 over the UTF-16 code units of `s` (GrowthBook's `hashFnv32a`).
