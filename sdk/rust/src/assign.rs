@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::bucket;
 use crate::compiled::{CompiledRuleset, MAX_SLOTS};
+use crate::condition::eval::ClauseMemo;
 use crate::hash::{self, Fnv1a32};
 use crate::js::{self, StackStr};
 use crate::ruleset::RuleStatus;
@@ -196,6 +197,7 @@ pub fn unit_id(value: &Value) -> Option<Cow<'_, str>> {
 /// each time.
 struct Ctx<'u> {
     memo: Memo,
+    clauses: Option<ClauseMemo>,
     /// Values of the ruleset's fields (`CompiledRuleset::fields`) for this
     /// user; only the slots the current evaluation needs are filled.
     slots: [Option<&'u Value>; MAX_SLOTS],
@@ -205,6 +207,7 @@ impl Default for Ctx<'_> {
     fn default() -> Self {
         Ctx {
             memo: Memo::default(),
+            clauses: None,
             slots: [None; MAX_SLOTS],
         }
     }
@@ -316,7 +319,10 @@ impl CompiledRuleset {
     /// Evaluates every experiment for a user, in ruleset order. Experiments
     /// sharing a condition evaluate it once.
     pub fn assign_all<'a>(&'a self, user: &'a Attributes) -> AssignAll<'a> {
-        let mut ctx = Ctx::default();
+        let mut ctx = Ctx {
+            clauses: Some(ClauseMemo::default()),
+            ..Ctx::default()
+        };
         let count = self.fields.len().min(MAX_SLOTS);
         let wanted = self
             .fields
@@ -381,11 +387,12 @@ impl CompiledRuleset {
         }
 
         if let Some(c) = exp.condition {
-            let slots = &ctx.slots;
+            // Clause memoisation pays off only across experiments.
+            let (slots, clauses) = (&ctx.slots, ctx.clauses.as_ref());
             let passes = ctx.memo.condition(c, || {
                 self.conditions
                     .get(c)
-                    .is_some_and(|c| c.matches_slots(user, slots))
+                    .is_some_and(|c| c.matches_slots(user, slots, clauses))
             });
             if !passes {
                 return control(Reason::Condition);

@@ -212,6 +212,8 @@ impl CompiledRuleset {
         let mut experiments = Vec::with_capacity(ruleset.experiments.len());
         let mut conditions: Vec<Condition> = Vec::new();
         let mut condition_ids: HashMap<String, usize> = HashMap::new();
+        // Identical top-level clauses share an id, memoised per user.
+        let mut clause_ids: HashMap<String, u32> = HashMap::new();
         let (index, duplicates) =
             KeyIndex::build(ruleset.experiments.iter().map(|r| r.key.as_str()));
         let mut order = Vec::with_capacity(ruleset.experiments.len());
@@ -247,7 +249,18 @@ impl CompiledRuleset {
             let condition = match &rule.condition {
                 None | Some(Value::Null) => None,
                 Some(c) => match Condition::compile(c) {
-                    Ok(compiled) => {
+                    Ok(mut compiled) => {
+                        if let Value::Object(map) = c {
+                            let ids: Vec<u32> = map
+                                .iter()
+                                .map(|(k, v)| {
+                                    let key = format!("{k}\u{0}{v}");
+                                    let next = u32::try_from(clause_ids.len()).unwrap_or(u32::MAX);
+                                    *clause_ids.entry(key).or_insert(next)
+                                })
+                                .collect();
+                            compiled.bind_clauses(&ids);
+                        }
                         // serde_json's maps are sorted, so equal conditions
                         // serialize identically.
                         let canonical = c.to_string();

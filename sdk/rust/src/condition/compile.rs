@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::js::{self, Primitive, Relation};
 
-use super::eval::{ElemMatch, InSet, JsType, Node, Op, Path, StrSet, Test, VersionOp};
+use super::eval::{ElemMatch, InSet, JsType, Node, Op, Path, StrSet, Test, VersionOp, NO_CLAUSE};
 use super::version;
 use super::{Condition, ConditionError, ConditionErrorKind, SavedGroups};
 
@@ -137,7 +137,7 @@ impl<'g> Compiler<'g> {
                 children
                     .into_iter()
                     .filter_map(|c| match c {
-                        Node::Field { path, test } => Some((path, test)),
+                        Node::Field { path, test } => Some((path, test, NO_CLAUSE)),
                         _ => None,
                     })
                     .collect(),

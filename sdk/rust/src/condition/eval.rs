@@ -6,6 +6,7 @@
 //! as `None` and behaves exactly like `null`, as GrowthBook's `getPath`
 //! returns `null` for both.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
@@ -35,8 +36,44 @@ pub(crate) enum Node {
     /// The value at `path` satisfies `test`.
     Field { path: Path, test: Test },
     /// Every (path, test) holds: an object of plain field conditions, the
-    /// common shape, evaluated in one loop.
-    Fields(Box<[(Path, Test)]>),
+    /// common shape, evaluated in one loop. The `u32` is a clause id shared
+    /// by identical clauses across a ruleset (`NO_CLAUSE` if none), whose
+    /// result is memoised per user (see [`ClauseMemo`]).
+    Fields(Box<[(Path, Test, u32)]>),
+}
+
+/// Marks a clause without an id.
+pub(crate) const NO_CLAUSE: u32 = u32::MAX;
+
+/// Results of clauses already evaluated for the current user: many
+/// experiments target the same `country`/`platform` clauses, so a ruleset
+/// evaluates each distinct clause once per user. The first 256 clause ids
+/// are memoised.
+#[derive(Debug, Default)]
+pub(crate) struct ClauseMemo {
+    known: [Cell<u64>; 4],
+    value: [Cell<u64>; 4],
+}
+
+impl ClauseMemo {
+    #[inline]
+    fn get_or(&self, id: u32, eval: impl FnOnce() -> bool) -> bool {
+        let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
+        match (self.known.get(word), self.value.get(word)) {
+            (Some(k), Some(v)) => {
+                if k.get() & bit != 0 {
+                    return v.get() & bit != 0;
+                }
+                let r = eval();
+                k.set(k.get() | bit);
+                if r {
+                    v.set(v.get() | bit);
+                }
+                r
+            }
+            _ => eval(),
+        }
+    }
 }
 
 /// A dotted path, split once at compile time.
@@ -56,7 +93,11 @@ pub(crate) enum Root<'a> {
     /// The attributes plus the values of the ruleset's fields, resolved in
     /// one pass; a path without a slot (or beyond the array) falls back to
     /// a lookup in the map.
-    Slots(&'a Attributes, &'a [Option<&'a Value>]),
+    Slots(
+        &'a Attributes,
+        &'a [Option<&'a Value>],
+        Option<&'a ClauseMemo>,
+    ),
     Value(&'a Value),
 }
 
@@ -86,7 +127,7 @@ impl Path {
     fn lookup<'a>(&self, root: Root<'a>) -> Option<&'a Value> {
         let mut current = match root {
             Root::Map(map) => map.get(&*self.first)?,
-            Root::Slots(map, slots) => match self.slot.and_then(|s| slots.get(usize::from(s))) {
+            Root::Slots(map, slots, _) => match self.slot.and_then(|s| slots.get(usize::from(s))) {
                 Some(v) => (*v)?,
                 None => map.get(&*self.first)?,
             },
@@ -108,7 +149,18 @@ impl Node {
             Node::And(c) | Node::Or(c) | Node::Nor(c) => c.iter().for_each(|n| n.fields(out)),
             Node::Not(n) => n.fields(out),
             Node::Field { path, .. } => out.push(&path.first),
-            Node::Fields(fields) => out.extend(fields.iter().map(|(p, _)| &*p.first)),
+            Node::Fields(fields) => out.extend(fields.iter().map(|(p, _, _)| &*p.first)),
+        }
+    }
+
+    /// Sets clause ids on a root `Fields` node, in entry order.
+    pub(crate) fn bind_clauses(&mut self, ids: &[u32]) {
+        if let Node::Fields(fields) = self {
+            if fields.len() == ids.len() {
+                for ((_, _, id), new) in fields.iter_mut().zip(ids) {
+                    *id = *new;
+                }
+            }
         }
     }
 
@@ -120,7 +172,7 @@ impl Node {
             Node::Not(n) => n.bind(slot_of),
             Node::Field { path, .. } => path.slot = slot_of(&path.first),
             Node::Fields(fields) => {
-                for (path, _) in fields.iter_mut() {
+                for (path, _, _) in fields.iter_mut() {
                     path.slot = slot_of(&path.first);
                 }
             }
@@ -136,7 +188,16 @@ impl Node {
             Node::Nor(children) => !children.iter().any(|c| c.eval(root)),
             Node::Not(child) => !child.eval(root),
             Node::Field { path, test } => test.eval(path.lookup(root)),
-            Node::Fields(fields) => fields.iter().all(|(p, t)| t.eval(p.lookup(root))),
+            Node::Fields(fields) => match root {
+                Root::Slots(_, _, Some(memo)) => fields.iter().all(|(p, t, id)| {
+                    if *id == NO_CLAUSE {
+                        t.eval(p.lookup(root))
+                    } else {
+                        memo.get_or(*id, || t.eval(p.lookup(root)))
+                    }
+                }),
+                _ => fields.iter().all(|(p, t, _)| t.eval(p.lookup(root))),
+            },
         }
     }
 }

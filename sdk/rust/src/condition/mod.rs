@@ -30,7 +30,7 @@
 //! ```
 
 mod compile;
-mod eval;
+pub(crate) mod eval;
 mod version;
 
 use serde_json::Value;
@@ -141,10 +141,23 @@ impl Condition {
         self.root.bind(slot_of);
     }
 
-    /// Evaluates against attributes with pre-resolved slots.
+    /// Evaluates against attributes with pre-resolved slots and the
+    /// per-user clause memo.
     #[inline]
-    pub(crate) fn matches_slots(&self, attributes: &Attributes, slots: &[Option<&Value>]) -> bool {
-        self.root.eval(eval::Root::Slots(attributes, slots))
+    pub(crate) fn matches_slots(
+        &self,
+        attributes: &Attributes,
+        slots: &[Option<&Value>],
+        memo: Option<&eval::ClauseMemo>,
+    ) -> bool {
+        self.root.eval(eval::Root::Slots(attributes, slots, memo))
+    }
+
+    /// Gives the top-level field clauses ruleset-wide ids (see
+    /// `eval::ClauseMemo`), one per entry of the condition object in order;
+    /// ignored unless the condition is a plain object of field clauses.
+    pub(crate) fn bind_clauses(&mut self, ids: &[u32]) {
+        self.root.bind_clauses(ids);
     }
 
     /// Whether an arbitrary JSON value satisfies the condition (a non-object
