@@ -355,3 +355,9 @@ async fn wrong_key_fails_to_build() {
     assert_eq!(err.kind(), ClientErrorKind::Status);
     assert_eq!(err.to_string(), "ruleset request returned HTTP 401");
 }
+
+#[test]
+fn client_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Client>();
+}
