@@ -198,6 +198,10 @@ pub fn unit_id(value: &Value) -> Option<Cow<'_, str>> {
 struct Ctx<'u> {
     memo: Memo,
     clauses: Option<ClauseMemo>,
+    /// Set for a single assign: resolve the experiment's attributes in
+    /// `evaluate`, after the status checks (`assign_all` resolves all of
+    /// them up front).
+    resolve_lazily: bool,
     /// Values of the ruleset's fields (`CompiledRuleset::fields`) for this
     /// user; only the slots the current evaluation needs are filled.
     slots: [Option<&'u Value>; MAX_SLOTS],
@@ -208,6 +212,7 @@ impl Default for Ctx<'_> {
         Ctx {
             memo: Memo::default(),
             clauses: None,
+            resolve_lazily: false,
             slots: [None; MAX_SLOTS],
         }
     }
@@ -304,15 +309,10 @@ impl CompiledRuleset {
     /// Evaluates one experiment for a user; `None` when the key is unknown.
     pub fn assign(&self, experiment: &str, user: &Attributes) -> Option<Assignment<'_>> {
         let i = self.index_of(experiment)?;
-        let mut ctx = Ctx::default();
-        if let Some(exp) = self.experiments.get(i) {
-            let wanted = exp.needed.iter().filter_map(|&s| {
-                let s = usize::from(s);
-                let name = self.fields.get(s)?;
-                Some((s, &**name, *self.field_prefixes.get(s)?))
-            });
-            resolve(user, wanted, exp.needed.len(), &mut ctx.slots);
-        }
+        let mut ctx = Ctx {
+            resolve_lazily: true,
+            ..Ctx::default()
+        };
         Some(self.evaluate(i, user, &mut ctx, None))
     }
 
@@ -384,6 +384,17 @@ impl CompiledRuleset {
             RuleStatus::Shipped => return pick(exp.shipped, false, Reason::Shipped),
             RuleStatus::Running if exp.invalid => return control(Reason::InvalidRule),
             RuleStatus::Running => {}
+        }
+
+        // A single assign reads the user's attributes only once it knows
+        // the experiment runs.
+        if ctx.resolve_lazily {
+            let wanted = exp.needed.iter().filter_map(|&s| {
+                let s = usize::from(s);
+                let name = self.fields.get(s)?;
+                Some((s, &**name, *self.field_prefixes.get(s)?))
+            });
+            resolve(user, wanted, exp.needed.len(), &mut ctx.slots);
         }
 
         if let Some(c) = exp.condition {

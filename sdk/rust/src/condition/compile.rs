@@ -178,7 +178,7 @@ impl<'g> Compiler<'g> {
                 }
                 if ops.len() == 1 {
                     match ops.pop() {
-                        Some(op) => Test::One(Box::new(op)),
+                        Some(op) => Test::One(op),
                         None => Test::Ops(Box::new([])),
                     }
                 } else {
