@@ -426,3 +426,90 @@ proptest! {
         prop_assert!((0.0..1.0).contains(&h));
     }
 }
+
+/// Arbitrary JSON built from the condition language's vocabulary, so that
+/// generated conditions hit real operators as well as nonsense.
+fn any_json() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        Just("$and"),
+        Just("$or"),
+        Just("$nor"),
+        Just("$not"),
+        Just("$eq"),
+        Just("$ne"),
+        Just("$lt"),
+        Just("$lte"),
+        Just("$gt"),
+        Just("$gte"),
+        Just("$in"),
+        Just("$nin"),
+        Just("$ini"),
+        Just("$nini"),
+        Just("$all"),
+        Just("$alli"),
+        Just("$elemMatch"),
+        Just("$size"),
+        Just("$exists"),
+        Just("$type"),
+        Just("$regex"),
+        Just("$regexi"),
+        Just("$veq"),
+        Just("$vgt"),
+        Just("$vlte"),
+        Just("$inGroup"),
+        Just("$notInGroup"),
+        Just("$bogus"),
+        Just("a"),
+        Just("b.c"),
+        Just("tags"),
+        Just("tags.0"),
+        Just("v"),
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(|n| json!(n)),
+        (-1e6f64..1e6).prop_map(|f| json!(f)),
+        "[a-z0-9.()*+?|^$\\[\\]-]{0,6}".prop_map(Value::String),
+        Just(json!("1.2.3-rc.1")),
+        Just(json!("string")),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..4).prop_map(|entries| {
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                )
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Compiling and evaluating arbitrary conditions never panics, and a
+    /// condition that compiles strictly gives the same answer as the
+    /// lenient (GrowthBook) reading of it.
+    #[test]
+    fn prop_conditions_never_panic(cond in any_json(), attrs in any_json()) {
+        use sluice_sdk::condition::{Condition, SavedGroups};
+        let groups: SavedGroups = json!({"g": [1, "a"]}).as_object().cloned().unwrap_or_default();
+        let lenient = Condition::compile_lenient(&cond, &groups);
+        let answer = lenient.matches_value(&attrs);
+        if let Ok(strict) = Condition::compile_with_groups(&cond, &groups) {
+            prop_assert_eq!(strict.matches_value(&attrs), answer);
+        }
+        // And inside a ruleset, whatever the condition, assignment works.
+        let mut r = rule("fuzz", &[0.5, 0.5], 1.0, 2);
+        r.condition = Some(cond);
+        let (c, _) = CompiledRuleset::compile(Ruleset { version: 1, experiments: vec![r] });
+        let user = attrs.as_object().cloned().unwrap_or_default();
+        prop_assert!(c.assign("fuzz", &user).is_some());
+        prop_assert_eq!(c.assign_all(&user).count(), 1);
+    }
+}
