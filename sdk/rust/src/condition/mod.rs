@@ -1,6 +1,6 @@
 //! Targeting conditions: GrowthBook's MongoDB-style condition language.
 //!
-//! A condition is parsed once into a tree of [`Node`]s and [`Test`]s with
+//! A condition is parsed once into a tree of nodes and value tests with
 //! everything that can be prepared ahead prepared: regexes compiled, version
 //! strings padded, `$in` lists turned into typed sets, saved groups resolved.
 //! Evaluation then walks the tree against the user's attributes and does not
