@@ -13,4 +13,5 @@
 pub mod api;
 pub mod control;
 pub mod domain;
+pub mod stats;
 pub mod store;

@@ -1,0 +1,534 @@
+#!/usr/bin/env python3
+"""Reference fixtures for `src/stats`, computed with gbstats, scipy and statsmodels.
+
+Regenerate (from the repository root):
+
+    python3 -m venv /tmp/sluice-stats-venv
+    /tmp/sluice-stats-venv/bin/pip install -r scripts/stats/requirements.txt
+    /tmp/sluice-stats-venv/bin/python scripts/stats/generate_fixtures.py
+
+Writes tests/fixtures/stats/{compare,one_sided,srm,correction,power}.json. The output
+is deterministic (seeded simulations, no timestamps), so a regeneration with the
+pinned versions gives a byte-identical diff-free result.
+
+Where a number comes from:
+- compare.json: gbstats.frequentist.tests.TwoSidedTTest (relative and absolute),
+  SequentialTwoSidedTTest and gbstats.bayesian.tests.EffectBayesianABTest (flat prior);
+  the absolute p-values are cross-checked against scipy.stats.ttest_ind_from_stats.
+- one_sided.json: gbstats OneSidedTreatment{Lesser,Greater}TTest for the p-value; the
+  bound is t.ppf directly (gbstats 0.8.0's Lesser interval subtracts the half width,
+  which is a bug, see BUGS below). The sequential one-sided test is not in gbstats 0.8.0
+  (the newest on PyPI): its half width is transcribed from GrowthBook's later
+  `sequentialIntervalHalfwidthOneSided` and its p-value is the alpha where the bound
+  touches 0, solved with scipy.optimize.brentq; GrowthBook's own 100-step bisection
+  (tolerance 1e-6 on the bound, clamped to [1e-5, 0.4999]) is recorded beside it.
+- srm.json: scipy.stats.chisquare and gbstats.utils.check_srm.
+- correction.json: statsmodels.stats.multitest.multipletests 'holm' and 'fdr_bh'.
+- power.json: statsmodels.stats.power.NormalIndPower (ratio 1, two-sided): its
+  `power`, and its inverses found with brentq to 1e-15 (statsmodels' own solve_power
+  answers are recorded too; they stop early, up to ~1e-3 off for the effect size).
+"""
+
+import json
+import math
+import os
+import platform
+import sys
+from importlib.metadata import version
+
+import numpy as np
+from scipy import optimize, stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
+
+from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig
+from gbstats.frequentist.tests import (
+    FrequentistConfig,
+    OneSidedTreatmentGreaterTTest,
+    OneSidedTreatmentLesserTTest,
+    SequentialConfig,
+    SequentialTwoSidedTTest,
+    TwoSidedTTest,
+)
+from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
+from gbstats.utils import check_srm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "fixtures", "stats")
+SEQ_TUNINGS = [1000.0, 5000.0, 50000.0]
+
+HEADER = {
+    "generator": "scripts/stats/generate_fixtures.py",
+    "regenerate": "python3 -m venv /tmp/sluice-stats-venv && "
+    "/tmp/sluice-stats-venv/bin/pip install -r scripts/stats/requirements.txt && "
+    "/tmp/sluice-stats-venv/bin/python scripts/stats/generate_fixtures.py",
+    "python": platform.python_version(),
+    "versions": {
+        p: version(p) for p in ["gbstats", "scipy", "statsmodels", "numpy", "pandas"]
+    },
+    "tolerance": "compare with |got - want| <= 1e-6 * |want| + 1e-12",
+}
+
+
+# --- inputs ---------------------------------------------------------------------
+
+
+def arm_from_values(values):
+    v = np.asarray(values, dtype=float)
+    return {"n": int(v.size), "sum": float(v.sum()), "sum_squares": float((v * v).sum())}
+
+
+def conversion_arm(n, conversions):
+    return {"n": int(n), "sum": float(conversions), "sum_squares": float(conversions)}
+
+
+def mean_arm(n, mean, variance):
+    """Sufficient statistics of n values with this mean and sample variance."""
+    s = mean * n
+    return {"n": int(n), "sum": s, "sum_squares": variance * (n - 1) + s * s / n}
+
+
+def gb_stat(metric_type, arm):
+    if metric_type == "proportion":
+        return ProportionStatistic(n=arm["n"], sum=arm["sum"])
+    return SampleMeanStatistic(n=arm["n"], sum=arm["sum"], sum_squares=arm["sum_squares"])
+
+
+def experiments():
+    """(name, metric_type, arms, weights, settings) with arms[0] the control."""
+    rng = np.random.default_rng(20240611)
+    out = []
+    d = {"alpha": 0.05, "higher_is_better": True}
+
+    out.append(("conv_2arm_1k", "proportion",
+                [conversion_arm(1000, 100), conversion_arm(1000, 118)], [1, 1], d))
+    out.append(("conv_tiny_n10", "proportion",
+                [conversion_arm(10, 3), conversion_arm(10, 5)], [1, 1], d))
+    out.append(("conv_huge_n1e9", "proportion",
+                [conversion_arm(1_000_000_000, 50_000_000),
+                 conversion_arm(1_000_000_000, 50_010_000)], [1, 1], d))
+    out.append(("conv_3arm_unequal_weights", "proportion",
+                [conversion_arm(5012, 498), conversion_arm(2480, 262),
+                 conversion_arm(2551, 221)], [0.5, 0.25, 0.25], d))
+    out.append(("conv_4arm_srm", "proportion",
+                [conversion_arm(10000, 1203), conversion_arm(10321, 1297),
+                 conversion_arm(9702, 1105), conversion_arm(10150, 1350)],
+                [1, 1, 1, 1], d))
+    out.append(("conv_unequal_n_alpha10", "proportion",
+                [conversion_arm(1000, 312), conversion_arm(200, 49)], [5, 1],
+                {"alpha": 0.10, "higher_is_better": True}))
+    out.append(("conv_huge_effect", "proportion",
+                [conversion_arm(1_000_000, 100_000), conversion_arm(1_000_000, 120_000)],
+                [1, 1], d))
+    out.append(("conv_lower_is_better_alpha01", "proportion",
+                [conversion_arm(20000, 900), conversion_arm(20000, 830)], [1, 1],
+                {"alpha": 0.01, "higher_is_better": False}))
+
+    # Revenue per user: 92% zeros, lognormal spend otherwise (heavy right tail).
+    def revenue(n, mu):
+        buy = rng.random(n) < 0.08
+        return np.where(buy, rng.lognormal(mean=mu, sigma=1.4, size=n), 0.0)
+
+    out.append(("revenue_4arm_lognormal", "mean",
+                [arm_from_values(revenue(2000, 3.0)), arm_from_values(revenue(2000, 3.1)),
+                 arm_from_values(revenue(2000, 2.9)), arm_from_values(revenue(1960, 3.3))],
+                [1, 1, 1, 1], d))
+    out.append(("revenue_tiny_n10", "mean",
+                [arm_from_values(revenue(10, 3.0) + [0, 0, 0, 0, 0, 0, 0, 0, 0, 12.5]),
+                 arm_from_values(revenue(10, 3.0) + [0, 0, 0, 0, 0, 0, 0, 3.0, 7.0, 0])],
+                [1, 1], d))
+    out.append(("revenue_50k", "mean",
+                [arm_from_values(revenue(50000, 3.0)), arm_from_values(revenue(50000, 3.05))],
+                [1, 1], d))
+    out.append(("count_poisson_3arm", "mean",
+                [arm_from_values(rng.poisson(2.0, 5000)),
+                 arm_from_values(rng.poisson(2.05, 5000)),
+                 arm_from_values(rng.poisson(1.9, 5000))], [1, 1, 1], d))
+    out.append(("mean_huge_n1e9", "mean",
+                [mean_arm(1_000_000_000, 1.7, 25.0), mean_arm(999_990_000, 1.7003, 25.2)],
+                [1, 1], d))
+    out.append(("mean_negative_values", "mean",
+                [arm_from_values(rng.normal(-0.5, 2.0, 300)),
+                 arm_from_values(rng.normal(-0.2, 2.5, 320))], [1, 1], d))
+
+    # Degenerate inputs: gbstats returns its default output with an error message.
+    out.append(("degenerate_zero_conversions_both", "proportion",
+                [conversion_arm(500, 0), conversion_arm(500, 0)], [1, 1], d))
+    out.append(("degenerate_zero_conversions_control", "proportion",
+                [conversion_arm(500, 0), conversion_arm(500, 4)], [1, 1], d))
+    out.append(("degenerate_zero_conversions_treatment", "proportion",
+                [conversion_arm(500, 7), conversion_arm(500, 0)], [1, 1], d))
+    out.append(("degenerate_all_converted", "proportion",
+                [conversion_arm(50, 50), conversion_arm(50, 40)], [1, 1], d))
+    out.append(("degenerate_n1", "mean",
+                [arm_from_values([4.0]), arm_from_values([1.0, 2.0, 3.0])], [1, 1], d))
+    out.append(("degenerate_n0_control", "mean",
+                [{"n": 0, "sum": 0.0, "sum_squares": 0.0}, arm_from_values([1.0, 2.0, 3.0])],
+                [1, 1], d))
+    out.append(("degenerate_constant_values", "mean",
+                [arm_from_values([3.0] * 40), arm_from_values([3.0] * 35)], [1, 1], d))
+    out.append(("degenerate_control_mean_zero", "mean",
+                [arm_from_values([0.0] * 40), arm_from_values([0.0] * 30 + [2.0] * 10)],
+                [1, 1], d))
+    return out
+
+
+# --- expected reason, by the documented precedence in src/stats/mod.rs ----------
+
+
+def sluice_variance(metric_type, arm):
+    n = arm["n"]
+    if metric_type == "proportion":
+        p = arm["sum"] / n
+        return p * (1 - p)
+    return (arm["sum_squares"] - arm["sum"] ** 2 / n) / (n - 1)
+
+
+def expected_reasons(metric_type, c, t):
+    """(absolute reason, relative reason) or None, as `Reason::as_str` spells them."""
+    if c["n"] < 2 or t["n"] < 2:
+        return "TOO_FEW_UNITS", "TOO_FEW_UNITS"
+    zero_var = sluice_variance(metric_type, c) <= 0 or sluice_variance(metric_type, t) <= 0
+    abs_reason = "ZERO_NEGATIVE_VARIANCE" if zero_var else None
+    if c["sum"] == 0:
+        rel_reason = "ZERO_NEGATIVE_BASELINE_VARIATION"
+    else:
+        rel_reason = abs_reason
+    return abs_reason, rel_reason
+
+
+# --- compare.json -----------------------------------------------------------------
+
+
+def fnum(x):
+    x = float(x)
+    if math.isnan(x):
+        raise ValueError("NaN in a fixture")
+    return x
+
+
+def compare_case(name, metric_type, c, t, settings, index):
+    alpha = settings["alpha"]
+    sa, sb = gb_stat(metric_type, c), gb_stat(metric_type, t)
+    rel = TwoSidedTTest(sa, sb, FrequentistConfig(alpha=alpha, difference_type="relative"))
+    rel_r = rel.compute_result()
+    ab = TwoSidedTTest(sa, sb, FrequentistConfig(alpha=alpha, difference_type="absolute"))
+    ab_r = ab.compute_result()
+    bay = EffectBayesianABTest(
+        sa, sb, EffectBayesianConfig(alpha=alpha, inverse=not settings["higher_is_better"])
+    ).compute_result()
+    abs_reason, rel_reason = expected_reasons(metric_type, c, t)
+    want = {
+        "abs_reason": abs_reason,
+        "rel_reason": rel_reason,
+        "gbstats_error": rel_r.error_message,
+        "gbstats_abs_error": ab_r.error_message,
+        "gbstats_bayes_error": bay.error_message,
+    }
+    if ab_r.error_message is None and abs_reason is None:
+        want["abs_effect"] = fnum(ab_r.expected)
+        want["abs_ci"] = [fnum(x) for x in ab_r.ci]
+        want["abs_p_value"] = fnum(ab_r.p_value)
+        want["abs_dof"] = fnum(ab.dof)
+        # Cross-check: scipy's Welch test from the same summary statistics.
+        sp = stats.ttest_ind_from_stats(
+            sb.mean, math.sqrt(sb.variance), sb.n, sa.mean, math.sqrt(sa.variance), sa.n,
+            equal_var=False,
+        )
+        assert math.isclose(sp.pvalue, ab_r.p_value, rel_tol=1e-9, abs_tol=1e-15), name
+    if rel_r.error_message is None and rel_reason is None:
+        want["rel_effect"] = fnum(rel_r.expected)
+        want["rel_ci"] = [fnum(x) for x in rel_r.ci]
+        want["p_value"] = fnum(rel_r.p_value)
+        want["rel_stddev"] = fnum(rel_r.uplift.stddev)
+        want["significant"] = bool(rel_r.p_value < alpha)
+        seq = {}
+        for n_star in SEQ_TUNINGS:
+            s = SequentialTwoSidedTTest(
+                sa, sb, SequentialConfig(alpha=alpha, sequential_tuning_parameter=n_star)
+            ).compute_result()
+            seq[str(int(n_star))] = {
+                "seq_rel_ci": [fnum(x) for x in s.ci],
+                "seq_p_value": fnum(s.p_value),
+            }
+        want["sequential"] = seq
+        assert bay.error_message is None, name
+        want["chance_to_win"] = fnum(bay.chance_to_win)
+        want["risk"] = fnum(bay.risk[1])
+        want["risk_control"] = fnum(bay.risk[0])
+        want["credible_interval"] = [fnum(x) for x in bay.ci]
+    return {
+        "name": f"{name}/variant{index}",
+        "metric_type": metric_type,
+        "settings": settings,
+        "control": c,
+        "treatment": t,
+        "want": want,
+    }
+
+
+# --- one_sided.json ---------------------------------------------------------------
+
+
+def seq_rho(alpha, n_star, two_sided):
+    # eq 161 in Waudby-Smith et al.; one-sided tests plug in 2 * alpha (GrowthBook).
+    a = alpha if two_sided else 2 * alpha
+    return math.sqrt((-2 * math.log(a) + math.log(-2 * math.log(a) + 1)) / n_star)
+
+
+def seq_halfwidth_one_sided(s2, n, rho, alpha):
+    # Transcribed from GrowthBook's sequentialIntervalHalfwidthOneSided (not in 0.8.0).
+    part2 = 2 * (n * rho**2 + 1) / (n * rho) ** 2
+    part3 = math.log(1 + math.sqrt(n * rho**2 + 1) / (2 * alpha))
+    return math.sqrt(s2 * part2 * part3)
+
+
+def seq_one_sided(pe, var, n, rho, alpha, lesser):
+    s2 = var * n
+    hw = seq_halfwidth_one_sided(s2, n, rho, alpha)
+    bound = pe + hw if lesser else pe - hw
+
+    def edge(a):
+        h = seq_halfwidth_one_sided(s2, n, rho, a)
+        return pe + h if lesser else pe - h
+
+    # Exact p-value: the alpha at which the bound touches 0, capped at 1. The bound
+    # moves monotonically toward 0 as alpha grows, so a root in log(alpha) is bracketed.
+    toward = pe < 0 if lesser else pe > 0
+
+    def far_side(x):  # bound still excludes the "treatment is lesser/greater" claim
+        return x > 0 if lesser else x < 0
+
+    if not toward:
+        exact = 1.0
+    else:
+        f = lambda la: edge(math.exp(la))  # noqa: E731
+        if far_side(f(0.0)):
+            exact = 1.0
+        elif not far_side(f(-700.0)):
+            exact = 0.0
+        else:
+            exact = math.exp(optimize.brentq(f, -700.0, 0.0, xtol=1e-14, rtol=1e-15))
+
+    # GrowthBook's bisection, for the record.
+    lo_a, hi_a, tol = 1e-5, 0.4999, 1e-6
+    if (edge(lo_a) < 0) if lesser else (edge(lo_a) > 0):
+        bis = lo_a
+    elif (edge(hi_a) > 0) if lesser else (edge(hi_a) < 0):
+        bis = hi_a
+    else:
+        a = 0.5 * (lo_a + hi_a)
+        bis = None
+        for i in range(100):
+            diff = edge(a)
+            if (diff > 0) if lesser else (diff < 0):
+                lo_a = a
+            else:
+                hi_a = a
+            a = 0.5 * (lo_a + hi_a)
+            if abs(diff) < tol:
+                bis = a
+                break
+    return bound, exact, bis
+
+
+def one_sided_cases(exps):
+    cases = []
+    for name, metric_type, arms, _w, settings in exps:
+        if name.startswith("degenerate"):
+            continue
+        c = arms[0]
+        for i, t in enumerate(arms[1:], start=1):
+            alpha = settings["alpha"]
+            sa, sb = gb_stat(metric_type, c), gb_stat(metric_type, t)
+            for diff_type in ["relative", "absolute"]:
+                cfg = FrequentistConfig(alpha=alpha, difference_type=diff_type)
+                lesser = OneSidedTreatmentLesserTTest(sa, sb, cfg)
+                greater = OneSidedTreatmentGreaterTTest(sa, sb, cfg)
+                lr, gr = lesser.compute_result(), greater.compute_result()
+                pe, var, dof = lesser.point_estimate, lesser.variance, lesser.dof
+                width = stats.t.ppf(1 - alpha, dof) * math.sqrt(var)
+                want = {
+                    "effect": fnum(pe),
+                    "lesser_p_value": fnum(lr.p_value),
+                    "lesser_upper": fnum(pe + width),
+                    "greater_p_value": fnum(gr.p_value),
+                    "greater_lower": fnum(gr.ci[0]),
+                    "sequential": {},
+                }
+                n = c["n"] + t["n"]
+                for n_star in SEQ_TUNINGS:
+                    rho = seq_rho(alpha, n_star, two_sided=False)
+                    lb, lp, lbis = seq_one_sided(pe, var, n, rho, alpha, lesser=True)
+                    gb, gp, gbis = seq_one_sided(pe, var, n, rho, alpha, lesser=False)
+                    want["sequential"][str(int(n_star))] = {
+                        "lesser_upper": fnum(lb),
+                        "lesser_p_value": fnum(lp),
+                        "lesser_p_value_growthbook_bisection": lbis,
+                        "greater_lower": fnum(gb),
+                        "greater_p_value": fnum(gp),
+                        "greater_p_value_growthbook_bisection": gbis,
+                    }
+                cases.append({
+                    "name": f"{name}/variant{i}/{diff_type}",
+                    "metric_type": metric_type,
+                    "difference": diff_type,
+                    "settings": settings,
+                    "control": c,
+                    "treatment": t,
+                    "want": want,
+                })
+    return cases
+
+
+# --- srm.json, correction.json, power.json ----------------------------------------
+
+
+def srm_case(name, users, weights):
+    total_w = sum(weights)
+    expected = [w / total_w * sum(users) for w in weights]
+    sp = stats.chisquare(users, expected)
+    gb = check_srm(users, weights)
+    assert math.isclose(sp.pvalue, gb, rel_tol=1e-12, abs_tol=1e-300), name
+    return {"name": name, "users": users, "weights": weights,
+            "want": {"p_value": fnum(sp.pvalue), "ok": bool(sp.pvalue >= 0.001),
+                     "statistic": fnum(sp.statistic)}}
+
+
+def srm_cases(exps):
+    cases = [srm_case(n, [a["n"] for a in arms], [float(w) for w in ws])
+             for n, _m, arms, ws, _s in exps if all(a["n"] > 0 for a in arms)]
+    cases += [
+        srm_case("balanced_exact", [5000, 5000], [1.0, 1.0]),
+        srm_case("api_example", [5012, 4988], [0.5, 0.5]),
+        srm_case("tiny", [7, 3], [0.5, 0.5]),
+        srm_case("strong_mismatch", [5300, 4700], [0.5, 0.5]),
+        srm_case("huge_slight", [500_100_000, 499_900_000], [0.5, 0.5]),
+        srm_case("five_arms_uneven_weights", [1010, 2050, 2950, 980, 3010],
+                 [0.1, 0.2, 0.3, 0.1, 0.3]),
+        srm_case("extreme_mismatch", [9000, 1000], [0.5, 0.5]),
+    ]
+    return cases
+
+
+def correction_cases(compare):
+    lists = {
+        "statsmodels_doc_like": [0.01, 0.02, 0.03, 0.04, 0.05],
+        "with_ties": [0.001, 0.02, 0.02, 0.5, 0.02, 1.0],
+        "single": [0.03],
+        "empty": [],
+        "tiny_and_large": [1e-12, 0.9, 0.2, 0.049, 0.0011, 0.7, 0.3],
+        "all_ones": [1.0, 1.0, 1.0],
+        "zero": [0.0, 0.5],
+    }
+    by_exp = {}
+    for case in compare:
+        if "p_value" in case["want"]:
+            by_exp.setdefault(case["name"].split("/")[0], []).append(case["want"]["p_value"])
+            by_exp.setdefault("all_metrics_x_variants", []).append(case["want"]["p_value"])
+    lists.update({f"experiment_{k}": v for k, v in by_exp.items() if len(v) > 1})
+    out = []
+    for name, ps in lists.items():
+        if ps:
+            holm = multipletests(ps, method="holm")[1].tolist()
+            bh = multipletests(ps, method="fdr_bh")[1].tolist()
+        else:
+            holm, bh = [], []
+        out.append({"name": name, "p_values": ps, "want": {"holm": holm, "fdr_bh": bh}})
+    return out
+
+
+def power_cases():
+    power = NormalIndPower()
+    out = []
+    baselines = [
+        ("conversion_10pct", 0.10, 0.10 * 0.90),
+        ("conversion_1pct", 0.01, 0.01 * 0.99),
+        ("conversion_50pct", 0.50, 0.25),
+        ("revenue_heavy_tail", 4.2, 38.0**2),
+        ("count", 2.0, 2.0),
+    ]
+    for bname, mean, var in baselines:
+        for mde in [0.01, 0.05, 0.2]:
+            for variants in [2, 3, 5]:
+                for alpha, pw in [(0.05, 0.8), (0.01, 0.9)]:
+                    a = alpha / (variants - 1)
+                    d = mde * abs(mean) / math.sqrt(var)
+                    n_sm = power.solve_power(effect_size=d, nobs1=None, alpha=a, power=pw,
+                                             ratio=1.0, alternative="two-sided")
+                    n_sm = float(np.asarray(n_sm).item())
+                    # statsmodels' solve_power stops early (its effect-size answers are
+                    # off by up to ~1e-3 relative), so the values compared at 1e-6 are
+                    # roots of the same NormalIndPower.power found with a tight brentq.
+                    z = stats.norm.isf(a / 2) + stats.norm.ppf(pw)
+                    n = optimize.brentq(
+                        lambda x: power.power(d, x, a, ratio=1.0) - pw,
+                        1e-9, 2 * (z / d) ** 2 * 1.01 + 10, xtol=1e-12, rtol=1e-15)
+                    assert math.isclose(n, n_sm, rel_tol=1e-4), (n, n_sm)
+                    # Power and MDE at a round sample size near the answer.
+                    n_round = float(max(10, round(n, -1)))
+                    achieved = float(power.power(d, n_round, a, ratio=1.0,
+                                                 alternative="two-sided"))
+                    d_sm = power.solve_power(effect_size=None, nobs1=n_round, alpha=a,
+                                             power=pw, ratio=1.0, alternative="two-sided")
+                    d_sm = float(np.asarray(d_sm).item())
+                    d_at = optimize.brentq(
+                        lambda x: power.power(x, n_round, a, ratio=1.0) - pw,
+                        1e-12, z / math.sqrt(n_round / 2) * 1.01, xtol=1e-15, rtol=1e-15)
+                    assert math.isclose(d_at, d_sm, rel_tol=1e-2), (d_at, d_sm)
+                    out.append({
+                        "name": f"{bname}/mde{mde}/v{variants}/a{alpha}/p{pw}",
+                        "baseline": {"mean": mean, "variance": var},
+                        "mde_relative": mde, "alpha": alpha, "power": pw,
+                        "variants": variants,
+                        "want": {
+                            "sample_size_per_variant": fnum(n),
+                            "n_round": n_round,
+                            "power_at_n_round": fnum(achieved),
+                            "mde_relative_at_n_round": fnum(d_at * math.sqrt(var) / abs(mean)),
+                            "statsmodels_solve_power_sample_size": n_sm,
+                            "statsmodels_solve_power_mde_relative":
+                                d_sm * math.sqrt(var) / abs(mean),
+                        },
+                    })
+    return out
+
+
+def write(name, note, cases):
+    path = os.path.join(OUT, name)
+    with open(path, "w") as f:
+        json.dump({"header": {**HEADER, "note": note, "cases": len(cases)}, "cases": cases},
+                  f, indent=1, sort_keys=False, allow_nan=False)
+        f.write("\n")
+    print(f"{path}: {len(cases)} cases", file=sys.stderr)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    exps = experiments()
+    compare = []
+    for name, metric_type, arms, _w, settings in exps:
+        for i, t in enumerate(arms[1:], start=1):
+            compare.append(compare_case(name, metric_type, arms[0], t, settings, i))
+    write("compare.json",
+          "gbstats TwoSidedTTest (relative, absolute), SequentialTwoSidedTTest per N*, "
+          "EffectBayesianABTest (flat prior); risk = gbstats risk[1] (choosing treatment), "
+          "risk_control = risk[0]; both already flipped by gbstats for lower-is-better",
+          compare)
+    write("one_sided.json",
+          "fixed horizon: gbstats OneSidedTreatment{Lesser,Greater}TTest p-values, bounds "
+          "from scipy t.ppf; sequential: GrowthBook's later one-sided half width, p-value "
+          "solved exactly with brentq (bisection value recorded, not compared at 1e-6)",
+          one_sided_cases(exps))
+    write("srm.json", "scipy.stats.chisquare (equal to gbstats.utils.check_srm)",
+          srm_cases(exps))
+    write("correction.json", "statsmodels multipletests holm and fdr_bh",
+          correction_cases(compare))
+    write("power.json",
+          "statsmodels NormalIndPower(ratio=1, two-sided), alpha Bonferroni-split over "
+          "variants - 1 comparisons, effect size = mde_relative * |mean| / sqrt(variance)",
+          power_cases())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+//! Sufficient statistics of one arm for one metric: `n`, `Σx` and `Σx²`, mergeable
+//! with `+`, and the metric type that decides how a variance is derived from them.
+
+use std::iter::Sum;
+use std::ops::{Add, AddAssign};
+
+/// How a metric's per-user values are distributed, which decides its variance.
+///
+/// Sluice's `conversion` metrics are [`MetricType::Proportion`]; `mean` and `count`
+/// metrics are [`MetricType::Mean`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    /// 0/1 per user; Bernoulli variance `p(1 − p)` (gbstats `ProportionStatistic`).
+    Proportion,
+    /// Any real value per user; sample variance with `n − 1` (gbstats
+    /// `SampleMeanStatistic`).
+    Mean,
+}
+
+/// Sufficient statistics of a sample: size, sum and sum of squares.
+///
+/// For a proportion, `sum_squares == sum` (each value is 0 or 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Moments {
+    /// Number of units (users).
+    pub n: u64,
+    /// Σ x over the units.
+    pub sum: f64,
+    /// Σ x² over the units.
+    pub sum_squares: f64,
+}
+
+impl Moments {
+    /// Moments with these sums.
+    pub fn new(n: u64, sum: f64, sum_squares: f64) -> Self {
+        Self {
+            n,
+            sum,
+            sum_squares,
+        }
+    }
+
+    /// Moments of `conversions` out of `n` 0/1 values.
+    pub fn conversions(n: u64, conversions: u64) -> Self {
+        let c = conversions as f64;
+        Self::new(n, c, c)
+    }
+
+    /// Moments of a sample of values.
+    pub fn from_values(values: &[f64]) -> Self {
+        values.iter().fold(Self::default(), |m, &x| Self {
+            n: m.n + 1,
+            sum: m.sum + x,
+            sum_squares: m.sum_squares + x * x,
+        })
+    }
+
+    /// Sample mean `Σx / n`; `None` when `n == 0`.
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+
+    /// Variance of one unit's value under `metric`:
+    /// - [`MetricType::Proportion`]: `p(1 − p)` with `p = Σx / n` (gbstats
+    ///   `ProportionStatistic.variance`); `None` when `n == 0`;
+    /// - [`MetricType::Mean`]: `(Σx² − (Σx)²/n) / (n − 1)` (gbstats
+    ///   `SampleMeanStatistic.variance`); `None` when `n < 2`.
+    ///
+    /// A negative value caused by rounding in `Σx² − (Σx)²/n` is returned as 0.
+    pub fn variance(&self, metric: MetricType) -> Option<f64> {
+        let n = self.n as f64;
+        let v = match metric {
+            MetricType::Proportion => {
+                let p = self.mean()?;
+                p * (1.0 - p)
+            }
+            MetricType::Mean => {
+                if self.n < 2 {
+                    return None;
+                }
+                (self.sum_squares - self.sum * self.sum / n) / (n - 1.0)
+            }
+        };
+        Some(v.max(0.0))
+    }
+}
+
+impl Add for Moments {
+    type Output = Moments;
+
+    fn add(self, rhs: Moments) -> Moments {
+        Moments {
+            n: self.n + rhs.n,
+            sum: self.sum + rhs.sum,
+            sum_squares: self.sum_squares + rhs.sum_squares,
+        }
+    }
+}
+
+impl AddAssign for Moments {
+    fn add_assign(&mut self, rhs: Moments) {
+        *self = *self + rhs;
+    }
+}
+
+impl Sum for Moments {
+    fn sum<I: Iterator<Item = Moments>>(iter: I) -> Moments {
+        iter.fold(Moments::default(), Add::add)
+    }
+}
+
+/// One arm of a comparison: a metric's moments in one variant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Arm {
+    /// How the metric's variance is derived.
+    pub metric: MetricType,
+    /// The variant's sufficient statistics for the metric.
+    pub moments: Moments,
+}
+
+impl Arm {
+    /// An arm of `metric` with these moments.
+    pub fn new(metric: MetricType, moments: Moments) -> Self {
+        Self { metric, moments }
+    }
+
+    /// See [`Moments::mean`].
+    pub fn mean(&self) -> Option<f64> {
+        self.moments.mean()
+    }
+
+    /// See [`Moments::variance`].
+    pub fn variance(&self) -> Option<f64> {
+        self.moments.variance(self.metric)
+    }
+
+    /// Standard deviation of one unit's value (`√variance`).
+    pub fn stddev(&self) -> Option<f64> {
+        self.variance().map(f64::sqrt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_merges_like_concatenation() {
+        let a = Moments::from_values(&[1.0, 2.0, 3.0]);
+        let b = Moments::from_values(&[4.0, 10.0]);
+        let all = Moments::from_values(&[1.0, 2.0, 3.0, 4.0, 10.0]);
+        assert_eq!(a + b, all);
+        assert_eq!([a, b].into_iter().sum::<Moments>(), all);
+        let mut c = a;
+        c += b;
+        assert_eq!(c, all);
+    }
+
+    #[test]
+    fn sample_variance_uses_n_minus_one() {
+        let m = Moments::from_values(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m.mean(), Some(2.5));
+        let v = m.variance(MetricType::Mean).unwrap();
+        assert!((v - 5.0 / 3.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn proportion_variance_is_bernoulli() {
+        let m = Moments::conversions(10, 3);
+        let v = m.variance(MetricType::Proportion).unwrap();
+        assert!((v - 0.21).abs() < 1e-15);
+    }
+
+    #[test]
+    fn too_small_samples_have_no_variance() {
+        assert_eq!(Moments::default().mean(), None);
+        assert_eq!(Moments::default().variance(MetricType::Proportion), None);
+        assert_eq!(
+            Moments::from_values(&[5.0]).variance(MetricType::Mean),
+            None
+        );
+    }
+
+    #[test]
+    fn rounding_never_gives_negative_variance() {
+        let m = Moments::from_values(&[0.1; 7]);
+        assert!(m.variance(MetricType::Mean).unwrap() >= 0.0);
+    }
+}
