@@ -18,7 +18,7 @@
 //!   the family-wise error at α whatever the correlation between comparisons.
 
 use super::dist::{norm_cdf, norm_ppf};
-use super::{finite, in_open_unit, positive, Arm, MetricType, Reason};
+use super::{finite, in_open_unit, positive, Arm, Reason};
 
 /// The control's expected mean and per-unit variance.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,12 +41,9 @@ impl Baseline {
     /// From historical data for the metric; `None` without a variance (see
     /// [`Arm::variance`]).
     pub fn from_arm(arm: Arm) -> Option<Self> {
-        let variance = match arm.metric {
-            MetricType::Proportion | MetricType::Mean => arm.variance()?,
-        };
         Some(Self {
             mean: arm.mean()?,
-            variance,
+            variance: arm.variance()?,
         })
     }
 
