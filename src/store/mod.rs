@@ -1,6 +1,7 @@
 //! Persistence behind one trait, [`Store`], with a file per backend. Handlers and
 //! the control layer only ever see `Arc<dyn Store>`.
 
+mod fold;
 mod sqlite;
 
 use std::sync::Arc;

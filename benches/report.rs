@@ -1,0 +1,97 @@
+//! Report reads at scale: 1,000,000 exposed users in 3 variants with 3 metrics, on
+//! SQLite, built once through the real ingestion path and kept under
+//! `target/bench-data/` between runs. A second database has ten times the events for
+//! the same users, to show the cost is flat in events.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use sluice::domain::{Event, EventKind};
+use sluice::store::Store;
+use tokio::runtime::Runtime;
+
+const USERS: u64 = 1_000_000;
+const VARIANTS: [&str; 3] = ["control", "cheaper", "pricier"];
+const METRIC_EVENTS: [&str; 3] = ["purchase", "add_to_cart", "page_view"];
+
+/// Deterministic events for `user`: one exposure and `events_per_user` tracks.
+fn user_events(user: u64, events_per_user: u64, out: &mut Vec<Event>) {
+    let name = format!("user-{user}");
+    out.push(Event {
+        id: format!("x{user}"),
+        user: name.clone(),
+        ts: 1_000,
+        kind: EventKind::Exposure {
+            experiment: "pricing".into(),
+            variant: VARIANTS[(user % 3) as usize].into(),
+        },
+    });
+    // Roughly a third of users act at all; those who do, act `events_per_user` times.
+    if user % 3 != 0 {
+        return;
+    }
+    for k in 0..events_per_user {
+        out.push(Event {
+            id: format!("t{user}-{k}"),
+            user: name.clone(),
+            ts: 2_000 + k as i64,
+            kind: EventKind::Track {
+                event: METRIC_EVENTS[(k % 3) as usize].into(),
+                value: ((user * 7 + k) % 100) as f64,
+            },
+        });
+    }
+}
+
+async fn database(events_per_user: u64) -> std::sync::Arc<dyn Store> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("report-{USERS}-x{events_per_user}.db"));
+    let ready = dir.join(format!("report-{USERS}-x{events_per_user}.ready"));
+    if !ready.exists() {
+        let _ = std::fs::remove_file(&path);
+    }
+    let store = sluice::store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    if !ready.exists() {
+        eprintln!("building {} (once)…", path.display());
+        let mut batch = Vec::new();
+        for user in 0..USERS {
+            user_events(user, events_per_user, &mut batch);
+            if batch.len() >= 20_000 {
+                store.ingest(&[batch.as_slice()]).await.unwrap();
+                batch.clear();
+            }
+        }
+        store.ingest(&[batch.as_slice()]).await.unwrap();
+        std::fs::write(&ready, "").unwrap();
+    }
+    store
+}
+
+async fn read_totals(store: &dyn Store) {
+    store.exposure_summary("pricing").await.unwrap();
+    for event in METRIC_EVENTS {
+        store.variant_totals("pricing", event).await.unwrap();
+    }
+}
+
+fn report(c: &mut Criterion) {
+    let runtime = Runtime::new().unwrap();
+    let mut group = c.benchmark_group("report_1m_users");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    for events_per_user in [3, 30] {
+        let store = runtime.block_on(database(events_per_user));
+        group.bench_function(
+            format!("totals_{events_per_user}_events_per_active_user"),
+            |b| b.to_async(&runtime).iter(|| read_totals(store.as_ref())),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, report);
+criterion_main!(benches);

@@ -1,0 +1,296 @@
+//! How a batch of new events changes the per-user aggregates and the per-variant
+//! running totals. Pure logic shared by every backend: a backend reads the stored
+//! state of the users a batch touches, asks this module what changes, and writes it.
+//!
+//! A user's contribution to a variant's totals for one event name is `(converted,
+//! total, total², count, count²)` of that user's events at or after first exposure.
+//! Users exposed to more than one variant contribute nothing (they are counted
+//! apart). Replacing a user's old contribution by the new one keeps the totals exact
+//! whatever order events arrive in.
+
+use std::collections::HashMap;
+
+use crate::domain::{Event, EventKind, Millis};
+
+/// `(experiment, user)`.
+pub(crate) type UserKey = (String, String);
+
+/// A user's first exposure to an experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FirstExposure {
+    pub(crate) variant: String,
+    pub(crate) first_ts: Millis,
+    pub(crate) multiple: bool,
+}
+
+impl FirstExposure {
+    /// Folds in another exposure of the same user to the same experiment.
+    pub(crate) fn merge(&mut self, other: &FirstExposure) {
+        self.multiple |= other.multiple || other.variant != self.variant;
+        if other.first_ts < self.first_ts {
+            self.first_ts = other.first_ts;
+            self.variant.clone_from(&other.variant);
+        }
+    }
+}
+
+/// Sum and count of one user's events of one name since first exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct UserMetric {
+    pub(crate) total: f64,
+    pub(crate) count: i64,
+}
+
+/// Per event name, a user's aggregates in one experiment.
+pub(crate) type UserMetrics = HashMap<String, UserMetric>;
+
+/// Running totals of one (experiment, variant, event); may be a difference.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct TotalsDelta {
+    pub(crate) converted: i64,
+    pub(crate) value_sum: f64,
+    pub(crate) value_sum_squares: f64,
+    pub(crate) count_sum: i64,
+    pub(crate) count_sum_squares: i64,
+}
+
+impl TotalsDelta {
+    fn add(&mut self, metric: UserMetric, sign: i64) {
+        let s = sign as f64;
+        self.converted += sign * i64::from(metric.count > 0);
+        self.value_sum += s * metric.total;
+        self.value_sum_squares += s * metric.total * metric.total;
+        self.count_sum += sign * metric.count;
+        self.count_sum_squares += sign * metric.count * metric.count;
+    }
+}
+
+/// Every change to running totals a batch makes.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct TotalsChanges {
+    /// `(experiment, variant)` → change in users.
+    pub(crate) users: HashMap<(String, String), i64>,
+    /// experiment → change in users exposed to more than one variant.
+    pub(crate) multiple: HashMap<String, i64>,
+    /// `(experiment, variant, event)` → change in totals.
+    pub(crate) totals: HashMap<(String, String, String), TotalsDelta>,
+}
+
+impl TotalsChanges {
+    /// Replaces a user's contribution: `before` (if they were exposed) by `after`.
+    pub(crate) fn replace(
+        &mut self,
+        experiment: &str,
+        before: Option<(&FirstExposure, &UserMetrics)>,
+        after: (&FirstExposure, &UserMetrics),
+    ) {
+        if let Some((exposure, metrics)) = before {
+            self.contribute(experiment, exposure, metrics, -1);
+        }
+        self.contribute(experiment, after.0, after.1, 1);
+    }
+
+    fn contribute(
+        &mut self,
+        experiment: &str,
+        exposure: &FirstExposure,
+        metrics: &UserMetrics,
+        sign: i64,
+    ) {
+        if exposure.multiple {
+            *self.multiple.entry(experiment.to_owned()).or_default() += sign;
+            return;
+        }
+        let variant = &exposure.variant;
+        *self
+            .users
+            .entry((experiment.to_owned(), variant.clone()))
+            .or_default() += sign;
+        for (event, metric) in metrics {
+            self.totals
+                .entry((experiment.to_owned(), variant.clone(), event.clone()))
+                .or_default()
+                .add(*metric, sign);
+        }
+    }
+}
+
+/// The batch's exposures folded per user and experiment.
+pub(crate) fn fold_exposures(fresh: &[&Event]) -> HashMap<UserKey, FirstExposure> {
+    let mut firsts: HashMap<UserKey, FirstExposure> = HashMap::new();
+    for event in fresh {
+        let EventKind::Exposure {
+            experiment,
+            variant,
+        } = &event.kind
+        else {
+            continue;
+        };
+        let seen = FirstExposure {
+            variant: variant.clone(),
+            first_ts: event.ts,
+            multiple: false,
+        };
+        firsts
+            .entry((experiment.clone(), event.user.clone()))
+            .and_modify(|first| first.merge(&seen))
+            .or_insert(seen);
+    }
+    firsts
+}
+
+/// A user touched by the batch: how their exposure was, and is now.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Touched {
+    pub(crate) before: Option<FirstExposure>,
+    pub(crate) after: FirstExposure,
+}
+
+impl Touched {
+    /// Whether the aggregates must be recomputed from raw events: the user is new to
+    /// the experiment or their first exposure moved earlier.
+    pub(crate) fn needs_rebuild(&self) -> bool {
+        self.before
+            .as_ref()
+            .is_none_or(|before| before.first_ts != self.after.first_ts)
+    }
+}
+
+/// Merges the batch's exposures into the stored ones. `stored` holds every stored
+/// exposure of the batch's exposure keys and of its track events' users.
+pub(crate) fn touched_users(
+    batch: HashMap<UserKey, FirstExposure>,
+    stored: HashMap<UserKey, FirstExposure>,
+) -> HashMap<UserKey, Touched> {
+    let mut touched: HashMap<UserKey, Touched> = stored
+        .into_iter()
+        .map(|(key, exposure)| {
+            let touched = Touched {
+                before: Some(exposure.clone()),
+                after: exposure,
+            };
+            (key, touched)
+        })
+        .collect();
+    for (key, seen) in batch {
+        touched
+            .entry(key)
+            .and_modify(|t| t.after.merge(&seen))
+            .or_insert(Touched {
+                before: None,
+                after: seen,
+            });
+    }
+    touched
+}
+
+/// A user's aggregates after the batch's track events, for users not rebuilt.
+pub(crate) fn add_tracks(
+    metrics: &mut UserMetrics,
+    first_ts: Millis,
+    tracks: &[(&str, f64, Millis)],
+) {
+    for (event, value, ts) in tracks {
+        if *ts >= first_ts {
+            let metric = metrics.entry((*event).to_owned()).or_default();
+            metric.total += value;
+            metric.count += 1;
+        }
+    }
+}
+
+/// The batch's track events per user: `(event, value, ts)`.
+pub(crate) fn tracks_by_user<'e>(
+    fresh: &[&'e Event],
+) -> HashMap<&'e str, Vec<(&'e str, f64, Millis)>> {
+    let mut tracks: HashMap<&str, Vec<_>> = HashMap::new();
+    for event in fresh {
+        if let EventKind::Track { event: name, value } = &event.kind {
+            tracks
+                .entry(event.user.as_str())
+                .or_default()
+                .push((name.as_str(), *value, event.ts));
+        }
+    }
+    tracks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposure(variant: &str, first_ts: Millis) -> FirstExposure {
+        FirstExposure {
+            variant: variant.into(),
+            first_ts,
+            multiple: false,
+        }
+    }
+
+    #[test]
+    fn an_earlier_exposure_in_another_variant_wins_and_marks_multiple() {
+        let mut first = exposure("a", 10);
+        first.merge(&exposure("b", 5));
+        assert_eq!(first.variant, "b");
+        assert_eq!(first.first_ts, 5);
+        assert!(first.multiple);
+    }
+
+    #[test]
+    fn replacing_a_contribution_moves_only_the_difference() {
+        let mut changes = TotalsChanges::default();
+        let exposed = exposure("a", 0);
+        let before: UserMetrics = [(
+            "buy".to_owned(),
+            UserMetric {
+                total: 3.0,
+                count: 1,
+            },
+        )]
+        .into();
+        let after: UserMetrics = [(
+            "buy".to_owned(),
+            UserMetric {
+                total: 5.0,
+                count: 2,
+            },
+        )]
+        .into();
+        changes.replace("exp", Some((&exposed, &before)), (&exposed, &after));
+        assert_eq!(changes.users[&("exp".to_owned(), "a".to_owned())], 0);
+        let delta = changes.totals[&("exp".to_owned(), "a".to_owned(), "buy".to_owned())];
+        assert_eq!(
+            delta,
+            TotalsDelta {
+                converted: 0,
+                value_sum: 2.0,
+                value_sum_squares: 16.0,
+                count_sum: 1,
+                count_sum_squares: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_user_seen_in_two_variants_leaves_the_totals() {
+        let mut changes = TotalsChanges::default();
+        let before = exposure("a", 0);
+        let mut after = before.clone();
+        after.merge(&exposure("b", 1));
+        let metrics: UserMetrics = [(
+            "buy".to_owned(),
+            UserMetric {
+                total: 3.0,
+                count: 1,
+            },
+        )]
+        .into();
+        changes.replace("exp", Some((&before, &metrics)), (&after, &metrics));
+        assert_eq!(changes.users[&("exp".to_owned(), "a".to_owned())], -1);
+        assert_eq!(changes.multiple["exp"], 1);
+        assert_eq!(
+            changes.totals[&("exp".to_owned(), "a".to_owned(), "buy".to_owned())].converted,
+            -1
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! The embedded default: SQLite in WAL mode. Writes go through a single connection
+//! (SQLite has one writer at a time, and a single writer avoids lock-upgrade
+//! deadlocks between deferred transactions); reads use a small pool of their own.
+
+mod ingest;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use super::{ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError, VariantTotals};
+use crate::domain::{
+    format_millis, ApiKey, AuditEntry, Event, Experiment, Metric, NewApiKey, NewAuditEntry, Role,
+};
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens the database at `url` (`sqlite://PATH`), creating and migrating it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before we acknowledge it, even on power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            // 64 MiB of page cache per connection (the default is 2 MiB): ingestion
+            // touches index pages all over the event and exposure tables.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(StoreError::Migrate)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> String {
+    // Serialising our own plain data types cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+async fn bump_ruleset_version(tx: &mut Transaction<'_, Sqlite>) -> Result<u64, StoreError> {
+    let version: i64 = sqlx::query_scalar(
+        "UPDATE ruleset_state SET version = version + 1 WHERE id = 1 RETURNING version",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(version as u64)
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    audit: &NewAuditEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (experiment, actor, action, before, after, at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&audit.experiment)
+    .bind(&audit.actor)
+    .bind(&audit.action)
+    .bind(audit.before.as_ref().map(encode))
+    .bind(audit.after.as_ref().map(encode))
+    .bind(audit.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_metric(&self, metric: &Metric) -> Result<(), StoreError> {
+        let result =
+            sqlx::query("INSERT INTO metrics (key, definition, created_at) VALUES (?, ?, ?)")
+                .bind(&metric.key)
+                .bind(encode(metric))
+                .bind(crate::domain::now_millis())
+                .execute(&self.writer)
+                .await;
+        match result {
+            Err(err) if is_unique_violation(&err) => Err(StoreError::AlreadyExists(format!(
+                "metric {:?}",
+                metric.key
+            ))),
+            other => other.map(drop).map_err(Into::into),
+        }
+    }
+
+    async fn list_metrics(&self) -> Result<Vec<Metric>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT definition FROM metrics ORDER BY key")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|r| decode(r)).collect()
+    }
+
+    async fn get_metric(&self, key: &str) -> Result<Option<Metric>, StoreError> {
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT definition FROM metrics WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?;
+        row.as_deref().map(decode).transpose()
+    }
+
+    async fn insert_experiment(
+        &self,
+        experiment: &Experiment,
+        audit: &NewAuditEntry,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO experiments (key, status, revision, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(experiment.key())
+        .bind(experiment.status.as_str())
+        .bind(experiment.revision as i64)
+        .bind(encode(experiment))
+        .bind(experiment.created_at)
+        .bind(experiment.updated_at)
+        .execute(&mut *tx)
+        .await;
+        if let Err(err) = inserted {
+            return Err(if is_unique_violation(&err) {
+                StoreError::AlreadyExists(format!("experiment {:?}", experiment.key()))
+            } else {
+                err.into()
+            });
+        }
+        insert_audit(&mut tx, audit).await?;
+        let version = bump_ruleset_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn update_experiment(
+        &self,
+        experiment: &Experiment,
+        expected_revision: u64,
+        audit: &NewAuditEntry,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE experiments SET status = ?, revision = ?, definition = ?, updated_at = ? WHERE key = ? AND revision = ?",
+        )
+        .bind(experiment.status.as_str())
+        .bind(experiment.revision as i64)
+        .bind(encode(experiment))
+        .bind(experiment.updated_at)
+        .bind(experiment.key())
+        .bind(expected_revision as i64)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "experiment {:?}",
+                experiment.key()
+            )));
+        }
+        insert_audit(&mut tx, audit).await?;
+        let version = bump_ruleset_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn get_experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError> {
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT definition FROM experiments WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?;
+        row.as_deref().map(decode).transpose()
+    }
+
+    async fn list_experiments(&self) -> Result<Vec<Experiment>, StoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT definition FROM experiments ORDER BY created_at DESC, key")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter().map(|r| decode(r)).collect()
+    }
+
+    async fn ruleset_source(&self) -> Result<RulesetSource, StoreError> {
+        let mut tx = self.reader.begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM ruleset_state WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT definition FROM experiments WHERE status <> 'draft' ORDER BY key",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RulesetSource {
+            version: version as u64,
+            experiments: rows.iter().map(|r| decode(r)).collect::<Result<_, _>>()?,
+        })
+    }
+
+    async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, experiment, actor, action, before, after, at FROM audit_log WHERE experiment = ? ORDER BY id",
+        )
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let before: Option<String> = row.try_get("before")?;
+                let after: Option<String> = row.try_get("after")?;
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    experiment: row.try_get("experiment")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    before: before.as_deref().map(decode).transpose()?,
+                    after: after.as_deref().map(decode).transpose()?,
+                    at: format_millis(row.try_get("at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let created_at = crate::domain::now_millis();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_keys (name, role, environment, key_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(&key.environment)
+        .bind(&key.hash)
+        .bind(created_at)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(ApiKey {
+            id,
+            name: key.name.clone(),
+            role: key.role,
+            environment: key.environment.clone(),
+            created_at,
+        })
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, role, environment, created_at FROM api_keys WHERE key_hash = ?",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let role: String = row.try_get("role")?;
+        Ok(Some(ApiKey {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+            environment: row.try_get("environment")?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    async fn ingest(&self, batches: &[&[Event]]) -> Result<Vec<IngestOutcome>, StoreError> {
+        let events: Vec<&Event> = batches.iter().flat_map(|batch| batch.iter()).collect();
+        if events.is_empty() {
+            return Ok(vec![IngestOutcome::default(); batches.len()]);
+        }
+        let mut tx = self.writer.begin().await?;
+        let is_new = ingest::store_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(ingest::outcomes_per_batch(batches, &is_new))
+    }
+
+    async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError> {
+        let users: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT variant, users FROM variant_users WHERE experiment = ? AND users > 0 ORDER BY variant",
+        )
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        let multiple: Option<i64> = sqlx::query_scalar(
+            "SELECT users FROM experiment_multiple_exposures WHERE experiment = ?",
+        )
+        .bind(experiment)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(ExposureSummary {
+            users: users.into_iter().map(|(v, n)| (v, n as u64)).collect(),
+            multiple_exposures: multiple.unwrap_or(0) as u64,
+        })
+    }
+
+    async fn variant_totals(
+        &self,
+        experiment: &str,
+        event: &str,
+    ) -> Result<Vec<VariantTotals>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.variant, u.users, COALESCE(t.converted, 0) AS converted, \
+             COALESCE(t.value_sum, 0.0) AS value_sum, COALESCE(t.value_sum_squares, 0.0) AS value_sq, \
+             COALESCE(t.count_sum, 0) AS count_sum, COALESCE(t.count_sum_squares, 0) AS count_sq \
+             FROM variant_users u LEFT JOIN variant_totals t \
+             ON t.experiment = u.experiment AND t.variant = u.variant AND t.event = ? \
+             WHERE u.experiment = ? AND u.users > 0 ORDER BY u.variant",
+        )
+        .bind(event)
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(VariantTotals {
+                    variant: row.try_get("variant")?,
+                    users: row.try_get::<i64, _>("users")? as u64,
+                    converted: row.try_get::<i64, _>("converted")? as u64,
+                    value_sum: row.try_get("value_sum")?,
+                    value_sum_squares: row.try_get("value_sq")?,
+                    count_sum: row.try_get::<i64, _>("count_sum")? as f64,
+                    count_sum_squares: row.try_get::<i64, _>("count_sq")? as f64,
+                })
+            })
+            .collect()
+    }
+}
