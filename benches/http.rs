@@ -189,6 +189,24 @@ fn assign(c: &mut Criterion) {
             )
         })
     });
+    group.bench_function("sdk_v1_assign_without_exposure_log", |b| {
+        b.to_async(&runtime).iter_custom(|n| {
+            let body = |i| {
+                assign_body(i).replace(
+                    "\"experiments\"",
+                    "\"log_exposure\": false, \"experiments\"",
+                )
+            };
+            blast(
+                ASSIGN_CONNECTIONS,
+                target.addr,
+                "/sdk/v1/assign",
+                &target.key,
+                n,
+                Arc::new(body),
+            )
+        })
+    });
     group.finish();
 }
 

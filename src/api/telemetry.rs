@@ -27,7 +27,8 @@ struct RouteStats {
 
 #[derive(Default)]
 pub(crate) struct Telemetry {
-    routes: Mutex<BTreeMap<(String, String), RouteStats>>,
+    /// Keyed by "METHOD route"; looked up without allocating on every request.
+    routes: Mutex<BTreeMap<String, RouteStats>>,
     pub events_accepted: AtomicU64,
     pub events_duplicate: AtomicU64,
 }
@@ -37,9 +38,11 @@ impl Telemetry {
         let Ok(mut routes) = self.routes.lock() else {
             return;
         };
-        let stats = routes
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let key = format!("{method} {route}");
+        let stats = match routes.get_mut(&key) {
+            Some(stats) => stats,
+            None => routes.entry(key).or_default(),
+        };
         *stats.by_status.entry(status).or_default() += 1;
         stats.count += 1;
         stats.sum_seconds += seconds;
@@ -72,13 +75,15 @@ impl Telemetry {
             return out;
         };
         let _ = writeln!(out, "# HELP sluice_http_requests_total HTTP requests, by route and status.\n# TYPE sluice_http_requests_total counter");
-        for ((method, route), stats) in routes.iter() {
+        for (key, stats) in routes.iter() {
+            let (method, route) = key.split_once(' ').unwrap_or((key, ""));
             for (status, count) in &stats.by_status {
                 let _ = writeln!(out, "sluice_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}");
             }
         }
         let _ = writeln!(out, "# HELP sluice_http_request_duration_seconds HTTP request latency.\n# TYPE sluice_http_request_duration_seconds histogram");
-        for ((method, route), stats) in routes.iter() {
+        for (key, stats) in routes.iter() {
+            let (method, route) = key.split_once(' ').unwrap_or((key, ""));
             let labels = format!("method=\"{method}\",route=\"{route}\"");
             for (count, bound) in stats.bucket_counts.iter().zip(LATENCY_BUCKETS_SECONDS) {
                 let _ = writeln!(out, "sluice_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");

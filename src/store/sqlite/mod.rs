@@ -33,7 +33,10 @@ impl SqliteStore {
             // 64 MiB of page cache per connection (the default is 2 MiB): ingestion
             // touches index pages all over the event and exposure tables.
             .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoint every ~40 MiB of WAL instead of 4 MiB: a page changed by many
+            // batches is copied back once per checkpoint, not once per batch.
+            .pragma("wal_autocheckpoint", "10000");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
