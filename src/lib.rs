@@ -4,8 +4,11 @@
 //! - [`api`]: HTTP only — routes, auth, error mapping;
 //! - [`control`]: the operations a team performs (define, ramp, ingest), each
 //!   validated by the domain, persisted through the store and republished to SDKs;
+//! - [`report`]: significance reports built from per-variant totals;
+//! - [`guard`]: guardrail verdicts (the circuit breakers' judgement);
 //! - [`domain`]: the experiment and metric model, validation, the lifecycle;
-//! - [`store`]: persistence behind the [`store::Store`] trait.
+//! - [`store`]: persistence behind the [`store::Store`] trait;
+//! - [`stats`]: pure statistics on sufficient statistics, no I/O.
 //!
 //! Evaluation lives in the `sluice-sdk` crate so that the server and the apps never
 //! disagree on an assignment.
@@ -13,5 +16,7 @@
 pub mod api;
 pub mod control;
 pub mod domain;
+pub mod guard;
+pub mod report;
 pub mod stats;
 pub mod store;

@@ -6,6 +6,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice::api::Server;
 use sluice::domain::Role;
+use sluice::report::Correction;
+use sluice::stats::{self, Baseline};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -41,6 +43,41 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Print an experiment's significance report.
+    Report {
+        /// The experiment key.
+        experiment: String,
+        /// table (80 columns), json or csv.
+        #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+        format: String,
+        /// Correct p-values across metrics and variants: holm or bh.
+        #[arg(long, value_parser = parse_correction)]
+        correction: Option<Correction>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Plan an experiment: users per variant for an effect, or the effect for a sample.
+    Power {
+        /// Baseline conversion rate (or mean, with --variance).
+        #[arg(long)]
+        baseline: f64,
+        /// Per-user variance of a mean metric (omit for conversion rates).
+        #[arg(long)]
+        variance: Option<f64>,
+        /// Relative minimum detectable effect, e.g. 0.05 for 5%.
+        #[arg(long, conflicts_with = "users", required_unless_present = "users")]
+        mde: Option<f64>,
+        /// Users per variant, to get the minimum detectable effect instead.
+        #[arg(long)]
+        users: Option<f64>,
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        #[arg(long, default_value_t = 0.8)]
+        power: f64,
+        /// Number of variants, control included.
+        #[arg(long, default_value_t = 2)]
+        variants: usize,
+    },
     /// Manage API keys.
     Key {
         #[command(subcommand)]
@@ -66,6 +103,10 @@ enum KeyCommand {
     },
 }
 
+fn parse_correction(text: &str) -> Result<Correction, String> {
+    Correction::parse(text).ok_or_else(|| "expected holm or bh".to_owned())
+}
+
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| "expected admin, editor, analyst or sdk".to_owned())
 }
@@ -88,6 +129,30 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("database {} is up to date", db.db);
             Ok(())
         }
+        Command::Report {
+            experiment,
+            format,
+            correction,
+            db,
+        } => report(&db.db, &experiment, &format, correction).await,
+        Command::Power {
+            baseline,
+            variance,
+            mde,
+            users,
+            alpha,
+            power,
+            variants,
+        } => {
+            let baseline = match variance {
+                Some(variance) => Baseline {
+                    mean: baseline,
+                    variance,
+                },
+                None => Baseline::proportion(baseline),
+            };
+            plan(baseline, mde, users, alpha, power, variants)
+        }
         Command::Key {
             command:
                 KeyCommand::Create {
@@ -109,6 +174,51 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn report(
+    db: &str,
+    experiment: &str,
+    format: &str,
+    correction: Option<Correction>,
+) -> anyhow::Result<()> {
+    let store = sluice::store::open(db)
+        .await
+        .with_context(|| format!("opening {db}"))?;
+    let report = sluice::control::experiment_report(store.as_ref(), experiment, correction)
+        .await
+        .with_context(|| format!("reporting on {experiment}"))?;
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(&report)?),
+        "csv" => print!("{}", sluice::report::to_csv(&report)),
+        _ => print!("{}", sluice::report::to_table(&report)),
+    }
+    Ok(())
+}
+
+fn plan(
+    baseline: Baseline,
+    mde: Option<f64>,
+    users: Option<f64>,
+    alpha: f64,
+    power: f64,
+    variants: usize,
+) -> anyhow::Result<()> {
+    if let Some(users) = users {
+        let mde = stats::minimum_detectable_effect(users, baseline, alpha, power, variants)?;
+        println!(
+            "smallest detectable relative effect with {users} users per variant: {:.2}%",
+            mde * 100.0
+        );
+    } else if let Some(mde) = mde {
+        let n = stats::sample_size_per_variant(baseline, mde, alpha, power, variants)?.ceil();
+        println!(
+            "users per variant: {n} ({} in total) to detect {:+.2}% at alpha {alpha}, power {power}",
+            n * variants as f64,
+            mde * 100.0
+        );
+    }
+    Ok(())
 }
 
 async fn serve(db: &str, addr: SocketAddr) -> anyhow::Result<()> {

@@ -109,3 +109,118 @@ fn bad_arguments_are_explained() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("unsupported database URL"), "{stderr}");
 }
+
+#[tokio::test]
+async fn report_prints_an_80_column_table_and_csv() {
+    use sluice::domain::{Event, EventKind, Experiment, Metric, MetricKind, NewAuditEntry};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("report.db").display());
+    let store = sluice::store::open(&db).await.unwrap();
+    let metric = Metric {
+        key: "purchase".into(),
+        name: "Purchase".into(),
+        kind: MetricKind::Conversion,
+        event: "purchase".into(),
+        higher_is_better: true,
+    };
+    store.insert_metric(&metric).await.unwrap();
+    let spec = serde_json::from_value(serde_json::json!({
+        "key": "checkout-redesign-with-a-long-key",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "one-page-checkout-v2", "weight": 0.5}],
+        "primary_metric": "purchase",
+        "guardrails": [{"metric": "purchase", "max_drop": 0.1, "min_users": 100, "action": "rollback"}]
+    }))
+    .unwrap();
+    let experiment = Experiment::new_draft(spec, 0);
+    let audit = NewAuditEntry {
+        experiment: experiment.key().to_owned(),
+        actor: "test".into(),
+        action: "create".into(),
+        before: None,
+        after: None,
+        at: 0,
+    };
+    store.insert_experiment(&experiment, &audit).await.unwrap();
+    let mut events = Vec::new();
+    for i in 0..400 {
+        let variant = if i % 2 == 0 {
+            "control"
+        } else {
+            "one-page-checkout-v2"
+        };
+        let user = format!("u{i}");
+        events.push(Event {
+            id: format!("x{i}"),
+            user: user.clone(),
+            ts: 1,
+            kind: EventKind::Exposure {
+                experiment: experiment.key().to_owned(),
+                variant: variant.into(),
+            },
+        });
+        if i % 7 == 0 {
+            events.push(Event {
+                id: format!("p{i}"),
+                user,
+                ts: 2,
+                kind: EventKind::Track {
+                    event: "purchase".into(),
+                    value: 1.0,
+                },
+            });
+        }
+    }
+    store.ingest(&[events.as_slice()]).await.unwrap();
+
+    let table = sluice()
+        .args(["report", "checkout-redesign-with-a-long-key", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(table.status.success(), "{table:?}");
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("purchase (conversion)"), "{text}");
+    assert!(
+        text.contains("users: control 200, one-page-checkout-v2 200"),
+        "{text}"
+    );
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 columns: {line:?}"
+        );
+    }
+    let csv = sluice()
+        .args([
+            "report",
+            "checkout-redesign-with-a-long-key",
+            "--format",
+            "csv",
+            "--db",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    let missing = sluice()
+        .args(["report", "nope", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8(missing.stderr)
+        .unwrap()
+        .contains("not found"));
+}
+
+#[test]
+fn power_answers_in_words() {
+    let output = sluice()
+        .args(["power", "--baseline", "0.1", "--mde", "0.1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("users per variant: "), "{text}");
+}

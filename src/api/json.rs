@@ -64,3 +64,20 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
         axum::Json(self.0).into_response()
     }
 }
+
+/// Query-string parameters, with bad ones answered in our error body.
+pub(crate) struct AppQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| AppQuery(q.0))
+            .map_err(|rejection| ValidationError::single("query", rejection.body_text()).into())
+    }
+}

@@ -8,6 +8,7 @@ mod json;
 mod keys;
 mod metrics;
 mod ops;
+mod reports;
 mod sdk;
 mod telemetry;
 
@@ -91,6 +92,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .merge(experiments::router())
         .merge(metrics::router())
+        .merge(reports::router())
         .merge(keys::router())
         .merge(sdk::router())
         .merge(ops::router())

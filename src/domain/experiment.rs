@@ -81,6 +81,21 @@ pub struct ExperimentSpec {
     pub guardrails: Vec<Guardrail>,
     #[serde(default)]
     pub stages: Vec<Stage>,
+    /// Significance level of reports and guardrails.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// N* of the sequential tests: the total sample size where the always-valid
+    /// intervals are tightest.
+    #[serde(default = "default_sequential_tuning")]
+    pub sequential_tuning: f64,
+}
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+fn default_sequential_tuning() -> f64 {
+    5000.0
 }
 
 fn full_coverage() -> f64 {
@@ -218,6 +233,16 @@ impl ExperimentSpec {
         self.validate_namespace(&mut problems);
         self.validate_metrics(&mut problems, &metric_exists);
         self.validate_stages(&mut problems);
+        problems.check(
+            self.alpha > 0.0 && self.alpha <= 0.5,
+            "alpha",
+            "must be in (0, 0.5]",
+        );
+        problems.check(
+            self.sequential_tuning.is_finite() && self.sequential_tuning >= 1.0,
+            "sequential_tuning",
+            "must be a number of users, at least 1",
+        );
         problems.into_result()
     }
 

@@ -1,0 +1,85 @@
+//! The report as CSV: one row per metric and variant; comparison columns are empty
+//! on the control's rows and wherever a number is undefined.
+
+use std::fmt::Write;
+
+use super::{ComparisonReport, Report};
+
+const HEADER: &str = "metric,kind,variant,users,sum,sum_squares,mean,stddev,\
+abs_effect,abs_ci_low,abs_ci_high,abs_p_value,rel_effect,rel_ci_low,rel_ci_high,p_value,\
+adjusted_p_value,seq_rel_ci_low,seq_rel_ci_high,seq_p_value,chance_to_win,risk,significant";
+
+fn number(value: Option<f64>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn interval(value: Option<[f64; 2]>) -> [String; 2] {
+    value.map_or([String::new(), String::new()], |[lo, hi]| {
+        [lo.to_string(), hi.to_string()]
+    })
+}
+
+/// Quotes a field when CSV needs it (RFC 4180).
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn comparison_columns(c: &ComparisonReport) -> Vec<String> {
+    let [abs_lo, abs_hi] = interval(c.abs_ci);
+    let [rel_lo, rel_hi] = interval(c.rel_ci);
+    let [seq_lo, seq_hi] = interval(c.seq_rel_ci);
+    vec![
+        number(c.abs_effect),
+        abs_lo,
+        abs_hi,
+        number(c.abs_p_value),
+        number(c.rel_effect),
+        rel_lo,
+        rel_hi,
+        number(c.p_value),
+        number(c.adjusted_p_value),
+        seq_lo,
+        seq_hi,
+        number(c.seq_p_value),
+        number(c.chance_to_win),
+        number(c.risk),
+        c.significant.to_string(),
+    ]
+}
+
+pub fn to_csv(report: &Report) -> String {
+    let mut out = String::from(HEADER);
+    out.push('\n');
+    for metric in &report.metrics {
+        let kind = serde_json::to_value(metric.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        for variant in &metric.variants {
+            let mut columns = vec![
+                field(&metric.metric),
+                kind.clone(),
+                field(&variant.variant),
+                variant.users.to_string(),
+                variant.sum.to_string(),
+                variant.sum_squares.to_string(),
+                number(variant.mean),
+                number(variant.stddev),
+            ];
+            match metric
+                .comparisons
+                .iter()
+                .find(|c| c.variant == variant.variant)
+            {
+                Some(c) => columns.extend(comparison_columns(c)),
+                None => columns.extend(std::iter::repeat_n(String::new(), 15)),
+            }
+            let _ = writeln!(out, "{}", columns.join(","));
+        }
+    }
+    out
+}

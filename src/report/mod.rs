@@ -1,0 +1,324 @@
+//! Significance reports: per metric and variant the sufficient statistics, and per
+//! treatment the comparison with the control (Welch, sequential, Bayesian), the
+//! sample-ratio check, guardrail verdicts and an overall health. Building a report
+//! is pure; [`crate::control`] gathers its inputs from the store.
+
+mod csv;
+mod table;
+
+use serde::Serialize;
+
+pub use self::csv::to_csv;
+pub use table::to_table;
+
+use crate::domain::{Experiment, Metric, MetricKind};
+use crate::guard::{judge, GuardStatus, GuardrailVerdict};
+use crate::stats::{self, benjamini_hochberg, holm, srm, Arm, MetricType, Moments, Settings};
+use crate::store::{ExposureSummary, VariantTotals};
+
+/// A share of users seen in several variants above this turns health yellow.
+const MULTIPLE_EXPOSURE_SHARE_LIMIT: f64 = 0.01;
+
+/// Correction for testing many metrics × variants at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    Holm,
+    #[serde(rename = "bh")]
+    BenjaminiHochberg,
+}
+
+impl Correction {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "holm" => Some(Self::Holm),
+            "bh" => Some(Self::BenjaminiHochberg),
+            _ => None,
+        }
+    }
+}
+
+/// What a report is computed from.
+pub struct ReportInput<'a> {
+    pub experiment: &'a Experiment,
+    /// The experiment's metrics in report order, each with its per-variant totals.
+    pub metrics: Vec<(Metric, Vec<VariantTotals>)>,
+    pub exposures: ExposureSummary,
+    pub correction: Option<Correction>,
+    pub generated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub experiment: String,
+    pub status: &'static str,
+    pub generated_at: String,
+    pub health: GuardStatus,
+    pub alpha: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Correction>,
+    pub srm: SrmBlock,
+    pub multiple_exposures: u64,
+    pub metrics: Vec<MetricReport>,
+    pub guardrails: Vec<GuardrailVerdict>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SrmBlock {
+    pub p_value: Option<f64>,
+    pub ok: bool,
+    /// Users per variant, in the experiment's variant order.
+    pub users: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricReport {
+    pub metric: String,
+    pub kind: MetricKind,
+    pub variants: Vec<VariantStats>,
+    pub comparisons: Vec<ComparisonReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantStats {
+    pub variant: String,
+    pub users: u64,
+    pub sum: f64,
+    pub sum_squares: f64,
+    pub mean: Option<f64>,
+    pub stddev: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonReport {
+    pub variant: String,
+    pub baseline: String,
+    pub abs_effect: Option<f64>,
+    pub abs_ci: Option<[f64; 2]>,
+    pub abs_p_value: Option<f64>,
+    pub rel_effect: Option<f64>,
+    pub rel_ci: Option<[f64; 2]>,
+    pub p_value: Option<f64>,
+    /// `p_value` after the requested multiple-comparison correction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjusted_p_value: Option<f64>,
+    pub seq_rel_ci: Option<[f64; 2]>,
+    pub seq_p_value: Option<f64>,
+    pub chance_to_win: Option<f64>,
+    pub risk: Option<f64>,
+    pub risk_control: Option<f64>,
+    pub credible_interval: Option<[f64; 2]>,
+    pub significant: bool,
+    /// Why some numbers are null (e.g. `TOO_FEW_UNITS`), if any are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// A metric's per-user statistic type and per-variant moments.
+fn arm(kind: MetricKind, totals: &VariantTotals) -> Arm {
+    match kind {
+        MetricKind::Conversion => Arm::new(
+            MetricType::Proportion,
+            Moments::conversions(totals.users, totals.converted),
+        ),
+        MetricKind::Mean => Arm::new(
+            MetricType::Mean,
+            Moments::new(totals.users, totals.value_sum, totals.value_sum_squares),
+        ),
+        MetricKind::Count => Arm::new(
+            MetricType::Mean,
+            Moments::new(totals.users, totals.count_sum, totals.count_sum_squares),
+        ),
+    }
+}
+
+/// Per-variant totals in the experiment's variant order; variants nobody saw yet
+/// have zero users.
+fn ordered_totals(experiment: &Experiment, totals: &[VariantTotals]) -> Vec<VariantTotals> {
+    experiment
+        .spec
+        .variants
+        .iter()
+        .map(|v| {
+            totals
+                .iter()
+                .find(|t| t.variant == v.key)
+                .cloned()
+                .unwrap_or_else(|| VariantTotals {
+                    variant: v.key.clone(),
+                    ..VariantTotals::default()
+                })
+        })
+        .collect()
+}
+
+pub fn build(input: ReportInput<'_>) -> Report {
+    let experiment = input.experiment;
+    let srm = srm_block(experiment, &input.exposures);
+    let mut metrics = Vec::new();
+    let mut guardrails = Vec::new();
+    for (metric, totals) in &input.metrics {
+        let totals = ordered_totals(experiment, totals);
+        let settings = Settings {
+            alpha: experiment.spec.alpha,
+            sequential_tuning: experiment.spec.sequential_tuning,
+            higher_is_better: metric.higher_is_better,
+        };
+        metrics.push(metric_report(metric, &totals, &settings));
+        for guardrail in experiment
+            .spec
+            .guardrails
+            .iter()
+            .filter(|g| g.metric == metric.key)
+        {
+            let control = arm(metric.kind, &totals[0]);
+            for treatment in &totals[1..] {
+                let treatment_arm = arm(metric.kind, treatment);
+                guardrails.push(judge(
+                    guardrail,
+                    &treatment.variant,
+                    control,
+                    treatment_arm,
+                    &settings,
+                    srm.ok,
+                ));
+            }
+        }
+    }
+    if let Some(correction) = input.correction {
+        adjust(&mut metrics, correction, experiment.spec.alpha);
+    }
+    let health = health(&srm, &guardrails, &input.exposures);
+    Report {
+        experiment: experiment.key().to_owned(),
+        status: experiment.status.as_str(),
+        generated_at: input.generated_at,
+        health,
+        alpha: experiment.spec.alpha,
+        correction: input.correction,
+        srm,
+        multiple_exposures: input.exposures.multiple_exposures,
+        metrics,
+        guardrails,
+    }
+}
+
+fn srm_block(experiment: &Experiment, exposures: &ExposureSummary) -> SrmBlock {
+    let variants = &experiment.spec.variants;
+    let observed: Vec<u64> = variants
+        .iter()
+        .map(|v| {
+            exposures
+                .users
+                .iter()
+                .find(|(key, _)| *key == v.key)
+                .map_or(0, |(_, n)| *n)
+        })
+        .collect();
+    let weights: Vec<f64> = variants.iter().map(|v| v.weight).collect();
+    let result = srm(&observed, &weights);
+    let users = variants
+        .iter()
+        .zip(&observed)
+        .map(|(v, n)| (v.key.clone(), serde_json::Value::from(*n)))
+        .collect();
+    // Without users there is nothing to mismatch: report no p-value but not a failure.
+    let ok = result.ok || observed.iter().sum::<u64>() == 0;
+    SrmBlock {
+        p_value: result.p_value,
+        ok,
+        users,
+    }
+}
+
+fn metric_report(metric: &Metric, totals: &[VariantTotals], settings: &Settings) -> MetricReport {
+    let arms: Vec<Arm> = totals.iter().map(|t| arm(metric.kind, t)).collect();
+    let variants = totals
+        .iter()
+        .zip(&arms)
+        .map(|(t, a)| VariantStats {
+            variant: t.variant.clone(),
+            users: t.users,
+            sum: a.moments.sum,
+            sum_squares: a.moments.sum_squares,
+            mean: a.mean(),
+            stddev: a.stddev(),
+        })
+        .collect();
+    let comparisons = totals[1..]
+        .iter()
+        .zip(&arms[1..])
+        .map(|(t, treatment)| {
+            let c = stats::compare(arms[0], *treatment, settings);
+            ComparisonReport {
+                variant: t.variant.clone(),
+                baseline: totals[0].variant.clone(),
+                abs_effect: c.abs_effect,
+                abs_ci: c.abs_ci,
+                abs_p_value: c.abs_p_value,
+                rel_effect: c.rel_effect,
+                rel_ci: c.rel_ci,
+                p_value: c.p_value,
+                adjusted_p_value: None,
+                seq_rel_ci: c.seq_rel_ci,
+                seq_p_value: c.seq_p_value,
+                chance_to_win: c.chance_to_win,
+                risk: c.risk,
+                risk_control: c.risk_control,
+                credible_interval: c.credible_interval,
+                significant: c.significant,
+                reason: c.rel_reason.or(c.abs_reason).map(|r| r.as_str()),
+            }
+        })
+        .collect();
+    MetricReport {
+        metric: metric.key.clone(),
+        kind: metric.kind,
+        variants,
+        comparisons,
+    }
+}
+
+/// Adjusts every defined p-value across metrics × variants; significance then
+/// follows the adjusted value.
+fn adjust(metrics: &mut [MetricReport], correction: Correction, alpha: f64) {
+    let mut slots: Vec<&mut ComparisonReport> = metrics
+        .iter_mut()
+        .flat_map(|m| m.comparisons.iter_mut())
+        .filter(|c| c.p_value.is_some())
+        .collect();
+    let raw: Vec<f64> = slots.iter().filter_map(|c| c.p_value).collect();
+    let adjusted = match correction {
+        Correction::Holm => holm(&raw),
+        Correction::BenjaminiHochberg => benjamini_hochberg(&raw),
+    };
+    for (slot, p) in slots.iter_mut().zip(adjusted) {
+        slot.adjusted_p_value = Some(p);
+        slot.significant = p < alpha;
+    }
+}
+
+fn health(
+    srm: &SrmBlock,
+    guardrails: &[GuardrailVerdict],
+    exposures: &ExposureSummary,
+) -> GuardStatus {
+    let worst = guardrails
+        .iter()
+        .map(|g| g.status)
+        .max()
+        .unwrap_or(GuardStatus::Green);
+    let users: u64 =
+        exposures.users.iter().map(|(_, n)| n).sum::<u64>() + exposures.multiple_exposures;
+    let multiple_share = if users == 0 {
+        0.0
+    } else {
+        exposures.multiple_exposures as f64 / users as f64
+    };
+    let data_warning = !srm.ok || multiple_share > MULTIPLE_EXPOSURE_SHARE_LIMIT;
+    if data_warning {
+        worst.max(GuardStatus::Yellow)
+    } else {
+        worst
+    }
+}

@@ -1,0 +1,212 @@
+//! Reports over HTTP and from the CLI: the numbers the stats engine gives for the
+//! stored totals, the SRM check, guardrails, corrections, CSV, and honest nulls.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::TestApp;
+use serde_json::{json, Value};
+use sluice::stats::{self, Arm, MetricType, Moments, Settings};
+
+/// `users` exposures to `variant`, the first `buyers` of whom buy for 10.
+fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    for i in 0..users {
+        let user = format!("{variant}-{i}");
+        events.push(
+            json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
+            "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"}),
+        );
+        if i < buyers {
+            events.push(
+                json!({"id": format!("p-{user}"), "type": "track", "user": user,
+                "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
+            );
+        }
+    }
+    events
+}
+
+async fn running_with(app: &TestApp, control: (usize, usize), premium: (usize, usize)) {
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let mut events = traffic("control", control.0, control.1);
+    events.extend(traffic("premium", premium.0, premium.1));
+    let reply = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1e-12)
+}
+
+#[tokio::test]
+async fn the_report_carries_the_engines_numbers_for_the_stored_totals() {
+    let app = TestApp::new().await;
+    running_with(&app, (1000, 100), (1000, 60)).await;
+    let reply = app
+        .get("/api/v1/experiments/pricing-q4/report", &app.analyst)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let report = reply.body;
+    assert_eq!(report["experiment"], "pricing-q4");
+    assert_eq!(
+        report["srm"]["users"],
+        json!({"control": 1000, "premium": 1000})
+    );
+    assert_eq!(report["srm"]["ok"], true);
+
+    let purchase = &report["metrics"][0];
+    assert_eq!(purchase["metric"], "purchase");
+    assert_eq!(purchase["variants"][0]["users"], 1000);
+    assert_eq!(purchase["variants"][0]["sum"], 100.0);
+    assert_eq!(purchase["variants"][1]["sum_squares"], 60.0);
+    let comparison = &purchase["comparisons"][0];
+    assert_eq!(comparison["variant"], "premium");
+    assert_eq!(comparison["baseline"], "control");
+    let expected = stats::compare(
+        Arm::new(MetricType::Proportion, Moments::conversions(1000, 100)),
+        Arm::new(MetricType::Proportion, Moments::conversions(1000, 60)),
+        &Settings::default(),
+    );
+    assert!(close(comparison["abs_effect"].as_f64().unwrap(), -0.04));
+    assert!(close(comparison["rel_effect"].as_f64().unwrap(), -0.4));
+    assert!(close(
+        comparison["p_value"].as_f64().unwrap(),
+        expected.p_value.unwrap()
+    ));
+    assert!(close(
+        comparison["seq_p_value"].as_f64().unwrap(),
+        expected.seq_p_value.unwrap()
+    ));
+    assert!(close(
+        comparison["chance_to_win"].as_f64().unwrap(),
+        expected.chance_to_win.unwrap()
+    ));
+    assert_eq!(comparison["significant"], true);
+
+    let revenue = &report["metrics"][1];
+    assert_eq!(revenue["metric"], "revenue");
+    assert_eq!(revenue["variants"][0]["sum"], 1000.0);
+    assert_eq!(revenue["variants"][0]["sum_squares"], 10000.0);
+
+    let guardrail = &report["guardrails"][0];
+    assert_eq!(guardrail["metric"], "purchase");
+    assert_eq!(guardrail["variant"], "premium");
+    assert_ne!(guardrail["status"], "green");
+    assert!(guardrail["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("-40.0% vs control"));
+    assert_ne!(report["health"], "green");
+}
+
+#[tokio::test]
+async fn a_sample_ratio_mismatch_is_flagged() {
+    let app = TestApp::new().await;
+    running_with(&app, (1000, 100), (800, 80)).await;
+    let report = app
+        .get("/api/v1/experiments/pricing-q4/report", &app.analyst)
+        .await
+        .body;
+    assert_eq!(report["srm"]["ok"], false);
+    assert!(report["srm"]["p_value"].as_f64().unwrap() < 0.001);
+    assert_ne!(report["health"], "green");
+}
+
+#[tokio::test]
+async fn without_data_the_numbers_are_null_with_a_reason() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let report = app
+        .get("/api/v1/experiments/pricing-q4/report", &app.analyst)
+        .await
+        .body;
+    let comparison = &report["metrics"][0]["comparisons"][0];
+    assert_eq!(comparison["p_value"], Value::Null);
+    assert_eq!(comparison["significant"], false);
+    assert_eq!(comparison["reason"], "TOO_FEW_UNITS");
+    assert_eq!(report["srm"]["ok"], true);
+    assert_eq!(report["health"], "green");
+}
+
+#[tokio::test]
+async fn corrections_and_csv_are_on_request() {
+    let app = TestApp::new().await;
+    running_with(&app, (500, 50), (500, 45)).await;
+    let holm = app
+        .get(
+            "/api/v1/experiments/pricing-q4/report?correction=holm",
+            &app.analyst,
+        )
+        .await
+        .body;
+    let adjusted = holm["metrics"][0]["comparisons"][0]["adjusted_p_value"]
+        .as_f64()
+        .unwrap();
+    let raw = holm["metrics"][0]["comparisons"][0]["p_value"]
+        .as_f64()
+        .unwrap();
+    assert!(adjusted >= raw);
+    let bad = app
+        .get(
+            "/api/v1/experiments/pricing-q4/report?correction=bonferroni",
+            &app.analyst,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let csv = app
+        .get(
+            "/api/v1/experiments/pricing-q4/report?format=csv",
+            &app.analyst,
+        )
+        .await;
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    let text = csv.body.as_str().unwrap().to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].starts_with("metric,kind,variant,users,sum"));
+    assert!(lines[1].starts_with("purchase,conversion,control,500,50,50,"));
+    assert_eq!(lines[2].split(',').count(), lines[0].split(',').count());
+
+    let sdk = app
+        .get("/api/v1/experiments/pricing-q4/report", &app.sdk)
+        .await;
+    assert_eq!(sdk.status, StatusCode::FORBIDDEN);
+    let missing = app
+        .get("/api/v1/experiments/nope/report", &app.analyst)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_planning_calculator_answers_both_ways() {
+    let app = TestApp::new().await;
+    let plan = app
+        .get("/api/v1/power?baseline=0.1&mde=0.1", &app.analyst)
+        .await
+        .body;
+    let expected =
+        stats::sample_size_per_variant(stats::Baseline::proportion(0.1), 0.1, 0.05, 0.8, 2)
+            .unwrap()
+            .ceil();
+    assert_eq!(plan["users_per_variant"].as_f64().unwrap(), expected);
+    let mde = app
+        .get(
+            &format!("/api/v1/power?baseline=0.1&users={expected}"),
+            &app.analyst,
+        )
+        .await
+        .body;
+    assert!((mde["mde"].as_f64().unwrap() - 0.1).abs() < 1e-3);
+    let both = app
+        .get("/api/v1/power?baseline=0.1&mde=0.1&users=10", &app.analyst)
+        .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
+    let garbage = app.get("/api/v1/power?baseline=abc", &app.analyst).await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    assert_eq!(garbage.body["error"]["code"], "validation_failed");
+}
