@@ -185,7 +185,11 @@ async fn report(
     let store = sluice::store::open(db)
         .await
         .with_context(|| format!("opening {db}"))?;
-    let report = sluice::control::experiment_report(store.as_ref(), experiment, correction)
+    let options = sluice::control::ReportOptions {
+        correction,
+        daily_series: false,
+    };
+    let report = sluice::control::experiment_report(store.as_ref(), experiment, options)
         .await
         .with_context(|| format!("reporting on {experiment}"))?;
     match format {

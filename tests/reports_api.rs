@@ -210,3 +210,66 @@ async fn the_planning_calculator_answers_both_ways() {
     assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
     assert_eq!(garbage.body["error"]["code"], "validation_failed");
 }
+
+#[tokio::test]
+async fn the_daily_series_accumulates_day_by_day() {
+    let app = TestApp::new().await;
+    running_with(&app, (300, 30), (300, 20)).await;
+    let day_two: Vec<Value> = (0..100)
+        .flat_map(|i| {
+            let user = format!("late-{i}");
+            let variant = if i % 2 == 0 { "control" } else { "premium" };
+            [
+                json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
+                       "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-21T08:00:00Z"}),
+                json!({"id": format!("p-{user}"), "type": "track", "user": user,
+                       "event": "purchase", "value": 10.0, "ts": "2026-11-21T09:00:00Z"}),
+            ]
+        })
+        .collect();
+    app.post("/sdk/v1/events", &app.sdk, json!({"events": day_two}))
+        .await;
+    let report = app
+        .get(
+            "/api/v1/experiments/pricing-q4/report?series=daily",
+            &app.analyst,
+        )
+        .await
+        .body;
+    let series = report["series"].as_array().unwrap();
+    let purchase: Vec<&Value> = series
+        .iter()
+        .filter(|p| p["metric"] == "purchase")
+        .collect();
+    assert_eq!(purchase.len(), 2, "{series:?}");
+    assert_eq!(purchase[0]["through"], "2026-11-21T00:00:00Z");
+    assert_eq!(
+        (
+            purchase[0]["baseline_users"].as_u64(),
+            purchase[0]["users"].as_u64()
+        ),
+        (Some(300), Some(300))
+    );
+    assert_eq!(
+        (
+            purchase[1]["baseline_users"].as_u64(),
+            purchase[1]["users"].as_u64()
+        ),
+        (Some(350), Some(350))
+    );
+    // Day one: 10% vs 6.7%; day two: (30+50)/350 vs (20+50)/350.
+    assert!((purchase[0]["rel_effect"].as_f64().unwrap() - (20.0 / 30.0 - 1.0)).abs() < 1e-12);
+    assert!((purchase[1]["rel_effect"].as_f64().unwrap() - (70.0 / 80.0 - 1.0)).abs() < 1e-12);
+    // The last day agrees with the report itself.
+    assert_eq!(
+        purchase[1]["p_value"],
+        report["metrics"][0]["comparisons"][0]["p_value"]
+    );
+    let bad = app
+        .get(
+            "/api/v1/experiments/pricing-q4/report?series=hourly",
+            &app.analyst,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -13,6 +13,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::json::{AppJson, AppQuery};
 use super::AppState;
+use crate::control::ReportOptions;
 use crate::domain::{Role, ValidationError};
 use crate::report::{to_csv, Correction};
 use crate::stats::{self, Baseline};
@@ -29,6 +30,8 @@ struct ReportQuery {
     format: Option<String>,
     #[serde(default)]
     correction: Option<String>,
+    #[serde(default)]
+    series: Option<String>,
 }
 
 async fn report(
@@ -46,7 +49,16 @@ async fn report(
                 .ok_or_else(|| ValidationError::single("correction", "must be holm or bh"))
         })
         .transpose()?;
-    let report = state.control.report(&key, correction).await?;
+    let daily_series = match query.series.as_deref() {
+        None => false,
+        Some("daily") => true,
+        Some(_) => return Err(ValidationError::single("series", "must be daily").into()),
+    };
+    let options = ReportOptions {
+        correction,
+        daily_series,
+    };
+    let report = state.control.report(&key, options).await?;
     match query.format.as_deref() {
         None | Some("json") => Ok(AppJson(report).into_response()),
         Some("csv") => Ok((

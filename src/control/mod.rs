@@ -184,12 +184,8 @@ impl Control {
     }
 
     /// The significance report of an experiment.
-    pub async fn report(
-        &self,
-        key: &str,
-        correction: Option<Correction>,
-    ) -> Result<Report, ControlError> {
-        experiment_report(self.store.as_ref(), key, correction).await
+    pub async fn report(&self, key: &str, options: ReportOptions) -> Result<Report, ControlError> {
+        experiment_report(self.store.as_ref(), key, options).await
     }
 
     async fn validate(&self, spec: &ExperimentSpec) -> Result<(), ControlError> {
@@ -228,7 +224,7 @@ impl Control {
 pub async fn experiment_report(
     store: &dyn Store,
     key: &str,
-    correction: Option<Correction>,
+    options: ReportOptions,
 ) -> Result<Report, ControlError> {
     let experiment = store
         .get_experiment(key)
@@ -251,13 +247,53 @@ pub async fn experiment_report(
         metrics.push((metric.clone(), totals));
     }
     let exposures = store.exposure_summary(key).await?;
-    Ok(report::build(ReportInput {
+    let series = if options.daily_series {
+        Some(daily_series(store, &experiment, &metrics).await?)
+    } else {
+        None
+    };
+    let mut report = report::build(ReportInput {
         experiment: &experiment,
         metrics,
         exposures,
-        correction,
+        correction: options.correction,
         generated_at: format_millis(now_millis()),
-    }))
+    });
+    report.series = series;
+    Ok(report)
+}
+
+/// What a report includes beyond the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportOptions {
+    pub correction: Option<Correction>,
+    /// Cumulative effects per day; reads users and events, so it costs more.
+    pub daily_series: bool,
+}
+
+async fn daily_series(
+    store: &dyn Store,
+    experiment: &Experiment,
+    metrics: &[(Metric, Vec<crate::store::VariantTotals>)],
+) -> Result<Vec<report::series::SeriesPoint>, ControlError> {
+    let users = store.exposed_users(experiment.key()).await?;
+    let variants: Vec<String> = experiment
+        .spec
+        .variants
+        .iter()
+        .map(|v| v.key.clone())
+        .collect();
+    let mut points = Vec::new();
+    for (metric, _) in metrics {
+        let tracks = store
+            .tracks_since_exposure(experiment.key(), &metric.event)
+            .await?;
+        let settings = report::settings(experiment, metric);
+        points.extend(report::series::daily(
+            metric, &variants, &users, &tracks, &settings,
+        ));
+    }
+    Ok(points)
 }
 
 fn patched_spec(current: &Experiment, patch: &Value) -> Result<ExperimentSpec, ControlError> {

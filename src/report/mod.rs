@@ -4,6 +4,7 @@
 //! is pure; [`crate::control`] gathers its inputs from the store.
 
 mod csv;
+pub mod series;
 mod table;
 
 use serde::Serialize;
@@ -61,6 +62,9 @@ pub struct Report {
     pub multiple_exposures: u64,
     pub metrics: Vec<MetricReport>,
     pub guardrails: Vec<GuardrailVerdict>,
+    /// Daily cumulative effects, on request (`?series=daily`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<series::SeriesPoint>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,11 +163,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
     let mut guardrails = Vec::new();
     for (metric, totals) in &input.metrics {
         let totals = ordered_totals(experiment, totals);
-        let settings = Settings {
-            alpha: experiment.spec.alpha,
-            sequential_tuning: experiment.spec.sequential_tuning,
-            higher_is_better: metric.higher_is_better,
-        };
+        let settings = settings(experiment, metric);
         metrics.push(metric_report(metric, &totals, &settings));
         for guardrail in experiment
             .spec
@@ -200,6 +200,16 @@ pub fn build(input: ReportInput<'_>) -> Report {
         multiple_exposures: input.exposures.multiple_exposures,
         metrics,
         guardrails,
+        series: None,
+    }
+}
+
+/// The statistical settings for one metric of an experiment.
+pub fn settings(experiment: &Experiment, metric: &Metric) -> Settings {
+    Settings {
+        alpha: experiment.spec.alpha,
+        sequential_tuning: experiment.spec.sequential_tuning,
+        higher_is_better: metric.higher_is_better,
     }
 }
 

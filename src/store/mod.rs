@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{ApiKey, AuditEntry, Event, Experiment, Metric, NewApiKey, NewAuditEntry};
+use crate::domain::{
+    ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -119,13 +121,38 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest(&self, batches: &[&[Event]]) -> Result<Vec<IngestOutcome>, StoreError>;
 
     async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError>;
-    /// Per-variant totals of `event` for an experiment, read from the aggregates:
-    /// the cost grows with users, not with events.
+    /// Per-variant totals of `event` for an experiment, read from the running totals:
+    /// the cost grows with variants, not with users or events.
     async fn variant_totals(
         &self,
         experiment: &str,
         event: &str,
     ) -> Result<Vec<VariantTotals>, StoreError>;
+
+    /// The users exposed to exactly one variant, with their first exposure, ordered
+    /// by it. For time series; the cost grows with users.
+    async fn exposed_users(&self, experiment: &str) -> Result<Vec<ExposedUser>, StoreError>;
+    /// Those users' track events named `event` at or after their first exposure,
+    /// ordered by time. For time series; the cost grows with those events.
+    async fn tracks_since_exposure(
+        &self,
+        experiment: &str,
+        event: &str,
+    ) -> Result<Vec<TrackFact>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExposedUser {
+    pub user: String,
+    pub variant: String,
+    pub first_ts: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackFact {
+    pub user: String,
+    pub ts: Millis,
+    pub value: f64,
 }
 
 /// Opens (creating and migrating) the store a URL names.

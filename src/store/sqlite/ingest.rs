@@ -14,7 +14,7 @@ use crate::store::{IngestOutcome, StoreError};
 
 /// Rows per multi-row statement: large enough to amortise the per-statement cost,
 /// small enough to stay far below SQLite's bound-parameter limit.
-const ROWS_PER_STATEMENT: usize = 250;
+const ROWS_PER_STATEMENT: usize = 1000;
 
 type Tx<'c> = Transaction<'c, Sqlite>;
 

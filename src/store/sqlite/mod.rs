@@ -11,9 +11,13 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
-use super::{ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError, VariantTotals};
+use super::{
+    ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError, TrackFact,
+    VariantTotals,
+};
 use crate::domain::{
-    format_millis, ApiKey, AuditEntry, Event, Experiment, Metric, NewApiKey, NewAuditEntry, Role,
+    format_millis, ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
+    Role,
 };
 
 pub struct SqliteStore {
@@ -349,5 +353,43 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn exposed_users(&self, experiment: &str) -> Result<Vec<ExposedUser>, StoreError> {
+        let rows: Vec<(String, String, Millis)> = sqlx::query_as(
+            "SELECT user_id, variant, first_ts FROM exposures \
+             WHERE experiment = ? AND multiple = 0 ORDER BY first_ts",
+        )
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, variant, first_ts)| ExposedUser {
+                user,
+                variant,
+                first_ts,
+            })
+            .collect())
+    }
+
+    async fn tracks_since_exposure(
+        &self,
+        experiment: &str,
+        event: &str,
+    ) -> Result<Vec<TrackFact>, StoreError> {
+        let rows: Vec<(String, Millis, f64)> = sqlx::query_as(
+            "SELECT e.user_id, e.ts, e.value FROM exposures x JOIN events e \
+             ON e.kind = 'track' AND e.user_id = x.user_id AND e.ts >= x.first_ts \
+             WHERE x.experiment = ? AND x.multiple = 0 AND e.event = ? ORDER BY e.ts",
+        )
+        .bind(experiment)
+        .bind(event)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, ts, value)| TrackFact { user, ts, value })
+            .collect())
     }
 }
