@@ -25,6 +25,7 @@ fn user_events(user: u64, events_per_user: u64, out: &mut Vec<Event>) {
         kind: EventKind::Exposure {
             experiment: "pricing".into(),
             variant: VARIANTS[(user % 3) as usize].into(),
+            dimensions: None,
         },
     });
     // Roughly a third of users act at all; those who do, act `events_per_user` times.

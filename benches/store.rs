@@ -22,6 +22,7 @@ fn batch(number: u64) -> Vec<Event> {
                 EventKind::Exposure {
                     experiment: "checkout-flow".into(),
                     variant: variant.into(),
+                    dimensions: None,
                 }
             } else {
                 EventKind::Track {

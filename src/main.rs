@@ -187,7 +187,7 @@ async fn report(
         .with_context(|| format!("opening {db}"))?;
     let options = sluice::control::ReportOptions {
         correction,
-        daily_series: false,
+        ..Default::default()
     };
     let report = sluice::control::experiment_report(store.as_ref(), experiment, options)
         .await

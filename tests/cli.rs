@@ -157,6 +157,7 @@ async fn report_prints_an_80_column_table_and_csv() {
             kind: EventKind::Exposure {
                 experiment: experiment.key().to_owned(),
                 variant: variant.into(),
+                dimensions: None,
             },
         });
         if i % 7 == 0 {

@@ -34,6 +34,7 @@ fn generate(rng: &mut StdRng) -> Vec<Event> {
                 kind: EventKind::Exposure {
                     experiment: "exp".into(),
                     variant: variant.into(),
+                    dimensions: None,
                 },
             });
         }

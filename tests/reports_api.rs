@@ -273,3 +273,104 @@ async fn the_daily_series_accumulates_day_by_day() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn results_break_down_by_a_kept_dimension() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let patched = app
+        .patch(
+            "/api/v1/experiments/pricing-q4",
+            &app.editor,
+            json!({"dimensions": ["country"]}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    app.start("pricing-q4").await;
+    let mut events = Vec::new();
+    for (country, users) in [
+        (Some("CN"), 300),
+        (Some("US"), 200),
+        (Some("DE"), 20),
+        (None, 150),
+    ] {
+        for i in 0..users {
+            let user = format!("{}-{i}", country.unwrap_or("none"));
+            let variant = if i % 2 == 0 { "control" } else { "premium" };
+            let mut exposure = json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
+                "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"});
+            if let Some(country) = country {
+                exposure["attributes"] = json!({"country": country, "email": "not@kept.example"});
+            }
+            events.push(exposure);
+            if i % 5 == 0 {
+                events.push(
+                    json!({"id": format!("p-{user}"), "type": "track", "user": user,
+                    "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
+                );
+            }
+        }
+    }
+    let stored = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
+        .await;
+    assert_eq!(stored.status, StatusCode::ACCEPTED);
+    // Server-side assignment keeps the dimension too.
+    app.post(
+        "/sdk/v1/assign",
+        &app.sdk,
+        json!({"user": {"id": "fresh", "country": "CN"}}),
+    )
+    .await;
+
+    let mut segments = Value::Null;
+    for _ in 0..100 {
+        let report = app
+            .get(
+                "/api/v1/experiments/pricing-q4/report?dimension=country",
+                &app.analyst,
+            )
+            .await
+            .body;
+        segments = report["breakdown"]["segments"].clone();
+        if segments[0]["users"] == 301 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let summary: Vec<(String, u64)> = segments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["value"].as_str().unwrap().to_owned(),
+                s["users"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("CN".to_owned(), 301),
+            ("US".to_owned(), 200),
+            ("(not captured)".to_owned(), 150),
+            ("other".to_owned(), 20)
+        ]
+    );
+    let cn = &segments[0]["metrics"][0];
+    assert_eq!(cn["metric"], "purchase");
+    let users = |v: usize| cn["variants"][v]["users"].as_u64().unwrap();
+    assert_eq!(users(0) + users(1), 301);
+    assert_eq!(cn["variants"][0]["sum"], 30.0);
+    assert_eq!(cn["variants"][1]["sum"], 30.0);
+
+    let unknown = app
+        .get(
+            "/api/v1/experiments/pricing-q4/report?dimension=email",
+            &app.analyst,
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.body["error"]["details"][0]["field"], "dimension");
+}

@@ -32,6 +32,8 @@ struct ReportQuery {
     correction: Option<String>,
     #[serde(default)]
     series: Option<String>,
+    #[serde(default)]
+    dimension: Option<String>,
 }
 
 async fn report(
@@ -57,6 +59,7 @@ async fn report(
     let options = ReportOptions {
         correction,
         daily_series,
+        dimension: query.dimension,
     };
     let report = state.control.report(&key, options).await?;
     match query.format.as_deref() {

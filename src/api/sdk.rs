@@ -22,7 +22,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::json::AppJson;
 use super::AppState;
-use crate::domain::event::EventInput;
+use crate::domain::event::{keep_dimensions, EventInput};
 use crate::domain::{FieldProblem, Role};
 
 /// Events per batch; larger batches are refused with 413.
@@ -160,10 +160,13 @@ fn log_exposures(
             continue;
         };
         if let Some(id) = user.get(&served.hash_attribute).and_then(unit_id) {
-            state
-                .control
-                .exposures()
-                .record(assignment.experiment, assignment.variant, &id);
+            let dimensions = keep_dimensions(user, &served.dimensions);
+            state.control.exposures().record(
+                assignment.experiment,
+                assignment.variant,
+                &id,
+                dimensions,
+            );
         }
     }
 }

@@ -39,7 +39,7 @@ impl ExposureLog {
         (log, writer)
     }
 
-    pub fn record(&self, experiment: &str, variant: &str, user: &str) {
+    pub fn record(&self, experiment: &str, variant: &str, user: &str, dimensions: Option<String>) {
         let event = Event {
             id: format!("assign:{experiment}:{variant}:{user}"),
             user: user.to_owned(),
@@ -47,6 +47,7 @@ impl ExposureLog {
             kind: EventKind::Exposure {
                 experiment: experiment.to_owned(),
                 variant: variant.to_owned(),
+                dimensions,
             },
         };
         if self.queue.try_send(event).is_err() {

@@ -175,7 +175,7 @@ impl Control {
                 .get(experiment)
                 .ok_or(UnknownExposure::Experiment)?;
             if served.variants.iter().any(|v| v == variant) {
-                Ok(())
+                Ok(served.dimensions.as_slice())
             } else {
                 Err(UnknownExposure::Variant)
             }
@@ -247,6 +247,10 @@ pub async fn experiment_report(
         metrics.push((metric.clone(), totals));
     }
     let exposures = store.exposure_summary(key).await?;
+    let breakdown = match &options.dimension {
+        None => None,
+        Some(dimension) => Some(segments(store, &experiment, dimension, &metrics).await?),
+    };
     let series = if options.daily_series {
         Some(daily_series(store, &experiment, &metrics).await?)
     } else {
@@ -260,15 +264,39 @@ pub async fn experiment_report(
         generated_at: format_millis(now_millis()),
     });
     report.series = series;
+    report.breakdown = breakdown;
     Ok(report)
 }
 
 /// What a report includes beyond the default.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ReportOptions {
     pub correction: Option<Correction>,
+    /// A dimension the experiment keeps, to break results down by.
+    pub dimension: Option<String>,
     /// Cumulative effects per day; reads users and events, so it costs more.
     pub daily_series: bool,
+}
+
+async fn segments(
+    store: &dyn Store,
+    experiment: &Experiment,
+    dimension: &str,
+    metrics: &[(Metric, Vec<crate::store::VariantTotals>)],
+) -> Result<report::breakdown::Breakdown, ControlError> {
+    if !experiment.spec.dimensions.iter().any(|d| d == dimension) {
+        let kept = experiment.spec.dimensions.join(", ");
+        let problem = format!("is not kept by this experiment (its dimensions: [{kept}])");
+        return Err(ValidationError::single("dimension", problem).into());
+    }
+    let mut data = Vec::new();
+    for (metric, _) in metrics {
+        let rows = store
+            .segment_totals(experiment.key(), dimension, &metric.event)
+            .await?;
+        data.push((metric.clone(), rows));
+    }
+    Ok(report::breakdown::build(experiment, dimension, &data))
 }
 
 async fn daily_series(

@@ -16,6 +16,8 @@ use crate::store::{Store, StoreError};
 pub struct ServedExperiment {
     pub hash_attribute: String,
     pub variants: Vec<String>,
+    /// The attributes kept at exposure for breakdowns.
+    pub dimensions: Vec<String>,
 }
 
 /// One ruleset version, ready to evaluate and to serve.
@@ -32,7 +34,7 @@ impl RulesetSnapshot {
         self.compiled.version()
     }
 
-    fn build(ruleset: Ruleset) -> Self {
+    fn build(ruleset: Ruleset, mut dimensions: HashMap<String, Vec<String>>) -> Self {
         let body = Bytes::from(serde_json::to_vec(&ruleset).unwrap_or_default());
         let served = ruleset
             .experiments
@@ -41,6 +43,7 @@ impl RulesetSnapshot {
                 let served = ServedExperiment {
                     hash_attribute: rule.hash_attribute.clone(),
                     variants: rule.variants.iter().map(|v| v.key.clone()).collect(),
+                    dimensions: dimensions.remove(&rule.key).unwrap_or_default(),
                 };
                 (rule.key.clone(), served)
             })
@@ -100,8 +103,14 @@ impl RulesetHub {
 
 async fn read_snapshot(store: &dyn Store) -> Result<RulesetSnapshot, StoreError> {
     let source = store.ruleset_source().await?;
-    Ok(RulesetSnapshot::build(Ruleset {
+    let dimensions = source
+        .experiments
+        .iter()
+        .map(|e| (e.key().to_owned(), e.spec.dimensions.clone()))
+        .collect();
+    let ruleset = Ruleset {
         version: source.version,
         experiments: source.experiments.iter().map(|e| e.to_rule()).collect(),
-    }))
+    };
+    Ok(RulesetSnapshot::build(ruleset, dimensions))
 }

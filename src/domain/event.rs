@@ -29,6 +29,10 @@ pub struct EventInput {
     pub value: Option<f64>,
     #[serde(default)]
     pub ts: Option<String>,
+    /// For exposures: the user's attributes; those the experiment lists as
+    /// `dimensions` are kept for breakdowns.
+    #[serde(default)]
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,12 +40,11 @@ pub enum EventKind {
     Exposure {
         experiment: String,
         variant: String,
+        /// The kept dimensions as a JSON object, if the experiment has any.
+        dimensions: Option<String>,
     },
     /// `value` defaults to 1: an event without a value counts as one occurrence.
-    Track {
-        event: String,
-        value: f64,
-    },
+    Track { event: String, value: f64 },
 }
 
 /// A validated event. `id` is unique across all events: a repeat is a duplicate.
@@ -59,12 +62,29 @@ pub enum UnknownExposure {
     Variant,
 }
 
+/// Keeps the attributes named in `dimensions` that have a scalar value, as a JSON
+/// object; `None` when none is kept.
+pub fn keep_dimensions(
+    attributes: &serde_json::Map<String, serde_json::Value>,
+    dimensions: &[String],
+) -> Option<String> {
+    let kept: serde_json::Map<String, serde_json::Value> = dimensions
+        .iter()
+        .filter_map(|name| {
+            let value = attributes.get(name)?;
+            let scalar = value.is_string() || value.is_number() || value.is_boolean();
+            scalar.then(|| (name.clone(), value.clone()))
+        })
+        .collect();
+    (!kept.is_empty()).then(|| serde_json::Value::Object(kept).to_string())
+}
+
 /// Validates every event; on any problem nothing is accepted and each problem names
 /// its event as `events[i].field`. Events without `ts` get `now`.
-pub fn validate_batch(
+pub fn validate_batch<'d>(
     inputs: Vec<EventInput>,
     now: Millis,
-    check_exposure: impl Fn(&str, &str) -> Result<(), UnknownExposure>,
+    check_exposure: impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
 ) -> Result<Vec<Event>, ValidationError> {
     let mut problems = Problems::default();
     let mut events = Vec::with_capacity(inputs.len());
@@ -76,10 +96,10 @@ pub fn validate_batch(
     problems.into_result().map(|()| events)
 }
 
-fn validate_one(
+fn validate_one<'d>(
     input: EventInput,
     now: Millis,
-    check_exposure: &impl Fn(&str, &str) -> Result<(), UnknownExposure>,
+    check_exposure: &impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
     problems: &mut Problems,
     i: usize,
 ) -> Option<Event> {
@@ -117,9 +137,9 @@ fn validate_one(
     })
 }
 
-fn exposure_kind(
+fn exposure_kind<'d>(
     input: &EventInput,
-    check_exposure: &impl Fn(&str, &str) -> Result<(), UnknownExposure>,
+    check_exposure: &impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
     problems: &mut Problems,
     field: &impl Fn(&str) -> String,
 ) -> Option<EventKind> {
@@ -131,9 +151,13 @@ fn exposure_kind(
         return None;
     };
     match check_exposure(experiment, variant) {
-        Ok(()) => Some(EventKind::Exposure {
+        Ok(dimensions) => Some(EventKind::Exposure {
             experiment: experiment.clone(),
             variant: variant.clone(),
+            dimensions: input
+                .attributes
+                .as_ref()
+                .and_then(|a| keep_dimensions(a, dimensions)),
         }),
         Err(UnknownExposure::Experiment) => {
             problems.add(field("experiment"), "no such experiment is being served");
@@ -180,9 +204,9 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    fn known(experiment: &str, variant: &str) -> Result<(), UnknownExposure> {
+    fn known(experiment: &str, variant: &str) -> Result<&'static [String], UnknownExposure> {
         match (experiment, variant) {
-            ("exp", "a" | "b") => Ok(()),
+            ("exp", "a" | "b") => Ok(&[]),
             ("exp", _) => Err(UnknownExposure::Variant),
             _ => Err(UnknownExposure::Experiment),
         }

@@ -9,6 +9,7 @@ use super::Millis;
 
 const MAX_VARIANTS: usize = 20;
 const MAX_STAGES: usize = 20;
+const MAX_DIMENSIONS: usize = 10;
 const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +82,9 @@ pub struct ExperimentSpec {
     pub guardrails: Vec<Guardrail>,
     #[serde(default)]
     pub stages: Vec<Stage>,
+    /// User attributes kept at first exposure, for breakdowns (`?dimension=country`).
+    #[serde(default)]
+    pub dimensions: Vec<String>,
     /// Significance level of reports and guardrails.
     #[serde(default = "default_alpha")]
     pub alpha: f64,
@@ -233,6 +237,7 @@ impl ExperimentSpec {
         self.validate_namespace(&mut problems);
         self.validate_metrics(&mut problems, &metric_exists);
         self.validate_stages(&mut problems);
+        self.validate_dimensions(&mut problems);
         problems.check(
             self.alpha > 0.0 && self.alpha <= 0.5,
             "alpha",
@@ -326,6 +331,24 @@ impl ExperimentSpec {
                 problems,
                 &format!("guardrails[{i}].max_drop"),
                 guardrail.max_drop,
+            );
+        }
+    }
+
+    fn validate_dimensions(&self, problems: &mut Problems) {
+        problems.check(
+            self.dimensions.len() <= MAX_DIMENSIONS,
+            "dimensions",
+            format!("must name at most {MAX_DIMENSIONS} attributes"),
+        );
+        for (i, name) in self.dimensions.iter().enumerate() {
+            let plain = !name.is_empty()
+                && name.len() <= 64
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            problems.check(
+                plain,
+                format!("dimensions[{i}]"),
+                "must be 1 to 64 ASCII letters, digits or '_'",
             );
         }
     }

@@ -3,6 +3,7 @@
 //! sample-ratio check, guardrail verdicts and an overall health. Building a report
 //! is pure; [`crate::control`] gathers its inputs from the store.
 
+pub mod breakdown;
 mod csv;
 pub mod series;
 mod table;
@@ -62,6 +63,9 @@ pub struct Report {
     pub multiple_exposures: u64,
     pub metrics: Vec<MetricReport>,
     pub guardrails: Vec<GuardrailVerdict>,
+    /// Results per value of a dimension, on request (`?dimension=country`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<breakdown::Breakdown>,
     /// Daily cumulative effects, on request (`?series=daily`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub series: Option<Vec<series::SeriesPoint>>,
@@ -200,6 +204,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         multiple_exposures: input.exposures.multiple_exposures,
         metrics,
         guardrails,
+        breakdown: None,
         series: None,
     }
 }

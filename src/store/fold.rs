@@ -21,6 +21,8 @@ pub(crate) struct FirstExposure {
     pub(crate) variant: String,
     pub(crate) first_ts: Millis,
     pub(crate) multiple: bool,
+    /// The kept attributes of the first exposure (JSON object), if any.
+    pub(crate) dimensions: Option<String>,
 }
 
 impl FirstExposure {
@@ -30,6 +32,11 @@ impl FirstExposure {
         if other.first_ts < self.first_ts {
             self.first_ts = other.first_ts;
             self.variant.clone_from(&other.variant);
+            if other.dimensions.is_some() {
+                self.dimensions.clone_from(&other.dimensions);
+            }
+        } else if self.dimensions.is_none() {
+            self.dimensions.clone_from(&other.dimensions);
         }
     }
 }
@@ -122,6 +129,7 @@ pub(crate) fn fold_exposures(fresh: &[&Event]) -> HashMap<UserKey, FirstExposure
         let EventKind::Exposure {
             experiment,
             variant,
+            dimensions,
         } = &event.kind
         else {
             continue;
@@ -130,6 +138,7 @@ pub(crate) fn fold_exposures(fresh: &[&Event]) -> HashMap<UserKey, FirstExposure
             variant: variant.clone(),
             first_ts: event.ts,
             multiple: false,
+            dimensions: dimensions.clone(),
         };
         firsts
             .entry((experiment.clone(), event.user.clone()))
@@ -224,6 +233,7 @@ mod tests {
             variant: variant.into(),
             first_ts,
             multiple: false,
+            dimensions: None,
         }
     }
 

@@ -71,6 +71,18 @@ pub struct VariantTotals {
     pub count_sum_squares: f64,
 }
 
+impl VariantTotals {
+    /// Adds another group's totals (they are sums, so groups merge exactly).
+    pub fn absorb(&mut self, other: &VariantTotals) {
+        self.users += other.users;
+        self.converted += other.converted;
+        self.value_sum += other.value_sum;
+        self.value_sum_squares += other.value_sum_squares;
+        self.count_sum += other.count_sum;
+        self.count_sum_squares += other.count_sum_squares;
+    }
+}
+
 /// Who was exposed to an experiment.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExposureSummary {
@@ -128,6 +140,15 @@ pub trait Store: Send + Sync + 'static {
         experiment: &str,
         event: &str,
     ) -> Result<Vec<VariantTotals>, StoreError>;
+
+    /// Per value of a kept dimension (`None`: not captured), per-variant totals of
+    /// `event`. For breakdowns; the cost grows with users.
+    async fn segment_totals(
+        &self,
+        experiment: &str,
+        dimension: &str,
+        event: &str,
+    ) -> Result<Vec<(Option<String>, VariantTotals)>, StoreError>;
 
     /// The users exposed to exactly one variant, with their first exposure, ordered
     /// by it. For time series; the cost grows with users.

@@ -90,6 +90,7 @@ async fn insert_raw_events(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<boo
                 EventKind::Exposure {
                     experiment,
                     variant,
+                    ..
                 } => (
                     "exposure",
                     Some(experiment.as_str()),
@@ -161,7 +162,7 @@ async fn fold_in(tx: &mut Tx<'_>, fresh: &[&Event]) -> Result<(), StoreError> {
     write_totals(tx, &changes).await
 }
 
-type ExposureRow = (String, String, String, Millis, bool);
+type ExposureRow = (String, String, String, Millis, bool, Option<String>);
 
 /// Every stored exposure of the given users, in any experiment.
 async fn stored_exposures(
@@ -172,18 +173,21 @@ async fn stored_exposures(
     let mut stored = HashMap::new();
     for chunk in users.chunks(ROWS_PER_STATEMENT * 4) {
         let sql = format!(
-            "SELECT experiment, user_id, variant, first_ts, multiple FROM exposures WHERE user_id IN ({})",
+            "SELECT experiment, user_id, variant, first_ts, multiple, dimensions FROM exposures WHERE user_id IN ({})",
             vec!["?"; chunk.len()].join(", ")
         );
         let mut query = sqlx::query_as::<_, ExposureRow>(&sql);
         for user in chunk {
             query = query.bind(*user);
         }
-        for (experiment, user, variant, first_ts, multiple) in query.fetch_all(&mut **tx).await? {
+        for (experiment, user, variant, first_ts, multiple, dimensions) in
+            query.fetch_all(&mut **tx).await?
+        {
             let first = FirstExposure {
                 variant,
                 first_ts,
                 multiple,
+                dimensions,
             };
             stored.insert((experiment, user), first);
         }
@@ -270,10 +274,10 @@ async fn write_exposures(
         .collect();
     for chunk in writes.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple) VALUES {} \
-             ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
-             first_ts = excluded.first_ts, multiple = excluded.multiple",
-            placeholders(chunk.len(), 5)
+            "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple, dimensions) \
+             VALUES {} ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
+             first_ts = excluded.first_ts, multiple = excluded.multiple, dimensions = excluded.dimensions",
+            placeholders(chunk.len(), 6)
         );
         let mut query = sqlx::query(&sql);
         for ((experiment, user), first) in chunk {
@@ -282,7 +286,8 @@ async fn write_exposures(
                 .bind(user.as_str())
                 .bind(first.variant.as_str())
                 .bind(first.first_ts)
-                .bind(first.multiple);
+                .bind(first.multiple)
+                .bind(first.dimensions.as_deref());
         }
         query.execute(&mut **tx).await?;
     }

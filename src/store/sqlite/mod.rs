@@ -392,4 +392,53 @@ impl Store for SqliteStore {
             .map(|(user, ts, value)| TrackFact { user, ts, value })
             .collect())
     }
+
+    async fn segment_totals(
+        &self,
+        experiment: &str,
+        dimension: &str,
+        event: &str,
+    ) -> Result<Vec<(Option<String>, VariantTotals)>, StoreError> {
+        let path = format!("$.\"{dimension}\"");
+        let users: Vec<(Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT CAST(json_extract(dimensions, ?) AS TEXT) AS value, variant, COUNT(*) \
+             FROM exposures WHERE experiment = ? AND multiple = 0 GROUP BY value, variant",
+        )
+        .bind(&path)
+        .bind(experiment)
+        .fetch_all(&self.reader)
+        .await?;
+        type SegmentRow = (Option<String>, String, i64, f64, f64, i64, i64);
+        let sums: Vec<SegmentRow> = sqlx::query_as(
+            "SELECT CAST(json_extract(x.dimensions, ?) AS TEXT) AS value, x.variant, COUNT(*), \
+             SUM(m.total), SUM(m.total * m.total), SUM(m.count), SUM(m.count * m.count) \
+             FROM user_metrics m JOIN exposures x \
+             ON x.experiment = m.experiment AND x.user_id = m.user_id \
+             WHERE m.experiment = ? AND m.event = ? AND x.multiple = 0 GROUP BY value, x.variant",
+        )
+        .bind(&path)
+        .bind(experiment)
+        .bind(event)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(users
+            .into_iter()
+            .map(|(value, variant, n)| {
+                let mut totals = VariantTotals {
+                    variant,
+                    users: n as u64,
+                    ..VariantTotals::default()
+                };
+                let found = sums.iter().find(|s| s.0 == value && s.1 == totals.variant);
+                if let Some((_, _, converted, sum, sum_sq, count, count_sq)) = found {
+                    totals.converted = *converted as u64;
+                    totals.value_sum = *sum;
+                    totals.value_sum_squares = *sum_sq;
+                    totals.count_sum = *count as f64;
+                    totals.count_sum_squares = *count_sq as f64;
+                }
+                (value, totals)
+            })
+            .collect())
+    }
 }
