@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sluice::domain::{Event, EventKind};
+use sluice::control::{experiment_report, ReportOptions};
+use sluice::domain::{Event, EventKind, Experiment, Metric, MetricKind, NewAuditEntry};
 use sluice::store::Store;
 use tokio::runtime::Runtime;
 
@@ -72,24 +73,62 @@ async fn database(events_per_user: u64) -> std::sync::Arc<dyn Store> {
     store
 }
 
-async fn read_totals(store: &dyn Store) {
-    store.exposure_summary("pricing").await.unwrap();
-    for event in METRIC_EVENTS {
-        store.variant_totals("pricing", event).await.unwrap();
+/// Defines the experiment and its three metrics (once per database).
+async fn define(store: &dyn Store) {
+    if store.get_experiment("pricing").await.unwrap().is_some() {
+        return;
     }
+    for (event, kind) in
+        METRIC_EVENTS
+            .iter()
+            .zip([MetricKind::Conversion, MetricKind::Mean, MetricKind::Count])
+    {
+        let metric = Metric {
+            key: (*event).to_owned(),
+            name: String::new(),
+            kind,
+            event: (*event).to_owned(),
+            higher_is_better: true,
+        };
+        store.insert_metric(&metric).await.unwrap();
+    }
+    let spec = serde_json::from_value(serde_json::json!({
+        "key": "pricing",
+        "variants": VARIANTS.iter().map(|v| serde_json::json!({"key": v, "weight": 1.0 / 3.0})).collect::<Vec<_>>(),
+        "primary_metric": "purchase",
+        "secondary_metrics": ["add_to_cart", "page_view"],
+        "guardrails": [{"metric": "purchase", "max_drop": 0.1, "min_users": 1000, "action": "rollback"}]
+    }))
+    .unwrap();
+    let experiment = Experiment::new_draft(spec, 0);
+    let audit = NewAuditEntry {
+        experiment: "pricing".into(),
+        actor: "bench".into(),
+        action: "create".into(),
+        before: None,
+        after: None,
+        at: 0,
+    };
+    store.insert_experiment(&experiment, &audit).await.unwrap();
 }
 
 fn report(c: &mut Criterion) {
     let runtime = Runtime::new().unwrap();
     let mut group = c.benchmark_group("report_1m_users");
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(20));
+    group.measurement_time(Duration::from_secs(5));
     for events_per_user in [3, 30] {
         let store = runtime.block_on(database(events_per_user));
-        group.bench_function(
-            format!("totals_{events_per_user}_events_per_active_user"),
-            |b| b.to_async(&runtime).iter(|| read_totals(store.as_ref())),
-        );
+        runtime.block_on(define(store.as_ref()));
+        let name = format!("full_report_{events_per_user}_events_per_active_user");
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                let report = experiment_report(store.as_ref(), "pricing", ReportOptions::default())
+                    .await
+                    .unwrap();
+                assert_eq!(report.srm.users.len(), 3);
+            })
+        });
     }
     group.finish();
 }
