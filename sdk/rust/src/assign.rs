@@ -13,12 +13,13 @@
 //! Nothing here allocates for string ids and string/number/bool attributes.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bucket;
-use crate::compiled::{CompiledRuleset, MAX_SLOTS};
+use crate::compiled::{CompiledExperiment, CompiledRuleset, Field, MAX_SLOTS};
 use crate::condition::eval::ClauseMemo;
 use crate::hash::{self, Fnv1a32};
 use crate::js::{self, StackStr};
@@ -218,52 +219,48 @@ impl Default for Ctx<'_> {
     }
 }
 
-/// Looks up the `wanted` names (sorted, with their slots) in the user's map
-/// and stores the values in `slots`. When the map is small relative to the
-/// number of names, one merge pass over its sorted entries beats a tree
-/// lookup per name.
-fn resolve<'u, 'n>(
-    user: &'u Attributes,
-    wanted: impl Iterator<Item = (usize, &'n str, u64)>,
-    count: usize,
-    slots: &mut [Option<&'u Value>],
-) {
-    if user.len() > 2 * count + 8 {
-        for (i, name, _) in wanted {
-            if let Some(s) = slots.get_mut(i) {
-                *s = user.get(name);
-            }
+/// Looks up the `wanted` fields (sorted by name) in the user's map and
+/// stores their values in `slots`; the slots of missing fields are left
+/// untouched (empty). When the map is small relative to the number of
+/// fields, one merge pass over its sorted entries beats a tree lookup per
+/// name (each of which compares strings through `memcmp`).
+fn resolve<'u>(user: &'u Attributes, wanted: &[Field], slots: &mut [Option<&'u Value>]) {
+    let mut set = |f: &Field, v: Option<&'u Value>| {
+        if let Some(s) = slots.get_mut(usize::from(f.slot)) {
+            *s = v;
+        }
+    };
+    if user.len() > 2 * wanted.len() + 8 {
+        for f in wanted {
+            set(f, user.get(&*f.name));
         }
         return;
     }
-    // Each key's first 8 bytes as a big-endian integer settle almost every
-    // comparison in one instruction.
-    let mut entries = user.iter().map(|(k, v)| (js::prefix8(k), k, v));
-    let mut cur = entries.next();
-    for (i, name, want) in wanted {
-        let found = loop {
-            match cur {
-                None => break None,
-                Some((pk, k, v)) => {
-                    let order = if pk != want {
-                        pk.cmp(&want)
-                    } else if k.len() == name.len() && (k.len() <= 8 || k.as_str() == name) {
-                        // Same length and the prefix covers the whole key
-                        // (or the rest is equal too).
-                        std::cmp::Ordering::Equal
-                    } else {
-                        js::cmp_short(k, name)
-                    };
-                    match order {
-                        std::cmp::Ordering::Less => cur = entries.next(),
-                        std::cmp::Ordering::Equal => break Some(v),
-                        std::cmp::Ordering::Greater => break None,
-                    }
+    let mut rest = wanted;
+    for (k, v) in user {
+        if rest.is_empty() {
+            break;
+        }
+        let pk = js::prefix8(k);
+        // Fields sorting before `k` are missing from the map.
+        while let Some((f, tail)) = rest.split_first() {
+            let order = f.prefix.cmp(&pk).then_with(|| {
+                if f.name.len() == k.len() && k.len() <= 8 {
+                    // The prefixes cover both names.
+                    Ordering::Equal
+                } else {
+                    js::cmp_short(&f.name, k)
                 }
+            });
+            match order {
+                Ordering::Less => rest = tail,
+                Ordering::Equal => {
+                    set(f, Some(v));
+                    rest = tail;
+                    break;
+                }
+                Ordering::Greater => break,
             }
-        };
-        if let Some(s) = slots.get_mut(i) {
-            *s = found;
         }
     }
 }
@@ -323,15 +320,7 @@ impl CompiledRuleset {
             clauses: Some(ClauseMemo::default()),
             ..Ctx::default()
         };
-        let count = self.fields.len().min(MAX_SLOTS);
-        let wanted = self
-            .fields
-            .iter()
-            .zip(&self.field_prefixes)
-            .take(count)
-            .enumerate()
-            .map(|(i, (f, p))| (i, &**f, *p));
-        resolve(user, wanted, count, &mut ctx.slots);
+        resolve(user, &self.fields, &mut ctx.slots);
         AssignAll {
             ruleset: self,
             user,
@@ -389,13 +378,18 @@ impl CompiledRuleset {
         // A single assign reads the user's attributes only once it knows
         // the experiment runs.
         if ctx.resolve_lazily {
-            let wanted = exp.needed.iter().filter_map(|&s| {
-                let s = usize::from(s);
-                let name = self.fields.get(s)?;
-                Some((s, &**name, *self.field_prefixes.get(s)?))
-            });
-            resolve(user, wanted, exp.needed.len(), &mut ctx.slots);
+            resolve(user, &exp.needed, &mut ctx.slots);
         }
+
+        let value = ctx.attribute(user, &exp.hash_attribute, exp.hash_slot);
+        // Hash before checking the condition (unless `assign_all` hashed
+        // ahead): hashing is pure, and issuing its long chain of dependent
+        // multiplies first lets the CPU evaluate the condition meanwhile
+        // (~10% of a single assign). A failed condition wastes the hash.
+        let hashed = match precomputed_bucket {
+            None => with_unit_id(value, |id| bucket_of(exp, id)),
+            some => some,
+        };
 
         if let Some(c) = exp.condition {
             // Clause memoisation pays off only across experiments.
@@ -410,25 +404,28 @@ impl CompiledRuleset {
             }
         }
 
-        let value = ctx.attribute(user, &exp.hash_attribute, exp.hash_slot);
-        let outcome = with_unit_id(value, |id| {
-            if let Some((name, range)) = &exp.namespace {
-                if !bucket::in_namespace(id, name, *range) {
-                    return Err(Reason::Namespace);
-                }
+        let Some(b) = hashed else {
+            return control(Reason::NoHashAttribute);
+        };
+        if let Some((name, range)) = &exp.namespace {
+            if with_unit_id(value, |id| bucket::in_namespace(id, name, *range)) != Some(true) {
+                return control(Reason::Namespace);
             }
-            let b = match precomputed_bucket {
-                Some(b) => b,
-                None if exp.hash_version == 2 => hash::bucket_v2(exp.seed_state.str(id)),
-                None => hash::bucket_v1(Fnv1a32::new().str(id).str(&exp.seed)),
-            };
-            bucket::choose_bucket(b, &exp.ranges).ok_or(Reason::Coverage)
-        });
-        match outcome {
-            Some(Ok(v)) => pick(v, true, Reason::Split),
-            Some(Err(reason)) => control(reason),
-            None => control(Reason::NoHashAttribute),
         }
+        match bucket::choose_bucket(b, &exp.ranges) {
+            Some(v) => pick(v, true, Reason::Split),
+            None => control(Reason::Coverage),
+        }
+    }
+}
+
+/// The hash bucket of unit id `id` in experiment `exp`.
+#[inline]
+fn bucket_of(exp: &CompiledExperiment, id: &str) -> u32 {
+    if exp.hash_version == 2 {
+        hash::bucket_v2(exp.seed_state.str(id))
+    } else {
+        hash::bucket_v1(Fnv1a32::new().str(id).str(&exp.seed))
     }
 }
 

@@ -152,8 +152,20 @@ pub(crate) struct CompiledExperiment {
     pub(crate) shipped: usize,
     /// Slot of the hash attribute in `CompiledRuleset::fields`, if it has one.
     pub(crate) hash_slot: Option<u16>,
-    /// Sorted slots this experiment reads (condition fields, hash attribute).
-    pub(crate) needed: Box<[u16]>,
+    /// The slotted fields this experiment reads (condition fields, hash
+    /// attribute), sorted by name.
+    pub(crate) needed: Box<[Field]>,
+}
+
+/// A top-level attribute with a slot, prepared for the merge pass over the
+/// user's map (`assign::resolve`).
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    /// Index into the per-user slot array.
+    pub(crate) slot: u16,
+    /// `js::prefix8` of the name: settles most comparisons in one go.
+    pub(crate) prefix: u64,
+    pub(crate) name: Box<str>,
 }
 
 /// How many top-level attributes get a pre-resolved slot. Attributes past
@@ -172,12 +184,10 @@ pub struct CompiledRuleset {
     /// Indices of the experiments that are evaluated, in ruleset order
     /// (a duplicated key is evaluated only at its first occurrence).
     pub(crate) order: Vec<usize>,
-    /// Every top-level attribute any rule reads, sorted like the user's map
-    /// (byte order), so they can be resolved in one merge pass; the first
-    /// `MAX_SLOTS` have slots.
-    pub(crate) fields: Vec<Box<str>>,
-    /// `js::prefix8` of each field, for the merge pass.
-    pub(crate) field_prefixes: Vec<u64>,
+    /// The top-level attributes the rules read, sorted like the user's map
+    /// (byte order) so they can be resolved in one merge pass; only the
+    /// first `MAX_SLOTS` (which have slots) are kept.
+    pub(crate) fields: Box<[Field]>,
     pub(crate) index: KeyIndex,
 }
 
@@ -370,14 +380,18 @@ impl CompiledRuleset {
         names.extend(experiments.iter().map(|e| &*e.hash_attribute));
         names.sort_unstable();
         names.dedup();
-        let fields: Vec<Box<str>> = names.into_iter().map(Into::into).collect();
+        names.truncate(MAX_SLOTS);
+        let fields: Box<[Field]> = (0u16..)
+            .zip(names)
+            .map(|(slot, name)| Field {
+                slot,
+                prefix: js::prefix8(name),
+                name: name.into(),
+            })
+            .collect();
         let slot_of = |name: &str| -> Option<u16> {
-            let i = fields.binary_search_by(|f| (**f).cmp(name)).ok()?;
-            if i < MAX_SLOTS {
-                u16::try_from(i).ok()
-            } else {
-                None
-            }
+            let i = fields.binary_search_by(|f| (*f.name).cmp(name)).ok()?;
+            fields.get(i).map(|f| f.slot)
         };
         for e in &mut experiments {
             let mut needed: Vec<u16> = e
@@ -389,7 +403,10 @@ impl CompiledRuleset {
             needed.extend(e.hash_slot);
             needed.sort_unstable();
             needed.dedup();
-            e.needed = needed.into_boxed_slice();
+            e.needed = needed
+                .iter()
+                .filter_map(|&s| fields.get(usize::from(s)).cloned())
+                .collect();
         }
         for c in &mut conditions {
             c.bind(&slot_of);
@@ -401,7 +418,6 @@ impl CompiledRuleset {
                 experiments,
                 conditions,
                 order,
-                field_prefixes: fields.iter().map(|f| js::prefix8(f)).collect(),
                 fields,
                 index,
             },

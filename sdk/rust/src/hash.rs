@@ -247,17 +247,12 @@ mod tests {
 
     #[test]
     fn decimal_matches_formatting() {
-        for n in [
-            0u32,
-            7,
-            10,
-            99,
-            100,
-            101,
-            4_294_967_295,
-            123_456,
-            1_000_000_000,
-        ] {
+        // Both sides of every digit-count boundary.
+        let mut cases = vec![0u32, 7, 123_456, u32::MAX];
+        for p in (0..10).map(|e| 10u32.pow(e)) {
+            cases.extend([p - 1, p, p + 1]);
+        }
+        for n in cases {
             assert_eq!(Fnv1a32::new().decimal(n).finish(), fnv1a32(&n.to_string()));
         }
     }

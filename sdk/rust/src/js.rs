@@ -346,22 +346,27 @@ pub(crate) fn prefix8(s: &str) -> u64 {
 #[inline]
 pub(crate) fn eq_short(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    if a.len() > 32 {
+    // 8 to 16 bytes (experiment keys, ids): a word from each end
+    // (overlapping), no loop.
+    if (8..=16).contains(&n) {
+        let ends = |s: &[u8]| (word(s, 0), word(s, n - 8));
+        return ends(a) == ends(b);
+    }
+    if n > 32 {
         return a == b;
     }
-    // Eight bytes at a time (one integer compare), then the tail.
-    let (mut a, mut b) = (a, b);
-    while let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
-        if x != y {
-            return false;
-        }
-        a = a.get(8..).unwrap_or_default();
-        b = b.get(8..).unwrap_or_default();
-    }
     a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// The 8 bytes of `s` at `at` (none when out of range).
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> Option<u64> {
+    let w = s.get(at..)?.first_chunk::<8>()?;
+    Some(u64::from_ne_bytes(*w))
 }
 
 /// Compares two strings by UTF-16 code units, as JavaScript's `<` does.
@@ -553,6 +558,22 @@ pub(crate) fn deep_equals(a: Option<&Value>, b: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn eq_short_agrees_with_eq() {
+        // Every length around the word-size cases, differing at every byte.
+        for n in 0..40 {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(eq_short(&a, &a.clone()), "{a}");
+            assert!(!eq_short(&a, &format!("{a}x")), "{a}");
+            for i in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[i] = b'#';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!eq_short(&a, &b), "{a} {b}");
+            }
+        }
+    }
 
     fn f(x: f64) -> String {
         let mut s = String::new();
