@@ -107,6 +107,7 @@ async fn define(store: &dyn Store) {
         action: "create".into(),
         before: None,
         after: None,
+        evidence: None,
         at: 0,
     };
     store.insert_experiment(&experiment, &audit).await.unwrap();

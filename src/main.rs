@@ -37,6 +37,14 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "SLUICE_ADDR", default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// Seconds between two runs of the circuit breakers over running experiments
+        /// (0 turns the loop off).
+        #[arg(
+            long = "guard-interval",
+            env = "SLUICE_GUARD_INTERVAL_SECONDS",
+            default_value_t = 60
+        )]
+        guard_interval_seconds: u64,
     },
     /// Create or upgrade the database schema.
     Migrate {
@@ -121,7 +129,11 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { db, addr } => serve(&db.db, addr).await,
+        Command::Serve {
+            db,
+            addr,
+            guard_interval_seconds,
+        } => serve(&db.db, addr, guard_interval_seconds).await,
         Command::Migrate { db } => {
             sluice::store::open(&db.db)
                 .await
@@ -225,7 +237,7 @@ fn plan(
     Ok(())
 }
 
-async fn serve(db: &str, addr: SocketAddr) -> anyhow::Result<()> {
+async fn serve(db: &str, addr: SocketAddr, guard_interval_seconds: u64) -> anyhow::Result<()> {
     let store = sluice::store::open(db)
         .await
         .with_context(|| format!("opening {db}"))?;
@@ -234,6 +246,9 @@ async fn serve(db: &str, addr: SocketAddr) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {addr}"))?;
     tracing::info!(%addr, db, "sluice is serving");
+    if guard_interval_seconds > 0 {
+        server.spawn_guard(std::time::Duration::from_secs(guard_interval_seconds));
+    }
     let shutdown = server.shutdown.clone();
     axum::serve(listener, server.router.clone())
         .with_graceful_shutdown(async move {

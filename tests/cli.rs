@@ -139,6 +139,7 @@ async fn report_prints_an_80_column_table_and_csv() {
         action: "create".into(),
         before: None,
         after: None,
+        evidence: None,
         at: 0,
     };
     store.insert_experiment(&experiment, &audit).await.unwrap();

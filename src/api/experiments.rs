@@ -11,6 +11,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::json::{parse, AppJson};
 use super::AppState;
+use crate::control::guard::GuardDecision;
 use crate::domain::validation::from_json;
 use crate::domain::{AuditEntry, Experiment, ExperimentSpec, LifecycleAction, Role, Status};
 
@@ -19,6 +20,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/experiments", get(list).post(create))
         .route("/api/v1/experiments/{key}", get(show).patch(update))
         .route("/api/v1/experiments/{key}/audit", get(audit))
+        .route("/api/v1/experiments/{key}/guard/check", post(guard_check))
         .route("/api/v1/experiments/{key}/{action}", post(act))
 }
 
@@ -113,4 +115,13 @@ async fn audit(
 ) -> Result<AppJson<Vec<AuditEntry>>, ApiError> {
     caller.require(Role::Analyst)?;
     Ok(AppJson(state.control.audit_log(&key).await?))
+}
+
+async fn guard_check(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<AppJson<GuardDecision>, ApiError> {
+    caller.require(Role::Editor)?;
+    Ok(AppJson(state.control.guard_check(&key).await?))
 }

@@ -47,6 +47,7 @@ pub struct Server {
     pub exposures: Arc<ExposureLog>,
     pub exposure_writer: JoinHandle<()>,
     pub event_writer: JoinHandle<()>,
+    control: Arc<Control>,
 }
 
 impl Server {
@@ -56,8 +57,9 @@ impl Server {
         let (ingest, event_writer) = IngestQueue::spawn(store.clone());
         let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let control = Arc::new(Control::new(store, rulesets, ingest, exposures.clone()));
         let state = AppState {
-            control: Arc::new(Control::new(store, rulesets, ingest, exposures.clone())),
+            control: control.clone(),
             keys: Arc::default(),
             telemetry: Arc::default(),
             shutdown: shutdown_rx,
@@ -68,13 +70,26 @@ impl Server {
             exposures,
             exposure_writer,
             event_writer,
+            control,
         })
+    }
+
+    /// Starts the guard loop: every `interval`, the breakers check each running
+    /// experiment. It stops when the server shuts down.
+    pub fn spawn_guard(&self, interval: std::time::Duration) -> JoinHandle<()> {
+        let shutdown = self.shutdown.subscribe();
+        tokio::spawn(crate::control::guard::run_loop(
+            self.control.clone(),
+            interval,
+            shutdown,
+        ))
     }
 
     /// Flushes queued exposures and lets the event writer finish its last commit.
     /// Call after the listener stopped and in-flight requests completed.
     pub async fn finish(self) {
         drop(self.router);
+        drop(self.control);
         self.exposures.shutdown();
         if let Err(err) = self.exposure_writer.await {
             tracing::error!(error = %err, "exposure writer failed");

@@ -3,6 +3,7 @@
 //! republishes the ruleset so connected SDKs see the change.
 
 pub mod exposures;
+pub mod guard;
 pub mod ingest;
 pub mod ruleset;
 
@@ -212,7 +213,7 @@ impl Control {
     /// Rebuilds the ruleset after a committed change. The change is already durable,
     /// so a failure here is logged, not returned: the next change or restart
     /// republishes.
-    async fn republish(&self) {
+    pub(crate) async fn republish(&self) {
         if let Err(err) = self.rulesets.refresh(self.store.as_ref()).await {
             tracing::error!(error = %err, "republishing the ruleset failed");
         }
@@ -346,7 +347,7 @@ fn patched_spec(current: &Experiment, patch: &Value) -> Result<ExperimentSpec, C
     Ok(from_json(document)?)
 }
 
-fn audit_entry(
+pub(crate) fn audit_entry(
     actor: Actor<'_>,
     action: &str,
     before: Option<&Experiment>,
@@ -359,6 +360,7 @@ fn audit_entry(
         action: action.to_owned(),
         before: before.and_then(|e| serde_json::to_value(e).ok()),
         after: serde_json::to_value(after).ok(),
+        evidence: None,
         at,
     }
 }

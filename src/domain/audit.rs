@@ -13,6 +13,8 @@ pub struct NewAuditEntry {
     pub action: String,
     pub before: Option<Value>,
     pub after: Option<Value>,
+    /// For automatic actions: the numbers the decision was made on.
+    pub evidence: Option<Value>,
     pub at: Millis,
 }
 
@@ -24,5 +26,7 @@ pub struct AuditEntry {
     pub action: String,
     pub before: Option<Value>,
     pub after: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Value>,
     pub at: String,
 }

@@ -160,6 +160,17 @@ pub enum LifecycleAction {
     Stop,
 }
 
+impl GuardrailAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardrailAction::Alert => "alert",
+            GuardrailAction::Pause => "pause",
+            GuardrailAction::Adjust => "adjust",
+            GuardrailAction::Rollback => "rollback",
+        }
+    }
+}
+
 impl LifecycleAction {
     pub fn name(&self) -> &'static str {
         match self {
@@ -190,6 +201,16 @@ pub enum ChangeRefused {
     StatusViaPatch,
 }
 
+/// The breakers' memory, so that one breach is acted on once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardState {
+    /// The breakers acted on a breach that has not cleared (every guardrail green)
+    /// since.
+    pub tripped: bool,
+    /// Staged rollout must not advance (a `pause` action or a sample ratio mismatch).
+    pub ramp_frozen: bool,
+}
+
 /// An experiment as stored and served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Experiment {
@@ -198,6 +219,9 @@ pub struct Experiment {
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipped_variant: Option<String>,
+    /// What the circuit breakers have done about the current breach.
+    #[serde(default)]
+    pub guard: GuardState,
     /// Bumped on every change; a write based on an older revision is refused.
     pub revision: u64,
     #[serde(with = "super::rfc3339")]
@@ -397,6 +421,7 @@ impl Experiment {
             spec,
             status: Status::Draft,
             shipped_variant: None,
+            guard: GuardState::default(),
             revision: 1,
             created_at: now,
             updated_at: now,
@@ -448,6 +473,28 @@ impl Experiment {
         self.spec = spec;
         self.touch(now);
         Ok(())
+    }
+
+    /// Steps coverage back to the stage below the current coverage (0 below the
+    /// first stage); returns the new coverage.
+    pub fn step_back_coverage(&mut self, now: Millis) -> f64 {
+        let current = self.spec.coverage;
+        let previous = self
+            .spec
+            .stages
+            .iter()
+            .map(|s| s.coverage)
+            .filter(|c| *c < current)
+            .fold(0.0, f64::max);
+        self.spec.coverage = previous;
+        self.touch(now);
+        previous
+    }
+
+    /// Records a breakers' decision (always a new revision).
+    pub fn set_guard(&mut self, guard: GuardState, now: Millis) {
+        self.guard = guard;
+        self.touch(now);
     }
 
     fn touch(&mut self, now: Millis) {

@@ -5,3 +5,32 @@
 pub mod status;
 
 pub use status::{judge, GuardStatus, GuardrailVerdict};
+
+use crate::domain::experiment::{Guardrail, GuardrailAction};
+
+/// The strongest action among the guardrails that are red, and their verdicts.
+pub fn strongest_action<'v>(
+    guardrails: &[Guardrail],
+    verdicts: &'v [GuardrailVerdict],
+) -> Option<(GuardrailAction, Vec<&'v GuardrailVerdict>)> {
+    let red: Vec<&GuardrailVerdict> = verdicts
+        .iter()
+        .filter(|v| v.status == GuardStatus::Red)
+        .collect();
+    let action = red
+        .iter()
+        .filter_map(|v| guardrails.iter().find(|g| g.metric == v.metric))
+        .map(|g| g.action)
+        .max_by_key(|action| severity(*action))?;
+    Some((action, red))
+}
+
+/// The ladder: alert < pause < adjust < rollback.
+fn severity(action: GuardrailAction) -> u8 {
+    match action {
+        GuardrailAction::Alert => 0,
+        GuardrailAction::Pause => 1,
+        GuardrailAction::Adjust => 2,
+        GuardrailAction::Rollback => 3,
+    }
+}

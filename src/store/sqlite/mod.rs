@@ -85,13 +85,14 @@ async fn insert_audit(
     audit: &NewAuditEntry,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO audit_log (experiment, actor, action, before, after, at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (experiment, actor, action, before, after, evidence, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&audit.experiment)
     .bind(&audit.actor)
     .bind(&audit.action)
     .bind(audit.before.as_ref().map(encode))
     .bind(audit.after.as_ref().map(encode))
+    .bind(audit.evidence.as_ref().map(encode))
     .bind(audit.at)
     .execute(&mut **tx)
     .await?;
@@ -229,7 +230,7 @@ impl Store for SqliteStore {
 
     async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, experiment, actor, action, before, after, at FROM audit_log WHERE experiment = ? ORDER BY id",
+            "SELECT id, experiment, actor, action, before, after, evidence, at FROM audit_log WHERE experiment = ? ORDER BY id",
         )
         .bind(experiment)
         .fetch_all(&self.reader)
@@ -238,6 +239,7 @@ impl Store for SqliteStore {
             .map(|row| {
                 let before: Option<String> = row.try_get("before")?;
                 let after: Option<String> = row.try_get("after")?;
+                let evidence: Option<String> = row.try_get("evidence")?;
                 Ok(AuditEntry {
                     id: row.try_get("id")?,
                     experiment: row.try_get("experiment")?,
@@ -245,6 +247,7 @@ impl Store for SqliteStore {
                     action: row.try_get("action")?,
                     before: before.as_deref().map(decode).transpose()?,
                     after: after.as_deref().map(decode).transpose()?,
+                    evidence: evidence.as_deref().map(decode).transpose()?,
                     at: format_millis(row.try_get("at")?),
                 })
             })

@@ -1,0 +1,191 @@
+//! The guard: runs the breakers over running experiments and acts on red
+//! guardrails — alert, pause (freeze the ramp), adjust (coverage back one stage),
+//! rollback (everyone gets control). Every action is an audit entry by `guard` with
+//! the verdicts it decided on, and a new ruleset version pushed to SDKs. One breach
+//! is acted on once: the experiment remembers it until every guardrail is green.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::{experiment_report, Control, ControlError, ReportOptions};
+use crate::domain::experiment::{GuardState, GuardrailAction};
+use crate::domain::{now_millis, Experiment, LifecycleAction, Status};
+use crate::guard::{strongest_action, GuardStatus, GuardrailVerdict};
+
+/// The audit log's name for the breakers.
+pub const GUARD_ACTOR: &str = "guard";
+
+/// What one check found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardDecision {
+    pub experiment: String,
+    pub status: Status,
+    pub health: GuardStatus,
+    /// `rollback`, `adjust`, `pause`, `alert`, `freeze` (sample ratio mismatch),
+    /// `clear` (the breach is over) or `none`.
+    pub action: &'static str,
+    pub reason: String,
+    pub verdicts: Vec<GuardrailVerdict>,
+    pub coverage: f64,
+}
+
+impl Control {
+    /// Runs the breakers for one experiment now.
+    pub async fn guard_check(&self, key: &str) -> Result<GuardDecision, ControlError> {
+        let experiment = self.get_experiment(key).await?;
+        let report = experiment_report(self.store(), key, ReportOptions::default()).await?;
+        let mut decision = GuardDecision {
+            experiment: key.to_owned(),
+            status: experiment.status,
+            health: report.health,
+            action: "none",
+            reason: String::new(),
+            verdicts: report.guardrails,
+            coverage: experiment.spec.coverage,
+        };
+        if experiment.status != Status::Running {
+            decision.reason = format!("the experiment is {}", experiment.status.as_str());
+            return Ok(decision);
+        }
+        let Some(plan) = plan(&experiment, &decision.verdicts, report.srm.ok) else {
+            decision.reason = "no action needed".to_owned();
+            return Ok(decision);
+        };
+        let evidence = serde_json::json!({
+            "verdicts": decision.verdicts,
+            "srm": report.srm,
+            "reason": plan.reason,
+        });
+        let after = self.save_guard_action(experiment, &plan, evidence).await?;
+        decision.action = plan.name;
+        decision.reason = plan.reason;
+        decision.status = after.status;
+        decision.coverage = after.spec.coverage;
+        Ok(decision)
+    }
+
+    async fn save_guard_action(
+        &self,
+        before: Experiment,
+        plan: &Plan,
+        evidence: serde_json::Value,
+    ) -> Result<Experiment, ControlError> {
+        let now = now_millis();
+        let mut after = before.clone();
+        match plan.action {
+            Some(GuardrailAction::Rollback) => after.apply(&LifecycleAction::Rollback, now)?,
+            Some(GuardrailAction::Adjust) => {
+                after.step_back_coverage(now);
+            }
+            _ => {}
+        }
+        after.set_guard(plan.guard.clone(), now);
+        let mut audit = super::audit_entry(
+            GUARD_ACTOR,
+            &format!("guard_{}", plan.name),
+            Some(&before),
+            &after,
+            now,
+        );
+        audit.evidence = Some(evidence);
+        self.store()
+            .update_experiment(&after, before.revision, &audit)
+            .await?;
+        self.republish().await;
+        tracing::warn!(experiment = after.key(), action = plan.name, reason = %plan.reason, "guard acted");
+        Ok(after)
+    }
+}
+
+/// What the guard is about to do.
+struct Plan {
+    name: &'static str,
+    action: Option<GuardrailAction>,
+    guard: GuardState,
+    reason: String,
+}
+
+/// Decides from the verdicts and the experiment's memory of earlier breaches.
+fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) -> Option<Plan> {
+    let state = &experiment.guard;
+    if let Some((action, red)) = strongest_action(&experiment.spec.guardrails, verdicts) {
+        if state.tripped {
+            return None;
+        }
+        let metrics: Vec<String> = red
+            .iter()
+            .map(|v| format!("{} ({})", v.metric, v.variant))
+            .collect();
+        return Some(Plan {
+            name: action.as_str(),
+            action: Some(action),
+            guard: GuardState {
+                tripped: true,
+                ramp_frozen: state.ramp_frozen || action != GuardrailAction::Alert,
+            },
+            reason: format!("red guardrail: {}", metrics.join(", ")),
+        });
+    }
+    if !srm_ok && !state.ramp_frozen {
+        return Some(Plan {
+            name: "freeze",
+            action: None,
+            guard: GuardState {
+                tripped: state.tripped,
+                ramp_frozen: true,
+            },
+            reason: "sample ratio mismatch: the ramp is frozen until it is explained".to_owned(),
+        });
+    }
+    let all_green = verdicts.iter().all(|v| v.status == GuardStatus::Green);
+    (state.tripped && all_green && srm_ok).then(|| Plan {
+        name: "clear",
+        action: None,
+        guard: GuardState {
+            tripped: false,
+            ramp_frozen: state.ramp_frozen,
+        },
+        reason: "every guardrail is green again".to_owned(),
+    })
+}
+
+/// Checks every running experiment every `interval` until `shutdown` flips.
+pub async fn run_loop(
+    control: Arc<Control>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => check_all(&control).await,
+            _ = stopping(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn check_all(control: &Control) {
+    let experiments = match control.store().list_experiments().await {
+        Ok(experiments) => experiments,
+        Err(err) => {
+            tracing::error!(error = %err, "guard could not list experiments");
+            return;
+        }
+    };
+    for experiment in experiments
+        .iter()
+        .filter(|e| e.status == Status::Running && !e.spec.guardrails.is_empty())
+    {
+        if let Err(err) = control.guard_check(experiment.key()).await {
+            tracing::error!(experiment = experiment.key(), error = %err, "guard check failed");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The circuit breakers end to end: a harmful variant is rolled back (or stepped
+//! back) by the guard with its evidence in the audit log, once per breach, and an
+//! SDK following the stream serves control within a second.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::TestApp;
+use serde_json::{json, Value};
+use sluice_sdk::client::Client;
+use sluice_sdk::{Attributes, Reason};
+use tokio::net::TcpListener;
+
+/// `users` exposures to `variant`, the first `buyers` of whom buy.
+fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    for i in 0..users {
+        let user = format!("{variant}-{i}");
+        events.push(
+            json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
+            "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"}),
+        );
+        if i < buyers {
+            events.push(
+                json!({"id": format!("p-{user}"), "type": "track", "user": user,
+                "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
+            );
+        }
+    }
+    events
+}
+
+async fn send(app: &TestApp, control: (usize, usize), premium: (usize, usize)) {
+    let mut events = traffic("control", control.0, control.1);
+    events.extend(traffic("premium", premium.0, premium.1));
+    let reply = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+}
+
+async fn check(app: &TestApp) -> Value {
+    let reply = app
+        .post(
+            "/api/v1/experiments/pricing-q4/guard/check",
+            &app.editor,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_harmful_price_is_rolled_back_and_sdks_serve_control_within_a_second() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = app.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client = Client::builder(url, app.sdk.clone())
+        .poll_interval(Duration::from_secs(3600))
+        .build()
+        .await
+        .unwrap();
+    let user: Attributes = serde_json::from_value(json!({"id": "u-7", "country": "US"})).unwrap();
+    assert_eq!(
+        client.assign("pricing-q4", &user).unwrap().reason,
+        Reason::Split
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    send(&app, (3000, 300), (3000, 150)).await;
+    let breach = Instant::now();
+    let decision = check(&app).await;
+    assert_eq!(decision["action"], "rollback", "{decision}");
+    assert_eq!(decision["status"], "rolled_back");
+    assert_eq!(decision["verdicts"][0]["status"], "red");
+    loop {
+        if client.assign("pricing-q4", &user).unwrap().reason == Reason::RolledBack {
+            break;
+        }
+        assert!(
+            breach.elapsed() < Duration::from_secs(1),
+            "SDK still serves the variant"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    client.close().await;
+
+    let audit = app
+        .get("/api/v1/experiments/pricing-q4/audit", &app.analyst)
+        .await
+        .body;
+    let last = audit.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"], "guard");
+    assert_eq!(last["action"], "guard_rollback");
+    assert_eq!(last["evidence"]["verdicts"][0]["metric"], "purchase");
+    assert!(last["evidence"]["verdicts"][0]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("-50.0% vs control"));
+
+    let again = check(&app).await;
+    assert_eq!(again["action"], "none");
+    let entries = app
+        .get("/api/v1/experiments/pricing-q4/audit", &app.analyst)
+        .await
+        .body;
+    assert_eq!(
+        entries.as_array().unwrap().len(),
+        audit.as_array().unwrap().len()
+    );
+}
+
+#[tokio::test]
+async fn adjust_steps_coverage_back_once_per_breach() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let patch = json!({
+        "coverage": 0.5,
+        "stages": [{"coverage": 0.05, "hold_seconds": 3600}, {"coverage": 0.5}, {"coverage": 1.0}],
+        "guardrails": [{"metric": "purchase", "max_drop": 0.2, "min_users": 500, "action": "adjust"}]
+    });
+    let patched = app
+        .patch("/api/v1/experiments/pricing-q4", &app.editor, patch)
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    app.start("pricing-q4").await;
+    send(&app, (3000, 300), (3000, 150)).await;
+
+    let decision = check(&app).await;
+    assert_eq!(decision["action"], "adjust");
+    assert_eq!(decision["coverage"], 0.05);
+    assert_eq!(decision["status"], "running");
+    let experiment = app
+        .get("/api/v1/experiments/pricing-q4", &app.analyst)
+        .await
+        .body;
+    assert_eq!(
+        experiment["guard"],
+        json!({"tripped": true, "ramp_frozen": true})
+    );
+
+    let again = check(&app).await;
+    assert_eq!(again["action"], "none", "one breach, one action");
+    assert_eq!(again["coverage"], 0.05);
+}
+
+#[tokio::test]
+async fn an_a_a_test_triggers_nothing() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    send(&app, (3000, 300), (3000, 302)).await;
+    let decision = check(&app).await;
+    assert_eq!(decision["action"], "none");
+    assert_eq!(decision["health"], "green");
+    assert_eq!(decision["verdicts"][0]["status"], "green");
+    let forbidden = app
+        .post(
+            "/api/v1/experiments/pricing-q4/guard/check",
+            &app.analyst,
+            json!({}),
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+}
