@@ -86,6 +86,15 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         variants: usize,
     },
+    /// Monte Carlo of the circuit breaker: false rollbacks under peeking, and how
+    /// fast real harm is caught (prints a Markdown table).
+    Simulate {
+        /// Runs per scenario.
+        #[arg(long, default_value_t = 1000)]
+        runs: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Manage API keys.
     Key {
         #[command(subcommand)]
@@ -164,6 +173,16 @@ async fn main() -> anyhow::Result<()> {
                 None => Baseline::proportion(baseline),
             };
             plan(baseline, mde, users, alpha, power, variants)
+        }
+        Command::Simulate { runs, seed } => {
+            let config = sluice::guard::simulate::SimulationConfig {
+                runs,
+                seed,
+                scale: 1.0,
+            };
+            let results = sluice::guard::simulate::run(&config);
+            print!("{}", sluice::guard::simulate::table(&results));
+            Ok(())
         }
         Command::Key {
             command:

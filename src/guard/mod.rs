@@ -2,6 +2,7 @@
 //! red) with an always-valid one-sided test, so checking as often as we like does
 //! not inflate false alarms.
 
+pub mod simulate;
 pub mod status;
 
 pub use status::{judge, GuardStatus, GuardrailVerdict};
