@@ -68,6 +68,9 @@ async fn a_pause_reaches_a_streaming_client_within_a_second() {
 async fn exposures_and_track_events_from_the_client_are_stored_once() {
     let app = TestApp::new().await;
     app.pricing_experiment().await;
+    let keep_country = json!({"dimensions": ["country"]});
+    app.patch("/api/v1/experiments/pricing-q4", &app.editor, keep_country)
+        .await;
     app.start("pricing-q4").await;
     let client = Client::builder(listen(&app).await, app.sdk.clone())
         .build()
@@ -104,4 +107,17 @@ async fn exposures_and_track_events_from_the_client_are_stored_once() {
         .unwrap();
     assert_eq!(totals.iter().map(|t| t.converted).sum::<u64>(), 20);
     assert_eq!(totals.iter().map(|t| t.value_sum).sum::<f64>(), 200.0);
+    // The client sent the kept dimension with each exposure.
+    let segments = app
+        .store
+        .segment_totals("pricing-q4", "country", "purchase")
+        .await
+        .unwrap();
+    assert!(
+        segments
+            .iter()
+            .all(|(value, _)| value.as_deref() == Some("CN")),
+        "{segments:?}"
+    );
+    assert_eq!(segments.iter().map(|(_, t)| t.users).sum::<u64>(), 20);
 }

@@ -527,6 +527,7 @@ impl Experiment {
                 range: n.range,
             }),
             shipped_variant: self.shipped_variant.clone(),
+            dimensions: spec.dimensions.clone(),
         }
     }
 }

@@ -42,6 +42,10 @@ pub struct ExperimentRule {
     /// Key of the winning variant, served to everyone once `Shipped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipped_variant: Option<String>,
+    /// User attributes the server keeps with an exposure, for breakdowns; a
+    /// client sends these (and only these) with each exposure it logs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dimensions: Vec<String>,
 }
 
 /// One variant of an experiment.

@@ -26,6 +26,7 @@ fn rule(status: RuleStatus) -> ExperimentRule {
         hash_version: 2,
         namespace: None,
         shipped_variant: None,
+        dimensions: Vec::new(),
     }
 }
 

@@ -40,6 +40,7 @@ fn rule(key: &str, weights: &[f64], coverage: f64, hash_version: u32) -> Experim
         hash_version,
         namespace: None,
         shipped_variant: None,
+        dimensions: Vec::new(),
     }
 }
 

@@ -28,6 +28,9 @@ pub(crate) enum Event {
         experiment: String,
         variant: String,
         ts: String,
+        /// The experiment's `dimensions` among the user's attributes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attributes: Option<crate::Attributes>,
     },
     Track {
         id: String,

@@ -374,15 +374,7 @@ impl Client {
     pub fn assign(&self, experiment: &str, attributes: &Attributes) -> Option<OwnedAssignment> {
         let rules = self.inner.rules.load();
         let a = rules.assign(experiment, attributes)?.to_owned_assignment();
-        if a.in_experiment {
-            let user = rules
-                .rule(experiment)
-                .and_then(|r| attributes.get(r.hash_attribute.as_str()))
-                .and_then(unit_id);
-            if let Some(user) = user {
-                self.log_exposure(&user, &a);
-            }
-        }
+        self.log_if_exposed(&rules, attributes, &a);
         Some(a)
     }
 
@@ -394,21 +386,39 @@ impl Client {
             .assign_all(attributes)
             .map(|a| {
                 let a = a.to_owned_assignment();
-                if a.in_experiment {
-                    let user = rules
-                        .rule(&a.experiment)
-                        .and_then(|r| attributes.get(r.hash_attribute.as_str()))
-                        .and_then(unit_id);
-                    if let Some(user) = user {
-                        self.log_exposure(&user, &a);
-                    }
-                }
+                self.log_if_exposed(&rules, attributes, &a);
                 a
             })
             .collect()
     }
 
-    fn log_exposure(&self, user: &str, a: &OwnedAssignment) {
+    fn log_if_exposed(
+        &self,
+        rules: &CompiledRuleset,
+        attributes: &Attributes,
+        a: &OwnedAssignment,
+    ) {
+        if !a.in_experiment {
+            return;
+        }
+        let Some(rule) = rules.rule(&a.experiment) else {
+            return;
+        };
+        let Some(user) = attributes
+            .get(rule.hash_attribute.as_str())
+            .and_then(unit_id)
+        else {
+            return;
+        };
+        let kept: Attributes = rule
+            .dimensions
+            .iter()
+            .filter_map(|name| Some((name.clone(), attributes.get(name)?.clone())))
+            .collect();
+        self.log_exposure(&user, a, (!kept.is_empty()).then_some(kept));
+    }
+
+    fn log_exposure(&self, user: &str, a: &OwnedAssignment, attributes: Option<Attributes>) {
         let fresh = self
             .inner
             .seen
@@ -428,6 +438,7 @@ impl Client {
             experiment: a.experiment.clone(),
             variant: a.variant.clone(),
             ts: events::now_rfc3339(),
+            attributes,
         });
     }
 
