@@ -6,6 +6,7 @@
 //!   validated by the domain, persisted through the store and republished to SDKs;
 //! - [`report`]: significance reports built from per-variant totals;
 //! - [`guard`]: guardrail verdicts (the circuit breakers' judgement);
+//! - [`rollout`]: when a staged rollout may advance;
 //! - [`domain`]: the experiment and metric model, validation, the lifecycle;
 //! - [`store`]: persistence behind the [`store::Store`] trait;
 //! - [`stats`]: pure statistics on sufficient statistics, no I/O.
@@ -18,5 +19,6 @@ pub mod control;
 pub mod domain;
 pub mod guard;
 pub mod report;
+pub mod rollout;
 pub mod stats;
 pub mod store;

@@ -122,7 +122,6 @@ async fn adjust_steps_coverage_back_once_per_breach() {
     let app = TestApp::new().await;
     app.pricing_experiment().await;
     let patch = json!({
-        "coverage": 0.5,
         "stages": [{"coverage": 0.05, "hold_seconds": 3600}, {"coverage": 0.5}, {"coverage": 1.0}],
         "guardrails": [{"metric": "purchase", "max_drop": 0.2, "min_users": 500, "action": "adjust"}]
     });
@@ -131,6 +130,12 @@ async fn adjust_steps_coverage_back_once_per_breach() {
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
     app.start("pricing-q4").await;
+    // A manual ramp to the second stage's coverage.
+    let ramp = json!({"coverage": 0.5});
+    let ramped = app
+        .patch("/api/v1/experiments/pricing-q4", &app.editor, ramp)
+        .await;
+    assert_eq!(ramped.body["coverage"], 0.5);
     send(&app, (3000, 300), (3000, 150)).await;
 
     let decision = check(&app).await;

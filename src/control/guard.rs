@@ -1,8 +1,10 @@
-//! The guard: runs the breakers over running experiments and acts on red
+//! The guard loop: runs the breakers over running experiments and acts on red
 //! guardrails — alert, pause (freeze the ramp), adjust (coverage back one stage),
 //! rollback (everyone gets control). Every action is an audit entry by `guard` with
 //! the verdicts it decided on, and a new ruleset version pushed to SDKs. One breach
 //! is acted on once: the experiment remembers it until every guardrail is green.
+//! When the breakers have nothing to do, the same check advances a staged rollout
+//! whose stage may move on (see [`crate::rollout`]), as `scheduler`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +16,12 @@ use super::{experiment_report, Control, ControlError, ReportOptions};
 use crate::domain::experiment::{GuardState, GuardrailAction};
 use crate::domain::{now_millis, Experiment, LifecycleAction, Status};
 use crate::guard::{strongest_action, GuardStatus, GuardrailVerdict};
+use crate::rollout::{next_stage, StageDecision};
 
 /// The audit log's name for the breakers.
 pub const GUARD_ACTOR: &str = "guard";
+/// The audit log's name for the staged-rollout scheduler.
+pub const SCHEDULER_ACTOR: &str = "scheduler";
 
 /// What one check found and did.
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +35,8 @@ pub struct GuardDecision {
     pub reason: String,
     pub verdicts: Vec<GuardrailVerdict>,
     pub coverage: f64,
+    /// The staged rollout: whether it advanced, or why it holds.
+    pub stage: StageDecision,
 }
 
 impl Control {
@@ -43,6 +50,7 @@ impl Control {
             health: report.health,
             action: "none",
             reason: String::new(),
+            stage: next_stage(&experiment, &report.guardrails, report.srm.ok, now_millis()),
             verdicts: report.guardrails,
             coverage: experiment.spec.coverage,
         };
@@ -52,6 +60,13 @@ impl Control {
         }
         let Some(plan) = plan(&experiment, &decision.verdicts, report.srm.ok) else {
             decision.reason = "no action needed".to_owned();
+            if decision.stage.advance {
+                let evidence =
+                    serde_json::json!({"verdicts": decision.verdicts, "srm": report.srm});
+                let after = self.advance(experiment, evidence).await?;
+                decision.action = "advance";
+                decision.coverage = after.spec.coverage;
+            }
             return Ok(decision);
         };
         let evidence = serde_json::json!({
@@ -65,6 +80,28 @@ impl Control {
         decision.status = after.status;
         decision.coverage = after.spec.coverage;
         Ok(decision)
+    }
+
+    async fn advance(
+        &self,
+        before: Experiment,
+        evidence: serde_json::Value,
+    ) -> Result<Experiment, ControlError> {
+        let now = now_millis();
+        let mut after = before.clone();
+        after.advance_stage(now);
+        let mut audit = super::audit_entry(SCHEDULER_ACTOR, "advance", Some(&before), &after, now);
+        audit.evidence = Some(evidence);
+        self.store()
+            .update_experiment(&after, before.revision, &audit)
+            .await?;
+        self.republish().await;
+        tracing::info!(
+            experiment = after.key(),
+            coverage = after.spec.coverage,
+            "staged rollout advanced"
+        );
+        Ok(after)
     }
 
     async fn save_guard_action(
@@ -180,10 +217,10 @@ async fn check_all(control: &Control) {
             return;
         }
     };
-    for experiment in experiments
-        .iter()
-        .filter(|e| e.status == Status::Running && !e.spec.guardrails.is_empty())
-    {
+    let watched = |e: &&Experiment| {
+        e.status == Status::Running && (!e.spec.guardrails.is_empty() || e.rollout.is_some())
+    };
+    for experiment in experiments.iter().filter(watched) {
         if let Err(err) = control.guard_check(experiment.key()).await {
             tracing::error!(experiment = experiment.key(), error = %err, "guard check failed");
         }

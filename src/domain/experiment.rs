@@ -211,6 +211,15 @@ pub struct GuardState {
     pub ramp_frozen: bool,
 }
 
+/// The current stage of a staged rollout and when it began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// Index into `stages`.
+    pub stage: usize,
+    #[serde(with = "super::rfc3339")]
+    pub since: Millis,
+}
+
 /// An experiment as stored and served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Experiment {
@@ -222,6 +231,9 @@ pub struct Experiment {
     /// What the circuit breakers have done about the current breach.
     #[serde(default)]
     pub guard: GuardState,
+    /// Where a staged rollout stands (experiments with stages, once started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutState>,
     /// Bumped on every change; a write based on an older revision is refused.
     pub revision: u64,
     #[serde(with = "super::rfc3339")]
@@ -422,6 +434,7 @@ impl Experiment {
             status: Status::Draft,
             shipped_variant: None,
             guard: GuardState::default(),
+            rollout: None,
             revision: 1,
             created_at: now,
             updated_at: now,
@@ -451,6 +464,13 @@ impl Experiment {
         };
         if let LifecycleAction::Ship { variant } = action {
             self.shipped_variant = Some(variant.clone());
+        }
+        if let (LifecycleAction::Start, Some(first)) = (action, self.spec.stages.first()) {
+            self.spec.coverage = first.coverage;
+            self.rollout = Some(RolloutState {
+                stage: 0,
+                since: now,
+            });
         }
         self.status = next;
         self.touch(now);
@@ -487,8 +507,27 @@ impl Experiment {
             .filter(|c| *c < current)
             .fold(0.0, f64::max);
         self.spec.coverage = previous;
+        if let Some(rollout) = &mut self.rollout {
+            rollout.stage = rollout.stage.saturating_sub(1);
+            rollout.since = now;
+        }
         self.touch(now);
         previous
+    }
+
+    /// Moves a staged rollout to its next stage; false when at the last one.
+    pub fn advance_stage(&mut self, now: Millis) -> bool {
+        let next = self.rollout.as_ref().map_or(0, |r| r.stage + 1);
+        let Some(stage) = self.spec.stages.get(next) else {
+            return false;
+        };
+        self.spec.coverage = stage.coverage;
+        self.rollout = Some(RolloutState {
+            stage: next,
+            since: now,
+        });
+        self.touch(now);
+        true
     }
 
     /// Records a breakers' decision (always a new revision).
