@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod control;
+pub mod demo;
 pub mod domain;
 pub mod guard;
 pub mod report;

@@ -86,6 +86,9 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         variants: usize,
     },
+    /// A one-minute tour on a temporary database: a price test, simulated traffic, the
+    /// report, the breaker rolling the bad price back, the audit trail.
+    Demo,
     /// Monte Carlo of the circuit breaker: false rollbacks under peeking, and how
     /// fast real harm is caught (prints a Markdown table).
     Simulate {
@@ -174,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
             };
             plan(baseline, mde, users, alpha, power, variants)
         }
+        Command::Demo => sluice::demo::run().await,
         Command::Simulate { runs, seed } => {
             let config = sluice::guard::simulate::SimulationConfig {
                 runs,

@@ -226,3 +226,13 @@ fn power_answers_in_words() {
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.starts_with("users per variant: "), "{text}");
 }
+
+#[test]
+fn demo_tells_the_story_of_a_rollback() {
+    let output = sluice().arg("demo").output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("The breaker fired at hour"), "{text}");
+    assert!(text.contains("pricing-q4 (rolled_back)"), "{text}");
+    assert!(text.contains("guard_rollback by guard"), "{text}");
+}

@@ -74,6 +74,11 @@ impl Server {
         })
     }
 
+    /// The control plane behind the router, for in-process use (`sluice demo`).
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
     /// Starts the guard loop: every `interval`, the breakers check each running
     /// experiment. It stops when the server shuts down.
     pub fn spawn_guard(&self, interval: std::time::Duration) -> JoinHandle<()> {

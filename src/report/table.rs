@@ -82,13 +82,15 @@ pub fn to_table(report: &Report) -> String {
     if !report.guardrails.is_empty() {
         let _ = writeln!(out, "\nguardrails");
         for g in &report.guardrails {
+            let drop = g
+                .observed_drop
+                .map_or("-".to_owned(), |d| format!("{:.1}%", d * 100.0));
             let _ = writeln!(
                 out,
-                "  {:<6} {} / {}: {} drop, p = {}",
+                "  {:<6} {} / {}: drop {drop}, always-valid p = {}",
                 g.status.as_str().to_uppercase(),
                 g.metric,
                 g.variant,
-                percent(g.observed_drop),
                 plain(g.p_value, 4)
             );
         }
