@@ -11,6 +11,7 @@ mod ops;
 mod reports;
 mod sdk;
 mod telemetry;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -47,6 +48,8 @@ pub struct Server {
     pub exposures: Arc<ExposureLog>,
     pub exposure_writer: JoinHandle<()>,
     pub event_writer: JoinHandle<()>,
+    /// Sends webhook deliveries; ends when the server shuts down.
+    pub webhook_sender: JoinHandle<()>,
     control: Arc<Control>,
 }
 
@@ -57,6 +60,10 @@ impl Server {
         let (ingest, event_writer) = IngestQueue::spawn(store.clone());
         let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let webhook_sender = tokio::spawn(crate::control::webhooks::run(
+            store.clone(),
+            shutdown_rx.clone(),
+        ));
         let control = Arc::new(Control::new(store, rulesets, ingest, exposures.clone()));
         let state = AppState {
             control: control.clone(),
@@ -70,6 +77,7 @@ impl Server {
             exposures,
             exposure_writer,
             event_writer,
+            webhook_sender,
             control,
         })
     }
@@ -116,6 +124,7 @@ fn router(state: AppState) -> Router {
         .merge(keys::router())
         .merge(sdk::router())
         .merge(ops::router())
+        .merge(webhooks::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::record,

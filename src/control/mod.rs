@@ -6,6 +6,7 @@ pub mod exposures;
 pub mod guard;
 pub mod ingest;
 pub mod ruleset;
+pub mod webhooks;
 
 use std::sync::Arc;
 

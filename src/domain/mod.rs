@@ -7,6 +7,7 @@ pub mod experiment;
 pub mod key;
 pub mod metric;
 pub mod validation;
+pub mod webhook;
 
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use event::{Event, EventKind};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
     ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
 };
@@ -140,6 +141,20 @@ pub trait Store: Send + Sync + 'static {
         experiment: &str,
         event: &str,
     ) -> Result<Vec<VariantTotals>, StoreError>;
+
+    async fn insert_webhook(&self, hook: &NewWebhook) -> Result<Webhook, StoreError>;
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// Deletes a webhook and its delivery log; false if there was none.
+    async fn delete_webhook(&self, id: i64) -> Result<bool, StoreError>;
+    /// A webhook's deliveries, newest first.
+    async fn webhook_deliveries(&self, id: i64) -> Result<Vec<Delivery>, StoreError>;
+    /// Pending deliveries due at `now`, oldest first, with their webhooks.
+    async fn due_deliveries(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, Webhook)>, StoreError>;
+    async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
 
     /// Per value of a kept dimension (`None`: not captured), per-variant totals of
     /// `event`. For breakdowns; the cost grows with users.

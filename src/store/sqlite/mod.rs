@@ -15,6 +15,7 @@ use super::{
     ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError, TrackFact,
     VariantTotals,
 };
+use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
     format_millis, ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
     Role,
@@ -94,6 +95,19 @@ async fn insert_audit(
     .bind(audit.after.as_ref().map(encode))
     .bind(audit.evidence.as_ref().map(encode))
     .bind(audit.at)
+    .execute(&mut **tx)
+    .await?;
+    // Announce the change to subscribed webhooks in the same transaction.
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (webhook_id, event, payload, status, attempts, next_attempt_at, created_at) \
+         SELECT w.id, ?, ?, 'pending', 0, ?, ? FROM webhooks w \
+         WHERE EXISTS (SELECT 1 FROM json_each(w.events) j WHERE j.value = ? OR j.value = '*')",
+    )
+    .bind(&audit.action)
+    .bind(crate::domain::webhook::payload(audit))
+    .bind(audit.at)
+    .bind(audit.at)
+    .bind(&audit.action)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -443,5 +457,146 @@ impl Store for SqliteStore {
                 (value, totals)
             })
             .collect())
+    }
+
+    async fn insert_webhook(&self, hook: &NewWebhook) -> Result<Webhook, StoreError> {
+        let created_at = crate::domain::now_millis();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO webhooks (url, secret, events, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&hook.url)
+        .bind(&hook.secret)
+        .bind(encode(&hook.events))
+        .bind(created_at)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(Webhook {
+            id,
+            url: hook.url.clone(),
+            secret: hook.secret.clone(),
+            events: hook.events.clone(),
+            created_at,
+        })
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        let rows: Vec<WebhookRow> =
+            sqlx::query_as("SELECT id, url, secret, events, created_at FROM webhooks ORDER BY id")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter().map(webhook).collect()
+    }
+
+    async fn delete_webhook(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn webhook_deliveries(&self, id: i64) -> Result<Vec<Delivery>, StoreError> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT id, webhook_id, event, payload, status, attempts, last_error, created_at \
+             FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1000",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(delivery).collect())
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, Webhook)>, StoreError> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT id, webhook_id, event, payload, status, attempts, last_error, created_at \
+             FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let hooks = self.list_webhooks().await?;
+        Ok(rows
+            .into_iter()
+            .map(delivery)
+            .filter_map(|d| {
+                let hook = hooks.iter().find(|h| h.id == d.webhook_id)?.clone();
+                Some((d, hook))
+            })
+            .collect())
+    }
+
+    async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
+        let query = match outcome {
+            DeliveryOutcome::Delivered { at } => sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, \
+                 delivered_at = ?, last_error = NULL WHERE id = ?",
+            )
+            .bind(*at),
+            DeliveryOutcome::Retry {
+                error,
+                next_attempt_at,
+            } => sqlx::query(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?, \
+                 next_attempt_at = ? WHERE id = ?",
+            )
+            .bind(error.clone())
+            .bind(*next_attempt_at),
+            DeliveryOutcome::GaveUp { error } => sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'failed', attempts = attempts + 1, \
+                 last_error = ? WHERE id = ?",
+            )
+            .bind(error.clone()),
+        };
+        query.bind(id).execute(&self.writer).await?;
+        Ok(())
+    }
+}
+
+type WebhookRow = (i64, String, String, String, Millis);
+
+fn webhook((id, url, secret, events, created_at): WebhookRow) -> Result<Webhook, StoreError> {
+    Ok(Webhook {
+        id,
+        url,
+        secret,
+        events: decode(&events)?,
+        created_at,
+    })
+}
+
+type DeliveryRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Millis,
+);
+
+fn delivery(row: DeliveryRow) -> Delivery {
+    let (id, webhook_id, event, payload, status, attempts, last_error, created_at) = row;
+    Delivery {
+        id,
+        webhook_id,
+        event,
+        payload,
+        status,
+        attempts,
+        last_error,
+        created_at,
     }
 }

@@ -1,0 +1,110 @@
+//! Webhook delivery: a background task sends queued deliveries (queued with their
+//! audit entries, see the store) as signed JSON POSTs, concurrently and with a
+//! timeout, so a slow or dead receiver never holds up anything else. Failures are
+//! retried with exponential backoff for a bounded time, then given up; every
+//! attempt is in the delivery log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::watch;
+
+use crate::domain::webhook::{signature, Delivery, DeliveryOutcome, Webhook};
+use crate::domain::{now_millis, Millis};
+use crate::store::Store;
+
+const POLL_EVERY: Duration = Duration::from_millis(500);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const BATCH: u32 = 50;
+const FIRST_RETRY_MS: Millis = 1_000;
+const MAX_RETRY_MS: Millis = 5 * 60 * 1_000;
+/// After this long a delivery is given up.
+const GIVE_UP_AFTER_MS: Millis = 60 * 60 * 1_000;
+
+/// Delivers until `shutdown` flips.
+pub async fn run(store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
+    let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!(error = %err, "webhook client could not start");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL_EVERY) => deliver_due(store.as_ref(), &client).await,
+            _ = stopping(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn deliver_due(store: &dyn Store, client: &reqwest::Client) {
+    let due = match store.due_deliveries(now_millis(), BATCH).await {
+        Ok(due) => due,
+        Err(err) => {
+            tracing::error!(error = %err, "reading due webhook deliveries failed");
+            return;
+        }
+    };
+    join_all(due.iter().map(|(d, hook)| attempt(store, client, d, hook))).await;
+}
+
+async fn attempt(store: &dyn Store, client: &reqwest::Client, delivery: &Delivery, hook: &Webhook) {
+    let body = delivery.payload.clone();
+    let sent = client
+        .post(&hook.url)
+        .header("content-type", "application/json")
+        .header(
+            "x-sluice-signature",
+            signature(&hook.secret, body.as_bytes()),
+        )
+        .header("x-sluice-event", &delivery.event)
+        .header("x-sluice-delivery", delivery.id.to_string())
+        .body(body)
+        .send()
+        .await;
+    let error = match sent {
+        Ok(response) if response.status().is_success() => None,
+        Ok(response) => Some(format!("HTTP {}", response.status())),
+        Err(err) => Some(err.to_string()),
+    };
+    let now = now_millis();
+    let outcome = match error {
+        None => DeliveryOutcome::Delivered { at: now },
+        Some(error) if now - delivery.created_at >= GIVE_UP_AFTER_MS => {
+            DeliveryOutcome::GaveUp { error }
+        }
+        Some(error) => DeliveryOutcome::Retry {
+            error,
+            next_attempt_at: now + backoff(delivery.attempts),
+        },
+    };
+    if let Err(err) = store.record_delivery(delivery.id, &outcome).await {
+        tracing::error!(error = %err, delivery = delivery.id, "recording a webhook delivery failed");
+    }
+}
+
+/// 1 s, 2 s, 4 s, … capped at 5 minutes.
+fn backoff(attempts: i64) -> Millis {
+    let doublings = attempts.clamp(0, 20) as u32;
+    FIRST_RETRY_MS
+        .saturating_mul(1 << doublings)
+        .min(MAX_RETRY_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        assert_eq!(backoff(0), 1_000);
+        assert_eq!(backoff(3), 8_000);
+        assert_eq!(backoff(30), MAX_RETRY_MS);
+    }
+}
