@@ -148,7 +148,7 @@ async fn adjust_steps_coverage_back_once_per_breach() {
         .body;
     assert_eq!(
         experiment["guard"],
-        json!({"tripped": true, "ramp_frozen": true})
+        json!({"tripped": true, "ramp_frozen": true, "warned": false})
     );
 
     let again = check(&app).await;
@@ -174,4 +174,29 @@ async fn an_a_a_test_triggers_nothing() {
         )
         .await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_yellow_guardrail_warns_once() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    send(&app, (300, 30), (300, 20)).await;
+    let first = check(&app).await;
+    assert_eq!(first["action"], "warn", "{first}");
+    assert_eq!(first["status"], "running");
+    assert_eq!(first["verdicts"][0]["status"], "yellow");
+    let second = check(&app).await;
+    assert_eq!(second["action"], "none");
+    let audit = app
+        .get("/api/v1/experiments/pricing-q4/audit", &app.analyst)
+        .await
+        .body;
+    let warnings = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "guard_warn")
+        .count();
+    assert_eq!(warnings, 1);
 }

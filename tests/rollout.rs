@@ -59,6 +59,10 @@ async fn a_healthy_rollout_advances_stage_by_stage() {
         .body;
     assert_eq!(started["coverage"], 0.05);
     assert_eq!(started["rollout"]["stage"], 0);
+    assert_eq!(
+        started["rollout"]["hold_until"],
+        started["rollout"]["since"]
+    );
 
     let waiting = check(&app).await;
     assert_eq!(waiting["action"], "none");
@@ -109,5 +113,13 @@ async fn a_rollout_holds_until_its_hold_passes_and_on_harm() {
     assert_eq!(held["action"], "none");
     assert_eq!(held["stage"]["reason"], "the stage's hold has not passed");
     assert!(held["stage"]["hold_until"].as_str().unwrap().ends_with('Z'));
+    let experiment = app
+        .get("/api/v1/experiments/pricing-q4", &app.analyst)
+        .await
+        .body;
+    assert_eq!(
+        experiment["rollout"]["hold_until"],
+        held["stage"]["hold_until"]
+    );
     assert_eq!(held["coverage"], 0.05);
 }

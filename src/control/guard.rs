@@ -29,8 +29,9 @@ pub struct GuardDecision {
     pub experiment: String,
     pub status: Status,
     pub health: GuardStatus,
-    /// `rollback`, `adjust`, `pause`, `alert`, `freeze` (sample ratio mismatch),
-    /// `clear` (the breach is over) or `none`.
+    /// `rollback`, `adjust`, `pause`, `alert`, `warn` (a guardrail turned yellow),
+    /// `freeze` (sample ratio mismatch), `clear` (the breach is over), `advance`
+    /// (the staged rollout moved on) or `none`.
     pub action: &'static str,
     pub reason: String,
     pub verdicts: Vec<GuardrailVerdict>,
@@ -162,6 +163,7 @@ fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) ->
             guard: GuardState {
                 tripped: true,
                 ramp_frozen: state.ramp_frozen || action != GuardrailAction::Alert,
+                warned: state.warned,
             },
             reason: format!("red guardrail: {}", metrics.join(", ")),
         });
@@ -171,18 +173,35 @@ fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) ->
             name: "freeze",
             action: None,
             guard: GuardState {
-                tripped: state.tripped,
                 ramp_frozen: true,
+                ..state.clone()
             },
             reason: "sample ratio mismatch: the ramp is frozen until it is explained".to_owned(),
         });
     }
+    let yellow: Vec<String> = verdicts
+        .iter()
+        .filter(|v| v.status == GuardStatus::Yellow)
+        .map(|v| format!("{} ({})", v.metric, v.variant))
+        .collect();
+    if !yellow.is_empty() && !state.warned && !state.tripped {
+        return Some(Plan {
+            name: "warn",
+            action: None,
+            guard: GuardState {
+                warned: true,
+                ..state.clone()
+            },
+            reason: format!("yellow guardrail: {}", yellow.join(", ")),
+        });
+    }
     let all_green = verdicts.iter().all(|v| v.status == GuardStatus::Green);
-    (state.tripped && all_green && srm_ok).then(|| Plan {
+    ((state.tripped || state.warned) && all_green && srm_ok).then(|| Plan {
         name: "clear",
         action: None,
         guard: GuardState {
             tripped: false,
+            warned: false,
             ramp_frozen: state.ramp_frozen,
         },
         reason: "every guardrail is green again".to_owned(),

@@ -209,6 +209,10 @@ pub struct GuardState {
     pub tripped: bool,
     /// Staged rollout must not advance (a `pause` action or a sample ratio mismatch).
     pub ramp_frozen: bool,
+    /// A guardrail turned yellow and the warning went out (audit entry, webhooks);
+    /// cleared with `tripped` when every guardrail is green again.
+    #[serde(default)]
+    pub warned: bool,
 }
 
 /// The current stage of a staged rollout and when it began.
@@ -218,6 +222,25 @@ pub struct RolloutState {
     pub stage: usize,
     #[serde(with = "super::rfc3339")]
     pub since: Millis,
+    /// The earliest time the next stage may begin (the hold's end); the breakers,
+    /// the sample and the guardrails must agree too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<String>,
+}
+
+impl RolloutState {
+    fn at(stages: &[Stage], stage: usize, now: Millis) -> Self {
+        let hold_ms = stages
+            .get(stage)
+            .and_then(|s| s.hold_seconds)
+            .map_or(0, |s| (s as i64).saturating_mul(1000));
+        let last = stage + 1 >= stages.len();
+        Self {
+            stage,
+            since: now,
+            hold_until: (!last).then(|| super::format_millis(now.saturating_add(hold_ms))),
+        }
+    }
 }
 
 /// An experiment as stored and served.
@@ -467,10 +490,7 @@ impl Experiment {
         }
         if let (LifecycleAction::Start, Some(first)) = (action, self.spec.stages.first()) {
             self.spec.coverage = first.coverage;
-            self.rollout = Some(RolloutState {
-                stage: 0,
-                since: now,
-            });
+            self.rollout = Some(RolloutState::at(&self.spec.stages, 0, now));
         }
         self.status = next;
         self.touch(now);
@@ -507,9 +527,9 @@ impl Experiment {
             .filter(|c| *c < current)
             .fold(0.0, f64::max);
         self.spec.coverage = previous;
-        if let Some(rollout) = &mut self.rollout {
-            rollout.stage = rollout.stage.saturating_sub(1);
-            rollout.since = now;
+        if let Some(rollout) = &self.rollout {
+            let stage = rollout.stage.saturating_sub(1);
+            self.rollout = Some(RolloutState::at(&self.spec.stages, stage, now));
         }
         self.touch(now);
         previous
@@ -522,10 +542,7 @@ impl Experiment {
             return false;
         };
         self.spec.coverage = stage.coverage;
-        self.rollout = Some(RolloutState {
-            stage: next,
-            since: now,
-        });
+        self.rollout = Some(RolloutState::at(&self.spec.stages, next, now));
         self.touch(now);
         true
     }

@@ -24,6 +24,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "guard_alert",
     "guard_freeze",
     "guard_clear",
+    "guard_warn",
     "advance",
     "*",
 ];
