@@ -13,34 +13,6 @@ use sluice_sdk::client::Client;
 use sluice_sdk::{Attributes, Reason};
 use tokio::net::TcpListener;
 
-/// `users` exposures to `variant`, the first `buyers` of whom buy.
-fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
-    let mut events = Vec::new();
-    for i in 0..users {
-        let user = format!("{variant}-{i}");
-        events.push(
-            json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
-            "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"}),
-        );
-        if i < buyers {
-            events.push(
-                json!({"id": format!("p-{user}"), "type": "track", "user": user,
-                "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
-            );
-        }
-    }
-    events
-}
-
-async fn send(app: &TestApp, control: (usize, usize), premium: (usize, usize)) {
-    let mut events = traffic("control", control.0, control.1);
-    events.extend(traffic("premium", premium.0, premium.1));
-    let reply = app
-        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
-}
-
 async fn check(app: &TestApp) -> Value {
     let reply = app
         .post(
@@ -74,7 +46,7 @@ async fn a_harmful_price_is_rolled_back_and_sdks_serve_control_within_a_second()
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    send(&app, (3000, 300), (3000, 150)).await;
+    app.send_traffic((3000, 300), (3000, 150)).await;
     let breach = Instant::now();
     let decision = check(&app).await;
     assert_eq!(decision["action"], "rollback", "{decision}");
@@ -136,7 +108,7 @@ async fn adjust_steps_coverage_back_once_per_breach() {
         .patch("/api/v1/experiments/pricing-q4", &app.editor, ramp)
         .await;
     assert_eq!(ramped.body["coverage"], 0.5);
-    send(&app, (3000, 300), (3000, 150)).await;
+    app.send_traffic((3000, 300), (3000, 150)).await;
 
     let decision = check(&app).await;
     assert_eq!(decision["action"], "adjust");
@@ -161,7 +133,7 @@ async fn an_a_a_test_triggers_nothing() {
     let app = TestApp::new().await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
-    send(&app, (3000, 300), (3000, 302)).await;
+    app.send_traffic((3000, 300), (3000, 302)).await;
     let decision = check(&app).await;
     assert_eq!(decision["action"], "none");
     assert_eq!(decision["health"], "green");
@@ -181,7 +153,7 @@ async fn a_yellow_guardrail_warns_once() {
     let app = TestApp::new().await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
-    send(&app, (300, 30), (300, 20)).await;
+    app.send_traffic((300, 30), (300, 20)).await;
     let first = check(&app).await;
     assert_eq!(first["action"], "warn", "{first}");
     assert_eq!(first["status"], "running");

@@ -8,34 +8,10 @@ use common::TestApp;
 use serde_json::{json, Value};
 use sluice::stats::{self, Arm, MetricType, Moments, Settings};
 
-/// `users` exposures to `variant`, the first `buyers` of whom buy for 10.
-fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
-    let mut events = Vec::new();
-    for i in 0..users {
-        let user = format!("{variant}-{i}");
-        events.push(
-            json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
-            "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"}),
-        );
-        if i < buyers {
-            events.push(
-                json!({"id": format!("p-{user}"), "type": "track", "user": user,
-                "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
-            );
-        }
-    }
-    events
-}
-
 async fn running_with(app: &TestApp, control: (usize, usize), premium: (usize, usize)) {
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
-    let mut events = traffic("control", control.0, control.1);
-    events.extend(traffic("premium", premium.0, premium.1));
-    let reply = app
-        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    app.send_traffic(control, premium).await;
 }
 
 fn close(a: f64, b: f64) -> bool {

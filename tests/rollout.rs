@@ -4,26 +4,8 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::TestApp;
+use common::{traffic, TestApp};
 use serde_json::{json, Value};
-
-fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
-    let mut events = Vec::new();
-    for i in 0..users {
-        let user = format!("{variant}-{i}");
-        events.push(
-            json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
-            "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"}),
-        );
-        if i < buyers {
-            events.push(
-                json!({"id": format!("p-{user}"), "type": "track", "user": user,
-                "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
-            );
-        }
-    }
-    events
-}
 
 async fn staged(app: &TestApp, first_hold_seconds: u64) {
     app.pricing_experiment().await;

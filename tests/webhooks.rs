@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use common::TestApp;
+use common::{traffic, TestApp};
 use serde_json::{json, Value};
 use sluice::domain::webhook::signature;
 use tokio::net::TcpListener;
@@ -34,24 +34,6 @@ async fn receiver() -> (String, Received) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     (url, received)
-}
-
-fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
-    let mut events = Vec::new();
-    for i in 0..users {
-        let user = format!("{variant}-{i}");
-        events.push(
-            json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
-            "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"}),
-        );
-        if i < buyers {
-            events.push(
-                json!({"id": format!("p-{user}"), "type": "track", "user": user,
-                "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
-            );
-        }
-    }
-    events
 }
 
 const SECRET: &str = "s3cret-s3cret-s3cret";

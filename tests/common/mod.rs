@@ -125,6 +125,38 @@ impl TestApp {
     }
 }
 
+/// Events for `users` users exposed to `variant` of pricing-q4, the first `buyers`
+/// of whom buy for 10 an hour later.
+pub fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    for i in 0..users {
+        let user = format!("{variant}-{i}");
+        events.push(
+            json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
+            "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"}),
+        );
+        if i < buyers {
+            events.push(
+                json!({"id": format!("p-{user}"), "type": "track", "user": user,
+                "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
+            );
+        }
+    }
+    events
+}
+
+impl TestApp {
+    /// Sends `(users, buyers)` of traffic to control and premium.
+    pub async fn send_traffic(&self, control: (usize, usize), premium: (usize, usize)) {
+        let mut events = traffic("control", control.0, control.1);
+        events.extend(traffic("premium", premium.0, premium.1));
+        let reply = self
+            .post("/sdk/v1/events", &self.sdk, json!({"events": events}))
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    }
+}
+
 pub fn pricing_spec() -> Value {
     json!({
         "key": "pricing-q4", "name": "Premium price", "hypothesis": "A higher price keeps buyers",
