@@ -18,8 +18,8 @@ const ROWS_PER_STATEMENT: usize = 1000;
 
 type Tx<'c> = Transaction<'c, Sqlite>;
 
-/// `(?, ?), (?, ?)` for `rows` rows of `columns` parameters.
-fn placeholders(rows: usize, columns: usize) -> String {
+/// `(?, ?), (?, ?)`: the VALUES rows of a multi-row statement, `columns` parameters each.
+fn value_rows(rows: usize, columns: usize) -> String {
     let row = format!("({})", vec!["?"; columns].join(", "));
     vec![row; rows].join(", ")
 }
@@ -82,7 +82,7 @@ async fn insert_raw_events(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<boo
     for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO events (id, kind, user_id, experiment, variant, event, value, ts) VALUES {}",
-            placeholders(chunk.len(), 8)
+            value_rows(chunk.len(), 8)
         );
         let mut query = sqlx::query(&sql);
         for event in chunk {
@@ -220,7 +220,7 @@ async fn read_user_metrics(
         let sql = format!(
             "SELECT experiment, user_id, event, total, count FROM user_metrics \
              WHERE (experiment, user_id) IN (VALUES {})",
-            placeholders(chunk.len(), 2)
+            value_rows(chunk.len(), 2)
         );
         let mut query = sqlx::query_as::<_, MetricRow>(&sql);
         for (experiment, user) in chunk {
@@ -249,7 +249,7 @@ async fn aggregate_raw_events(
              SELECT c.experiment, c.user_id, e.event, SUM(e.value), COUNT(*) \
              FROM c JOIN events e ON e.kind = 'track' AND e.user_id = c.user_id AND e.ts >= c.first_ts \
              GROUP BY c.experiment, c.user_id, e.event",
-            placeholders(chunk.len(), 3)
+            value_rows(chunk.len(), 3)
         );
         let mut query = sqlx::query_as::<_, MetricRow>(&sql);
         for ((experiment, user), first_ts) in chunk {
@@ -277,7 +277,7 @@ async fn write_exposures(
             "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple, dimensions) \
              VALUES {} ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
              first_ts = excluded.first_ts, multiple = excluded.multiple, dimensions = excluded.dimensions",
-            placeholders(chunk.len(), 6)
+            value_rows(chunk.len(), 6)
         );
         let mut query = sqlx::query(&sql);
         for ((experiment, user), first) in chunk {
@@ -305,7 +305,7 @@ async fn write_user_metrics(
             "INSERT INTO user_metrics (experiment, user_id, event, total, count) VALUES {} \
              ON CONFLICT (experiment, user_id, event) DO UPDATE SET \
              total = excluded.total, count = excluded.count",
-            placeholders(chunk.len(), 5)
+            value_rows(chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for ((experiment, user), event, metric) in chunk {
