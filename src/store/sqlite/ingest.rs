@@ -46,20 +46,26 @@ pub(super) async fn store_events(
     tx: &mut Tx<'_>,
     events: &[&Event],
 ) -> Result<Vec<bool>, StoreError> {
-    let is_new = insert_raw_events(tx, events).await?;
+    let is_new = new_events(tx, events).await?;
     let fresh: Vec<&Event> = events
         .iter()
         .zip(&is_new)
         .filter_map(|(event, new)| new.then_some(*event))
         .collect();
-    fold_in(tx, &fresh).await?;
+    // Everything the fold reads is read before the batch is appended, so the
+    // users' earlier events come back without this batch's (usually: none at all).
+    let fold = plan_fold(tx, &fresh).await?;
+    append_raw_events(tx, &fresh).await?;
+    if let Some(fold) = fold {
+        write_fold(tx, &fold).await?;
+    }
     Ok(is_new)
 }
 
-/// Appends the events, skipping ids stored before; says which of them were new.
-/// Looking up the (usually absent) known ids first is cheaper than having SQLite
+/// Says which events are new: their id was not stored before (nor earlier in the
+/// batch). Looking up the (usually absent) known ids is cheaper than having SQLite
 /// return every inserted id; the single writer connection makes it race-free.
-async fn insert_raw_events(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<bool>, StoreError> {
+async fn new_events(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<bool>, StoreError> {
     let mut known = HashSet::new();
     for chunk in events.chunks(ROWS_PER_STATEMENT * 4) {
         let sql = format!(
@@ -73,12 +79,11 @@ async fn insert_raw_events(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<boo
         known.extend(query.fetch_all(&mut **tx).await?);
     }
     // A repeated id inside the batch is new only the first time.
-    let is_new: Vec<bool> = events.iter().map(|e| known.insert(e.id.clone())).collect();
-    let fresh: Vec<&Event> = events
-        .iter()
-        .zip(&is_new)
-        .filter_map(|(event, new)| new.then_some(*event))
-        .collect();
+    Ok(events.iter().map(|e| known.insert(e.id.clone())).collect())
+}
+
+/// Appends new events to the raw log.
+async fn append_raw_events(tx: &mut Tx<'_>, fresh: &[&Event]) -> Result<(), StoreError> {
     for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO events (id, kind, user_id, experiment, variant, event, value, ts) VALUES {}",
@@ -114,15 +119,22 @@ async fn insert_raw_events(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<boo
         }
         query.execute(&mut **tx).await?;
     }
-    Ok(is_new)
+    Ok(())
 }
 
-/// Updates first exposures, per-user aggregates and running totals for new events.
-async fn fold_in(tx: &mut Tx<'_>, fresh: &[&Event]) -> Result<(), StoreError> {
+/// What a batch changes, computed from the stored state before it is appended.
+struct Fold {
+    touched: HashMap<UserKey, Touched>,
+    metric_writes: Vec<(UserKey, String, UserMetric)>,
+    changes: TotalsChanges,
+}
+
+/// Works out new first exposures, per-user aggregates and running totals.
+async fn plan_fold(tx: &mut Tx<'_>, fresh: &[&Event]) -> Result<Option<Fold>, StoreError> {
     let tracks = tracks_by_user(fresh);
     let exposures = fold_exposures(fresh);
     if tracks.is_empty() && exposures.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let users: HashSet<&str> = tracks
         .keys()
@@ -132,18 +144,29 @@ async fn fold_in(tx: &mut Tx<'_>, fresh: &[&Event]) -> Result<(), StoreError> {
     let stored = stored_exposures(tx, &users).await?;
     let touched = touched_users(exposures, stored);
     let mut old = read_user_metrics(tx, &touched).await?;
-    let mut rebuilt = aggregate_raw_events(tx, &touched).await?;
+    let earlier = earlier_tracks(tx, &touched).await?;
+    let no_tracks: &[(&str, f64, Millis)] = &[];
 
     let mut changes = TotalsChanges::default();
     let mut metric_writes = Vec::new();
     for (key, user) in &touched {
         let before = old.remove(key).unwrap_or_default();
+        let batch_tracks = tracks.get(key.1.as_str()).map_or(no_tracks, Vec::as_slice);
         let after = if user.needs_rebuild() {
-            rebuilt.remove(key).unwrap_or_default()
+            // From every track since the (new or earlier) first exposure.
+            let mut after = UserMetrics::new();
+            if let Some(stored) = earlier.get(key.1.as_str()) {
+                let stored: Vec<(&str, f64, Millis)> = stored
+                    .iter()
+                    .map(|(e, v, ts)| (e.as_str(), *v, *ts))
+                    .collect();
+                add_tracks(&mut after, user.after.first_ts, &stored);
+            }
+            add_tracks(&mut after, user.after.first_ts, batch_tracks);
+            after
         } else {
             let mut after = before.clone();
-            let user_tracks = tracks.get(key.1.as_str()).map_or(&[][..], Vec::as_slice);
-            add_tracks(&mut after, user.after.first_ts, user_tracks);
+            add_tracks(&mut after, user.after.first_ts, batch_tracks);
             after
         };
         if user.before.as_ref() == Some(&user.after) && after == before {
@@ -153,13 +176,21 @@ async fn fold_in(tx: &mut Tx<'_>, fresh: &[&Event]) -> Result<(), StoreError> {
         changes.replace(&key.0, previous, (&user.after, &after));
         for (event, metric) in after {
             if before.get(&event) != Some(&metric) {
-                metric_writes.push((key, event, metric));
+                metric_writes.push((key.clone(), event, metric));
             }
         }
     }
-    write_exposures(tx, &touched).await?;
-    write_user_metrics(tx, &metric_writes).await?;
-    write_totals(tx, &changes).await
+    Ok(Some(Fold {
+        touched,
+        metric_writes,
+        changes,
+    }))
+}
+
+async fn write_fold(tx: &mut Tx<'_>, fold: &Fold) -> Result<(), StoreError> {
+    write_exposures(tx, &fold.touched).await?;
+    write_user_metrics(tx, &fold.metric_writes).await?;
+    write_totals(tx, &fold.changes).await
 }
 
 type ExposureRow = (String, String, String, Millis, bool, Option<String>);
@@ -231,36 +262,36 @@ async fn read_user_metrics(
     Ok(metrics)
 }
 
-/// Aggregates from the raw track events, for users new to an experiment or whose
-/// first exposure moved earlier.
-async fn aggregate_raw_events(
+/// The stored track events of users whose aggregates must be rebuilt (new to an
+/// experiment, or first exposure moved earlier), from their earliest first exposure
+/// on: `user → (event, value, ts)`.
+async fn earlier_tracks(
     tx: &mut Tx<'_>,
     touched: &HashMap<UserKey, Touched>,
-) -> Result<HashMap<UserKey, UserMetrics>, StoreError> {
-    let rebuild: Vec<(&UserKey, Millis)> = touched
-        .iter()
-        .filter(|(_, t)| t.needs_rebuild())
-        .map(|(key, t)| (key, t.after.first_ts))
-        .collect();
-    let mut metrics = HashMap::new();
-    for chunk in rebuild.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "WITH c (experiment, user_id, first_ts) AS (VALUES {}) \
-             SELECT c.experiment, c.user_id, e.event, SUM(e.value), COUNT(*) \
-             FROM c JOIN events e ON e.kind = 'track' AND e.user_id = c.user_id AND e.ts >= c.first_ts \
-             GROUP BY c.experiment, c.user_id, e.event",
-            value_rows(chunk.len(), 3)
-        );
-        let mut query = sqlx::query_as::<_, MetricRow>(&sql);
-        for ((experiment, user), first_ts) in chunk {
-            query = query
-                .bind(experiment.as_str())
-                .bind(user.as_str())
-                .bind(*first_ts);
-        }
-        collect_metrics(query.fetch_all(&mut **tx).await?, &mut metrics);
+) -> Result<HashMap<String, Vec<(String, f64, Millis)>>, StoreError> {
+    let mut since: HashMap<&str, Millis> = HashMap::new();
+    for ((_, user), t) in touched.iter().filter(|(_, t)| t.needs_rebuild()) {
+        let first = since.entry(user.as_str()).or_insert(t.after.first_ts);
+        *first = (*first).min(t.after.first_ts);
     }
-    Ok(metrics)
+    let users: Vec<(&str, Millis)> = since.into_iter().collect();
+    let mut tracks: HashMap<String, Vec<(String, f64, Millis)>> = HashMap::new();
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH u (user_id, since) AS (VALUES {}) \
+             SELECT e.user_id, e.event, e.value, e.ts FROM u JOIN events e \
+             ON e.kind = 'track' AND e.user_id = u.user_id AND e.ts >= u.since",
+            value_rows(chunk.len(), 2)
+        );
+        let mut query = sqlx::query_as::<_, (String, String, f64, Millis)>(&sql);
+        for (user, first_ts) in chunk {
+            query = query.bind(*user).bind(*first_ts);
+        }
+        for (user, event, value, ts) in query.fetch_all(&mut **tx).await? {
+            tracks.entry(user).or_default().push((event, value, ts));
+        }
+    }
+    Ok(tracks)
 }
 
 async fn write_exposures(
@@ -298,7 +329,7 @@ async fn write_exposures(
 /// exposure moves earlier), so no stored row has to disappear.
 async fn write_user_metrics(
     tx: &mut Tx<'_>,
-    writes: &[(&UserKey, String, UserMetric)],
+    writes: &[(UserKey, String, UserMetric)],
 ) -> Result<(), StoreError> {
     for chunk in writes.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
