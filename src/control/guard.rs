@@ -88,15 +88,11 @@ impl Control {
         before: Experiment,
         evidence: serde_json::Value,
     ) -> Result<Experiment, ControlError> {
-        let now = now_millis();
         let mut after = before.clone();
-        after.advance_stage(now);
-        let mut audit = super::audit_entry(SCHEDULER_ACTOR, "advance", Some(&before), &after, now);
-        audit.evidence = Some(evidence);
-        self.store()
-            .update_experiment(&after, before.revision, &audit)
+        after.advance_stage(now_millis());
+        let after = self
+            .save(before, after, "advance", SCHEDULER_ACTOR, Some(evidence))
             .await?;
-        self.republish().await;
         tracing::info!(
             experiment = after.key(),
             coverage = after.spec.coverage,
@@ -121,18 +117,10 @@ impl Control {
             _ => {}
         }
         after.set_guard(plan.guard.clone(), now);
-        let mut audit = super::audit_entry(
-            GUARD_ACTOR,
-            &format!("guard_{}", plan.name),
-            Some(&before),
-            &after,
-            now,
-        );
-        audit.evidence = Some(evidence);
-        self.store()
-            .update_experiment(&after, before.revision, &audit)
+        let action = format!("guard_{}", plan.name);
+        let after = self
+            .save(before, after, &action, GUARD_ACTOR, Some(evidence))
             .await?;
-        self.republish().await;
         tracing::warn!(experiment = after.key(), action = plan.name, reason = %plan.reason, "guard acted");
         Ok(after)
     }

@@ -128,7 +128,7 @@ impl Control {
         self.validate(&spec).await?;
         let mut next = current.clone();
         next.redefine(spec, now_millis())?;
-        self.save(current, next, "update", actor).await
+        self.save(current, next, "update", actor, None).await
     }
 
     pub async fn act(
@@ -149,7 +149,7 @@ impl Control {
         }
         let mut next = current.clone();
         next.apply(&action, now_millis())?;
-        self.save(current, next, action.name(), actor).await
+        self.save(current, next, action.name(), actor, None).await
     }
 
     pub async fn audit_log(&self, key: &str) -> Result<Vec<AuditEntry>, ControlError> {
@@ -196,14 +196,19 @@ impl Control {
         Ok(())
     }
 
-    async fn save(
+    /// Writes a changed experiment if nobody changed it since `before` was read,
+    /// with its audit entry (and the evidence an automatic change decided on), then
+    /// republishes the ruleset.
+    pub(crate) async fn save(
         &self,
         before: Experiment,
         after: Experiment,
         action: &str,
         actor: Actor<'_>,
+        evidence: Option<serde_json::Value>,
     ) -> Result<Experiment, ControlError> {
-        let audit = audit_entry(actor, action, Some(&before), &after, after.updated_at);
+        let mut audit = audit_entry(actor, action, Some(&before), &after, after.updated_at);
+        audit.evidence = evidence;
         self.store
             .update_experiment(&after, before.revision, &audit)
             .await?;
@@ -348,7 +353,7 @@ fn patched_spec(current: &Experiment, patch: &Value) -> Result<ExperimentSpec, C
     Ok(from_json(document)?)
 }
 
-pub(crate) fn audit_entry(
+fn audit_entry(
     actor: Actor<'_>,
     action: &str,
     before: Option<&Experiment>,

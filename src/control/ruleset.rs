@@ -34,7 +34,7 @@ impl RulesetSnapshot {
         self.compiled.version()
     }
 
-    fn build(ruleset: Ruleset, mut dimensions: HashMap<String, Vec<String>>) -> Self {
+    fn build(ruleset: Ruleset) -> Self {
         let body = Bytes::from(serde_json::to_vec(&ruleset).unwrap_or_default());
         let served = ruleset
             .experiments
@@ -43,7 +43,7 @@ impl RulesetSnapshot {
                 let served = ServedExperiment {
                     hash_attribute: rule.hash_attribute.clone(),
                     variants: rule.variants.iter().map(|v| v.key.clone()).collect(),
-                    dimensions: dimensions.remove(&rule.key).unwrap_or_default(),
+                    dimensions: rule.dimensions.clone(),
                 };
                 (rule.key.clone(), served)
             })
@@ -103,14 +103,8 @@ impl RulesetHub {
 
 async fn read_snapshot(store: &dyn Store) -> Result<RulesetSnapshot, StoreError> {
     let source = store.ruleset_source().await?;
-    let dimensions = source
-        .experiments
-        .iter()
-        .map(|e| (e.key().to_owned(), e.spec.dimensions.clone()))
-        .collect();
-    let ruleset = Ruleset {
+    Ok(RulesetSnapshot::build(Ruleset {
         version: source.version,
         experiments: source.experiments.iter().map(|e| e.to_rule()).collect(),
-    };
-    Ok(RulesetSnapshot::build(ruleset, dimensions))
+    }))
 }

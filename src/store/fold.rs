@@ -194,14 +194,14 @@ pub(crate) fn touched_users(
 }
 
 /// A user's aggregates after the batch's track events, for users not rebuilt.
-pub(crate) fn add_tracks(
+pub(crate) fn add_tracks<'t>(
     metrics: &mut UserMetrics,
     first_ts: Millis,
-    tracks: &[(&str, f64, Millis)],
+    tracks: impl IntoIterator<Item = (&'t str, f64, Millis)>,
 ) {
     for (event, value, ts) in tracks {
-        if *ts >= first_ts {
-            let metric = metrics.entry((*event).to_owned()).or_default();
+        if ts >= first_ts {
+            let metric = metrics.entry(event.to_owned()).or_default();
             metric.total += value;
             metric.count += 1;
         }

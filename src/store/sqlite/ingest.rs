@@ -155,18 +155,22 @@ async fn plan_fold(tx: &mut Tx<'_>, fresh: &[&Event]) -> Result<Option<Fold>, St
         let after = if user.needs_rebuild() {
             // From every track since the (new or earlier) first exposure.
             let mut after = UserMetrics::new();
-            if let Some(stored) = earlier.get(key.1.as_str()) {
-                let stored: Vec<(&str, f64, Millis)> = stored
-                    .iter()
-                    .map(|(e, v, ts)| (e.as_str(), *v, *ts))
-                    .collect();
-                add_tracks(&mut after, user.after.first_ts, &stored);
-            }
-            add_tracks(&mut after, user.after.first_ts, batch_tracks);
+            let stored = earlier.get(key.1.as_str()).map_or(&[][..], Vec::as_slice);
+            let stored = stored.iter().map(|(e, v, ts)| (e.as_str(), *v, *ts));
+            add_tracks(&mut after, user.after.first_ts, stored);
+            add_tracks(
+                &mut after,
+                user.after.first_ts,
+                batch_tracks.iter().copied(),
+            );
             after
         } else {
             let mut after = before.clone();
-            add_tracks(&mut after, user.after.first_ts, batch_tracks);
+            add_tracks(
+                &mut after,
+                user.after.first_ts,
+                batch_tracks.iter().copied(),
+            );
             after
         };
         if user.before.as_ref() == Some(&user.after) && after == before {
