@@ -4,7 +4,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::{pricing_spec, TestApp};
+use common::{pricing_spec, Backend, TestApp};
 use serde_json::json;
 
 fn fields(body: &serde_json::Value) -> Vec<String> {
@@ -18,9 +18,8 @@ fn fields(body: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn an_experiment_is_created_as_a_draft_with_defaults() {
-    let app = TestApp::new().await;
+async fn an_experiment_is_created_as_a_draft_with_defaults(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let created = app.pricing_experiment().await;
     assert_eq!(created["status"], "draft");
     assert_eq!(created["seed"], "pricing-q4");
@@ -43,9 +42,8 @@ async fn an_experiment_is_created_as_a_draft_with_defaults() {
     assert_eq!(again.body["error"]["code"], "already_exists");
 }
 
-#[tokio::test]
-async fn invalid_definitions_name_every_bad_field_and_store_nothing() {
-    let app = TestApp::new().await;
+async fn invalid_definitions_name_every_bad_field_and_store_nothing(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     let reply = app
         .post(
@@ -77,9 +75,8 @@ async fn invalid_definitions_name_every_bad_field_and_store_nothing() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn malformed_and_mistyped_bodies_get_clear_errors() {
-    let app = TestApp::new().await;
+async fn malformed_and_mistyped_bodies_get_clear_errors(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let malformed = app
         .send(
             Method::POST,
@@ -119,9 +116,8 @@ async fn malformed_and_mistyped_bodies_get_clear_errors() {
     assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-#[tokio::test]
-async fn odd_keys_are_refused_and_odd_text_is_stored_verbatim() {
-    let app = TestApp::new().await;
+async fn odd_keys_are_refused_and_odd_text_is_stored_verbatim(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let mut spec = pricing_spec();
     spec["key"] = json!("'; DROP TABLE experiments; --");
     spec["primary_metric"] = json!(null);
@@ -149,9 +145,8 @@ async fn odd_keys_are_refused_and_odd_text_is_stored_verbatim() {
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn lifecycle_follows_the_state_machine_and_is_audited() {
-    let app = TestApp::new().await;
+async fn lifecycle_follows_the_state_machine_and_is_audited(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     let base = "/api/v1/experiments/pricing-q4";
     let illegal = app
@@ -210,9 +205,8 @@ async fn lifecycle_follows_the_state_machine_and_is_audited() {
     assert_eq!(entries[1]["after"]["status"], "running");
 }
 
-#[tokio::test]
-async fn a_running_experiment_may_ramp_but_not_reshuffle() {
-    let app = TestApp::new().await;
+async fn a_running_experiment_may_ramp_but_not_reshuffle(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let path = "/api/v1/experiments/pricing-q4";
@@ -243,9 +237,8 @@ async fn a_running_experiment_may_ramp_but_not_reshuffle() {
     assert_eq!(audit.body.as_array().unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn keys_and_roles_guard_every_endpoint() {
-    let app = TestApp::new().await;
+async fn keys_and_roles_guard_every_endpoint(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let none = app
         .send(Method::GET, "/api/v1/experiments", None, Body::empty())
         .await;
@@ -277,3 +270,13 @@ async fn keys_and_roles_guard_every_endpoint() {
     let ruleset = app.get("/sdk/v1/ruleset", secret).await;
     assert_eq!(ruleset.status, StatusCode::OK);
 }
+
+on_both_backends!(
+    an_experiment_is_created_as_a_draft_with_defaults,
+    invalid_definitions_name_every_bad_field_and_store_nothing,
+    malformed_and_mistyped_bodies_get_clear_errors,
+    odd_keys_are_refused_and_odd_text_is_stored_verbatim,
+    lifecycle_follows_the_state_machine_and_is_audited,
+    a_running_experiment_may_ramp_but_not_reshuffle,
+    keys_and_roles_guard_every_endpoint,
+);

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::TestApp;
+use common::{Backend, TestApp};
 use serde_json::{json, Value};
 use sluice_sdk::client::Client;
 use sluice_sdk::{Attributes, Reason};
@@ -25,9 +25,8 @@ async fn check(app: &TestApp) -> Value {
     reply.body
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_harmful_price_is_rolled_back_and_sdks_serve_control_within_a_second() {
-    let app = TestApp::new().await;
+async fn a_harmful_price_is_rolled_back_and_sdks_serve_control_within_a_second(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -89,9 +88,8 @@ async fn a_harmful_price_is_rolled_back_and_sdks_serve_control_within_a_second()
     );
 }
 
-#[tokio::test]
-async fn adjust_steps_coverage_back_once_per_breach() {
-    let app = TestApp::new().await;
+async fn adjust_steps_coverage_back_once_per_breach(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     let patch = json!({
         "stages": [{"coverage": 0.05, "hold_seconds": 3600}, {"coverage": 0.5}, {"coverage": 1.0}],
@@ -128,9 +126,8 @@ async fn adjust_steps_coverage_back_once_per_breach() {
     assert_eq!(again["coverage"], 0.05);
 }
 
-#[tokio::test]
-async fn an_a_a_test_triggers_nothing() {
-    let app = TestApp::new().await;
+async fn an_a_a_test_triggers_nothing(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     app.send_traffic((3000, 300), (3000, 302)).await;
@@ -148,9 +145,8 @@ async fn an_a_a_test_triggers_nothing() {
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn a_yellow_guardrail_warns_once() {
-    let app = TestApp::new().await;
+async fn a_yellow_guardrail_warns_once(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     app.send_traffic((300, 30), (300, 20)).await;
@@ -172,3 +168,10 @@ async fn a_yellow_guardrail_warns_once() {
         .count();
     assert_eq!(warnings, 1);
 }
+
+on_both_backends!(
+    a_harmful_price_is_rolled_back_and_sdks_serve_control_within_a_second,
+    adjust_steps_coverage_back_once_per_breach,
+    an_a_a_test_triggers_nothing,
+    a_yellow_guardrail_warns_once,
+);

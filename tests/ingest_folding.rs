@@ -1,6 +1,8 @@
 //! Property: however events are ordered, split into batches or repeated, the folded
 //! per-variant totals equal a direct computation from the distinct events.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 
 use rand::rngs::StdRng;
@@ -8,6 +10,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sluice::domain::{Event, EventKind};
 use sluice::store::{ExposureSummary, VariantTotals};
+
+use common::{Backend, TestDb};
 
 const VARIANTS: [&str; 2] = ["control", "treatment"];
 const EVENTS: [&str; 2] = ["purchase", "view"];
@@ -106,8 +110,7 @@ fn reference(events: &[Event], metric: &str) -> (ExposureSummary, Vec<VariantTot
     (summary, totals.into_values().collect())
 }
 
-#[tokio::test]
-async fn folding_is_independent_of_order_batching_and_repeats() {
+async fn folding_is_independent_of_order_batching_and_repeats(backend: Backend) {
     for seed in 0..8u64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let events = generate(&mut rng);
@@ -121,9 +124,8 @@ async fn folding_is_independent_of_order_batching_and_repeats() {
         delivered.extend(repeats);
         delivered.shuffle(&mut rng);
 
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("fold.db").display());
-        let store = sluice::store::open(&url).await.unwrap();
+        let db = TestDb::new(backend).await;
+        let store = sluice::store::open(&db.url).await.unwrap();
         let mut accepted = 0;
         let mut rest = delivered.as_slice();
         while !rest.is_empty() {
@@ -154,3 +156,5 @@ async fn folding_is_independent_of_order_batching_and_repeats() {
         }
     }
 }
+
+on_both_backends!(folding_is_independent_of_order_batching_and_repeats);

@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::TestApp;
+use common::{Backend, TestApp};
 use serde_json::{json, Value};
 use sluice::stats::{self, Arm, MetricType, Moments, Settings};
 
@@ -18,9 +18,8 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * b.abs().max(1e-12)
 }
 
-#[tokio::test]
-async fn the_report_carries_the_engines_numbers_for_the_stored_totals() {
-    let app = TestApp::new().await;
+async fn the_report_carries_the_engines_numbers_for_the_stored_totals(backend: Backend) {
+    let app = TestApp::on(backend).await;
     running_with(&app, (1000, 100), (1000, 60)).await;
     let reply = app
         .get("/api/v1/experiments/pricing-q4/report", &app.analyst)
@@ -79,9 +78,8 @@ async fn the_report_carries_the_engines_numbers_for_the_stored_totals() {
     assert_ne!(report["health"], "green");
 }
 
-#[tokio::test]
-async fn a_sample_ratio_mismatch_is_flagged() {
-    let app = TestApp::new().await;
+async fn a_sample_ratio_mismatch_is_flagged(backend: Backend) {
+    let app = TestApp::on(backend).await;
     running_with(&app, (1000, 100), (800, 80)).await;
     let report = app
         .get("/api/v1/experiments/pricing-q4/report", &app.analyst)
@@ -92,9 +90,8 @@ async fn a_sample_ratio_mismatch_is_flagged() {
     assert_ne!(report["health"], "green");
 }
 
-#[tokio::test]
-async fn without_data_the_numbers_are_null_with_a_reason() {
-    let app = TestApp::new().await;
+async fn without_data_the_numbers_are_null_with_a_reason(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     let report = app
         .get("/api/v1/experiments/pricing-q4/report", &app.analyst)
@@ -108,9 +105,8 @@ async fn without_data_the_numbers_are_null_with_a_reason() {
     assert_eq!(report["health"], "green");
 }
 
-#[tokio::test]
-async fn corrections_and_csv_are_on_request() {
-    let app = TestApp::new().await;
+async fn corrections_and_csv_are_on_request(backend: Backend) {
+    let app = TestApp::on(backend).await;
     running_with(&app, (500, 50), (500, 45)).await;
     let holm = app
         .get(
@@ -158,9 +154,8 @@ async fn corrections_and_csv_are_on_request() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn the_planning_calculator_answers_both_ways() {
-    let app = TestApp::new().await;
+async fn the_planning_calculator_answers_both_ways(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let plan = app
         .get("/api/v1/power?baseline=0.1&mde=0.1", &app.analyst)
         .await
@@ -187,9 +182,8 @@ async fn the_planning_calculator_answers_both_ways() {
     assert_eq!(garbage.body["error"]["code"], "validation_failed");
 }
 
-#[tokio::test]
-async fn the_daily_series_accumulates_day_by_day() {
-    let app = TestApp::new().await;
+async fn the_daily_series_accumulates_day_by_day(backend: Backend) {
+    let app = TestApp::on(backend).await;
     running_with(&app, (300, 30), (300, 20)).await;
     let day_two: Vec<Value> = (0..100)
         .flat_map(|i| {
@@ -250,9 +244,8 @@ async fn the_daily_series_accumulates_day_by_day() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn results_break_down_by_a_kept_dimension() {
-    let app = TestApp::new().await;
+async fn results_break_down_by_a_kept_dimension(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     let patched = app
         .patch(
@@ -350,3 +343,13 @@ async fn results_break_down_by_a_kept_dimension() {
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.body["error"]["details"][0]["field"], "dimension");
 }
+
+on_both_backends!(
+    the_report_carries_the_engines_numbers_for_the_stored_totals,
+    a_sample_ratio_mismatch_is_flagged,
+    without_data_the_numbers_are_null_with_a_reason,
+    corrections_and_csv_are_on_request,
+    the_planning_calculator_answers_both_ways,
+    the_daily_series_accumulates_day_by_day,
+    results_break_down_by_a_kept_dimension,
+);

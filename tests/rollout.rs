@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{traffic, TestApp};
+use common::{traffic, Backend, TestApp};
 use serde_json::{json, Value};
 
 async fn staged(app: &TestApp, first_hold_seconds: u64) {
@@ -31,9 +31,8 @@ async fn check(app: &TestApp) -> Value {
     .body
 }
 
-#[tokio::test]
-async fn a_healthy_rollout_advances_stage_by_stage() {
-    let app = TestApp::new().await;
+async fn a_healthy_rollout_advances_stage_by_stage(backend: Backend) {
+    let app = TestApp::on(backend).await;
     staged(&app, 0).await;
     let started = app
         .get("/api/v1/experiments/pricing-q4", &app.analyst)
@@ -83,9 +82,8 @@ async fn a_healthy_rollout_advances_stage_by_stage() {
     assert_eq!(steps[0]["evidence"]["verdicts"][0]["status"], "green");
 }
 
-#[tokio::test]
-async fn a_rollout_holds_until_its_hold_passes_and_on_harm() {
-    let app = TestApp::new().await;
+async fn a_rollout_holds_until_its_hold_passes_and_on_harm(backend: Backend) {
+    let app = TestApp::on(backend).await;
     staged(&app, 3600).await;
     let mut events = traffic("control", 600, 60);
     events.extend(traffic("premium", 600, 61));
@@ -105,3 +103,8 @@ async fn a_rollout_holds_until_its_hold_passes_and_on_harm() {
     );
     assert_eq!(held["coverage"], 0.05);
 }
+
+on_both_backends!(
+    a_healthy_rollout_advances_stage_by_stage,
+    a_rollout_holds_until_its_hold_passes_and_on_harm,
+);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::TestApp;
+use common::{Backend, TestApp};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sluice_sdk::{Attributes, CompiledRuleset, Ruleset};
@@ -17,9 +17,8 @@ fn user(id: &str, country: &str) -> Value {
     json!({"id": id, "country": country})
 }
 
-#[tokio::test]
-async fn ruleset_serves_non_drafts_with_etag_and_304() {
-    let app = TestApp::new().await;
+async fn ruleset_serves_non_drafts_with_etag_and_304(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     let draft = app.get("/sdk/v1/ruleset", &app.sdk).await;
     assert_eq!(draft.status, StatusCode::OK);
@@ -46,9 +45,8 @@ async fn ruleset_serves_non_drafts_with_etag_and_304() {
     assert_eq!(analyst.status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn server_assignment_matches_local_evaluation_of_the_served_ruleset() {
-    let app = TestApp::new().await;
+async fn server_assignment_matches_local_evaluation_of_the_served_ruleset(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let served: Ruleset =
@@ -82,9 +80,8 @@ async fn server_assignment_matches_local_evaluation_of_the_served_ruleset() {
     assert_eq!(variants.len(), 2, "both variants are served");
 }
 
-#[tokio::test]
-async fn paused_experiments_serve_control_and_resume_restores_assignments() {
-    let app = TestApp::new().await;
+async fn paused_experiments_serve_control_and_resume_restores_assignments(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let ask = |id: String| json!({"user": {"id": id, "country": "US"}, "experiments": ["pricing-q4"], "log_exposure": false});
@@ -127,9 +124,8 @@ async fn paused_experiments_serve_control_and_resume_restores_assignments() {
     }
 }
 
-#[tokio::test]
-async fn unknown_experiments_and_bad_users_are_rejected() {
-    let app = TestApp::new().await;
+async fn unknown_experiments_and_bad_users_are_rejected(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let unknown = app
@@ -159,9 +155,8 @@ async fn unknown_experiments_and_bad_users_are_rejected() {
     assert_eq!(all.body["assignments"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn assignment_logs_one_exposure_per_user_in_the_background() {
-    let app = TestApp::new().await;
+async fn assignment_logs_one_exposure_per_user_in_the_background(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     for round in 0..2 {
@@ -196,9 +191,8 @@ fn purchase(id: &str, user: &str, value: f64, ts: &str) -> Value {
     json!({"id": id, "type": "track", "user": user, "event": "purchase", "value": value, "ts": ts})
 }
 
-#[tokio::test]
-async fn events_are_stored_once_and_folded_from_first_exposure() {
-    let app = TestApp::new().await;
+async fn events_are_stored_once_and_folded_from_first_exposure(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let alice = "アリス'; DROP TABLE events; --";
@@ -248,9 +242,8 @@ async fn events_are_stored_once_and_folded_from_first_exposure() {
     assert_eq!(premium.count_sum_squares, 4.0);
 }
 
-#[tokio::test]
-async fn users_seen_in_two_variants_are_set_apart() {
-    let app = TestApp::new().await;
+async fn users_seen_in_two_variants_are_set_apart(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     app.post(
@@ -275,9 +268,8 @@ async fn users_seen_in_two_variants_are_set_apart() {
     assert_eq!(summary.multiple_exposures, 1);
 }
 
-#[tokio::test]
-async fn one_bad_event_rejects_the_whole_batch() {
-    let app = TestApp::new().await;
+async fn one_bad_event_rejects_the_whole_batch(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let mut events = vec![
@@ -318,9 +310,8 @@ async fn one_bad_event_rejects_the_whole_batch() {
     assert_eq!(fixed.body, json!({"accepted": 3, "duplicates": 0}));
 }
 
-#[tokio::test]
-async fn oversized_batches_are_refused_with_413() {
-    let app = TestApp::new().await;
+async fn oversized_batches_are_refused_with_413(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let events: Vec<Value> = (0..10_001)
         .map(|i| json!({"id": i.to_string(), "type": "track", "user": "u", "event": "e"}))
         .collect();
@@ -343,9 +334,8 @@ async fn oversized_batches_are_refused_with_413() {
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-#[tokio::test]
-async fn the_stream_pushes_each_new_ruleset_version() {
-    let app = TestApp::new().await;
+async fn the_stream_pushes_each_new_ruleset_version(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     let request = Request::get("/sdk/v1/stream")
         .header("authorization", format!("Bearer {}", app.sdk))
@@ -382,9 +372,8 @@ async fn next_event(body: &mut Body) -> String {
     String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap()
 }
 
-#[tokio::test]
-async fn operations_endpoints_report_health_and_counters() {
-    let app = TestApp::new().await;
+async fn operations_endpoints_report_health_and_counters(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let health = app.send(Method::GET, "/healthz", None, Body::empty()).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
@@ -412,3 +401,17 @@ async fn operations_endpoints_report_health_and_counters() {
     ));
     assert!(text.contains("sluice_ruleset_version 0"));
 }
+
+on_both_backends!(
+    ruleset_serves_non_drafts_with_etag_and_304,
+    server_assignment_matches_local_evaluation_of_the_served_ruleset,
+    paused_experiments_serve_control_and_resume_restores_assignments,
+    unknown_experiments_and_bad_users_are_rejected,
+    assignment_logs_one_exposure_per_user_in_the_background,
+    events_are_stored_once_and_folded_from_first_exposure,
+    users_seen_in_two_variants_are_set_apart,
+    one_bad_event_rejects_the_whole_batch,
+    oversized_batches_are_refused_with_413,
+    the_stream_pushes_each_new_ruleset_version,
+    operations_endpoints_report_health_and_counters,
+);

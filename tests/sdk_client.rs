@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestApp;
+use common::{Backend, TestApp};
 use serde_json::json;
 use sluice_sdk::client::Client;
 use sluice_sdk::{Attributes, Reason};
@@ -24,9 +24,8 @@ fn attributes(id: &str) -> Attributes {
     serde_json::from_value(json!({"id": id, "country": "CN"})).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pause_reaches_a_streaming_client_within_a_second() {
-    let app = TestApp::new().await;
+async fn a_pause_reaches_a_streaming_client_within_a_second(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let client = Client::builder(listen(&app).await, app.sdk.clone())
@@ -64,9 +63,8 @@ async fn a_pause_reaches_a_streaming_client_within_a_second() {
     client.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exposures_and_track_events_from_the_client_are_stored_once() {
-    let app = TestApp::new().await;
+async fn exposures_and_track_events_from_the_client_are_stored_once(backend: Backend) {
+    let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     let keep_country = json!({"dimensions": ["country"]});
     app.patch("/api/v1/experiments/pricing-q4", &app.editor, keep_country)
@@ -121,3 +119,8 @@ async fn exposures_and_track_events_from_the_client_are_stored_once() {
     );
     assert_eq!(segments.iter().map(|(_, t)| t.users).sum::<u64>(), 20);
 }
+
+on_both_backends!(
+    a_pause_reaches_a_streaming_client_within_a_second,
+    exposures_and_track_events_from_the_client_are_stored_once,
+);

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use common::{traffic, TestApp};
+use common::{traffic, Backend, TestApp};
 use serde_json::{json, Value};
 use sluice::domain::webhook::signature;
 use tokio::net::TcpListener;
@@ -38,9 +38,8 @@ async fn receiver() -> (String, Received) {
 
 const SECRET: &str = "s3cret-s3cret-s3cret";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollback_is_announced_signed_and_logged() {
-    let app = TestApp::new().await;
+async fn a_rollback_is_announced_signed_and_logged(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let (url, received) = receiver().await;
     let hook = app
         .post(
@@ -134,7 +133,7 @@ async fn a_rollback_is_announced_signed_and_logged() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|d| d["attempts"] == 1)
+            .filter(|d| d["attempts"].as_i64() >= Some(1))
             .collect();
         if failed.len() == 3 {
             assert!(failed
@@ -147,9 +146,8 @@ async fn a_rollback_is_announced_signed_and_logged() {
     }
 }
 
-#[tokio::test]
-async fn webhooks_are_admin_only_and_validated() {
-    let app = TestApp::new().await;
+async fn webhooks_are_admin_only_and_validated(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let editor = app
         .post(
             "/api/v1/webhooks",
@@ -202,3 +200,8 @@ async fn webhooks_are_admin_only_and_validated() {
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 }
+
+on_both_backends!(
+    a_rollback_is_announced_signed_and_logged,
+    webhooks_are_admin_only_and_validated,
+);

@@ -21,8 +21,8 @@ use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::control::{Control, ExposureLog, IngestQueue, RulesetHub};
-use crate::store::{Store, StoreError};
+use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
+use crate::store::{ChangeFeed, Store, StoreError};
 
 pub use error::ApiError;
 pub use sdk::MAX_EVENTS_PER_BATCH;
@@ -60,11 +60,27 @@ impl Server {
         let (ingest, event_writer) = IngestQueue::spawn(store.clone());
         let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let leadership = Arc::new(Leadership::default());
         let webhook_sender = tokio::spawn(crate::control::webhooks::run(
             store.clone(),
+            leadership.clone(),
             shutdown_rx.clone(),
         ));
-        let control = Arc::new(Control::new(store, rulesets, ingest, exposures.clone()));
+        let changes = store.changes().await?;
+        let control = Arc::new(Control::new(
+            store,
+            rulesets,
+            ingest,
+            exposures.clone(),
+            leadership,
+        ));
+        if let Some(changes) = changes {
+            tokio::spawn(follow_other_servers(
+                Arc::downgrade(&control),
+                changes,
+                shutdown_rx.clone(),
+            ));
+        }
         let state = AppState {
             control: control.clone(),
             keys: Arc::default(),
@@ -115,6 +131,27 @@ impl Server {
         }
     }
 }
+
+/// Republishes the ruleset when another server changed it, so SDK streams connected
+/// here see every change wherever it was made. Ends with the server.
+async fn follow_other_servers(
+    control: std::sync::Weak<Control>,
+    mut changes: ChangeFeed,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            change = changes.recv() => {
+                let (Some(()), Some(control)) = (change, control.upgrade()) else {
+                    return;
+                };
+                control.republish().await;
+            }
+            _ = crate::control::stopping(&mut shutdown) => return,
+        }
+    }
+}
+
 
 fn router(state: AppState) -> Router {
     Router::new()

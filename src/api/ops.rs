@@ -17,7 +17,8 @@ pub(crate) fn router() -> Router<AppState> {
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let version = state.control.rulesets().current().version();
-    Json(json!({"status": "ok", "ruleset_version": version}))
+    let leader = state.control.leadership().is_leading();
+    Json(json!({"status": "ok", "ruleset_version": version, "leader": leader}))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -207,16 +207,16 @@ pub async fn run_loop(
     loop {
         tokio::select! {
             _ = ticker.tick() => check_all(&control).await,
-            _ = stopping(&mut shutdown) => return,
+            _ = crate::control::stopping(&mut shutdown) => return,
         }
     }
 }
 
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
 
 async fn check_all(control: &Control) {
+    if !control.leadership().check(control.store()).await {
+        return;
+    }
     let experiments = match control.store().list_experiments().await {
         Ok(experiments) => experiments,
         Err(err) => {

@@ -5,6 +5,7 @@
 pub mod exposures;
 pub mod guard;
 pub mod ingest;
+pub mod leader;
 pub mod ruleset;
 pub mod webhooks;
 
@@ -24,6 +25,7 @@ use crate::store::{IngestOutcome, Store, StoreError};
 
 pub use exposures::ExposureLog;
 pub use ingest::{IngestClosed, IngestQueue};
+pub use leader::Leadership;
 pub use ruleset::{RulesetHub, RulesetSnapshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,7 @@ pub struct Control {
     rulesets: RulesetHub,
     ingest: IngestQueue,
     exposures: Arc<ExposureLog>,
+    leadership: Arc<Leadership>,
 }
 
 impl Control {
@@ -60,12 +63,14 @@ impl Control {
         rulesets: RulesetHub,
         ingest: IngestQueue,
         exposures: Arc<ExposureLog>,
+        leadership: Arc<Leadership>,
     ) -> Self {
         Self {
             store,
             rulesets,
             ingest,
             exposures,
+            leadership,
         }
     }
 
@@ -79,6 +84,10 @@ impl Control {
 
     pub fn exposures(&self) -> &ExposureLog {
         &self.exposures
+    }
+
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
     }
 
     pub async fn create_metric(&self, metric: Metric) -> Result<Metric, ControlError> {
@@ -219,7 +228,7 @@ impl Control {
     /// Rebuilds the ruleset after a committed change. The change is already durable,
     /// so a failure here is logged, not returned: the next change or restart
     /// republishes.
-    pub(crate) async fn republish(&self) {
+    pub async fn republish(&self) {
         if let Err(err) = self.rulesets.refresh(self.store.as_ref()).await {
             tracing::error!(error = %err, "republishing the ruleset failed");
         }
@@ -369,4 +378,9 @@ fn audit_entry(
         evidence: None,
         at,
     }
+}
+
+/// Resolves when the server begins to shut down.
+pub(crate) async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::domain::webhook::{signature, Delivery, DeliveryOutcome, Webhook};
 use crate::domain::{now_millis, Millis};
+use super::Leadership;
 use crate::store::Store;
 
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -23,7 +24,11 @@ const MAX_RETRY_MS: Millis = 5 * 60 * 1_000;
 const GIVE_UP_AFTER_MS: Millis = 60 * 60 * 1_000;
 
 /// Delivers until `shutdown` flips.
-pub async fn run(store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    leadership: Arc<Leadership>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
         Ok(client) => client,
         Err(err) => {
@@ -33,15 +38,16 @@ pub async fn run(store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
     };
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(POLL_EVERY) => deliver_due(store.as_ref(), &client).await,
-            _ = stopping(&mut shutdown) => return,
+            _ = tokio::time::sleep(POLL_EVERY) => {
+                if leadership.check(store.as_ref()).await {
+                    deliver_due(store.as_ref(), &client).await;
+                }
+            }
+            _ = crate::control::stopping(&mut shutdown) => return,
         }
     }
 }
 
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
 
 async fn deliver_due(store: &dyn Store, client: &reqwest::Client) {
     let due = match store.due_deliveries(now_millis(), BATCH).await {

@@ -2,6 +2,8 @@
 //! the control layer only ever see `Arc<dyn Store>`.
 
 mod fold;
+mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -13,7 +15,6 @@ use crate::domain::{
     ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
 };
 
-pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,7 +28,7 @@ pub enum StoreError {
     #[error("{0} not found")]
     NotFound(String),
     /// The database URL names no backend we support.
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
     /// Stored data could not be decoded: a bug or a hand-edited row.
     #[error("corrupt row: {0}")]
@@ -100,8 +101,19 @@ pub struct RulesetSource {
     pub experiments: Vec<Experiment>,
 }
 
+/// Wakes a server when another server sharing the database committed a change to
+/// the ruleset (or when the feed reconnected and changes may have been missed).
+pub type ChangeFeed = tokio::sync::mpsc::Receiver<()>;
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Whether this server should run the once-per-deployment work (the guard loop,
+    /// the ramp scheduler, webhook delivery). Exactly one of the servers sharing a
+    /// database leads at a time; a server that loses its connection loses the lead.
+    async fn lead(&self) -> Result<bool, StoreError>;
+    /// Changes committed by other servers; `None` where no other server can exist.
+    async fn changes(&self) -> Result<Option<ChangeFeed>, StoreError>;
+
     async fn insert_metric(&self, metric: &Metric) -> Result<(), StoreError>;
     async fn list_metrics(&self) -> Result<Vec<Metric>, StoreError>;
     async fn get_metric(&self, key: &str) -> Result<Option<Metric>, StoreError>;
@@ -194,7 +206,9 @@ pub struct TrackFact {
 /// Opens (creating and migrating) the store a URL names.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(sqlite::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

@@ -1,5 +1,9 @@
-//! Test helpers: a server on a fresh SQLite database, keys for every role, and
-//! requests sent without a socket.
+//! Test helpers: a server on a fresh database of either backend, keys for every
+//! role, and requests sent without a socket.
+//!
+//! PostgreSQL comes from `SLUICE_TEST_PG` or `DATABASE_URL` (default: the local
+//! server, `postgres://postgres@127.0.0.1:5432/test`); each test gets a schema of its
+//! own. When PostgreSQL is unreachable the PostgreSQL tests fail: they never skip.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -15,6 +19,100 @@ use sluice::domain::{NewApiKey, Role};
 use sluice::store::Store;
 use tower::ServiceExt;
 
+/// Runs each named `async fn(Backend)` as two tests, `NAME::sqlite` and
+/// `NAME::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$test($crate::common::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$test($crate::common::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database: a SQLite file in a temporary directory, or a new
+/// PostgreSQL schema.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("sluice.db").display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => Self {
+                url: postgres_schema().await,
+                _dir: None,
+            },
+        }
+    }
+}
+
+/// The PostgreSQL server the tests use.
+pub fn postgres_url() -> String {
+    std::env::var("SLUICE_TEST_PG")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Creates a schema of its own for one test and returns a URL that selects it.
+/// Schemas of earlier runs older than an hour are dropped on the way.
+async fn postgres_schema() -> String {
+    use sqlx::Connection;
+    let server = postgres_url();
+    let mut conn = sqlx::PgConnection::connect(&server).await.unwrap_or_else(|err| {
+        panic!("PostgreSQL tests need a server at {server} (set SLUICE_TEST_PG): {err}")
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sluice_t_%' \
+         AND split_part(nspname, '_', 3)::bigint < $1",
+    )
+    .bind((now - 3600) as i64)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for schema in stale {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut conn)
+            .await;
+    }
+    let schema = format!("sluice_t_{now}_{:016x}", rand::random::<u64>());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let separator = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{separator}options[search_path]={schema}")
+}
+
 pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn Store>,
@@ -23,7 +121,7 @@ pub struct TestApp {
     pub editor: String,
     pub analyst: String,
     pub sdk: String,
-    _dir: tempfile::TempDir,
+    pub db: TestDb,
 }
 
 pub struct Reply {
@@ -33,10 +131,9 @@ pub struct Reply {
 }
 
 impl TestApp {
-    pub async fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("sluice.db").display());
-        let store = sluice::store::open(&url).await.expect("open store");
+    pub async fn on(backend: Backend) -> Self {
+        let db = TestDb::new(backend).await;
+        let store = sluice::store::open(&db.url).await.expect("open store");
         let mut keys = Vec::new();
         for role in [Role::Admin, Role::Editor, Role::Analyst, Role::Sdk] {
             let key = NewApiKey::generate(role, Some(format!("{}-tester", role.as_str())), None);
@@ -53,7 +150,7 @@ impl TestApp {
             editor,
             analyst,
             sdk,
-            _dir: dir,
+            db,
         }
     }
 

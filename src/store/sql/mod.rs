@@ -1,15 +1,12 @@
-//! The embedded default: SQLite in WAL mode. Writes go through a single connection
-//! (SQLite has one writer at a time, and a single writer avoids lock-upgrade
-//! deadlocks between deferred transactions); reads use a small pool of their own.
+//! One implementation of [`Store`] in SQL, shared by every backend: the statements
+//! are written once in the dialect SQLite and PostgreSQL both speak (`$N` parameters,
+//! `ON CONFLICT` upserts, `RETURNING`), and a [`Dialect`] supplies the few places
+//! where they differ: JSON access, bulk appends, locking and change notification.
 
-mod ingest;
-
-use std::str::FromStr;
-use std::time::Duration;
+mod writes;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::{
     ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError, TrackFact,
@@ -21,40 +18,51 @@ use crate::domain::{
     Role,
 };
 
-pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+pub(crate) use writes::{value_rows, RawEvent};
+
+/// What differs between backends.
+#[async_trait]
+pub(crate) trait Dialect: Database {
+    /// State a backend keeps beside its pools (a leadership connection, say).
+    type Coordination: Send + Sync + 'static;
+
+    /// An expression for the text of the kept dimension whose key `dimension_key`
+    /// (see [`Dialect::dimension_key`]) is bound as `$1`, in a JSON object column.
+    fn dimension_value(column: &str) -> String;
+    fn dimension_key(dimension: &str) -> String;
+
+    /// Serialises ingestion across servers sharing the database, for the length of
+    /// the transaction.
+    async fn lock_ingestion(conn: &mut Self::Connection) -> Result<(), StoreError>;
+    /// Appends new events to the raw log.
+    async fn append_events(conn: &mut Self::Connection, events: &[&Event])
+        -> Result<(), StoreError>;
+    /// Tells other servers, on commit, that the ruleset moved to `version`.
+    async fn announce_ruleset(conn: &mut Self::Connection, version: u64)
+        -> Result<(), StoreError>;
+    /// Whether this server holds the leadership (see [`Store::lead`]).
+    async fn lead(coordination: &Self::Coordination) -> Result<bool, StoreError>;
+    /// A feed of changes committed by other servers, if others can exist.
+    async fn changes(
+        coordination: &Self::Coordination,
+    ) -> Result<Option<super::ChangeFeed>, StoreError>;
 }
 
-impl SqliteStore {
-    /// Opens the database at `url` (`sqlite://PATH`), creating and migrating it.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before we acknowledge it, even on power loss.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            // 64 MiB of page cache per connection (the default is 2 MiB): ingestion
-            // touches index pages all over the event and exposure tables.
-            .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory")
-            // Checkpoint every ~40 MiB of WAL instead of 4 MiB: a page changed by many
-            // batches is copied back once per checkpoint, not once per batch.
-            .pragma("wal_autocheckpoint", "10000");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
-            .await
-            .map_err(StoreError::Migrate)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(Self { writer, reader })
+/// A [`Store`] over a SQL database: a pool for writes, one for reads (the same pool
+/// where the backend has no reason to split them) and the backend's coordination.
+pub(crate) struct SqlStore<DB: Dialect> {
+    writer: Pool<DB>,
+    reader: Pool<DB>,
+    coordination: DB::Coordination,
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    pub(crate) fn new(writer: Pool<DB>, reader: Pool<DB>, coordination: DB::Coordination) -> Self {
+        Self {
+            writer,
+            reader,
+            coordination,
+        }
     }
 }
 
@@ -63,61 +71,33 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|db| db.is_unique_violation())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> String {
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> String {
     // Serialising our own plain data types cannot fail.
     serde_json::to_string(value).unwrap_or_default()
 }
 
-async fn bump_ruleset_version(tx: &mut Transaction<'_, Sqlite>) -> Result<u64, StoreError> {
-    let version: i64 = sqlx::query_scalar(
-        "UPDATE ruleset_state SET version = version + 1 WHERE id = 1 RETURNING version",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(version as u64)
-}
-
-async fn insert_audit(
-    tx: &mut Transaction<'_, Sqlite>,
-    audit: &NewAuditEntry,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (experiment, actor, action, before, after, evidence, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&audit.experiment)
-    .bind(&audit.actor)
-    .bind(&audit.action)
-    .bind(audit.before.as_ref().map(encode))
-    .bind(audit.after.as_ref().map(encode))
-    .bind(audit.evidence.as_ref().map(encode))
-    .bind(audit.at)
-    .execute(&mut **tx)
-    .await?;
-    // Announce the change to subscribed webhooks in the same transaction.
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (webhook_id, event, payload, status, attempts, next_attempt_at, created_at) \
-         SELECT w.id, ?, ?, 'pending', 0, ?, ? FROM webhooks w \
-         WHERE EXISTS (SELECT 1 FROM json_each(w.events) j WHERE j.value = ? OR j.value = '*')",
-    )
-    .bind(&audit.action)
-    .bind(crate::domain::webhook::payload(audit))
-    .bind(audit.at)
-    .bind(audit.at)
-    .bind(&audit.action)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
-impl Store for SqliteStore {
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
     async fn insert_metric(&self, metric: &Metric) -> Result<(), StoreError> {
         let result =
-            sqlx::query("INSERT INTO metrics (key, definition, created_at) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO metrics (key, definition, created_at) VALUES ($1, $2, $3)")
                 .bind(&metric.key)
                 .bind(encode(metric))
                 .bind(crate::domain::now_millis())
@@ -141,7 +121,7 @@ impl Store for SqliteStore {
 
     async fn get_metric(&self, key: &str) -> Result<Option<Metric>, StoreError> {
         let row: Option<String> =
-            sqlx::query_scalar("SELECT definition FROM metrics WHERE key = ?")
+            sqlx::query_scalar("SELECT definition FROM metrics WHERE key = $1")
                 .bind(key)
                 .fetch_optional(&self.reader)
                 .await?;
@@ -155,7 +135,7 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO experiments (key, status, revision, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO experiments (key, status, revision, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(experiment.key())
         .bind(experiment.status.as_str())
@@ -172,8 +152,8 @@ impl Store for SqliteStore {
                 err.into()
             });
         }
-        insert_audit(&mut tx, audit).await?;
-        let version = bump_ruleset_version(&mut tx).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        let version = Self::bump_ruleset_version(&mut tx).await?;
         tx.commit().await?;
         Ok(version)
     }
@@ -185,8 +165,9 @@ impl Store for SqliteStore {
         audit: &NewAuditEntry,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE experiments SET status = ?, revision = ?, definition = ?, updated_at = ? WHERE key = ? AND revision = ?",
+        let updated: Option<i64> = sqlx::query_scalar(
+            "UPDATE experiments SET status = $1, revision = $2, definition = $3, updated_at = $4 \
+             WHERE key = $5 AND revision = $6 RETURNING revision",
         )
         .bind(experiment.status.as_str())
         .bind(experiment.revision as i64)
@@ -194,23 +175,23 @@ impl Store for SqliteStore {
         .bind(experiment.updated_at)
         .bind(experiment.key())
         .bind(expected_revision as i64)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if updated.rows_affected() == 0 {
+        if updated.is_none() {
             return Err(StoreError::Conflict(format!(
                 "experiment {:?}",
                 experiment.key()
             )));
         }
-        insert_audit(&mut tx, audit).await?;
-        let version = bump_ruleset_version(&mut tx).await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        let version = Self::bump_ruleset_version(&mut tx).await?;
         tx.commit().await?;
         Ok(version)
     }
 
     async fn get_experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError> {
         let row: Option<String> =
-            sqlx::query_scalar("SELECT definition FROM experiments WHERE key = ?")
+            sqlx::query_scalar("SELECT definition FROM experiments WHERE key = $1")
                 .bind(key)
                 .fetch_optional(&self.reader)
                 .await?;
@@ -243,26 +224,33 @@ impl Store for SqliteStore {
     }
 
     async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, experiment, actor, action, before, after, evidence, at FROM audit_log WHERE experiment = ? ORDER BY id",
+        type AuditRow = (
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Millis,
+        );
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, experiment, actor, action, before, after, evidence, at FROM audit_log WHERE experiment = $1 ORDER BY id",
         )
         .bind(experiment)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let before: Option<String> = row.try_get("before")?;
-                let after: Option<String> = row.try_get("after")?;
-                let evidence: Option<String> = row.try_get("evidence")?;
+        rows.into_iter()
+            .map(|(id, experiment, actor, action, before, after, evidence, at)| {
                 Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    experiment: row.try_get("experiment")?,
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
+                    id,
+                    experiment,
+                    actor,
+                    action,
                     before: before.as_deref().map(decode).transpose()?,
                     after: after.as_deref().map(decode).transpose()?,
                     evidence: evidence.as_deref().map(decode).transpose()?,
-                    at: format_millis(row.try_get("at")?),
+                    at: format_millis(at),
                 })
             })
             .collect()
@@ -271,7 +259,7 @@ impl Store for SqliteStore {
     async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
         let created_at = crate::domain::now_millis();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO api_keys (name, role, environment, key_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO api_keys (name, role, environment, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(&key.name)
         .bind(key.role.as_str())
@@ -290,24 +278,31 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, role, environment, created_at FROM api_keys WHERE key_hash = ?",
+        let row: Option<(i64, String, String, Option<String>, Millis)> = sqlx::query_as(
+            "SELECT id, name, role, environment, created_at FROM api_keys WHERE key_hash = $1",
         )
         .bind(key_hash)
         .fetch_optional(&self.reader)
         .await?;
-        let Some(row) = row else {
+        let Some((id, name, role, environment, created_at)) = row else {
             return Ok(None);
         };
-        let role: String = row.try_get("role")?;
         Ok(Some(ApiKey {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
+            id,
+            name,
             role: Role::parse(&role)
                 .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
-            environment: row.try_get("environment")?,
-            created_at: row.try_get("created_at")?,
+            environment,
+            created_at,
         }))
+    }
+
+    async fn lead(&self) -> Result<bool, StoreError> {
+        DB::lead(&self.coordination).await
+    }
+
+    async fn changes(&self) -> Result<Option<super::ChangeFeed>, StoreError> {
+        DB::changes(&self.coordination).await
     }
 
     async fn ingest(&self, batches: &[&[Event]]) -> Result<Vec<IngestOutcome>, StoreError> {
@@ -316,20 +311,21 @@ impl Store for SqliteStore {
             return Ok(vec![IngestOutcome::default(); batches.len()]);
         }
         let mut tx = self.writer.begin().await?;
-        let is_new = ingest::store_events(&mut tx, &events).await?;
+        DB::lock_ingestion(&mut tx).await?;
+        let is_new = Self::store_events(&mut tx, &events).await?;
         tx.commit().await?;
-        Ok(ingest::outcomes_per_batch(batches, &is_new))
+        Ok(writes::outcomes_per_batch(batches, &is_new))
     }
 
     async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError> {
         let users: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT variant, users FROM variant_users WHERE experiment = ? AND users > 0 ORDER BY variant",
+            "SELECT variant, users FROM variant_users WHERE experiment = $1 AND users > 0 ORDER BY variant",
         )
         .bind(experiment)
         .fetch_all(&self.reader)
         .await?;
         let multiple: Option<i64> = sqlx::query_scalar(
-            "SELECT users FROM experiment_multiple_exposures WHERE experiment = ?",
+            "SELECT users FROM experiment_multiple_exposures WHERE experiment = $1",
         )
         .bind(experiment)
         .fetch_optional(&self.reader)
@@ -345,37 +341,37 @@ impl Store for SqliteStore {
         experiment: &str,
         event: &str,
     ) -> Result<Vec<VariantTotals>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT u.variant, u.users, COALESCE(t.converted, 0) AS converted, \
-             COALESCE(t.value_sum, 0.0) AS value_sum, COALESCE(t.value_sum_squares, 0.0) AS value_sq, \
-             COALESCE(t.count_sum, 0) AS count_sum, COALESCE(t.count_sum_squares, 0) AS count_sq \
+        type TotalsRow = (String, i64, i64, f64, f64, i64, i64);
+        let rows: Vec<TotalsRow> = sqlx::query_as(
+            "SELECT u.variant, u.users, COALESCE(t.converted, 0), \
+             COALESCE(t.value_sum, 0.0), COALESCE(t.value_sum_squares, 0.0), \
+             COALESCE(t.count_sum, 0), COALESCE(t.count_sum_squares, 0) \
              FROM variant_users u LEFT JOIN variant_totals t \
-             ON t.experiment = u.experiment AND t.variant = u.variant AND t.event = ? \
-             WHERE u.experiment = ? AND u.users > 0 ORDER BY u.variant",
+             ON t.experiment = u.experiment AND t.variant = u.variant AND t.event = $1 \
+             WHERE u.experiment = $2 AND u.users > 0 ORDER BY u.variant",
         )
         .bind(event)
         .bind(experiment)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(VariantTotals {
-                    variant: row.try_get("variant")?,
-                    users: row.try_get::<i64, _>("users")? as u64,
-                    converted: row.try_get::<i64, _>("converted")? as u64,
-                    value_sum: row.try_get("value_sum")?,
-                    value_sum_squares: row.try_get("value_sq")?,
-                    count_sum: row.try_get::<i64, _>("count_sum")? as f64,
-                    count_sum_squares: row.try_get::<i64, _>("count_sq")? as f64,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|(variant, users, converted, sum, sum_sq, count, count_sq)| VariantTotals {
+                variant,
+                users: users as u64,
+                converted: converted as u64,
+                value_sum: sum,
+                value_sum_squares: sum_sq,
+                count_sum: count as f64,
+                count_sum_squares: count_sq as f64,
             })
-            .collect()
+            .collect())
     }
 
     async fn exposed_users(&self, experiment: &str) -> Result<Vec<ExposedUser>, StoreError> {
         let rows: Vec<(String, String, Millis)> = sqlx::query_as(
             "SELECT user_id, variant, first_ts FROM exposures \
-             WHERE experiment = ? AND multiple = 0 ORDER BY first_ts",
+             WHERE experiment = $1 AND NOT multiple ORDER BY first_ts",
         )
         .bind(experiment)
         .fetch_all(&self.reader)
@@ -398,7 +394,7 @@ impl Store for SqliteStore {
         let rows: Vec<(String, Millis, f64)> = sqlx::query_as(
             "SELECT e.user_id, e.ts, e.value FROM exposures x JOIN events e \
              ON e.kind = 'track' AND e.user_id = x.user_id AND e.ts >= x.first_ts \
-             WHERE x.experiment = ? AND x.multiple = 0 AND e.event = ? ORDER BY e.ts",
+             WHERE x.experiment = $1 AND NOT x.multiple AND e.event = $2 ORDER BY e.ts",
         )
         .bind(experiment)
         .bind(event)
@@ -416,24 +412,27 @@ impl Store for SqliteStore {
         dimension: &str,
         event: &str,
     ) -> Result<Vec<(Option<String>, VariantTotals)>, StoreError> {
-        let path = format!("$.\"{dimension}\"");
-        let users: Vec<(Option<String>, String, i64)> = sqlx::query_as(
-            "SELECT CAST(json_extract(dimensions, ?) AS TEXT) AS value, variant, COUNT(*) \
-             FROM exposures WHERE experiment = ? AND multiple = 0 GROUP BY value, variant",
-        )
-        .bind(&path)
+        let key = DB::dimension_key(dimension);
+        let value = DB::dimension_value("dimensions");
+        let users: Vec<(Option<String>, String, i64)> = sqlx::query_as(&format!(
+            "SELECT {value} AS value, variant, COUNT(*) \
+             FROM exposures WHERE experiment = $2 AND NOT multiple GROUP BY 1, variant"
+        ))
+        .bind(key.as_str())
         .bind(experiment)
         .fetch_all(&self.reader)
         .await?;
         type SegmentRow = (Option<String>, String, i64, f64, f64, i64, i64);
-        let sums: Vec<SegmentRow> = sqlx::query_as(
-            "SELECT CAST(json_extract(x.dimensions, ?) AS TEXT) AS value, x.variant, COUNT(*), \
-             SUM(m.total), SUM(m.total * m.total), SUM(m.count), SUM(m.count * m.count) \
+        let value = DB::dimension_value("x.dimensions");
+        let sums: Vec<SegmentRow> = sqlx::query_as(&format!(
+            "SELECT {value} AS value, x.variant, COUNT(*), \
+             SUM(m.total), SUM(m.total * m.total), \
+             CAST(SUM(m.count) AS BIGINT), CAST(SUM(m.count * m.count) AS BIGINT) \
              FROM user_metrics m JOIN exposures x \
              ON x.experiment = m.experiment AND x.user_id = m.user_id \
-             WHERE m.experiment = ? AND m.event = ? AND x.multiple = 0 GROUP BY value, x.variant",
-        )
-        .bind(&path)
+             WHERE m.experiment = $2 AND m.event = $3 AND NOT x.multiple GROUP BY 1, x.variant"
+        ))
+        .bind(key.as_str())
         .bind(experiment)
         .bind(event)
         .fetch_all(&self.reader)
@@ -462,7 +461,7 @@ impl Store for SqliteStore {
     async fn insert_webhook(&self, hook: &NewWebhook) -> Result<Webhook, StoreError> {
         let created_at = crate::domain::now_millis();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO webhooks (url, secret, events, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO webhooks (url, secret, events, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(&hook.url)
         .bind(&hook.secret)
@@ -489,22 +488,22 @@ impl Store for SqliteStore {
 
     async fn delete_webhook(&self, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ?")
+        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ?")
+        let deleted: Option<i64> = sqlx::query_scalar("DELETE FROM webhooks WHERE id = $1 RETURNING id")
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(deleted.rows_affected() > 0)
+        Ok(deleted.is_some())
     }
 
     async fn webhook_deliveries(&self, id: i64) -> Result<Vec<Delivery>, StoreError> {
         let rows: Vec<DeliveryRow> = sqlx::query_as(
             "SELECT id, webhook_id, event, payload, status, attempts, last_error, created_at \
-             FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1000",
+             FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT 1000",
         )
         .bind(id)
         .fetch_all(&self.reader)
@@ -519,8 +518,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(Delivery, Webhook)>, StoreError> {
         let rows: Vec<DeliveryRow> = sqlx::query_as(
             "SELECT id, webhook_id, event, payload, status, attempts, last_error, created_at \
-             FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at, id LIMIT ?",
+             FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT $2",
         )
         .bind(now)
         .bind(i64::from(limit))
@@ -541,21 +540,21 @@ impl Store for SqliteStore {
         let query = match outcome {
             DeliveryOutcome::Delivered { at } => sqlx::query(
                 "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, \
-                 delivered_at = ?, last_error = NULL WHERE id = ?",
+                 delivered_at = $1, last_error = NULL WHERE id = $2",
             )
             .bind(*at),
             DeliveryOutcome::Retry {
                 error,
                 next_attempt_at,
             } => sqlx::query(
-                "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?, \
-                 next_attempt_at = ? WHERE id = ?",
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $1, \
+                 next_attempt_at = $2 WHERE id = $3",
             )
             .bind(error.clone())
             .bind(*next_attempt_at),
             DeliveryOutcome::GaveUp { error } => sqlx::query(
                 "UPDATE webhook_deliveries SET status = 'failed', attempts = attempts + 1, \
-                 last_error = ? WHERE id = ?",
+                 last_error = $1 WHERE id = $2",
             )
             .bind(error.clone()),
         };
