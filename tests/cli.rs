@@ -1,33 +1,16 @@
 //! The `sluice` binary: key creation, migration, serving and clean shutdown.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn sluice() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command.env_remove("SLUICE_DB").env_remove("SLUICE_ADDR");
-    command
-}
+use common::process::{http_get, serve, sluice};
+use common::{Backend, TestDb};
 
-fn http_get(port: u16, path: &str, key: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
-#[test]
-fn key_create_prints_the_key_alone_and_serve_accepts_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+async fn key_create_prints_the_key_alone_and_serve_accepts_it(backend: Backend) {
+    let test_db = TestDb::new(backend).await;
+    let db = test_db.url.clone();
     let migrated = sluice().args(["migrate", "--db", &db]).output().unwrap();
     assert!(migrated.status.success(), "{migrated:?}");
 
@@ -44,28 +27,7 @@ fn key_create_prints_the_key_alone_and_serve_accepts_it() {
     let key = lines[0];
     assert!(key.starts_with("sk_analyst_"));
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = sluice()
-        .args(["serve", "--db", &db, "--addr", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let health = loop {
-        if let Some(response) = http_get(port, "/healthz", "") {
-            break response;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let (mut server, port) = serve(&db, &[]);
     let listed = http_get(port, "/api/v1/experiments", key).unwrap();
     assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
     assert!(listed.ends_with("[]"), "{listed}");
@@ -110,12 +72,11 @@ fn bad_arguments_are_explained() {
     assert!(stderr.contains("unsupported database URL"), "{stderr}");
 }
 
-#[tokio::test]
-async fn report_prints_an_80_column_table_and_csv() {
+async fn report_prints_an_80_column_table_and_csv(backend: Backend) {
     use sluice::domain::{Event, EventKind, Experiment, Metric, MetricKind, NewAuditEntry};
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("report.db").display());
+    let test_db = TestDb::new(backend).await;
+    let db = test_db.url.clone();
     let store = sluice::store::open(&db).await.unwrap();
     let metric = Metric {
         key: "purchase".into(),
@@ -236,3 +197,8 @@ fn demo_tells_the_story_of_a_rollback() {
     assert!(text.contains("pricing-q4 (rolled_back)"), "{text}");
     assert!(text.contains("guard_rollback by guard"), "{text}");
 }
+
+on_both_backends!(
+    key_create_prints_the_key_alone_and_serve_accepts_it,
+    report_prints_an_80_column_table_and_csv,
+);

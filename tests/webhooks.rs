@@ -3,44 +3,18 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
-use common::{traffic, Backend, TestApp};
+use axum::http::StatusCode;
+use common::{traffic, webhook_receiver, Backend, TestApp};
 use serde_json::{json, Value};
 use sluice::domain::webhook::signature;
-use tokio::net::TcpListener;
-
-type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
-
-async fn receiver() -> (String, Received) {
-    let received: Received = Arc::default();
-    let sink = received.clone();
-    let router = Router::new().route(
-        "/hook",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push((headers, body));
-                StatusCode::OK
-            }
-        }),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (url, received)
-}
 
 const SECRET: &str = "s3cret-s3cret-s3cret";
 
 async fn a_rollback_is_announced_signed_and_logged(backend: Backend) {
     let app = TestApp::on(backend).await;
-    let (url, received) = receiver().await;
+    let (url, received) = webhook_receiver().await;
     let hook = app
         .post(
             "/api/v1/webhooks",

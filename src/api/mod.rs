@@ -152,7 +152,6 @@ async fn follow_other_servers(
     }
 }
 
-
 fn router(state: AppState) -> Router {
     Router::new()
         .merge(experiments::router())

@@ -212,7 +212,6 @@ pub async fn run_loop(
     }
 }
 
-
 async fn check_all(control: &Control) {
     if !control.leadership().check(control.store()).await {
         return;

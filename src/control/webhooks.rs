@@ -10,9 +10,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::watch;
 
+use super::Leadership;
 use crate::domain::webhook::{signature, Delivery, DeliveryOutcome, Webhook};
 use crate::domain::{now_millis, Millis};
-use super::Leadership;
 use crate::store::Store;
 
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -47,7 +47,6 @@ pub async fn run(
         }
     }
 }
-
 
 async fn deliver_due(store: &dyn Store, client: &reqwest::Client) {
     let due = match store.due_deliveries(now_millis(), BATCH).await {

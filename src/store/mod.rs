@@ -15,7 +15,6 @@ use crate::domain::{
     ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
 };
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A row with the same unique key exists already.

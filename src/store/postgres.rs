@@ -114,9 +114,9 @@ impl Dialect for Postgres {
     async fn announce_ruleset(conn: &mut PgConnection, version: u64) -> Result<(), StoreError> {
         // Delivered to listeners when the transaction commits, never before.
         sqlx::query(&format!("SELECT pg_notify({CHANNEL}, $1)"))
-        .bind(version.to_string())
-        .execute(conn)
-        .await?;
+            .bind(version.to_string())
+            .execute(conn)
+            .await?;
         Ok(())
     }
 
@@ -153,9 +153,10 @@ async fn try_lead(
         // Proves the session, and with it the lock, is still alive.
         sqlx::query("SELECT 1").execute(&mut *connection).await?;
     } else {
-        leadership.held = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LEADER_LOCK})"))
-            .fetch_one(&mut *connection)
-            .await?;
+        leadership.held =
+            sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LEADER_LOCK})"))
+                .fetch_one(&mut *connection)
+                .await?;
     }
     Ok(leadership.held)
 }

@@ -7,16 +7,20 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::Arc;
+pub mod process;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::routing::post;
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sluice::api::Server;
 use sluice::domain::{NewApiKey, Role};
 use sluice::store::Store;
+use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 /// Runs each named `async fn(Backend)` as two tests, `NAME::sqlite` and
@@ -84,9 +88,11 @@ pub fn postgres_url() -> String {
 async fn postgres_schema() -> String {
     use sqlx::Connection;
     let server = postgres_url();
-    let mut conn = sqlx::PgConnection::connect(&server).await.unwrap_or_else(|err| {
-        panic!("PostgreSQL tests need a server at {server} (set SLUICE_TEST_PG): {err}")
-    });
+    let mut conn = sqlx::PgConnection::connect(&server)
+        .await
+        .unwrap_or_else(|err| {
+            panic!("PostgreSQL tests need a server at {server} (set SLUICE_TEST_PG): {err}")
+        });
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -196,10 +202,7 @@ impl TestApp {
 
     /// Defines the `purchase` and `revenue` metrics and a 50/50 pricing experiment.
     pub async fn pricing_experiment(&self) -> Value {
-        for metric in [
-            json!({"key": "purchase", "name": "Purchase", "kind": "conversion", "event": "purchase"}),
-            json!({"key": "revenue", "name": "Revenue", "kind": "mean", "event": "purchase"}),
-        ] {
+        for metric in pricing_metrics() {
             let reply = self.post("/api/v1/metrics", &self.editor, metric).await;
             assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         }
@@ -254,6 +257,14 @@ impl TestApp {
     }
 }
 
+/// The metrics [`pricing_spec`] uses.
+pub fn pricing_metrics() -> [Value; 2] {
+    [
+        json!({"key": "purchase", "name": "Purchase", "kind": "conversion", "event": "purchase"}),
+        json!({"key": "revenue", "name": "Revenue", "kind": "mean", "event": "purchase"}),
+    ]
+}
+
 pub fn pricing_spec() -> Value {
     json!({
         "key": "pricing-q4", "name": "Premium price", "hypothesis": "A higher price keeps buyers",
@@ -265,4 +276,26 @@ pub fn pricing_spec() -> Value {
         "guardrails": [{"metric": "purchase", "max_drop": 0.2, "min_users": 500, "action": "rollback"}],
         "status": "draft"
     })
+}
+
+pub type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+/// A webhook receiver on a free port: its URL and what it received.
+pub async fn webhook_receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let router = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push((headers, body));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, received)
 }

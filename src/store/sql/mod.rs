@@ -35,11 +35,12 @@ pub(crate) trait Dialect: Database {
     /// the transaction.
     async fn lock_ingestion(conn: &mut Self::Connection) -> Result<(), StoreError>;
     /// Appends new events to the raw log.
-    async fn append_events(conn: &mut Self::Connection, events: &[&Event])
-        -> Result<(), StoreError>;
+    async fn append_events(
+        conn: &mut Self::Connection,
+        events: &[&Event],
+    ) -> Result<(), StoreError>;
     /// Tells other servers, on commit, that the ruleset moved to `version`.
-    async fn announce_ruleset(conn: &mut Self::Connection, version: u64)
-        -> Result<(), StoreError>;
+    async fn announce_ruleset(conn: &mut Self::Connection, version: u64) -> Result<(), StoreError>;
     /// Whether this server holds the leadership (see [`Store::lead`]).
     async fn lead(coordination: &Self::Coordination) -> Result<bool, StoreError>;
     /// A feed of changes committed by other servers, if others can exist.
@@ -241,18 +242,20 @@ where
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
-            .map(|(id, experiment, actor, action, before, after, evidence, at)| {
-                Ok(AuditEntry {
-                    id,
-                    experiment,
-                    actor,
-                    action,
-                    before: before.as_deref().map(decode).transpose()?,
-                    after: after.as_deref().map(decode).transpose()?,
-                    evidence: evidence.as_deref().map(decode).transpose()?,
-                    at: format_millis(at),
-                })
-            })
+            .map(
+                |(id, experiment, actor, action, before, after, evidence, at)| {
+                    Ok(AuditEntry {
+                        id,
+                        experiment,
+                        actor,
+                        action,
+                        before: before.as_deref().map(decode).transpose()?,
+                        after: after.as_deref().map(decode).transpose()?,
+                        evidence: evidence.as_deref().map(decode).transpose()?,
+                        at: format_millis(at),
+                    })
+                },
+            )
             .collect()
     }
 
@@ -356,15 +359,17 @@ where
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(variant, users, converted, sum, sum_sq, count, count_sq)| VariantTotals {
-                variant,
-                users: users as u64,
-                converted: converted as u64,
-                value_sum: sum,
-                value_sum_squares: sum_sq,
-                count_sum: count as f64,
-                count_sum_squares: count_sq as f64,
-            })
+            .map(
+                |(variant, users, converted, sum, sum_sq, count, count_sq)| VariantTotals {
+                    variant,
+                    users: users as u64,
+                    converted: converted as u64,
+                    value_sum: sum,
+                    value_sum_squares: sum_sq,
+                    count_sum: count as f64,
+                    count_sum_squares: count_sq as f64,
+                },
+            )
             .collect())
     }
 
@@ -492,10 +497,11 @@ where
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let deleted: Option<i64> = sqlx::query_scalar("DELETE FROM webhooks WHERE id = $1 RETURNING id")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let deleted: Option<i64> =
+            sqlx::query_scalar("DELETE FROM webhooks WHERE id = $1 RETURNING id")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(deleted.is_some())
     }

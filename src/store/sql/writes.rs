@@ -1,8 +1,6 @@
 //! The statements that run inside a caller's transaction: audit entries with their
 //! webhook deliveries, ruleset versions, and event ingestion (append raw events
 //! idempotently, then apply what [`crate::store::fold`] says the batch changes).
-use std::collections::{HashMap, HashSet};
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 use super::{decode, encode, Dialect, SqlStore};
 use crate::domain::{Event, EventKind, Millis, NewAuditEntry};
 use crate::store::fold::{
@@ -10,6 +8,8 @@ use crate::store::fold::{
     Touched, UserKey, UserMetric, UserMetrics,
 };
 use crate::store::{IngestOutcome, StoreError};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+use std::collections::{HashMap, HashSet};
 /// Rows per multi-row statement: large enough to amortise the per-statement cost,
 /// small enough to stay far below the backends' bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -31,7 +31,10 @@ pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
 }
 /// `$1, $2, $3`: the parameters of an `IN` list.
 fn parameter_list(count: usize) -> String {
-    (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (1..=count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 /// Splits per-event freshness into each batch's accepted and duplicate counts.
 pub(super) fn outcomes_per_batch(batches: &[&[Event]], is_new: &[bool]) -> Vec<IngestOutcome> {
@@ -193,7 +196,10 @@ where
     /// Says which events are new: their id was not stored before (nor earlier in the
     /// batch). Looking up the (usually absent) known ids is cheaper than having SQLite
     /// return every inserted id; the single writer connection makes it race-free.
-    async fn new_events(conn: &mut DB::Connection, events: &[&Event]) -> Result<Vec<bool>, StoreError> {
+    async fn new_events(
+        conn: &mut DB::Connection,
+        events: &[&Event],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut known = HashSet::new();
         for chunk in events.chunks(ROWS_PER_STATEMENT * 4) {
             let sql = format!(
@@ -210,7 +216,10 @@ where
         Ok(events.iter().map(|e| known.insert(e.id.clone())).collect())
     }
     /// Works out new first exposures, per-user aggregates and running totals.
-    async fn plan_fold(conn: &mut DB::Connection, fresh: &[&Event]) -> Result<Option<Fold>, StoreError> {
+    async fn plan_fold(
+        conn: &mut DB::Connection,
+        fresh: &[&Event],
+    ) -> Result<Option<Fold>, StoreError> {
         let tracks = tracks_by_user(fresh);
         let exposures = fold_exposures(fresh);
         if tracks.is_empty() && exposures.is_empty() {
@@ -417,7 +426,10 @@ where
         }
         Ok(())
     }
-    async fn write_totals(conn: &mut DB::Connection, changes: &TotalsChanges) -> Result<(), StoreError> {
+    async fn write_totals(
+        conn: &mut DB::Connection,
+        changes: &TotalsChanges,
+    ) -> Result<(), StoreError> {
         for ((experiment, variant), delta) in &changes.users {
             sqlx::query(
                 "INSERT INTO variant_users (experiment, variant, users) VALUES ($1, $2, $3) \
