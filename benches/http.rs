@@ -1,8 +1,9 @@
 //! HTTP benchmarks over loopback, each against a baseline measured in the same run:
 //! - `assign`: `POST /sdk/v1/assign` (auth, evaluation, exposure logging) next to a
 //!   bare axum JSON endpoint that parses the same body and answers a small object;
-//! - `ingest`: `POST /sdk/v1/events` with batches of 1000 events into SQLite,
-//!   acknowledged after commit.
+//! - `ingest`: `POST /sdk/v1/events` with batches of 1000 events into SQLite and
+//!   into PostgreSQL (`SLUICE_TEST_PG`, default the local server, in a fresh
+//!   schema), acknowledged after commit.
 //!
 //! Requests go over keep-alive HTTP/1.1 connections at once; the time per element is
 //! the inverse of throughput. Client and server share this machine's cores, equally
@@ -27,6 +28,12 @@ use sluice::domain::{NewApiKey, Role};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{Backend, TestDb};
+
 /// Concurrent connections for assignment (many app servers) and for ingestion
 /// (a few SDK flushers sending large batches).
 const ASSIGN_CONNECTIONS: usize = 32;
@@ -35,7 +42,7 @@ const INGEST_CONNECTIONS: usize = 4;
 struct Target {
     addr: SocketAddr,
     key: String,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
 async fn serve(router: Router) -> SocketAddr {
@@ -45,11 +52,10 @@ async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
-/// A sluice server on a fresh SQLite file with a running 3-clause experiment.
-async fn sluice_server() -> Target {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = sluice::store::open(&url).await.unwrap();
+/// A sluice server on a fresh database with a running 3-clause experiment.
+async fn sluice_server(backend: Backend) -> Target {
+    let db = TestDb::new(backend).await;
+    let store = sluice::store::open(&db.url).await.unwrap();
     let editor = NewApiKey::generate(Role::Editor, None, None);
     let sdk = NewApiKey::generate(Role::Sdk, None, None);
     store.insert_api_key(&editor).await.unwrap();
@@ -81,7 +87,7 @@ async fn sluice_server() -> Target {
     Target {
         addr,
         key: sdk.secret,
-        _dir: dir,
+        _db: db,
     }
 }
 
@@ -161,7 +167,8 @@ fn assign_body(i: u64) -> String {
 
 fn assign(c: &mut Criterion) {
     let runtime = Runtime::new().unwrap();
-    let (target, bare) = runtime.block_on(async { (sluice_server().await, bare_server().await) });
+    let (target, bare) =
+        runtime.block_on(async { (sluice_server(Backend::Sqlite).await, bare_server().await) });
     let mut group = c.benchmark_group("http");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
@@ -230,31 +237,36 @@ fn events_batch(batch: u64) -> String {
 
 fn ingest(c: &mut Criterion) {
     let runtime = Runtime::new().unwrap();
-    let target = runtime.block_on(sluice_server());
     let batches = Arc::new(AtomicU64::new(0));
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(1000));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    group.bench_function("sdk_v1_events_batch_1000", |b| {
-        b.to_async(&runtime).iter_custom(|n| {
-            // Fresh ids every batch (duplicates would be cheaper than real traffic),
-            // serialised before the clock starts so the client's JSON work is not
-            // charged to the server.
-            let first = batches.fetch_add(n, Ordering::Relaxed);
-            let bodies: Arc<Vec<String>> =
-                Arc::new((0..n).map(|i| events_batch(first + i)).collect());
-            let body = Arc::new(move |i: u64| bodies[i as usize].clone());
-            blast(
-                INGEST_CONNECTIONS,
-                target.addr,
-                "/sdk/v1/events",
-                &target.key,
-                n,
-                body,
-            )
-        })
-    });
+    for (name, backend) in [
+        ("sqlite_batch_1000", Backend::Sqlite),
+        ("postgres_batch_1000", Backend::Postgres),
+    ] {
+        let target = runtime.block_on(sluice_server(backend));
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter_custom(|n| {
+                // Fresh ids every batch (duplicates would be cheaper than real
+                // traffic), serialised before the clock starts so the client's JSON
+                // work is not charged to the server.
+                let first = batches.fetch_add(n, Ordering::Relaxed);
+                let bodies: Arc<Vec<String>> =
+                    Arc::new((0..n).map(|i| events_batch(first + i)).collect());
+                let body = Arc::new(move |i: u64| bodies[i as usize].clone());
+                blast(
+                    INGEST_CONNECTIONS,
+                    target.addr,
+                    "/sdk/v1/events",
+                    &target.key,
+                    n,
+                    body,
+                )
+            })
+        });
+    }
     group.finish();
 }
 

@@ -71,6 +71,11 @@ pub(super) async fn open(url: &str) -> Result<SqlStore<Postgres>, StoreError> {
 impl Dialect for Postgres {
     type Coordination = Coordination;
 
+    fn push_parameter(sql: &mut String, n: usize) {
+        sql.push('$');
+        sql.push_str(&n.to_string());
+    }
+
     fn dimension_value(column: &str) -> String {
         format!("({column}::jsonb ->> $1)")
     }

@@ -26,6 +26,9 @@ pub(crate) trait Dialect: Database {
     /// State a backend keeps beside its pools (a leadership connection, say).
     type Coordination: Send + Sync + 'static;
 
+    /// Appends the `n`th parameter (from 1) of a generated statement, whose
+    /// parameters are bound in order.
+    fn push_parameter(sql: &mut String, n: usize);
     /// An expression for the text of the kept dimension whose key `dimension_key`
     /// (see [`Dialect::dimension_key`]) is bound as `$1`, in a JSON object column.
     fn dimension_value(column: &str) -> String;

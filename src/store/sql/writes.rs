@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 /// small enough to stay far below the backends' bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 1000;
 /// `($1, $2), ($3, $4)`: the VALUES rows of a multi-row statement, `columns`
-/// parameters each.
-pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
+/// parameters each, in the backend's numbered-parameter syntax.
+pub(crate) fn value_rows<DB: Dialect>(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -23,18 +23,22 @@ pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", row * columns + column + 1));
+            DB::push_parameter(&mut sql, row * columns + column + 1);
         }
         sql.push(')');
     }
     sql
 }
 /// `$1, $2, $3`: the parameters of an `IN` list.
-fn parameter_list(count: usize) -> String {
-    (1..=count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+fn parameter_list<DB: Dialect>(count: usize) -> String {
+    let mut sql = String::with_capacity(count * 7);
+    for n in 1..=count {
+        if n > 1 {
+            sql.push_str(", ");
+        }
+        DB::push_parameter(&mut sql, n);
+    }
+    sql
 }
 /// Splits per-event freshness into each batch's accepted and duplicate counts.
 pub(super) fn outcomes_per_batch(batches: &[&[Event]], is_new: &[bool]) -> Vec<IngestOutcome> {
@@ -204,7 +208,7 @@ where
         for chunk in events.chunks(ROWS_PER_STATEMENT * 4) {
             let sql = format!(
                 "SELECT id FROM events WHERE id IN ({})",
-                parameter_list(chunk.len())
+                parameter_list::<DB>(chunk.len())
             );
             let mut query = sqlx::query_scalar::<_, String>(&sql);
             for event in chunk {
@@ -294,7 +298,7 @@ where
         for chunk in users.chunks(ROWS_PER_STATEMENT * 4) {
             let sql = format!(
                 "SELECT experiment, user_id, variant, first_ts, multiple, dimensions FROM exposures WHERE user_id IN ({})",
-                parameter_list(chunk.len())
+                parameter_list::<DB>(chunk.len())
             );
             let mut query = sqlx::query_as::<_, ExposureRow>(&sql);
             for user in chunk {
@@ -329,7 +333,7 @@ where
             let sql = format!(
                 "SELECT experiment, user_id, event, total, count FROM user_metrics \
                  WHERE (experiment, user_id) IN (VALUES {})",
-                value_rows(chunk.len(), 2)
+                value_rows::<DB>(chunk.len(), 2)
             );
             let mut query = sqlx::query_as::<_, MetricRow>(&sql);
             for (experiment, user) in chunk {
@@ -358,7 +362,7 @@ where
                 "WITH u (user_id, since) AS (VALUES {}) \
                  SELECT e.user_id, e.event, e.value, e.ts FROM u JOIN events e \
                  ON e.kind = 'track' AND e.user_id = u.user_id AND e.ts >= u.since",
-                value_rows(chunk.len(), 2)
+                value_rows::<DB>(chunk.len(), 2)
             );
             let mut query = sqlx::query_as::<_, (String, String, f64, Millis)>(&sql);
             for (user, first_ts) in chunk {
@@ -384,7 +388,7 @@ where
                 "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple, dimensions) \
                  VALUES {} ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
                  first_ts = excluded.first_ts, multiple = excluded.multiple, dimensions = excluded.dimensions",
-                value_rows(chunk.len(), 6)
+                value_rows::<DB>(chunk.len(), 6)
             );
             let mut query = sqlx::query(&sql);
             for ((experiment, user), first) in chunk {
@@ -411,7 +415,7 @@ where
                 "INSERT INTO user_metrics (experiment, user_id, event, total, count) VALUES {} \
                  ON CONFLICT (experiment, user_id, event) DO UPDATE SET \
                  total = excluded.total, count = excluded.count",
-                value_rows(chunk.len(), 5)
+                value_rows::<DB>(chunk.len(), 5)
             );
             let mut query = sqlx::query(&sql);
             for ((experiment, user), event, metric) in chunk {
