@@ -29,7 +29,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::{Backend, TestDb};
@@ -37,7 +36,7 @@ use common::{Backend, TestDb};
 /// Concurrent connections for assignment (many app servers) and for ingestion
 /// (a few SDK flushers sending large batches).
 const ASSIGN_CONNECTIONS: usize = 32;
-const INGEST_CONNECTIONS: usize = 4;
+const INGEST_CONNECTIONS: usize = 8;
 
 struct Target {
     addr: SocketAddr,

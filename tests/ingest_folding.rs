@@ -157,4 +157,56 @@ async fn folding_is_independent_of_order_batching_and_repeats(backend: Backend) 
     }
 }
 
-on_both_backends!(folding_is_independent_of_order_batching_and_repeats);
+/// Several writers at once (on PostgreSQL, two servers' stores) fold the same users
+/// as one writer would: nothing is lost or counted twice.
+async fn concurrent_writers_fold_like_one(backend: Backend) {
+    const WRITERS: usize = 4;
+    for seed in 0..4u64 {
+        let mut rng = StdRng::seed_from_u64(100 + seed);
+        let events = generate(&mut rng);
+        let mut delivered = events.clone();
+        delivered.extend(events.iter().filter(|_| rng.random_bool(0.25)).cloned());
+        delivered.shuffle(&mut rng);
+
+        let db = TestDb::new(backend).await;
+        let servers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 2,
+        };
+        let mut stores = Vec::new();
+        for _ in 0..servers {
+            stores.push(sluice::store::open(&db.url).await.unwrap());
+        }
+        let mut shares: Vec<Vec<Vec<Event>>> = vec![Vec::new(); WRITERS];
+        for (i, batch) in delivered.chunks(25).enumerate() {
+            shares[i % WRITERS].push(batch.to_vec());
+        }
+        let writers = shares.into_iter().enumerate().map(|(i, share)| {
+            let store = stores[i % servers].clone();
+            tokio::spawn(async move {
+                let mut accepted = 0;
+                for batch in share {
+                    let outcomes = store.ingest(&[batch.as_slice()]).await.unwrap();
+                    accepted += outcomes[0].accepted;
+                }
+                accepted
+            })
+        });
+        let mut accepted = 0;
+        for writer in writers.collect::<Vec<_>>() {
+            accepted += writer.await.unwrap();
+        }
+        assert_eq!(accepted, events.len() as u64, "seed {seed}");
+        for metric in EVENTS {
+            let (summary, totals) = reference(&events, metric);
+            let store = &stores[0];
+            assert_eq!(store.exposure_summary("exp").await.unwrap(), summary);
+            assert_eq!(store.variant_totals("exp", metric).await.unwrap(), totals);
+        }
+    }
+}
+
+on_both_backends!(
+    folding_is_independent_of_order_batching_and_repeats,
+    concurrent_writers_fold_like_one,
+);

@@ -1,6 +1,9 @@
 -- The whole schema on PostgreSQL, equal in meaning to the SQLite migrations up to
 -- the same date. Integers are BIGINT and reals DOUBLE PRECISION so both backends
--- decode to the same Rust types; JSON documents are TEXT, as on SQLite.
+-- decode to the same Rust types; JSON documents are TEXT, as on SQLite. Keys and
+-- names compare byte by byte (COLLATE "C"), as on SQLite and whatever the
+-- database's locale: the same order on both backends, and index comparisons that
+-- are a memcmp rather than a locale-aware strcoll.
 
 -- One row: the ruleset version, bumped in the same transaction as every change that
 -- alters what SDKs evaluate.
@@ -11,14 +14,14 @@ CREATE TABLE ruleset_state (
 INSERT INTO ruleset_state (id, version) VALUES (1, 0);
 
 CREATE TABLE metrics (
-    key TEXT PRIMARY KEY,
+    key TEXT COLLATE "C" PRIMARY KEY,
     definition TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
 
 CREATE TABLE experiments (
-    key TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
+    key TEXT COLLATE "C" PRIMARY KEY,
+    status TEXT COLLATE "C" NOT NULL,
     revision BIGINT NOT NULL,
     definition TEXT NOT NULL,
     created_at BIGINT NOT NULL,
@@ -27,9 +30,9 @@ CREATE TABLE experiments (
 
 CREATE TABLE audit_log (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    experiment TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
+    experiment TEXT COLLATE "C" NOT NULL,
+    actor TEXT COLLATE "C" NOT NULL,
+    action TEXT COLLATE "C" NOT NULL,
     before TEXT,
     after TEXT,
     evidence TEXT,
@@ -39,22 +42,22 @@ CREATE INDEX audit_log_by_experiment ON audit_log (experiment, id);
 
 CREATE TABLE api_keys (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    environment TEXT,
-    key_hash TEXT NOT NULL UNIQUE,
+    name TEXT COLLATE "C" NOT NULL,
+    role TEXT COLLATE "C" NOT NULL,
+    environment TEXT COLLATE "C",
+    key_hash TEXT COLLATE "C" NOT NULL UNIQUE,
     created_at BIGINT NOT NULL
 );
 
 -- Raw events, kept for idempotency (the id) and to rebuild a user's aggregates when
 -- an earlier exposure arrives late. The heap appends; only index entries scatter.
 CREATE TABLE events (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    experiment TEXT,
-    variant TEXT,
-    event TEXT,
+    id TEXT COLLATE "C" PRIMARY KEY,
+    kind TEXT COLLATE "C" NOT NULL,
+    user_id TEXT COLLATE "C" NOT NULL,
+    experiment TEXT COLLATE "C",
+    variant TEXT COLLATE "C",
+    event TEXT COLLATE "C",
     value DOUBLE PRECISION,
     ts BIGINT NOT NULL
 );
@@ -64,9 +67,9 @@ CREATE INDEX events_track_by_user ON events (user_id, ts) INCLUDE (event, value)
 -- First exposure per user and experiment; `multiple` marks users seen in more than
 -- one variant, whom analysis excludes; `dimensions` holds the kept attributes.
 CREATE TABLE exposures (
-    experiment TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    variant TEXT NOT NULL,
+    experiment TEXT COLLATE "C" NOT NULL,
+    user_id TEXT COLLATE "C" NOT NULL,
+    variant TEXT COLLATE "C" NOT NULL,
     first_ts BIGINT NOT NULL,
     multiple BOOLEAN NOT NULL DEFAULT FALSE,
     dimensions TEXT,
@@ -77,9 +80,9 @@ CREATE INDEX exposures_by_user ON exposures (user_id);
 -- Per user, experiment and event name: the sum of values and the number of events
 -- at or after the user's first exposure.
 CREATE TABLE user_metrics (
-    experiment TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    event TEXT NOT NULL,
+    experiment TEXT COLLATE "C" NOT NULL,
+    user_id TEXT COLLATE "C" NOT NULL,
+    event TEXT COLLATE "C" NOT NULL,
     total DOUBLE PRECISION NOT NULL,
     count BIGINT NOT NULL,
     PRIMARY KEY (experiment, user_id, event)
@@ -88,21 +91,21 @@ CREATE TABLE user_metrics (
 -- Running totals per variant, maintained by ingestion in the same transaction, so
 -- that a report reads O(variants x metrics) rows.
 CREATE TABLE variant_users (
-    experiment TEXT NOT NULL,
-    variant TEXT NOT NULL,
+    experiment TEXT COLLATE "C" NOT NULL,
+    variant TEXT COLLATE "C" NOT NULL,
     users BIGINT NOT NULL,
     PRIMARY KEY (experiment, variant)
 );
 
 CREATE TABLE experiment_multiple_exposures (
-    experiment TEXT PRIMARY KEY,
+    experiment TEXT COLLATE "C" PRIMARY KEY,
     users BIGINT NOT NULL
 );
 
 CREATE TABLE variant_totals (
-    experiment TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    event TEXT NOT NULL,
+    experiment TEXT COLLATE "C" NOT NULL,
+    variant TEXT COLLATE "C" NOT NULL,
+    event TEXT COLLATE "C" NOT NULL,
     converted BIGINT NOT NULL,
     value_sum DOUBLE PRECISION NOT NULL,
     value_sum_squares DOUBLE PRECISION NOT NULL,
@@ -124,9 +127,9 @@ CREATE TABLE webhooks (
 CREATE TABLE webhook_deliveries (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     webhook_id BIGINT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
-    event TEXT NOT NULL,
+    event TEXT COLLATE "C" NOT NULL,
     payload TEXT NOT NULL,
-    status TEXT NOT NULL,
+    status TEXT COLLATE "C" NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     last_error TEXT,

@@ -1,11 +1,13 @@
-//! Group commit for events. Every request's validated batch joins a queue; one
+//! Group commit for events. Every request's validated batch joins a queue; a
 //! writer takes whatever has queued up, stores it in a single transaction and only
 //! then answers each request. Under load many requests share one commit (and one
-//! fsync), without weakening "acknowledged after commit".
+//! fsync), without weakening "acknowledged after commit". There are as many writers
+//! as the store runs ingestion transactions at once: one on SQLite, a few on
+//! PostgreSQL, where they fold different users side by side.
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::domain::Event;
@@ -32,11 +34,22 @@ pub struct IngestQueue {
 pub struct IngestClosed;
 
 impl IngestQueue {
-    /// Starts the writer. It stops once every `IngestQueue` clone is dropped and the
-    /// queue is drained.
+    /// Starts the writers. They stop once every `IngestQueue` clone is dropped and
+    /// the queue is drained; the handle ends when all of them have.
     pub fn spawn(store: Arc<dyn Store>) -> (Self, JoinHandle<()>) {
         let (jobs, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        (Self { jobs }, tokio::spawn(write_groups(store, receiver)))
+        let receiver = Arc::new(Mutex::new(receiver));
+        let writers: Vec<JoinHandle<()>> = (0..store.ingest_writers().max(1))
+            .map(|_| tokio::spawn(write_groups(store.clone(), receiver.clone())))
+            .collect();
+        let all = tokio::spawn(async move {
+            for writer in writers {
+                if let Err(err) = writer.await {
+                    tracing::error!(error = %err, "an event writer failed");
+                }
+            }
+        });
+        (Self { jobs }, all)
     }
 
     /// Stores a validated batch; returns after it is committed.
@@ -53,19 +66,26 @@ impl IngestQueue {
     }
 }
 
-async fn write_groups(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Job>) {
-    while let Some(first) = receiver.recv().await {
-        let mut size = first.events.len();
-        let mut group = vec![first];
-        while size < MAX_EVENTS_PER_COMMIT {
-            let Ok(job) = receiver.try_recv() else {
-                break;
-            };
-            size += job.events.len();
-            group.push(job);
-        }
+async fn write_groups(store: Arc<dyn Store>, receiver: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    while let Some(group) = next_group(&receiver).await {
         write_group(store.as_ref(), group).await;
     }
+}
+
+/// Waits for a request, then takes whatever else has queued up behind it.
+async fn next_group(receiver: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let mut receiver = receiver.lock().await;
+    let first = receiver.recv().await?;
+    let mut size = first.events.len();
+    let mut group = vec![first];
+    while size < MAX_EVENTS_PER_COMMIT {
+        let Ok(job) = receiver.try_recv() else {
+            break;
+        };
+        size += job.events.len();
+        group.push(job);
+    }
+    Some(group)
 }
 
 async fn write_group(store: &dyn Store, group: Vec<Job>) {

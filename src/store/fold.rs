@@ -8,7 +8,7 @@
 //! apart). Replacing a user's old contribution by the new one keeps the totals exact
 //! whatever order events arrive in.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::domain::{Event, EventKind, Millis};
 
@@ -72,15 +72,16 @@ impl TotalsDelta {
     }
 }
 
-/// Every change to running totals a batch makes.
+/// Every change to running totals a batch makes. Ordered maps: concurrent writers
+/// update these shared rows in one global order, so they never deadlock.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct TotalsChanges {
     /// `(experiment, variant)` → change in users.
-    pub(crate) users: HashMap<(String, String), i64>,
+    pub(crate) users: BTreeMap<(String, String), i64>,
     /// experiment → change in users exposed to more than one variant.
-    pub(crate) multiple: HashMap<String, i64>,
+    pub(crate) multiple: BTreeMap<String, i64>,
     /// `(experiment, variant, event)` → change in totals.
-    pub(crate) totals: HashMap<(String, String, String), TotalsDelta>,
+    pub(crate) totals: BTreeMap<(String, String, String), TotalsDelta>,
 }
 
 impl TotalsChanges {

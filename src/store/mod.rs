@@ -110,6 +110,9 @@ pub trait Store: Send + Sync + 'static {
     /// the ramp scheduler, webhook delivery). Exactly one of the servers sharing a
     /// database leads at a time; a server that loses its connection loses the lead.
     async fn lead(&self) -> Result<bool, StoreError>;
+    /// How many ingestion transactions may run at once (one where the database has
+    /// a single writer).
+    fn ingest_writers(&self) -> usize;
     /// Changes committed by other servers; `None` where no other server can exist.
     async fn changes(&self) -> Result<Option<ChangeFeed>, StoreError>;
 

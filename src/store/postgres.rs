@@ -1,6 +1,6 @@
 //! PostgreSQL, for several servers sharing one database. Beyond the shared SQL it
-//! appends events in bulk with `UNNEST`, serialises ingestion with a transaction
-//! advisory lock, announces ruleset versions with `NOTIFY`, and elects the one server
+//! reads and writes in bulk with `UNNEST` arrays, keeps concurrent ingestion
+//! transactions off each other's users with advisory locks, announces ruleset versions with `NOTIFY`, and elects the one server
 //! that runs the guard loop, the scheduler and webhook delivery with a session
 //! advisory lock held on a connection of its own.
 //!
@@ -16,17 +16,31 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use sqlx::{Connection, Postgres};
 use tokio::sync::{mpsc, Mutex};
 
-use super::sql::{Dialect, RawEvent, SqlStore};
+use super::fold::{FirstExposure, UserKey, UserMetric};
+use super::sql::{Dialect, ExposureRow, MetricRow, RawEvent, SqlStore, TrackRow};
 use super::{ChangeFeed, StoreError};
-use crate::domain::Event;
+use crate::domain::{Event, Millis};
 
 const MAX_CONNECTIONS: u32 = 16;
 
 /// The NOTIFY channel of this deployment's ruleset versions.
 const CHANNEL: &str = "'sluice_ruleset_' || to_hex(hashtextextended(current_schema(), 1))";
-/// Advisory-lock keys: ingestion (per transaction) and leadership (per session).
-const INGEST_LOCK: &str = "hashtextextended(current_schema(), 2)";
+/// Advisory locks: leadership (one per session), ingestion (per transaction:
+/// shared by transactions that lock their users, each user a pair of integer keys,
+/// and taken alone by one with too many users for that).
 const LEADER_LOCK: &str = "hashtextextended(current_schema(), 3)";
+const INGEST_LOCK: &str = "hashtextextended(current_schema(), 2)";
+const USER_LOCKS: &str = "hashtext(current_schema())";
+/// Users one transaction locks one by one at most: a few writers' worth must fit
+/// PostgreSQL's lock table (by default 64 per connection, shared).
+const MAX_USER_LOCKS: usize = 1024;
+
+fn user_lock_key(user: &str) -> i32 {
+    let hash = user.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    i32::from_ne_bytes(hash.to_ne_bytes())
+}
 
 /// Keys and names that single out one deployment (one schema) in the database.
 pub(crate) struct Coordination {
@@ -70,11 +84,7 @@ pub(super) async fn open(url: &str) -> Result<SqlStore<Postgres>, StoreError> {
 #[async_trait]
 impl Dialect for Postgres {
     type Coordination = Coordination;
-
-    fn push_parameter(sql: &mut String, n: usize) {
-        sql.push('$');
-        sql.push_str(&n.to_string());
-    }
+    const INGEST_WRITERS: usize = 4;
 
     fn dimension_value(column: &str) -> String {
         format!("({column}::jsonb ->> $1)")
@@ -84,12 +94,39 @@ impl Dialect for Postgres {
         dimension.to_owned()
     }
 
-    async fn lock_ingestion(conn: &mut PgConnection) -> Result<(), StoreError> {
-        // Ingestion reads a user's stored state, then writes what changed: two servers
-        // folding the same user at once would both add to the running totals.
-        sqlx::query(&format!("SELECT pg_advisory_xact_lock({INGEST_LOCK})"))
+    async fn prepare_ingestion(conn: &mut PgConnection, users: &[&str]) -> Result<(), StoreError> {
+        // Ingestion reads a user's stored state, then writes what changed: two
+        // transactions folding the same user at once would both add to the running
+        // totals. Each locks its users (in one order, so they cannot deadlock) and
+        // shares a lock that a transaction with too many users to lock one by one
+        // takes alone instead.
+        // Its reads all look rows up by key, one batch key at a time (the joins are
+        // LATERAL and fenced with OFFSET 0). While a young table grows faster than
+        // autovacuum analyses it, the planner believes it tiny and would rather scan
+        // all of it; for this transaction, it may only walk the indexes by key.
+        let one_by_one = users.len() <= MAX_USER_LOCKS;
+        let ingest_lock = if one_by_one {
+            "pg_advisory_xact_lock_shared"
+        } else {
+            "pg_advisory_xact_lock"
+        };
+        sqlx::query(&format!(
+            "SELECT set_config('enable_seqscan', 'off', true), \
+             set_config('enable_bitmapscan', 'off', true), {ingest_lock}({INGEST_LOCK})"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        if one_by_one {
+            let mut keys: Vec<i32> = users.iter().map(|user| user_lock_key(user)).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            sqlx::query(&format!(
+                "SELECT pg_advisory_xact_lock({USER_LOCKS}, key) FROM UNNEST($1::int4[]) AS k (key)"
+            ))
+            .bind(keys)
             .execute(conn)
             .await?;
+        }
         Ok(())
     }
 
@@ -111,6 +148,118 @@ impl Dialect for Postgres {
         .bind(rows.iter().map(|r| r.event).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.value).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.ts).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn known_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(conn)
+                .await?,
+        )
+    }
+
+    async fn exposures_of(
+        conn: &mut PgConnection,
+        users: &[&str],
+    ) -> Result<Vec<ExposureRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT experiment, user_id, variant, first_ts, multiple, dimensions \
+             FROM exposures WHERE user_id = ANY($1)",
+        )
+        .bind(users)
+        .fetch_all(conn)
+        .await?)
+    }
+
+    async fn metrics_of(
+        conn: &mut PgConnection,
+        keys: &[&UserKey],
+    ) -> Result<Vec<MetricRow>, StoreError> {
+        let (experiments, users): (Vec<&str>, Vec<&str>) = keys
+            .iter()
+            .map(|(experiment, user)| (experiment.as_str(), user.as_str()))
+            .unzip();
+        Ok(sqlx::query_as(
+            "SELECT m.experiment, m.user_id, m.event, m.total, m.count \
+             FROM UNNEST($1::text[], $2::text[]) AS k (experiment, user_id) \
+             CROSS JOIN LATERAL (SELECT * FROM user_metrics \
+             WHERE experiment = k.experiment AND user_id = k.user_id OFFSET 0) m",
+        )
+        .bind(experiments)
+        .bind(users)
+        .fetch_all(conn)
+        .await?)
+    }
+
+    async fn tracks_since(
+        conn: &mut PgConnection,
+        since: &[(&str, Millis)],
+    ) -> Result<Vec<TrackRow>, StoreError> {
+        let (users, times): (Vec<&str>, Vec<Millis>) = since.iter().copied().unzip();
+        Ok(sqlx::query_as(
+            "SELECT e.user_id, e.event, e.value, e.ts \
+             FROM UNNEST($1::text[], $2::int8[]) AS u (user_id, since) \
+             CROSS JOIN LATERAL (SELECT user_id, event, value, ts FROM events \
+             WHERE kind = 'track' AND user_id = u.user_id AND ts >= u.since OFFSET 0) e",
+        )
+        .bind(users)
+        .bind(times)
+        .fetch_all(conn)
+        .await?)
+    }
+
+    async fn upsert_exposures(
+        conn: &mut PgConnection,
+        rows: &[(&UserKey, &FirstExposure)],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple, dimensions) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[]) \
+             ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
+             first_ts = excluded.first_ts, multiple = excluded.multiple, dimensions = excluded.dimensions",
+        )
+        .bind(rows.iter().map(|((e, _), _)| e.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|((_, u), _)| u.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, f)| f.variant.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, f)| f.first_ts).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, f)| f.multiple).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, f)| f.dimensions.as_deref()).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn upsert_metrics(
+        conn: &mut PgConnection,
+        rows: &[(UserKey, String, UserMetric)],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO user_metrics (experiment, user_id, event, total, count) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::int8[]) \
+             ON CONFLICT (experiment, user_id, event) DO UPDATE SET \
+             total = excluded.total, count = excluded.count",
+        )
+        .bind(
+            rows.iter()
+                .map(|((e, _), _, _)| e.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|((_, u), _, _)| u.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(_, event, _)| event.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(_, _, m)| m.total).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, _, m)| m.count).collect::<Vec<_>>())
         .execute(conn)
         .await?;
         Ok(())

@@ -12,9 +12,10 @@ use sqlx::sqlite::{
 };
 use sqlx::Sqlite;
 
-use super::sql::{value_rows, Dialect, RawEvent, SqlStore};
+use super::fold::{FirstExposure, UserKey, UserMetric};
+use super::sql::{Dialect, ExposureRow, MetricRow, RawEvent, SqlStore, TrackRow};
 use super::{ChangeFeed, StoreError};
-use crate::domain::Event;
+use crate::domain::{Event, Millis};
 
 /// Rows per multi-row statement: large enough to amortise the per-statement cost,
 /// small enough to stay far below SQLite's bound-parameter limit.
@@ -53,13 +54,7 @@ pub(super) async fn open(url: &str) -> Result<SqlStore<Sqlite>, StoreError> {
 #[async_trait]
 impl Dialect for Sqlite {
     type Coordination = ();
-
-    fn push_parameter(sql: &mut String, _: usize) {
-        // Anonymous: a numbered parameter has a name, and binding looks each name up
-        // in a list, which is quadratic in the thousands of parameters of a bulk
-        // statement.
-        sql.push('?');
-    }
+    const INGEST_WRITERS: usize = 1;
 
     fn dimension_value(column: &str) -> String {
         format!("CAST(json_extract({column}, $1) AS TEXT)")
@@ -69,7 +64,7 @@ impl Dialect for Sqlite {
         format!("$.\"{dimension}\"")
     }
 
-    async fn lock_ingestion(_: &mut SqliteConnection) -> Result<(), StoreError> {
+    async fn prepare_ingestion(_: &mut SqliteConnection, _: &[&str]) -> Result<(), StoreError> {
         // The single writer connection already serialises ingestion.
         Ok(())
     }
@@ -81,7 +76,7 @@ impl Dialect for Sqlite {
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO events (id, kind, user_id, experiment, variant, event, value, ts) VALUES {}",
-                value_rows::<Sqlite>(chunk.len(), 8)
+                value_rows(chunk.len(), 8)
             );
             let mut query = sqlx::query(&sql);
             for event in chunk {
@@ -101,6 +96,136 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
+    async fn known_ids(
+        conn: &mut SqliteConnection,
+        ids: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut known = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 4) {
+            let sql = format!(
+                "SELECT id FROM events WHERE id IN ({})",
+                parameters(chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            known.extend(query.fetch_all(&mut *conn).await?);
+        }
+        Ok(known)
+    }
+
+    async fn exposures_of(
+        conn: &mut SqliteConnection,
+        users: &[&str],
+    ) -> Result<Vec<ExposureRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in users.chunks(ROWS_PER_STATEMENT * 4) {
+            let sql = format!(
+                "SELECT experiment, user_id, variant, first_ts, multiple, dimensions FROM exposures WHERE user_id IN ({})",
+                parameters(chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, ExposureRow>(&sql);
+            for user in chunk {
+                query = query.bind(*user);
+            }
+            rows.extend(query.fetch_all(&mut *conn).await?);
+        }
+        Ok(rows)
+    }
+
+    async fn metrics_of(
+        conn: &mut SqliteConnection,
+        keys: &[&UserKey],
+    ) -> Result<Vec<MetricRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT experiment, user_id, event, total, count FROM user_metrics \
+                 WHERE (experiment, user_id) IN (VALUES {})",
+                value_rows(chunk.len(), 2)
+            );
+            let mut query = sqlx::query_as::<_, MetricRow>(&sql);
+            for (experiment, user) in chunk {
+                query = query.bind(experiment.as_str()).bind(user.as_str());
+            }
+            rows.extend(query.fetch_all(&mut *conn).await?);
+        }
+        Ok(rows)
+    }
+
+    async fn tracks_since(
+        conn: &mut SqliteConnection,
+        since: &[(&str, Millis)],
+    ) -> Result<Vec<TrackRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in since.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH u (user_id, since) AS (VALUES {}) \
+                 SELECT e.user_id, e.event, e.value, e.ts FROM u JOIN events e \
+                 ON e.kind = 'track' AND e.user_id = u.user_id AND e.ts >= u.since",
+                value_rows(chunk.len(), 2)
+            );
+            let mut query = sqlx::query_as::<_, TrackRow>(&sql);
+            for (user, first_ts) in chunk {
+                query = query.bind(*user).bind(*first_ts);
+            }
+            rows.extend(query.fetch_all(&mut *conn).await?);
+        }
+        Ok(rows)
+    }
+
+    async fn upsert_exposures(
+        conn: &mut SqliteConnection,
+        rows: &[(&UserKey, &FirstExposure)],
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple, dimensions) \
+                 VALUES {} ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
+                 first_ts = excluded.first_ts, multiple = excluded.multiple, dimensions = excluded.dimensions",
+                value_rows(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((experiment, user), first) in chunk {
+                query = query
+                    .bind(experiment.as_str())
+                    .bind(user.as_str())
+                    .bind(first.variant.as_str())
+                    .bind(first.first_ts)
+                    .bind(first.multiple)
+                    .bind(first.dimensions.as_deref());
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_metrics(
+        conn: &mut SqliteConnection,
+        rows: &[(UserKey, String, UserMetric)],
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO user_metrics (experiment, user_id, event, total, count) VALUES {} \
+                 ON CONFLICT (experiment, user_id, event) DO UPDATE SET \
+                 total = excluded.total, count = excluded.count",
+                value_rows(chunk.len(), 5)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((experiment, user), event, metric) in chunk {
+                query = query
+                    .bind(experiment.as_str())
+                    .bind(user.as_str())
+                    .bind(event.as_str())
+                    .bind(metric.total)
+                    .bind(metric.count);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     async fn announce_ruleset(_: &mut SqliteConnection, _: u64) -> Result<(), StoreError> {
         Ok(())
     }
@@ -112,4 +237,17 @@ impl Dialect for Sqlite {
     async fn changes(_: &()) -> Result<Option<ChangeFeed>, StoreError> {
         Ok(None)
     }
+}
+
+/// `(?, ?), (?, ?)`: the VALUES rows of a multi-row statement, `columns` parameters
+/// each. Anonymous parameters: numbered ones have names, and binding looks each name
+/// up in a list, quadratic in the thousands of parameters of a bulk statement.
+fn value_rows(rows: usize, columns: usize) -> String {
+    let row = format!("({})", parameters(columns));
+    vec![row; rows].join(", ")
+}
+
+/// `?, ?, ?`: the parameters of an `IN` list.
+fn parameters(count: usize) -> String {
+    vec!["?"; count].join(", ")
 }

@@ -8,6 +8,7 @@ mod writes;
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
+use super::fold::{FirstExposure, UserKey, UserMetric};
 use super::{
     ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError, TrackFact,
     VariantTotals,
@@ -18,7 +19,7 @@ use crate::domain::{
     Role,
 };
 
-pub(crate) use writes::{value_rows, RawEvent};
+pub(crate) use writes::{ExposureRow, MetricRow, RawEvent, TrackRow};
 
 /// What differs between backends.
 #[async_trait]
@@ -26,21 +27,53 @@ pub(crate) trait Dialect: Database {
     /// State a backend keeps beside its pools (a leadership connection, say).
     type Coordination: Send + Sync + 'static;
 
-    /// Appends the `n`th parameter (from 1) of a generated statement, whose
-    /// parameters are bound in order.
-    fn push_parameter(sql: &mut String, n: usize);
     /// An expression for the text of the kept dimension whose key `dimension_key`
     /// (see [`Dialect::dimension_key`]) is bound as `$1`, in a JSON object column.
     fn dimension_value(column: &str) -> String;
     fn dimension_key(dimension: &str) -> String;
 
-    /// Serialises ingestion across servers sharing the database, for the length of
-    /// the transaction.
-    async fn lock_ingestion(conn: &mut Self::Connection) -> Result<(), StoreError>;
+    /// How many ingestion transactions may run at once.
+    const INGEST_WRITERS: usize;
+    /// Readies an ingestion transaction for the events of `users`: no other
+    /// transaction, on any server, may fold the same users until it ends.
+    async fn prepare_ingestion(
+        conn: &mut Self::Connection,
+        users: &[&str],
+    ) -> Result<(), StoreError>;
+
+    // Bulk statements: each backend reads and writes many rows its fastest way.
+    /// The ids among `ids` already stored.
+    async fn known_ids(
+        conn: &mut Self::Connection,
+        ids: &[&str],
+    ) -> Result<Vec<String>, StoreError>;
+    /// Every stored exposure of the users, in any experiment.
+    async fn exposures_of(
+        conn: &mut Self::Connection,
+        users: &[&str],
+    ) -> Result<Vec<ExposureRow>, StoreError>;
+    /// The stored per-user aggregates of the `(experiment, user)` keys.
+    async fn metrics_of(
+        conn: &mut Self::Connection,
+        keys: &[&UserKey],
+    ) -> Result<Vec<MetricRow>, StoreError>;
+    /// Each user's stored track events at or after the given time.
+    async fn tracks_since(
+        conn: &mut Self::Connection,
+        since: &[(&str, Millis)],
+    ) -> Result<Vec<TrackRow>, StoreError>;
     /// Appends new events to the raw log.
     async fn append_events(
         conn: &mut Self::Connection,
         events: &[&Event],
+    ) -> Result<(), StoreError>;
+    async fn upsert_exposures(
+        conn: &mut Self::Connection,
+        rows: &[(&UserKey, &FirstExposure)],
+    ) -> Result<(), StoreError>;
+    async fn upsert_metrics(
+        conn: &mut Self::Connection,
+        rows: &[(UserKey, String, UserMetric)],
     ) -> Result<(), StoreError>;
     /// Tells other servers, on commit, that the ruleset moved to `version`.
     async fn announce_ruleset(conn: &mut Self::Connection, version: u64) -> Result<(), StoreError>;
@@ -303,6 +336,10 @@ where
         }))
     }
 
+    fn ingest_writers(&self) -> usize {
+        DB::INGEST_WRITERS
+    }
+
     async fn lead(&self) -> Result<bool, StoreError> {
         DB::lead(&self.coordination).await
     }
@@ -317,7 +354,10 @@ where
             return Ok(vec![IngestOutcome::default(); batches.len()]);
         }
         let mut tx = self.writer.begin().await?;
-        DB::lock_ingestion(&mut tx).await?;
+        let mut users: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        DB::prepare_ingestion(&mut tx, &users).await?;
         let is_new = Self::store_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(writes::outcomes_per_batch(batches, &is_new))

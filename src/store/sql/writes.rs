@@ -10,36 +10,6 @@ use crate::store::fold::{
 use crate::store::{IngestOutcome, StoreError};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 use std::collections::{HashMap, HashSet};
-/// Rows per multi-row statement: large enough to amortise the per-statement cost,
-/// small enough to stay far below the backends' bound-parameter limits.
-const ROWS_PER_STATEMENT: usize = 1000;
-/// `($1, $2), ($3, $4)`: the VALUES rows of a multi-row statement, `columns`
-/// parameters each, in the backend's numbered-parameter syntax.
-pub(crate) fn value_rows<DB: Dialect>(rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(rows * columns * 6);
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            DB::push_parameter(&mut sql, row * columns + column + 1);
-        }
-        sql.push(')');
-    }
-    sql
-}
-/// `$1, $2, $3`: the parameters of an `IN` list.
-fn parameter_list<DB: Dialect>(count: usize) -> String {
-    let mut sql = String::with_capacity(count * 7);
-    for n in 1..=count {
-        if n > 1 {
-            sql.push_str(", ");
-        }
-        DB::push_parameter(&mut sql, n);
-    }
-    sql
-}
 /// Splits per-event freshness into each batch's accepted and duplicate counts.
 pub(super) fn outcomes_per_batch(batches: &[&[Event]], is_new: &[bool]) -> Vec<IngestOutcome> {
     let mut rest = is_new;
@@ -62,15 +32,12 @@ struct Fold {
     metric_writes: Vec<(UserKey, String, UserMetric)>,
     changes: TotalsChanges,
 }
-type ExposureRow = (String, String, String, Millis, bool, Option<String>);
-type MetricRow = (String, String, String, f64, i64);
-fn collect_metrics(rows: Vec<MetricRow>, into: &mut HashMap<UserKey, UserMetrics>) {
-    for (experiment, user, event, total, count) in rows {
-        into.entry((experiment, user))
-            .or_default()
-            .insert(event, UserMetric { total, count });
-    }
-}
+/// `(experiment, user, variant, first_ts, multiple, dimensions)`.
+pub(crate) type ExposureRow = (String, String, String, Millis, bool, Option<String>);
+/// `(user, event, value, ts)`.
+pub(crate) type TrackRow = (String, String, f64, Millis);
+/// `(experiment, user, event, total, count)`.
+pub(crate) type MetricRow = (String, String, String, f64, i64);
 /// An event's columns in the raw log beyond id, user and time.
 pub(crate) struct RawEvent<'e> {
     pub(crate) kind: &'static str,
@@ -198,27 +165,18 @@ where
         Ok(is_new)
     }
     /// Says which events are new: their id was not stored before (nor earlier in the
-    /// batch). Looking up the (usually absent) known ids is cheaper than having SQLite
-    /// return every inserted id; the single writer connection makes it race-free.
+    /// batch). Looking up the (usually absent) known ids is cheaper than having the
+    /// database return every inserted id; ingestion is serialised, so it is race-free.
     async fn new_events(
         conn: &mut DB::Connection,
         events: &[&Event],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut known = HashSet::new();
-        for chunk in events.chunks(ROWS_PER_STATEMENT * 4) {
-            let sql = format!(
-                "SELECT id FROM events WHERE id IN ({})",
-                parameter_list::<DB>(chunk.len())
-            );
-            let mut query = sqlx::query_scalar::<_, String>(&sql);
-            for event in chunk {
-                query = query.bind(event.id.as_str());
-            }
-            known.extend(query.fetch_all(&mut *conn).await?);
-        }
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let mut known: HashSet<String> = DB::known_ids(conn, &ids).await?.into_iter().collect();
         // A repeated id inside the batch is new only the first time.
         Ok(events.iter().map(|e| known.insert(e.id.clone())).collect())
     }
+
     /// Works out new first exposures, per-user aggregates and running totals.
     async fn plan_fold(
         conn: &mut DB::Connection,
@@ -294,30 +252,23 @@ where
         users: &HashSet<&str>,
     ) -> Result<HashMap<UserKey, FirstExposure>, StoreError> {
         let users: Vec<&str> = users.iter().copied().collect();
-        let mut stored = HashMap::new();
-        for chunk in users.chunks(ROWS_PER_STATEMENT * 4) {
-            let sql = format!(
-                "SELECT experiment, user_id, variant, first_ts, multiple, dimensions FROM exposures WHERE user_id IN ({})",
-                parameter_list::<DB>(chunk.len())
-            );
-            let mut query = sqlx::query_as::<_, ExposureRow>(&sql);
-            for user in chunk {
-                query = query.bind(*user);
-            }
-            for (experiment, user, variant, first_ts, multiple, dimensions) in
-                query.fetch_all(&mut *conn).await?
-            {
-                let first = FirstExposure {
-                    variant,
-                    first_ts,
-                    multiple,
-                    dimensions,
-                };
-                stored.insert((experiment, user), first);
-            }
-        }
-        Ok(stored)
+        let rows = DB::exposures_of(conn, &users).await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(experiment, user, variant, first_ts, multiple, dimensions)| {
+                    let first = FirstExposure {
+                        variant,
+                        first_ts,
+                        multiple,
+                        dimensions,
+                    };
+                    ((experiment, user), first)
+                },
+            )
+            .collect())
     }
+
     /// The stored aggregates of users who were exposed before this batch.
     async fn read_user_metrics(
         conn: &mut DB::Connection,
@@ -328,18 +279,12 @@ where
             .filter(|(_, t)| t.before.is_some())
             .map(|(key, _)| key)
             .collect();
-        let mut metrics = HashMap::new();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT experiment, user_id, event, total, count FROM user_metrics \
-                 WHERE (experiment, user_id) IN (VALUES {})",
-                value_rows::<DB>(chunk.len(), 2)
-            );
-            let mut query = sqlx::query_as::<_, MetricRow>(&sql);
-            for (experiment, user) in chunk {
-                query = query.bind(experiment.as_str()).bind(user.as_str());
-            }
-            collect_metrics(query.fetch_all(&mut *conn).await?, &mut metrics);
+        let mut metrics: HashMap<UserKey, UserMetrics> = HashMap::new();
+        for (experiment, user, event, total, count) in DB::metrics_of(conn, &keys).await? {
+            metrics
+                .entry((experiment, user))
+                .or_default()
+                .insert(event, UserMetric { total, count });
         }
         Ok(metrics)
     }
@@ -357,20 +302,8 @@ where
         }
         let users: Vec<(&str, Millis)> = since.into_iter().collect();
         let mut tracks: HashMap<String, Vec<(String, f64, Millis)>> = HashMap::new();
-        for chunk in users.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH u (user_id, since) AS (VALUES {}) \
-                 SELECT e.user_id, e.event, e.value, e.ts FROM u JOIN events e \
-                 ON e.kind = 'track' AND e.user_id = u.user_id AND e.ts >= u.since",
-                value_rows::<DB>(chunk.len(), 2)
-            );
-            let mut query = sqlx::query_as::<_, (String, String, f64, Millis)>(&sql);
-            for (user, first_ts) in chunk {
-                query = query.bind(*user).bind(*first_ts);
-            }
-            for (user, event, value, ts) in query.fetch_all(&mut *conn).await? {
-                tracks.entry(user).or_default().push((event, value, ts));
-            }
+        for (user, event, value, ts) in DB::tracks_since(conn, &users).await? {
+            tracks.entry(user).or_default().push((event, value, ts));
         }
         Ok(tracks)
     }
@@ -383,26 +316,7 @@ where
             .filter(|(_, t)| t.before.as_ref() != Some(&t.after))
             .map(|(key, t)| (key, &t.after))
             .collect();
-        for chunk in writes.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO exposures (experiment, user_id, variant, first_ts, multiple, dimensions) \
-                 VALUES {} ON CONFLICT (experiment, user_id) DO UPDATE SET variant = excluded.variant, \
-                 first_ts = excluded.first_ts, multiple = excluded.multiple, dimensions = excluded.dimensions",
-                value_rows::<DB>(chunk.len(), 6)
-            );
-            let mut query = sqlx::query(&sql);
-            for ((experiment, user), first) in chunk {
-                query = query
-                    .bind(experiment.as_str())
-                    .bind(user.as_str())
-                    .bind(first.variant.as_str())
-                    .bind(first.first_ts)
-                    .bind(first.multiple)
-                    .bind(first.dimensions.as_deref());
-            }
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
+        DB::upsert_exposures(conn, &writes).await
     }
     /// Upserts changed per-user aggregates. A rebuild only ever adds events (the first
     /// exposure moves earlier), so no stored row has to disappear.
@@ -410,25 +324,7 @@ where
         conn: &mut DB::Connection,
         writes: &[(UserKey, String, UserMetric)],
     ) -> Result<(), StoreError> {
-        for chunk in writes.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO user_metrics (experiment, user_id, event, total, count) VALUES {} \
-                 ON CONFLICT (experiment, user_id, event) DO UPDATE SET \
-                 total = excluded.total, count = excluded.count",
-                value_rows::<DB>(chunk.len(), 5)
-            );
-            let mut query = sqlx::query(&sql);
-            for ((experiment, user), event, metric) in chunk {
-                query = query
-                    .bind(experiment.as_str())
-                    .bind(user.as_str())
-                    .bind(event.as_str())
-                    .bind(metric.total)
-                    .bind(metric.count);
-            }
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
+        DB::upsert_metrics(conn, writes).await
     }
     async fn write_totals(
         conn: &mut DB::Connection,
