@@ -1,0 +1,517 @@
+//! Creating and editing an experiment in a form. Field names are the API's field
+//! paths (`variants[1].weight`), so the form becomes the API's JSON body and the
+//! API's own validation answers; each problem it names is shown beside its field.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::{json, Map, Value};
+
+use super::error::WebError;
+use super::fields::{choices, Builder, Choice, Field, Fields};
+use super::session::{Session, SignedForm};
+use super::view::{self, render, Chrome};
+use crate::api::{ApiError, AppState};
+use crate::control::ControlError;
+use crate::domain::experiment::GuardrailAction;
+use crate::domain::validation::from_json;
+use crate::domain::{Experiment, ExperimentSpec, FieldProblem, Metric, Role, ValidationError};
+
+const VARIANT_ROWS: usize = 4;
+const GUARDRAIL_ROWS: usize = 2;
+const STAGE_ROWS: usize = 4;
+const GUARDRAIL_ACTIONS: [GuardrailAction; 4] = [
+    GuardrailAction::Alert,
+    GuardrailAction::Pause,
+    GuardrailAction::Adjust,
+    GuardrailAction::Rollback,
+];
+
+pub(crate) struct VariantRow {
+    key: Field,
+    weight: Field,
+    value: Field,
+}
+
+pub(crate) struct GuardrailRow {
+    metric: Field,
+    metric_choices: Vec<Choice>,
+    max_drop: Field,
+    min_users: Field,
+    action: Field,
+    action_choices: Vec<Choice>,
+}
+
+pub(crate) struct StageRow {
+    coverage: Field,
+    hold_seconds: Field,
+}
+
+#[derive(Template)]
+#[template(path = "experiment_form.html")]
+struct FormPage {
+    chrome: Chrome,
+    title: String,
+    target: String,
+    editing: bool,
+    refusal: Option<String>,
+    problems: Vec<FieldProblem>,
+    key: Field,
+    name: Field,
+    hypothesis: Field,
+    variants: Vec<VariantRow>,
+    variants_error: Option<String>,
+    coverage: Field,
+    condition: Field,
+    hash_attribute: Field,
+    namespace_name: Field,
+    namespace_start: Field,
+    namespace_end: Field,
+    namespace_error: Option<String>,
+    primary_metric: Field,
+    primary_choices: Vec<Choice>,
+    secondary_metrics: Vec<Choice>,
+    secondary_error: Option<String>,
+    guardrails: Vec<GuardrailRow>,
+    guardrails_error: Option<String>,
+    stages: Vec<StageRow>,
+    stages_error: Option<String>,
+    dimensions: Field,
+    alpha: Field,
+}
+
+/// What the form shows besides the values and problems.
+struct FormContext {
+    chrome: Chrome,
+    metrics: Vec<Metric>,
+    editing: Option<String>,
+    refusal: Option<String>,
+}
+
+fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>) -> FormPage {
+    let mut b = Builder {
+        values,
+        problems: problems.clone(),
+    };
+    let metric_options: Vec<(String, String)> = context
+        .metrics
+        .iter()
+        .map(|m| (m.key.clone(), format!("{} ({})", m.key, m.name)))
+        .collect();
+    let mut none_then_metrics = vec![(String::new(), "None".to_owned())];
+    none_then_metrics.extend(metric_options.iter().cloned());
+    let action_options: Vec<(String, String)> = GUARDRAIL_ACTIONS
+        .iter()
+        .map(|a| (a.as_str().to_owned(), a.as_str().to_owned()))
+        .collect();
+    let variants = (0..VARIANT_ROWS)
+        .map(|i| VariantRow {
+            key: b.field(
+                &format!("variants[{i}].key"),
+                &format!("Variant {} key", i + 1),
+                "",
+            ),
+            weight: b.field(&format!("variants[{i}].weight"), "Weight", ""),
+            value: b.field(&format!("variants[{i}].value"), "Payload (JSON)", ""),
+        })
+        .collect();
+    let guardrails = (0..GUARDRAIL_ROWS)
+        .map(|i| {
+            let metric = b.field(
+                &format!("guardrails[{i}].metric"),
+                &format!("Guardrail {} metric", i + 1),
+                "",
+            );
+            let action = b.field(&format!("guardrails[{i}].action"), "Action", "");
+            GuardrailRow {
+                metric_choices: choices(&none_then_metrics, &[metric.value.clone()], &metric.id),
+                action_choices: choices(&action_options, &[action.value.clone()], &action.id),
+                metric,
+                max_drop: b.field(
+                    &format!("guardrails[{i}].max_drop"),
+                    "Largest tolerated drop",
+                    "",
+                ),
+                min_users: b.field(
+                    &format!("guardrails[{i}].min_users"),
+                    "Minimum users per variant",
+                    "",
+                ),
+                action,
+            }
+        })
+        .collect();
+    let stages = (0..STAGE_ROWS)
+        .map(|i| StageRow {
+            coverage: b.field(
+                &format!("stages[{i}].coverage"),
+                &format!("Stage {} coverage", i + 1),
+                "",
+            ),
+            hold_seconds: b.field(
+                &format!("stages[{i}].hold_seconds"),
+                "Minimum hold (seconds)",
+                "",
+            ),
+        })
+        .collect();
+    let primary_metric = b.field(
+        "primary_metric",
+        "Primary metric",
+        "The metric that decides the experiment.",
+    );
+    let secondary = values.all("secondary_metrics");
+    let (title, target) = match &context.editing {
+        Some(key) => (format!("Edit {key}"), format!("/experiments/{key}/edit")),
+        None => ("New experiment".to_owned(), "/experiments/new".to_owned()),
+    };
+    FormPage {
+        chrome: context.chrome,
+        title,
+        target,
+        editing: context.editing.is_some(),
+        refusal: context.refusal,
+        key: b.field(
+            "key",
+            "Key",
+            "Letters, digits, '-', '_' or '.'; used in URLs and by the SDK.",
+        ),
+        name: b.field("name", "Name", ""),
+        hypothesis: b.field("hypothesis", "Hypothesis", ""),
+        variants,
+        variants_error: b.group("variants"),
+        coverage: b.field(
+            "coverage",
+            "Coverage",
+            "Share of matching users who enter, from 0 to 1.",
+        ),
+        condition: b.field(
+            "condition",
+            "Condition (JSON)",
+            "Who may enter, e.g. {\"country\": {\"$in\": [\"US\"]}}; empty for everyone.",
+        ),
+        hash_attribute: b.field(
+            "hash_attribute",
+            "Hash attribute",
+            "The user attribute that buckets users.",
+        ),
+        namespace_name: b.field(
+            "namespace.name",
+            "Namespace",
+            "Experiments in one namespace with disjoint ranges never share users.",
+        ),
+        namespace_start: b.field("namespace.range[0]", "Range start", ""),
+        namespace_end: b.field("namespace.range[1]", "Range end", ""),
+        namespace_error: b.group("namespace.range"),
+        primary_choices: choices(
+            &none_then_metrics,
+            &[primary_metric.value.clone()],
+            "primary",
+        ),
+        primary_metric,
+        secondary_metrics: choices(&metric_options, &secondary, "secondary"),
+        secondary_error: b.claim(|f| f.starts_with("secondary_metrics")),
+        guardrails,
+        guardrails_error: b.group("guardrails"),
+        stages,
+        stages_error: b.group("stages"),
+        dimensions: b.field(
+            "dimensions",
+            "Dimensions",
+            "User attributes kept at exposure for breakdowns, separated by commas.",
+        ),
+        alpha: b.field(
+            "alpha",
+            "Significance level",
+            "Reports and guardrails use it; 0.05 is usual.",
+        ),
+        problems,
+    }
+}
+
+/// A number as JSON when the text is one; otherwise the text itself, so that the
+/// API's validation names the field and says what it expected.
+fn number(text: &str) -> Value {
+    let text = text.trim();
+    text.parse::<u64>()
+        .map(Value::from)
+        .or_else(|_| text.parse::<f64>().map(Value::from))
+        .unwrap_or_else(|_| Value::from(text))
+}
+
+/// The JSON document in a text area; empty means absent.
+fn json_text(values: &Fields, name: &str, problems: &mut Vec<FieldProblem>) -> Option<Value> {
+    let text = values.get(name).trim();
+    if text.is_empty() {
+        return None;
+    }
+    serde_json::from_str(text)
+        .map_err(|err| {
+            problems.push(FieldProblem {
+                field: name.to_owned(),
+                problem: format!("is not valid JSON: {err}"),
+            });
+        })
+        .ok()
+}
+
+/// The API's JSON body for the submitted form. Optional parts left empty are null,
+/// so that an edit clears them; JSON that does not parse is a problem of its field.
+fn spec_document(values: &Fields) -> (Value, Vec<FieldProblem>) {
+    let mut problems = Vec::new();
+    let text = |name: &str| values.get(name).trim().to_owned();
+    let filled = |name: String| !values.get(&name).trim().is_empty();
+    let mut variants = Vec::new();
+    for i in (0..VARIANT_ROWS)
+        .filter(|i| filled(format!("variants[{i}].key")) || filled(format!("variants[{i}].weight")))
+    {
+        let mut variant = json!({
+            "key": text(&format!("variants[{i}].key")),
+            "weight": number(values.get(&format!("variants[{i}].weight"))),
+        });
+        if let Some(payload) = json_text(values, &format!("variants[{i}].value"), &mut problems) {
+            variant["value"] = payload;
+        }
+        variants.push(variant);
+    }
+    let guardrails: Vec<Value> = (0..GUARDRAIL_ROWS)
+        .filter(|i| filled(format!("guardrails[{i}].metric")))
+        .map(|i| {
+            let part = |p: &str| values.get(&format!("guardrails[{i}].{p}")).to_owned();
+            json!({"metric": part("metric"), "max_drop": number(&part("max_drop")),
+                   "min_users": number(&part("min_users")), "action": part("action")})
+        })
+        .collect();
+    let stages: Vec<Value> = (0..STAGE_ROWS)
+        .filter(|i| filled(format!("stages[{i}].coverage")))
+        .map(|i| {
+            let mut stage =
+                json!({"coverage": number(values.get(&format!("stages[{i}].coverage")))});
+            let hold = text(&format!("stages[{i}].hold_seconds"));
+            if !hold.is_empty() {
+                stage["hold_seconds"] = number(&hold);
+            }
+            stage
+        })
+        .collect();
+    let namespace = filled("namespace.name".to_owned()).then(|| {
+        json!({"name": text("namespace.name"),
+               "range": [number(values.get("namespace.range[0]")), number(values.get("namespace.range[1]"))]})
+    });
+    let mut document = Map::new();
+    document.insert("key".into(), text("key").into());
+    document.insert("name".into(), text("name").into());
+    document.insert("hypothesis".into(), text("hypothesis").into());
+    document.insert("variants".into(), variants.into());
+    for optional_number in ["coverage", "alpha"] {
+        if filled(optional_number.to_owned()) {
+            document.insert(optional_number.into(), number(values.get(optional_number)));
+        }
+    }
+    if filled("hash_attribute".to_owned()) {
+        document.insert("hash_attribute".into(), text("hash_attribute").into());
+    }
+    let condition = json_text(values, "condition", &mut problems);
+    document.insert("condition".into(), condition.unwrap_or(Value::Null));
+    document.insert("namespace".into(), namespace.unwrap_or(Value::Null));
+    let primary = Some(text("primary_metric")).filter(|p| !p.is_empty());
+    document.insert("primary_metric".into(), primary.into());
+    document.insert(
+        "secondary_metrics".into(),
+        values.all("secondary_metrics").into(),
+    );
+    document.insert("guardrails".into(), guardrails.into());
+    document.insert("stages".into(), stages.into());
+    let dimensions: Vec<String> = text("dimensions")
+        .split(',')
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .collect();
+    document.insert("dimensions".into(), dimensions.into());
+    (Value::Object(document), problems)
+}
+
+/// The form's values for an existing experiment, as if it had been submitted.
+fn values_of(experiment: &Experiment) -> Fields {
+    let spec = &experiment.spec;
+    let mut pairs = vec![
+        ("key".to_owned(), spec.key.clone()),
+        ("name".to_owned(), spec.name.clone()),
+        ("hypothesis".to_owned(), spec.hypothesis.clone()),
+        ("coverage".to_owned(), view::number(spec.coverage)),
+        ("hash_attribute".to_owned(), spec.hash_attribute.clone()),
+        ("alpha".to_owned(), view::number(spec.alpha)),
+        ("dimensions".to_owned(), spec.dimensions.join(", ")),
+        (
+            "primary_metric".to_owned(),
+            spec.primary_metric.clone().unwrap_or_default(),
+        ),
+    ];
+    if let Some(condition) = &spec.condition {
+        pairs.push(("condition".to_owned(), condition.to_string()));
+    }
+    if let Some(namespace) = &spec.namespace {
+        pairs.push(("namespace.name".to_owned(), namespace.name.clone()));
+        pairs.push((
+            "namespace.range[0]".to_owned(),
+            view::number(namespace.range[0]),
+        ));
+        pairs.push((
+            "namespace.range[1]".to_owned(),
+            view::number(namespace.range[1]),
+        ));
+    }
+    for (i, v) in spec.variants.iter().enumerate() {
+        pairs.push((format!("variants[{i}].key"), v.key.clone()));
+        pairs.push((format!("variants[{i}].weight"), view::number(v.weight)));
+        if !v.value.is_null() {
+            pairs.push((format!("variants[{i}].value"), v.value.to_string()));
+        }
+    }
+    for metric in &spec.secondary_metrics {
+        pairs.push(("secondary_metrics".to_owned(), metric.clone()));
+    }
+    for (i, g) in spec.guardrails.iter().enumerate() {
+        pairs.push((format!("guardrails[{i}].metric"), g.metric.clone()));
+        pairs.push((
+            format!("guardrails[{i}].max_drop"),
+            view::number(g.max_drop),
+        ));
+        pairs.push((
+            format!("guardrails[{i}].min_users"),
+            g.min_users.to_string(),
+        ));
+        pairs.push((
+            format!("guardrails[{i}].action"),
+            g.action.as_str().to_owned(),
+        ));
+    }
+    for (i, s) in spec.stages.iter().enumerate() {
+        pairs.push((format!("stages[{i}].coverage"), view::number(s.coverage)));
+        if let Some(hold) = s.hold_seconds {
+            pairs.push((format!("stages[{i}].hold_seconds"), hold.to_string()));
+        }
+    }
+    Fields::from_pairs(pairs)
+}
+
+/// A new experiment's form starts with a 50/50 split and full coverage.
+fn blank_values() -> Fields {
+    Fields::from_pairs(vec![
+        ("variants[0].key".to_owned(), "control".to_owned()),
+        ("variants[0].weight".to_owned(), "0.5".to_owned()),
+        ("variants[1].key".to_owned(), "treatment".to_owned()),
+        ("variants[1].weight".to_owned(), "0.5".to_owned()),
+        ("coverage".to_owned(), "1".to_owned()),
+        ("hash_attribute".to_owned(), "id".to_owned()),
+        ("alpha".to_owned(), "0.05".to_owned()),
+    ])
+}
+
+async fn context(
+    state: &AppState,
+    session: &Session,
+    editing: Option<String>,
+) -> Result<FormContext, WebError> {
+    Ok(FormContext {
+        chrome: session.chrome(),
+        metrics: state.control.store().list_metrics().await?,
+        editing,
+        refusal: None,
+    })
+}
+
+pub(crate) async fn new(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, WebError> {
+    session.require(Role::Editor)?;
+    let context = context(&state, &session, None).await?;
+    Ok(render(&form_page(context, &blank_values(), Vec::new())))
+}
+
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    session: Session,
+    Path(key): Path<String>,
+) -> Result<Response, WebError> {
+    session.require(Role::Editor)?;
+    let experiment = state.control.get_experiment(&key).await?;
+    let context = context(&state, &session, Some(key)).await?;
+    Ok(render(&form_page(
+        context,
+        &values_of(&experiment),
+        Vec::new(),
+    )))
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    form: SignedForm,
+) -> Result<Response, WebError> {
+    form.session.require(Role::Editor)?;
+    let (document, problems) = spec_document(&form.fields);
+    let outcome = match problems.is_empty() {
+        false => Err(ValidationError { problems }.into()),
+        true => match from_json::<ExperimentSpec>(document) {
+            Ok(spec) => {
+                state
+                    .control
+                    .create_experiment(spec, &form.session.key.name)
+                    .await
+            }
+            Err(invalid) => Err(invalid.into()),
+        },
+    };
+    answer(&state, form, None, outcome).await
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    form: SignedForm,
+) -> Result<Response, WebError> {
+    form.session.require(Role::Editor)?;
+    let (document, problems) = spec_document(&form.fields);
+    let outcome = match problems.is_empty() {
+        false => Err(ValidationError { problems }.into()),
+        true => {
+            state
+                .control
+                .patch_experiment(&key, &document, &form.session.key.name)
+                .await
+        }
+    };
+    answer(&state, form, Some(key), outcome).await
+}
+
+/// Redirects to the experiment after a change; shows the form again with every
+/// problem beside its field, or the reason a change was refused.
+async fn answer(
+    state: &AppState,
+    form: SignedForm,
+    editing: Option<String>,
+    outcome: Result<Experiment, ControlError>,
+) -> Result<Response, WebError> {
+    let err = match outcome {
+        Ok(experiment) => {
+            return Ok(Redirect::to(&format!("/experiments/{}", experiment.key())).into_response())
+        }
+        Err(err) => err,
+    };
+    let mut context = context(state, &form.session, editing).await?;
+    let (status, problems) = match err {
+        ControlError::Invalid(invalid) => (StatusCode::BAD_REQUEST, invalid.problems),
+        other => {
+            let refused = ApiError::from(other);
+            if refused.status().is_server_error() {
+                return Err(refused.into());
+            }
+            context.refusal = Some(refused.message().to_owned());
+            (refused.status(), Vec::new())
+        }
+    };
+    let page = form_page(context, &form.fields, problems);
+    Ok((status, render(&page)).into_response())
+}
