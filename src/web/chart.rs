@@ -2,6 +2,7 @@
 //! band: drawn on the server, so they need no script and read the same in every
 //! browser. This module only places points; the numbers come from the report.
 
+use crate::domain::{format_millis, parse_rfc3339};
 use crate::report::series::SeriesPoint;
 
 const WIDTH: f64 = 640.0;
@@ -63,10 +64,17 @@ fn defined(series: &[&SeriesPoint]) -> Vec<(String, f64, f64, f64)> {
         .filter_map(|p| {
             let effect = p.rel_effect?;
             let [low, high] = p.rel_ci?;
-            let day = p.through.get(..10).unwrap_or(&p.through).to_owned();
-            Some((day, effect, low, high))
+            Some((day_of(&p.through), effect, low, high))
         })
         .collect()
+}
+
+/// The calendar day a point covers: its cut-off is the next midnight, so the day
+/// is the one ending a millisecond before.
+fn day_of(through: &str) -> String {
+    let day =
+        parse_rfc3339(through).map_or_else(|| through.to_owned(), |end| format_millis(end - 1));
+    day.get(..10).unwrap_or(&day).to_owned()
 }
 
 fn chart(metric: &str, variant: &str, series: &[&SeriesPoint]) -> Option<Chart> {
@@ -175,7 +183,7 @@ mod tests {
 
     fn point(day: &str, effect: f64, ci: [f64; 2]) -> SeriesPoint {
         SeriesPoint {
-            through: format!("{day}T23:59:59.999Z"),
+            through: format!("{day}T00:00:00Z"),
             metric: "purchase".to_owned(),
             variant: "premium".to_owned(),
             baseline: "control".to_owned(),
@@ -202,7 +210,8 @@ mod tests {
         assert_eq!(chart.band.split(' ').count(), 4);
         let zero: f64 = chart.zero_y.parse().unwrap();
         assert!(zero > TOP && zero < HEIGHT - BOTTOM);
-        assert_eq!(chart.x_ticks[1].label, "2026-11-21");
+        assert_eq!(chart.x_ticks[0].label, "2026-11-19");
+        assert_eq!(chart.x_ticks[1].label, "2026-11-20");
         assert!(chart.summary.contains("-20.0%"));
     }
 

@@ -37,8 +37,6 @@ struct StageView {
 }
 
 struct GuardrailView {
-    metric: String,
-    variant: String,
     status: &'static str,
     evidence: String,
 }
@@ -195,8 +193,6 @@ fn page(
             .guardrails
             .iter()
             .map(|g| GuardrailView {
-                metric: g.metric.clone(),
-                variant: g.variant.clone(),
                 status: g.status.as_str(),
                 evidence: g.evidence.clone(),
             })
