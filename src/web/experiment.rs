@@ -15,6 +15,7 @@ use super::session::Session;
 use super::view::{self, render, Chrome};
 use crate::api::{csv_attachment, AppState};
 use crate::control::ReportOptions;
+use crate::domain::experiment::Guardrail;
 use crate::domain::{AuditEntry, Experiment, Role};
 use crate::report::{ComparisonReport, MetricReport, Report};
 
@@ -102,6 +103,7 @@ struct ExperimentPage {
     hash_attribute: String,
     health: &'static str,
     srm_warning: Option<String>,
+    guardrail_rules: Vec<String>,
     guardrails: Vec<GuardrailView>,
     metrics: Vec<MetricView>,
     dimensions: Vec<DimensionOption>,
@@ -189,6 +191,7 @@ fn page(
         hash_attribute: spec.hash_attribute.clone(),
         health: report.health.as_str(),
         srm_warning: srm_warning(report),
+        guardrail_rules: spec.guardrails.iter().map(guardrail_rule).collect(),
         guardrails: report
             .guardrails
             .iter()
@@ -240,6 +243,17 @@ fn hold_text(seconds: u64) -> String {
         s if s >= 3_600 && s % 3_600 == 0 => format!("at least {} hours", s / 3_600),
         s => format!("at least {s} seconds"),
     }
+}
+
+/// A guardrail's definition in words.
+fn guardrail_rule(guardrail: &Guardrail) -> String {
+    format!(
+        "{}: a drop of {} or more, once every variant has {} users, triggers {}",
+        guardrail.metric,
+        view::percent(guardrail.max_drop),
+        guardrail.min_users,
+        guardrail.action.as_str()
+    )
 }
 
 fn srm_warning(report: &Report) -> Option<String> {

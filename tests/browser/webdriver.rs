@@ -16,19 +16,19 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const DRIVER_START: Duration = Duration::from_secs(20);
 
-pub struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     session: String,
     driver: Child,
 }
 
 /// A reference to an element of the current page.
-pub struct Element(String);
+struct Element(String);
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium window of 1280×900. Fails with a
     /// message naming the packages when they are not installed.
-    pub async fn start() -> Browser {
+    pub(crate) async fn start() -> Browser {
         for program in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 Path::new(program).exists(),
@@ -90,11 +90,11 @@ impl Browser {
         reply["value"].clone()
     }
 
-    pub async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({"url": url}))).await;
     }
 
-    pub async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         self.call("GET", "/url", None)
             .await
             .as_str()
@@ -103,7 +103,7 @@ impl Browser {
     }
 
     /// The element matching a CSS selector; fails the test if there is none.
-    pub async fn find(&self, css: &str) -> Element {
+    pub(crate) async fn find(&self, css: &str) -> Element {
         let found = self
             .call(
                 "POST",
@@ -119,7 +119,7 @@ impl Browser {
     }
 
     /// How many elements match a CSS selector.
-    pub async fn count(&self, css: &str) -> usize {
+    pub(crate) async fn count(&self, css: &str) -> usize {
         let found = self
             .call(
                 "POST",
@@ -131,7 +131,7 @@ impl Browser {
     }
 
     /// Replaces the text of the field matching `css`.
-    pub async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let field = self.find(css).await;
         self.call("POST", &format!("/element/{}/clear", field.0), None)
             .await;
@@ -143,14 +143,14 @@ impl Browser {
         .await;
     }
 
-    pub async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let element = self.find(css).await;
         self.call("POST", &format!("/element/{}/click", element.0), None)
             .await;
     }
 
     /// The visible text of the element matching `css`.
-    pub async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let element = self.find(css).await;
         self.call("GET", &format!("/element/{}/text", element.0), None)
             .await
@@ -159,7 +159,7 @@ impl Browser {
             .to_owned()
     }
 
-    pub async fn resize(&self, width: u32, height: u32) {
+    pub(crate) async fn resize(&self, width: u32, height: u32) {
         self.call(
             "POST",
             "/window/rect",
@@ -169,7 +169,7 @@ impl Browser {
     }
 
     /// Saves a PNG of the window to `path`.
-    pub async fn screenshot(&self, path: &Path) {
+    pub(crate) async fn screenshot(&self, path: &Path) {
         let encoded = self.call("GET", "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(encoded.as_str().expect("base64 PNG"))
@@ -177,7 +177,7 @@ impl Browser {
         std::fs::write(path, png).expect("write screenshot");
     }
 
-    pub async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         self.call("DELETE", "", None).await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();

@@ -1,0 +1,259 @@
+//! The dashboard over plain HTTP: sessions, CSRF and roles. A request without a
+//! session goes to sign-in; a form without the right CSRF token, or from a role
+//! that may not act, is refused and changes nothing.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use common::TestApp;
+
+struct Page {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The CSRF token the page's forms carry.
+    fn csrf(&self) -> String {
+        let start = self
+            .html
+            .find(r#"name="csrf" value=""#)
+            .expect("a CSRF field")
+            + 19;
+        self.html[start..start + self.html[start..].find('"').unwrap()].to_owned()
+    }
+
+    fn set_cookie(&self) -> String {
+        self.headers
+            .get(SET_COOKIE)
+            .and_then(|c| c.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+async fn request(app: &TestApp, method: Method, path: &str, cookie: &str, form: &str) -> Page {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(COOKIE, cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Page {
+        status,
+        headers,
+        html: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn session(key: &str) -> String {
+    format!("sluice_session={key}")
+}
+
+async fn get(app: &TestApp, path: &str, key: &str) -> Page {
+    request(app, Method::GET, path, &session(key), "").await
+}
+
+async fn post(app: &TestApp, path: &str, key: &str, form: &str) -> Page {
+    request(app, Method::POST, path, &session(key), form).await
+}
+
+async fn status_of(app: &TestApp, key: &str) -> String {
+    let reply = app
+        .get(&format!("/api/v1/experiments/{key}"), &app.analyst)
+        .await;
+    reply.body["status"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn pages_without_a_session_lead_to_sign_in() {
+    let app = TestApp::new().await;
+    for path in [
+        "/",
+        "/experiments/new",
+        "/experiments/pricing-q4",
+        "/planning",
+    ] {
+        let page = request(&app, Method::GET, path, "", "").await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(page.location(), "/signin", "{path}");
+    }
+    let page = request(&app, Method::GET, "/", &session("sk_editor_unknown"), "").await;
+    assert_eq!(page.location(), "/signin");
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_clears_it() {
+    let app = TestApp::new().await;
+    let form = request(&app, Method::GET, "/signin", "", "").await;
+    let csrf = form.csrf();
+    let pre = format!("sluice_signin={csrf}");
+    let body = format!("csrf={csrf}&key={}", app.editor);
+
+    let forged = request(&app, Method::POST, "/signin", "sluice_signin=other", &body).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let sdk = format!("csrf={csrf}&key={}", app.sdk);
+    let refused = request(&app, Method::POST, "/signin", &pre, &sdk).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.html.contains("SDK keys cannot sign in"));
+
+    let signed_in = request(&app, Method::POST, "/signin", &pre, &body).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let cookie = signed_in.set_cookie();
+    assert!(cookie.starts_with(&format!("sluice_session={};", app.editor)));
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+
+    let home = get(&app, "/", &app.editor).await;
+    assert_eq!(home.status, StatusCode::OK);
+    let out = post(
+        &app,
+        "/signout",
+        &app.editor,
+        &format!("csrf={}", home.csrf()),
+    )
+    .await;
+    assert_eq!(out.location(), "/signin");
+    assert!(out.set_cookie().starts_with("sluice_session=;"));
+    assert!(out.set_cookie().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn a_form_without_the_right_csrf_token_is_refused_and_changes_nothing() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let path = "/experiments/pricing-q4/act";
+    let missing = post(&app, path, &app.editor, "action=start").await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    let wrong = post(&app, path, &app.editor, "action=start&csrf=0123abcd").await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    // Another key's token is no good either.
+    let analyst_page = get(&app, "/", &app.analyst).await;
+    let borrowed = format!("action=start&csrf={}", analyst_page.csrf());
+    let borrowed = post(&app, path, &app.editor, &borrowed).await;
+    assert_eq!(borrowed.status, StatusCode::FORBIDDEN);
+    assert_eq!(status_of(&app, "pricing-q4").await, "draft");
+
+    let page = get(&app, "/experiments/pricing-q4", &app.editor).await;
+    let started = post(
+        &app,
+        path,
+        &app.editor,
+        &format!("action=start&csrf={}", page.csrf()),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    assert_eq!(started.location(), "/experiments/pricing-q4");
+    assert_eq!(status_of(&app, "pricing-q4").await, "running");
+}
+
+#[tokio::test]
+async fn an_analyst_sees_no_lifecycle_buttons_and_may_not_act() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    app.send_traffic((600, 60), (600, 30)).await;
+
+    let page = get(&app, "/experiments/pricing-q4", &app.analyst).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("Export CSV"));
+    assert!(!page.html.contains("/confirm?action="));
+    assert!(!page.html.contains("/edit\""));
+    let form = format!("action=rollback&csrf={}", page.csrf());
+    let refused = post(&app, "/experiments/pricing-q4/act", &app.analyst, &form).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(status_of(&app, "pricing-q4").await, "running");
+    let confirm = get(
+        &app,
+        "/experiments/pricing-q4/confirm?action=rollback",
+        &app.analyst,
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::FORBIDDEN);
+
+    let editor_page = get(&app, "/experiments/pricing-q4", &app.editor).await;
+    assert!(editor_page
+        .html
+        .contains("/experiments/pricing-q4/confirm?action=rollback"));
+    assert!(!editor_page.html.contains("confirm?action=start"));
+}
+
+#[tokio::test]
+async fn the_experiment_page_shows_the_report_chart_and_csv() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    app.send_traffic((600, 60), (600, 30)).await;
+
+    let page = get(&app, "/experiments/pricing-q4", &app.analyst).await;
+    assert!(page.html.contains("-50.0%"), "the lift of premium");
+    assert!(page.html.contains(r#"<polyline class="effect""#));
+    assert!(page.html.contains("rollback"), "the guardrail's action");
+    let csv = get(&app, "/experiments/pricing-q4/report.csv", &app.analyst).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(csv.html.contains("premium"));
+    let list = get(&app, "/?status=running&q=pricing", &app.analyst).await;
+    assert!(list.html.contains("premium -50.0%"));
+    let none = get(&app, "/?status=draft", &app.analyst).await;
+    assert!(none.html.contains("No experiment matches this filter."));
+}
+
+#[tokio::test]
+async fn the_form_shows_the_api_validation_beside_each_field() {
+    let app = TestApp::new().await;
+    let page = get(&app, "/experiments/new", &app.editor).await;
+    let form = format!(
+        "csrf={}&key=bad%20key&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5\
+         &variants%5B1%5D.key=b&variants%5B1%5D.weight=abc&condition=%7Bnot+json",
+        page.csrf()
+    );
+    let rejected = post(&app, "/experiments/new", &app.editor, &form).await;
+    assert_eq!(rejected.status, StatusCode::BAD_REQUEST);
+    assert!(rejected
+        .html
+        .contains(r#"<p class="error" id="condition-error">is not valid JSON"#));
+
+    let form = form.replace("&condition=%7Bnot+json", "");
+    let rejected = post(&app, "/experiments/new", &app.editor, &form).await;
+    assert!(rejected
+        .html
+        .contains(r#"id="variants-1--weight-error">invalid type: string"#));
+
+    let form = form.replace("weight=abc", "weight=0.5");
+    let rejected = post(&app, "/experiments/new", &app.editor, &form).await;
+    assert!(rejected
+        .html
+        .contains(r#"id="key-error">must be 1 to 64 characters"#));
+    let listed = app.get("/api/v1/experiments", &app.editor).await;
+    assert_eq!(listed.body, serde_json::json!([]));
+
+    let analyst_csrf = get(&app, "/", &app.analyst).await.csrf();
+    let form = form.replace(&page.csrf(), &analyst_csrf);
+    let analyst = post(&app, "/experiments/new", &app.analyst, &form).await;
+    assert_eq!(analyst.status, StatusCode::FORBIDDEN);
+    let listed = app.get("/api/v1/experiments", &app.editor).await;
+    assert_eq!(listed.body, serde_json::json!([]));
+}
