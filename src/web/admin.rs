@@ -89,7 +89,7 @@ async fn metrics_page(
         name: b.field("name", "Name", ""),
         kind_choices: choices(
             &pairs(&["conversion", "mean", "count"]),
-            &[kind.value.clone()],
+            std::slice::from_ref(&kind.value),
             "kind",
         ),
         kind,

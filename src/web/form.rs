@@ -125,8 +125,16 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
             );
             let action = b.field(&format!("guardrails[{i}].action"), "Action", "");
             GuardrailRow {
-                metric_choices: choices(&none_then_metrics, &[metric.value.clone()], &metric.id),
-                action_choices: choices(&action_options, &[action.value.clone()], &action.id),
+                metric_choices: choices(
+                    &none_then_metrics,
+                    std::slice::from_ref(&metric.value),
+                    &metric.id,
+                ),
+                action_choices: choices(
+                    &action_options,
+                    std::slice::from_ref(&action.value),
+                    &action.id,
+                ),
                 metric,
                 max_drop: b.field(
                     &format!("guardrails[{i}].max_drop"),
@@ -206,7 +214,7 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
         namespace_error: b.group("namespace.range"),
         primary_choices: choices(
             &none_then_metrics,
-            &[primary_metric.value.clone()],
+            std::slice::from_ref(&primary_metric.value),
             "primary",
         ),
         primary_metric,

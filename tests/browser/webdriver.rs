@@ -103,7 +103,7 @@ impl Browser {
     }
 
     /// The element matching a CSS selector; fails the test if there is none.
-    pub(crate) async fn find(&self, css: &str) -> Element {
+    async fn find(&self, css: &str) -> Element {
         let found = self
             .call(
                 "POST",
