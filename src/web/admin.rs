@@ -107,13 +107,7 @@ pub(crate) async fn metrics(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Response, WebError> {
-    let page = metrics_page(
-        &state,
-        &session,
-        &Fields::from_pairs(Vec::new()),
-        Vec::new(),
-    )
-    .await?;
+    let page = metrics_page(&state, &session, &Fields::empty(), Vec::new()).await?;
     Ok(render(&page))
 }
 
@@ -181,13 +175,7 @@ pub(crate) async fn webhooks(
     session: Session,
 ) -> Result<Response, WebError> {
     session.require(Role::Admin)?;
-    let page = webhooks_page(
-        &state,
-        &session,
-        &Fields::from_pairs(Vec::new()),
-        Vec::new(),
-    )
-    .await?;
+    let page = webhooks_page(&state, &session, &Fields::empty(), Vec::new()).await?;
     Ok(render(&page))
 }
 

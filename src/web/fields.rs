@@ -16,6 +16,11 @@ impl Fields {
         Fields(pairs)
     }
 
+    /// A form nobody has filled in yet.
+    pub(crate) fn empty() -> Self {
+        Fields(Vec::new())
+    }
+
     /// The first value of `name`, or "" when the form has none.
     pub(crate) fn get(&self, name: &str) -> &str {
         self.0
@@ -90,6 +95,11 @@ impl Builder<'_> {
                         .is_some_and(|rest| rest.starts_with(['.', '[']))
             }),
         }
+    }
+
+    /// A field of row `i` of a repeated group: `variants[1].weight`.
+    pub(crate) fn row(&mut self, group: &str, i: usize, part: &str, label: &str) -> Field {
+        self.field(&format!("{group}[{i}].{part}"), label, "")
     }
 
     /// Problems about a group of fields as a whole, such as `variants`.

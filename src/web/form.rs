@@ -89,6 +89,64 @@ struct FormContext {
     refusal: Option<String>,
 }
 
+fn variant_rows(b: &mut Builder<'_>) -> Vec<VariantRow> {
+    (0..VARIANT_ROWS)
+        .map(|i| VariantRow {
+            key: b.row("variants", i, "key", &format!("Variant {} key", i + 1)),
+            weight: b.row("variants", i, "weight", "Weight"),
+            value: b.row("variants", i, "value", "Payload (JSON)"),
+        })
+        .collect()
+}
+
+fn guardrail_rows(b: &mut Builder<'_>, metric_options: &[(String, String)]) -> Vec<GuardrailRow> {
+    let action_options: Vec<(String, String)> = GUARDRAIL_ACTIONS
+        .iter()
+        .map(|a| (a.as_str().to_owned(), a.as_str().to_owned()))
+        .collect();
+    (0..GUARDRAIL_ROWS)
+        .map(|i| {
+            let metric = b.row(
+                "guardrails",
+                i,
+                "metric",
+                &format!("Guardrail {} metric", i + 1),
+            );
+            let action = b.row("guardrails", i, "action", "Action");
+            GuardrailRow {
+                metric_choices: choices(
+                    metric_options,
+                    std::slice::from_ref(&metric.value),
+                    &metric.id,
+                ),
+                action_choices: choices(
+                    &action_options,
+                    std::slice::from_ref(&action.value),
+                    &action.id,
+                ),
+                metric,
+                max_drop: b.row("guardrails", i, "max_drop", "Largest tolerated drop"),
+                min_users: b.row("guardrails", i, "min_users", "Minimum users per variant"),
+                action,
+            }
+        })
+        .collect()
+}
+
+fn stage_rows(b: &mut Builder<'_>) -> Vec<StageRow> {
+    (0..STAGE_ROWS)
+        .map(|i| StageRow {
+            coverage: b.row(
+                "stages",
+                i,
+                "coverage",
+                &format!("Stage {} coverage", i + 1),
+            ),
+            hold_seconds: b.row("stages", i, "hold_seconds", "Minimum hold (seconds)"),
+        })
+        .collect()
+}
+
 fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>) -> FormPage {
     let mut b = Builder {
         values,
@@ -101,69 +159,9 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
         .collect();
     let mut none_then_metrics = vec![(String::new(), "None".to_owned())];
     none_then_metrics.extend(metric_options.iter().cloned());
-    let action_options: Vec<(String, String)> = GUARDRAIL_ACTIONS
-        .iter()
-        .map(|a| (a.as_str().to_owned(), a.as_str().to_owned()))
-        .collect();
-    let variants = (0..VARIANT_ROWS)
-        .map(|i| VariantRow {
-            key: b.field(
-                &format!("variants[{i}].key"),
-                &format!("Variant {} key", i + 1),
-                "",
-            ),
-            weight: b.field(&format!("variants[{i}].weight"), "Weight", ""),
-            value: b.field(&format!("variants[{i}].value"), "Payload (JSON)", ""),
-        })
-        .collect();
-    let guardrails = (0..GUARDRAIL_ROWS)
-        .map(|i| {
-            let metric = b.field(
-                &format!("guardrails[{i}].metric"),
-                &format!("Guardrail {} metric", i + 1),
-                "",
-            );
-            let action = b.field(&format!("guardrails[{i}].action"), "Action", "");
-            GuardrailRow {
-                metric_choices: choices(
-                    &none_then_metrics,
-                    std::slice::from_ref(&metric.value),
-                    &metric.id,
-                ),
-                action_choices: choices(
-                    &action_options,
-                    std::slice::from_ref(&action.value),
-                    &action.id,
-                ),
-                metric,
-                max_drop: b.field(
-                    &format!("guardrails[{i}].max_drop"),
-                    "Largest tolerated drop",
-                    "",
-                ),
-                min_users: b.field(
-                    &format!("guardrails[{i}].min_users"),
-                    "Minimum users per variant",
-                    "",
-                ),
-                action,
-            }
-        })
-        .collect();
-    let stages = (0..STAGE_ROWS)
-        .map(|i| StageRow {
-            coverage: b.field(
-                &format!("stages[{i}].coverage"),
-                &format!("Stage {} coverage", i + 1),
-                "",
-            ),
-            hold_seconds: b.field(
-                &format!("stages[{i}].hold_seconds"),
-                "Minimum hold (seconds)",
-                "",
-            ),
-        })
-        .collect();
+    let variants = variant_rows(&mut b);
+    let guardrails = guardrail_rows(&mut b, &none_then_metrics);
+    let stages = stage_rows(&mut b);
     let primary_metric = b.field(
         "primary_metric",
         "Primary metric",
@@ -266,7 +264,7 @@ fn json_text(values: &Fields, name: &str, problems: &mut Vec<FieldProblem>) -> O
 
 /// The API's JSON body for the submitted form. Optional parts left empty are null,
 /// so that an edit clears them; JSON that does not parse is a problem of its field.
-fn spec_document(values: &Fields) -> (Value, Vec<FieldProblem>) {
+fn spec_document(values: &Fields) -> Result<Value, ValidationError> {
     let mut problems = Vec::new();
     let text = |name: &str| values.get(name).trim().to_owned();
     let filled = |name: String| !values.get(&name).trim().is_empty();
@@ -337,7 +335,11 @@ fn spec_document(values: &Fields) -> (Value, Vec<FieldProblem>) {
         .filter(|d| !d.is_empty())
         .collect();
     document.insert("dimensions".into(), dimensions.into());
-    (Value::Object(document), problems)
+    if problems.is_empty() {
+        Ok(Value::Object(document))
+    } else {
+        Err(ValidationError { problems })
+    }
 }
 
 /// The form's values for an existing experiment, as if it had been submitted.
@@ -459,18 +461,13 @@ pub(crate) async fn create(
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Editor)?;
-    let (document, problems) = spec_document(&form.fields);
-    let outcome = match problems.is_empty() {
-        false => Err(ValidationError { problems }.into()),
-        true => match from_json::<ExperimentSpec>(document) {
-            Ok(spec) => {
-                state
-                    .control
-                    .create_experiment(spec, &form.session.key.name)
-                    .await
-            }
+    let actor = &form.session.key.name;
+    let outcome = match spec_document(&form.fields) {
+        Ok(document) => match from_json::<ExperimentSpec>(document) {
+            Ok(spec) => state.control.create_experiment(spec, actor).await,
             Err(invalid) => Err(invalid.into()),
         },
+        Err(invalid) => Err(invalid.into()),
     };
     answer(&state, form, None, outcome).await
 }
@@ -481,15 +478,10 @@ pub(crate) async fn update(
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Editor)?;
-    let (document, problems) = spec_document(&form.fields);
-    let outcome = match problems.is_empty() {
-        false => Err(ValidationError { problems }.into()),
-        true => {
-            state
-                .control
-                .patch_experiment(&key, &document, &form.session.key.name)
-                .await
-        }
+    let actor = &form.session.key.name;
+    let outcome = match spec_document(&form.fields) {
+        Ok(document) => state.control.patch_experiment(&key, &document, actor).await,
+        Err(invalid) => Err(invalid.into()),
     };
     answer(&state, form, Some(key), outcome).await
 }
