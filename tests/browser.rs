@@ -30,8 +30,9 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// Three days of traffic: each day 300 new users per variant; 12% of control's
-/// users buy and 7% of premium's, so premium is clearly worse.
+/// Three days of traffic: each day 300 new users per variant, half from CN and half
+/// from US; 12% of control's users buy and 7% of premium's, so premium is clearly
+/// worse.
 fn three_days_of_traffic() -> Vec<Value> {
     let mut events = Vec::new();
     for day in 0..3 {
@@ -39,8 +40,10 @@ fn three_days_of_traffic() -> Vec<Value> {
             for i in 0..300 {
                 let user = format!("{variant}-{day}-{i}");
                 let date = format!("2026-11-{:02}", 20 + day);
+                let country = if i % 2 == 0 { "CN" } else { "US" };
                 events.push(json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
-                    "experiment": "pricing-q4", "variant": variant, "ts": format!("{date}T10:00:00Z")}));
+                    "experiment": "pricing-q4", "variant": variant, "ts": format!("{date}T10:00:00Z"),
+                    "attributes": {"country": country}}));
                 if i < buyers {
                     events.push(
                         json!({"id": format!("p-{user}"), "type": "track", "user": user,
@@ -95,6 +98,7 @@ async fn fill_pricing_form(browser: &Browser, premium_weight: &str) {
     browser
         .click("#guardrails-0--action option[value=rollback]")
         .await;
+    browser.fill("#dimensions", "country").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,11 +113,11 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser() {
 
     // Without a session every page leads to sign-in.
     browser.goto(&format!("{base}/")).await;
-    assert!(browser.url().await.ends_with("/signin"));
+    browser.wait_for_url(&format!("{base}/signin")).await;
     browser.screenshot(&shots.join("signin.png")).await;
     browser.fill("#key", &app.editor).await;
     browser.click("button[type=submit]").await;
-    assert_eq!(browser.url().await, format!("{base}/"));
+    browser.wait_for_url(&format!("{base}/")).await;
     assert!(browser.text("header.top").await.contains("editor-tester"));
 
     // A rejected entry shows the API's message beside its field, then a fix passes.
@@ -129,10 +133,9 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser() {
     browser.screenshot(&shots.join("form-rejected.png")).await;
     browser.fill("#variants-1--weight", "0.5").await;
     browser.click("#save").await;
-    assert_eq!(
-        browser.url().await,
-        format!("{base}/experiments/pricing-q4")
-    );
+    browser
+        .wait_for_url(&format!("{base}/experiments/pricing-q4"))
+        .await;
     assert_eq!(browser.text("#status").await, "draft");
 
     // Starting asks first and says what happens to users.
@@ -164,7 +167,15 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser() {
         1
     );
     assert_eq!(browser.count("#metric-purchase svg polygon.band").await, 1);
-    browser.resize(1280, 2600).await;
+    browser.click("#dimension option[value=country]").await;
+    browser.click("#break-down").await;
+    browser
+        .wait_for_url(&format!("{base}/experiments/pricing-q4?dimension=country"))
+        .await;
+    let segments = browser.text("#breakdown").await;
+    assert!(segments.contains("CN 900 users"), "{segments}");
+    assert!(segments.contains("US 900 users"), "{segments}");
+    browser.resize(1280, 3600).await;
     browser.screenshot(&shots.join("experiment.png")).await;
     browser.resize(390, 1800).await;
     browser

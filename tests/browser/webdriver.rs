@@ -15,6 +15,9 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The W3C name of the key under which an element reference is returned.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const DRIVER_START: Duration = Duration::from_secs(20);
+/// How long finding an element or reaching a URL may take: a click that submits a
+/// form returns before the next page has loaded.
+const PAGE_LOAD: Duration = Duration::from_secs(10);
 
 pub(crate) struct Browser {
     http: reqwest::Client,
@@ -63,6 +66,8 @@ impl Browser {
             .expect("a session id")
             .to_owned();
         browser.session = format!("{}/session/{id}", browser.session);
+        let implicit = json!({"implicit": PAGE_LOAD.as_millis() as u64});
+        browser.call("POST", "/timeouts", Some(implicit)).await;
         browser
     }
 
@@ -92,6 +97,19 @@ impl Browser {
 
     pub(crate) async fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({"url": url}))).await;
+    }
+
+    /// Waits until the current URL is `url`, and fails the test if it never is.
+    pub(crate) async fn wait_for_url(&self, url: &str) {
+        let started = Instant::now();
+        while self.url().await != url {
+            assert!(
+                started.elapsed() < PAGE_LOAD,
+                "still at {} instead of {url}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub(crate) async fn url(&self) -> String {
