@@ -101,13 +101,26 @@ async fn fill_pricing_form(browser: &Browser, premium_weight: &str) {
     browser.fill("#dimensions", "country").await;
 }
 
+/// Serves the app on a free local port; returns its base URL.
+async fn serve(app: &TestApp) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    base
+}
+
+async fn sign_in(browser: &Browser, base: &str, key: &str) {
+    browser.goto(&format!("{base}/signin")).await;
+    browser.fill("#key", key).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url(&format!("{base}/")).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser() {
     let app = TestApp::new().await;
     define_metrics(&app).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    let base = serve(&app).await;
     let shots = screenshot_dir();
     let browser = Browser::start().await;
 
@@ -115,9 +128,7 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser() {
     browser.goto(&format!("{base}/")).await;
     browser.wait_for_url(&format!("{base}/signin")).await;
     browser.screenshot(&shots.join("signin.png")).await;
-    browser.fill("#key", &app.editor).await;
-    browser.click("button[type=submit]").await;
-    browser.wait_for_url(&format!("{base}/")).await;
+    sign_in(&browser, &base, &app.editor).await;
     assert!(browser.text("header.top").await.contains("editor-tester"));
 
     // A rejected entry shows the API's message beside its field, then a fix passes.
@@ -201,5 +212,72 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser() {
     browser.goto(&format!("{base}/")).await;
     assert!(browser.text("#experiments").await.contains("rolled_back"));
     browser.screenshot(&shots.join("experiments.png")).await;
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser() {
+    let app = TestApp::new().await;
+    let base = serve(&app).await;
+    let shots = screenshot_dir();
+    let browser = Browser::start().await;
+    sign_in(&browser, &base, &app.admin).await;
+
+    browser.goto(&format!("{base}/settings/metrics")).await;
+    browser.fill("#key", "bad key").await;
+    browser.fill("#event", "purchase").await;
+    browser.click("#define-metric").await;
+    assert!(browser
+        .text("#key-error")
+        .await
+        .starts_with("must be 1 to 64"));
+    browser.fill("#key", "purchase").await;
+    browser.fill("#name", "Purchase").await;
+    browser.click("#define-metric").await;
+    assert!(browser.text("#metrics").await.contains("purchase"));
+    browser.screenshot(&shots.join("metrics.png")).await;
+
+    browser.goto(&format!("{base}/settings/webhooks")).await;
+    browser
+        .fill("#url", "http://127.0.0.1:9/hooks/sluice")
+        .await;
+    browser.fill("#secret", "short").await;
+    browser.click("input[name=events][value=rollback]").await;
+    browser.click("#add-webhook").await;
+    assert_eq!(
+        browser.text("#secret-error").await,
+        "must be 16 to 256 characters"
+    );
+    browser
+        .fill("#secret", "a-signing-secret-of-some-length")
+        .await;
+    browser.click("#add-webhook").await;
+    assert!(browser.text("#webhooks").await.contains("rollback"));
+    browser.screenshot(&shots.join("webhooks.png")).await;
+
+    browser.goto(&format!("{base}/planning")).await;
+    browser.fill("#baseline", "0.1").await;
+    browser.fill("#mde", "0.05").await;
+    browser.click("#calculate").await;
+    let answer = browser.text("#answer").await;
+    assert!(answer.contains("users per variant"), "{answer}");
+    browser.screenshot(&shots.join("planning.png")).await;
+
+    // A key minted on the keys page signs in, with what its role allows.
+    browser.goto(&format!("{base}/settings/keys")).await;
+    browser.click("#role option[value=analyst]").await;
+    browser.fill("#key-name", "ana").await;
+    browser.click("#create-key").await;
+    let secret = browser.text("#minted code.secret").await;
+    assert!(secret.starts_with("sk_analyst_"), "{secret}");
+    browser.click("form.signout button").await;
+    browser.wait_for_url(&format!("{base}/signin")).await;
+    sign_in(&browser, &base, &secret).await;
+    assert!(browser.text("header.top").await.contains("ana"));
+    let home = browser.source().await;
+    assert!(!home.contains("/experiments/new"));
+    assert!(!home.contains("/settings/keys"));
+    browser.goto(&format!("{base}/settings/keys")).await;
+    assert_eq!(browser.text("h1").await, "403 Forbidden");
     browser.quit().await;
 }

@@ -257,3 +257,63 @@ async fn the_form_shows_the_api_validation_beside_each_field() {
     let listed = app.get("/api/v1/experiments", &app.editor).await;
     assert_eq!(listed.body, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_sample_ratio_mismatch_is_shown_as_a_warning() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let balanced = get(&app, "/experiments/pricing-q4", &app.analyst).await;
+    assert!(!balanced.html.contains("srm-warning"));
+    app.send_traffic((700, 70), (500, 50)).await;
+    let page = get(&app, "/experiments/pricing-q4", &app.analyst).await;
+    assert!(page
+        .html
+        .contains(r#"id="srm-warning">Sample ratio mismatch"#));
+    assert!(page.html.contains("control 700, premium 500"));
+}
+
+#[tokio::test]
+async fn editing_a_running_experiment_ramps_it_but_may_not_reshuffle_users() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let edit = get(&app, "/experiments/pricing-q4/edit", &app.editor).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit
+        .html
+        .contains(r#"name="variants[1].weight" type="text" value="0.5""#));
+    let form = |coverage: &str, weights: [&str; 2]| {
+        format!(
+            "csrf={}&key=pricing-q4&name=Premium+price&variants%5B0%5D.key=control\
+             &variants%5B0%5D.weight={}&variants%5B0%5D.value=%7B%22price%22%3A199%7D\
+             &variants%5B1%5D.key=premium&variants%5B1%5D.weight={}\
+             &variants%5B1%5D.value=%7B%22price%22%3A249%7D&coverage={coverage}\
+             &condition=%7B%22country%22%3A%7B%22%24in%22%3A%5B%22CN%22%2C%22US%22%5D%7D%7D\
+             &primary_metric=purchase&secondary_metrics=revenue&guardrails%5B0%5D.metric=purchase\
+             &guardrails%5B0%5D.max_drop=0.2&guardrails%5B0%5D.min_users=500\
+             &guardrails%5B0%5D.action=rollback",
+            edit.csrf(),
+            weights[0],
+            weights[1]
+        )
+    };
+    let path = "/experiments/pricing-q4/edit";
+    let refused = post(&app, path, &app.editor, &form("1", ["0.4", "0.6"])).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.html.contains("once the experiment has started"));
+    let ramped = post(&app, path, &app.editor, &form("0.25", ["0.5", "0.5"])).await;
+    assert_eq!(ramped.status, StatusCode::SEE_OTHER, "{}", ramped.html);
+    let now = app
+        .get("/api/v1/experiments/pricing-q4", &app.analyst)
+        .await;
+    assert_eq!(now.body["coverage"], 0.25);
+    assert_eq!(
+        now.body["secondary_metrics"],
+        serde_json::json!(["revenue"])
+    );
+    let audit = get(&app, "/experiments/pricing-q4", &app.analyst).await;
+    assert!(audit
+        .html
+        .contains(r#"<strong class="action">update</strong>"#));
+}

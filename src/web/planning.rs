@@ -52,9 +52,9 @@ fn question(values: &Fields) -> Result<PowerQuery, Vec<FieldProblem>> {
         variance: number("variance"),
         mde: number("mde"),
         users: number("users"),
-        alpha: number("alpha").unwrap_or(0.05),
-        power: number("power").unwrap_or(0.8),
-        variants: number("variants").map_or(2, |v| v.max(0.0) as usize),
+        alpha: number("alpha").unwrap_or(f64::NAN),
+        power: number("power").unwrap_or(f64::NAN),
+        variants: number("variants").map_or(0, |v| v.max(0.0) as usize),
     };
     if problems.is_empty() {
         Ok(query)
@@ -91,11 +91,23 @@ fn sentence(answer: &serde_json::Value) -> String {
     }
 }
 
+/// The usual significance level, power and number of variants, unless the form
+/// says otherwise.
+fn with_defaults(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    for (name, usual) in [("alpha", "0.05"), ("power", "0.8"), ("variants", "2")] {
+        if !pairs.iter().any(|(n, v)| n == name && !v.trim().is_empty()) {
+            pairs.retain(|(n, _)| n != name);
+            pairs.push((name.to_owned(), usual.to_owned()));
+        }
+    }
+    pairs
+}
+
 pub(crate) async fn page(
     session: Session,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    let values = Fields::from_pairs(pairs);
+    let values = Fields::from_pairs(with_defaults(pairs));
     let asked = !values.get("baseline").trim().is_empty();
     let (answer, problems) = match asked.then(|| question(&values)) {
         None => (None, Vec::new()),

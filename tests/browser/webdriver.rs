@@ -167,6 +167,16 @@ impl Browser {
             .await;
     }
 
+    /// The HTML of the current page, for checking what is not there without waiting
+    /// for it.
+    pub(crate) async fn source(&self) -> String {
+        self.call("GET", "/source", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// The visible text of the element matching `css`.
     pub(crate) async fn text(&self, css: &str) -> String {
         let element = self.find(css).await;
