@@ -9,6 +9,7 @@
 mod admin;
 mod assets;
 mod chart;
+mod definition;
 mod error;
 mod experiment;
 mod experiments;
