@@ -331,23 +331,37 @@ fn breakdown(report: &Report) -> Vec<SegmentView> {
 }
 
 fn audit_view(entry: &AuditEntry) -> AuditView {
-    let status = |state: &Option<serde_json::Value>| {
-        state
-            .as_ref()
-            .and_then(|s| s.get("status"))
-            .and_then(|s| s.as_str())
-            .map(str::to_owned)
-    };
-    let change = match (status(&entry.before), status(&entry.after)) {
-        (Some(before), Some(after)) if before != after => format!("{before} → {after}"),
-        (None, Some(after)) => format!("created as {after}"),
-        _ => "definition changed".to_owned(),
-    };
     AuditView {
         at: entry.at.clone(),
         actor: entry.actor.clone(),
         action: entry.action.clone(),
-        change,
+        change: change_summary(entry),
         evidence: entry.evidence.as_ref().map(view::json),
+    }
+}
+
+/// What an audit entry changed, in a few words: the status, else the coverage.
+fn change_summary(entry: &AuditEntry) -> String {
+    let field = |state: &Option<serde_json::Value>, name: &str| {
+        state.as_ref().and_then(|s| s.get(name)).cloned()
+    };
+    let text = |value: Option<serde_json::Value>| value.and_then(|v| v.as_str().map(str::to_owned));
+    let share =
+        |value: Option<serde_json::Value>| value.and_then(|v| v.as_f64()).map(view::percent);
+    let status = (
+        text(field(&entry.before, "status")),
+        text(field(&entry.after, "status")),
+    );
+    let coverage = (
+        share(field(&entry.before, "coverage")),
+        share(field(&entry.after, "coverage")),
+    );
+    match (status, coverage) {
+        ((None, Some(after)), _) => format!("created as {after}"),
+        ((Some(before), Some(after)), _) if before != after => format!("{before} → {after}"),
+        (_, (Some(before), Some(after))) if before != after => {
+            format!("coverage {before} → {after}")
+        }
+        _ => "definition changed".to_owned(),
     }
 }
