@@ -125,6 +125,8 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_clears_it() {
 
     let home = get(&app, "/", &app.editor).await;
     assert_eq!(home.status, StatusCode::OK);
+    let policy = home.headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
     let out = post(
         &app,
         "/signout",
@@ -316,4 +318,26 @@ async fn editing_a_running_experiment_ramps_it_but_may_not_reshuffle_users() {
     assert!(audit
         .html
         .contains(r#"<strong class="action">update</strong>"#));
+}
+
+#[tokio::test]
+async fn a_staged_rollout_shows_its_stage_and_when_it_may_advance() {
+    let app = TestApp::new().await;
+    app.pricing_experiment().await;
+    let stages = serde_json::json!({"stages": [
+        {"coverage": 0.05, "hold_seconds": 259200}, {"coverage": 0.5, "hold_seconds": 172800},
+        {"coverage": 1.0}]});
+    let patched = app
+        .patch("/api/v1/experiments/pricing-q4", &app.editor, stages)
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    app.start("pricing-q4").await;
+    let page = get(&app, "/experiments/pricing-q4", &app.analyst).await;
+    assert!(page.html.contains("5.0% · stage 1 of 3"));
+    assert!(page
+        .html
+        .contains(r#"<li class="current" aria-current="step">5.0%, at least 3 days</li>"#));
+    assert!(page.html.contains("The next stage begins no earlier than"));
+    let list = get(&app, "/", &app.analyst).await;
+    assert!(list.html.contains("5.0% · stage 1 of 3"));
 }

@@ -16,7 +16,7 @@ use super::view::{self, render, Chrome};
 use crate::api::{csv_attachment, AppState};
 use crate::control::ReportOptions;
 use crate::domain::experiment::Guardrail;
-use crate::domain::{AuditEntry, Experiment, Role};
+use crate::domain::{AuditEntry, Experiment, Role, Status};
 use crate::report::{ComparisonReport, MetricReport, Report};
 
 #[derive(Deserialize, Default)]
@@ -100,6 +100,8 @@ struct ExperimentPage {
     condition: Option<String>,
     namespace: Option<String>,
     stages: Vec<StageView>,
+    /// When a staged rollout may advance at the earliest, while it runs.
+    next_stage: Option<String>,
     hash_attribute: String,
     health: &'static str,
     srm_warning: Option<String>,
@@ -188,6 +190,11 @@ fn page(
             )
         }),
         stages: stages(experiment),
+        next_stage: experiment
+            .rollout
+            .as_ref()
+            .and_then(|r| r.hold_until.clone())
+            .filter(|_| experiment.status == Status::Running),
         hash_attribute: spec.hash_attribute.clone(),
         health: report.health.as_str(),
         srm_warning: srm_warning(report),

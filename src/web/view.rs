@@ -2,6 +2,7 @@
 //! into a response, and the number formats the pages use.
 
 use askama::Template;
+use axum::http::header::{self, HeaderName};
 use axum::response::{Html, IntoResponse, Response};
 
 /// The page header: who is signed in, what they may do, their CSRF token.
@@ -13,10 +14,21 @@ pub(crate) struct Chrome {
     pub(crate) can_edit: bool,
 }
 
+/// Pages load only this server's own assets and may not be framed, so another site
+/// cannot overlay the lifecycle buttons (clickjacking) or inject a script.
+const PAGE_HEADERS: [(HeaderName, &str); 3] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    ),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "same-origin"),
+];
+
 /// Renders a page; a template that fails to render is a bug, logged and shown as 500.
 pub(crate) fn render(page: &impl Template) -> Response {
     match page.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => (PAGE_HEADERS, Html(html)).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "rendering a page failed");
             (
