@@ -341,3 +341,26 @@ async fn a_staged_rollout_shows_its_stage_and_when_it_may_advance() {
     let list = get(&app, "/", &app.analyst).await;
     assert!(list.html.contains("5.0% · stage 1 of 3"));
 }
+
+#[tokio::test]
+async fn admins_read_a_webhook_delivery_log() {
+    let app = TestApp::new().await;
+    let hook = serde_json::json!({"url": "http://127.0.0.1:9/hook",
+        "secret": "a-signing-secret-of-some-length", "events": ["*"]});
+    let created = app.post("/api/v1/webhooks", &app.admin, hook).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    app.pricing_experiment().await;
+
+    let list = get(&app, "/settings/webhooks", &app.admin).await;
+    assert!(list
+        .html
+        .contains(&format!(r#"href="/settings/webhooks/{id}""#)));
+    let log = get(&app, &format!("/settings/webhooks/{id}"), &app.admin).await;
+    assert_eq!(log.status, StatusCode::OK);
+    assert!(log.html.contains("<td>create</td>"), "{}", log.html);
+    let editor = get(&app, &format!("/settings/webhooks/{id}"), &app.editor).await;
+    assert_eq!(editor.status, StatusCode::FORBIDDEN);
+    let missing = get(&app, "/settings/webhooks/999", &app.admin).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

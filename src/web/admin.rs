@@ -14,8 +14,8 @@ use super::view::{render, Chrome};
 use crate::api::AppState;
 use crate::control::ControlError;
 use crate::domain::validation::from_json;
-use crate::domain::webhook::{NewWebhook, Webhook, EVENT_TYPES};
-use crate::domain::{FieldProblem, Metric, Role};
+use crate::domain::webhook::{Delivery, NewWebhook, Webhook, EVENT_TYPES};
+use crate::domain::{format_millis, FieldProblem, Metric, Role};
 
 /// The problems to show beside fields, or the error page for anything else.
 fn problems_of(err: ControlError) -> Result<Vec<FieldProblem>, WebError> {
@@ -207,6 +207,63 @@ pub(crate) async fn delete_webhook(
     form.session.require(Role::Admin)?;
     state.control.store().delete_webhook(id).await?;
     Ok(Redirect::to("/settings/webhooks").into_response())
+}
+
+struct DeliveryRow {
+    queued: String,
+    event: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+impl From<Delivery> for DeliveryRow {
+    fn from(d: Delivery) -> Self {
+        DeliveryRow {
+            queued: format_millis(d.created_at),
+            event: d.event,
+            status: d.status,
+            attempts: d.attempts,
+            last_error: d.last_error,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "deliveries.html")]
+struct DeliveriesPage {
+    chrome: Chrome,
+    url: String,
+    deliveries: Vec<DeliveryRow>,
+}
+
+/// A webhook's delivery log: what was sent, whether it arrived, the last error.
+pub(crate) async fn deliveries(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    session.require(Role::Admin)?;
+    let store = state.control.store();
+    let webhook = store
+        .list_webhooks()
+        .await?
+        .into_iter()
+        .find(|w| w.id == id)
+        .ok_or_else(|| WebError::Page {
+            status: StatusCode::NOT_FOUND,
+            message: format!("webhook {id} not found"),
+        })?;
+    Ok(render(&DeliveriesPage {
+        chrome: session.chrome(),
+        url: webhook.url,
+        deliveries: store
+            .webhook_deliveries(id)
+            .await?
+            .into_iter()
+            .map(DeliveryRow::from)
+            .collect(),
+    }))
 }
 
 /// A key minted a moment ago: the only time its secret is shown.

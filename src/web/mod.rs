@@ -49,6 +49,7 @@ pub(crate) fn router() -> Router<AppState> {
             "/settings/webhooks",
             get(admin::webhooks).post(admin::create_webhook),
         )
+        .route("/settings/webhooks/{id}", get(admin::deliveries))
         .route(
             "/settings/webhooks/{id}/delete",
             post(admin::delete_webhook),

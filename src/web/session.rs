@@ -12,14 +12,13 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use hmac::{Hmac, Mac};
 use rand::Rng;
-use sha2::Sha256;
 
 use super::error::WebError;
 use super::fields::Fields;
 use super::view::{render, Chrome};
 use crate::api::{authenticate, require_role, AppState};
+use crate::domain::webhook::signature;
 use crate::domain::{ApiKey, Role};
 
 const SESSION_COOKIE: &str = "sluice_session";
@@ -98,13 +97,10 @@ impl FromRequest<AppState> for SignedForm {
     }
 }
 
-/// The CSRF token of a session: HMAC-SHA256 of a fixed label keyed by its secret.
+/// The CSRF token of a session: HMAC-SHA256 of a fixed label keyed by its secret,
+/// computed as webhooks sign their bodies.
 fn csrf_token(secret: &str) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(CSRF_LABEL);
-    hex(&mac.finalize().into_bytes())
+    signature(secret, CSRF_LABEL)
 }
 
 fn hex(bytes: &[u8]) -> String {
