@@ -11,7 +11,8 @@ const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
-const Y_TICKS: usize = 4;
+/// About how many gridlines the y axis gets.
+const Y_TICKS: usize = 5;
 
 /// A label at a position along one axis.
 pub(crate) struct Tick {
@@ -164,17 +165,37 @@ impl Scale {
         format!("{:.1},{:.1}", self.x(day), self.y(effect))
     }
 
+    /// Ticks at round steps (1, 2 or 5 times a power of ten) across the frame, so
+    /// that zero is one of them whenever it is in view.
     fn y_ticks(&self) -> Vec<Tick> {
-        (0..=Y_TICKS)
+        let step = round_step((self.high - self.low) / Y_TICKS as f64);
+        let first = (self.low / step).ceil() as i64;
+        let last = (self.high / step).floor() as i64;
+        (first..=last)
             .map(|i| {
-                let effect = self.low + (self.high - self.low) * i as f64 / Y_TICKS as f64;
+                let effect = i as f64 * step;
+                let label = if i == 0 {
+                    "0%".to_owned()
+                } else {
+                    super::view::signed_percent(effect)
+                };
                 Tick {
                     at: format!("{:.1}", self.y(effect)),
-                    label: super::view::signed_percent(effect),
+                    label,
                 }
             })
             .collect()
     }
+}
+
+/// The smallest of 1, 2 or 5 times a power of ten that is at least `raw`.
+fn round_step(raw: f64) -> f64 {
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * power)
 }
 
 #[cfg(test)]
@@ -213,6 +234,8 @@ mod tests {
         assert_eq!(chart.x_ticks[0].label, "2026-11-19");
         assert_eq!(chart.x_ticks[1].label, "2026-11-20");
         assert!(chart.summary.contains("-20.0%"));
+        let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["-30.0%", "-20.0%", "-10.0%", "0%", "+10.0%"]);
     }
 
     #[test]
