@@ -219,7 +219,6 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser() {
     browser.goto(&format!("{base}/")).await;
     assert!(browser.text("#experiments").await.contains("rolled_back"));
     browser.screenshot(&shots.join("experiments.png")).await;
-    browser.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,5 +285,4 @@ async fn an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser() {
     assert!(!home.contains("/settings/keys"));
     browser.goto(&format!("{base}/settings/keys")).await;
     assert_eq!(browser.text("h1").await, "403 Forbidden");
-    browser.quit().await;
 }

@@ -21,6 +21,9 @@ const PAGE_LOAD: Duration = Duration::from_secs(10);
 
 pub(crate) struct Browser {
     http: reqwest::Client,
+    /// The driver's `127.0.0.1:PORT`.
+    host: String,
+    /// `/session/ID` once the session is open.
     session: String,
     driver: Child,
 }
@@ -47,8 +50,8 @@ impl Browser {
             .spawn()
             .expect("start chromedriver");
         let http = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        wait_until_ready(&http, &base).await;
+        let host = format!("127.0.0.1:{port}");
+        wait_until_ready(&http, &host).await;
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": [
@@ -57,22 +60,20 @@ impl Browser {
         }}});
         let mut browser = Browser {
             http,
-            session: base,
+            host,
+            session: String::new(),
             driver,
         };
         let created = browser.call("POST", "/session", Some(capabilities)).await;
-        let id = created["sessionId"]
-            .as_str()
-            .expect("a session id")
-            .to_owned();
-        browser.session = format!("{}/session/{id}", browser.session);
+        let id = created["sessionId"].as_str().expect("a session id");
+        browser.session = format!("/session/{id}");
         let implicit = json!({"implicit": PAGE_LOAD.as_millis() as u64});
         browser.call("POST", "/timeouts", Some(implicit)).await;
         browser
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.session);
+        let url = format!("http://{}{}{path}", self.host, self.session);
         let request = match method {
             "GET" => self.http.get(&url),
             "DELETE" => self.http.delete(&url),
@@ -204,18 +205,34 @@ impl Browser {
             .expect("decode screenshot");
         std::fs::write(path, png).expect("write screenshot");
     }
+}
 
-    pub(crate) async fn quit(mut self) {
-        self.call("DELETE", "", None).await;
+impl Drop for Browser {
+    /// Ends the Chromium session even when the test failed half-way: chromedriver
+    /// alone does not take its browser down when it is killed, so a failing test
+    /// would leave Chromium running. Drop cannot await, hence a plain blocking
+    /// request to the local driver.
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = delete_blocking(&self.host, &self.session);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-    }
+/// `DELETE path` over HTTP/1.1 to `host`, waiting for the answer.
+fn delete_blocking(host: &str, path: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(PAGE_LOAD))?;
+    write!(
+        stream,
+        "DELETE {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(())
 }
 
 fn free_port() -> u16 {
@@ -225,10 +242,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_until_ready(http: &reqwest::Client, base: &str) {
+async fn wait_until_ready(http: &reqwest::Client, host: &str) {
     let started = Instant::now();
     while started.elapsed() < DRIVER_START {
-        if let Ok(response) = http.get(format!("{base}/status")).send().await {
+        if let Ok(response) = http.get(format!("http://{host}/status")).send().await {
             if response.status().is_success() {
                 return;
             }
