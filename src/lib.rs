@@ -2,6 +2,7 @@
 //!
 //! Layers, each depending only on those below it:
 //! - [`api`]: HTTP only — routes, auth, error mapping;
+//! - [`web`]: the dashboard — server-rendered pages over the same control layer;
 //! - [`control`]: the operations a team performs (define, ramp, ingest), each
 //!   validated by the domain, persisted through the store and republished to SDKs;
 //! - [`report`]: significance reports built from per-variant totals;
@@ -23,3 +24,4 @@ pub mod report;
 pub mod rollout;
 pub mod stats;
 pub mod store;
+pub mod web;

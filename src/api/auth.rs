@@ -46,15 +46,8 @@ pub(crate) struct Caller(pub ApiKey);
 impl Caller {
     /// Fails with 403 unless the caller's role grants `role`.
     pub(crate) fn require(&self, role: Role) -> Result<&ApiKey, ApiError> {
-        if self.0.role.grants(role) {
-            Ok(&self.0)
-        } else {
-            Err(ApiError::forbidden(format!(
-                "a {} key cannot do this; it needs the {} role",
-                self.0.role.as_str(),
-                role.as_str()
-            )))
-        }
+        require_role(&self.0, role)?;
+        Ok(&self.0)
     }
 
     /// The name the audit log records.
@@ -78,17 +71,36 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer KEY\""))?;
-        let hash = hash_secret(secret);
-        if let Some(key) = state.keys.get(&hash) {
-            return Ok(Caller(key));
-        }
-        let key = state
-            .control
-            .store()
-            .find_api_key(&hash)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
-        state.keys.put(hash, key.clone());
-        Ok(Caller(key))
+        Ok(Caller(authenticate(state, secret).await?))
     }
+}
+
+/// Fails with 403 unless `key`'s role grants `role`.
+pub(crate) fn require_role(key: &ApiKey, role: Role) -> Result<(), ApiError> {
+    if key.role.grants(role) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "a {} key cannot do this; it needs the {} role",
+            key.role.as_str(),
+            role.as_str()
+        )))
+    }
+}
+
+/// The stored key whose secret this is (cached), or 401. The API's bearer header
+/// and the dashboard's session cookie both carry the secret to this one check.
+pub(crate) async fn authenticate(state: &AppState, secret: &str) -> Result<ApiKey, ApiError> {
+    let hash = hash_secret(secret);
+    if let Some(key) = state.keys.get(&hash) {
+        return Ok(key);
+    }
+    let key = state
+        .control
+        .store()
+        .find_api_key(&hash)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+    state.keys.put(hash, key.clone());
+    Ok(key)
 }

@@ -89,21 +89,15 @@ async fn act(
     body: axum::body::Bytes,
 ) -> Result<AppJson<Experiment>, ApiError> {
     caller.require(Role::Editor)?;
-    let action = match action.as_str() {
-        "start" => LifecycleAction::Start,
-        "pause" => LifecycleAction::Pause,
-        "resume" => LifecycleAction::Resume,
-        "rollback" => LifecycleAction::Rollback,
-        "stop" => LifecycleAction::Stop,
-        "ship" => LifecycleAction::Ship {
-            variant: parse::<ShipBody>(&body)?.variant,
-        },
-        other => {
-            return Err(ApiError::not_found(format!(
-                "no action {other:?}; use start, pause, resume, rollback, ship or stop"
-            )))
-        }
+    let variant = match action.as_str() {
+        "ship" => Some(parse::<ShipBody>(&body)?.variant),
+        _ => None,
     };
+    let action = LifecycleAction::from_name(&action, variant).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no action {action:?}; use start, pause, resume, rollback, ship or stop"
+        ))
+    })?;
     let experiment = state.control.act(&key, action, caller.name()).await?;
     Ok(AppJson(experiment))
 }

@@ -24,7 +24,9 @@ use tokio::task::JoinHandle;
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
 use crate::store::{ChangeFeed, Store, StoreError};
 
+pub(crate) use auth::{authenticate, require_role};
 pub use error::ApiError;
+pub(crate) use reports::{csv_attachment, plan, PowerQuery};
 pub use sdk::MAX_EVENTS_PER_BATCH;
 
 const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -34,7 +36,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    control: Arc<Control>,
+    pub(crate) control: Arc<Control>,
     keys: Arc<auth::KeyCache>,
     telemetry: Arc<telemetry::Telemetry>,
     /// Flips to true when the server begins to shut down; long-lived streams end.
@@ -161,6 +163,7 @@ fn router(state: AppState) -> Router {
         .merge(sdk::router())
         .merge(ops::router())
         .merge(webhooks::router())
+        .merge(crate::web::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::record,

@@ -15,7 +15,7 @@ use super::json::{AppJson, AppQuery};
 use super::AppState;
 use crate::control::ReportOptions;
 use crate::domain::{Role, ValidationError};
-use crate::report::{to_csv, Correction};
+use crate::report::{to_csv, Correction, Report};
 use crate::stats::{self, Baseline};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -64,38 +64,43 @@ async fn report(
     let report = state.control.report(&key, options).await?;
     match query.format.as_deref() {
         None | Some("json") => Ok(AppJson(report).into_response()),
-        Some("csv") => Ok((
-            [
-                (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (
-                    CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{key}-report.csv\""),
-                ),
-            ],
-            to_csv(&report),
-        )
-            .into_response()),
+        Some("csv") => Ok(csv_attachment(&key, &report)),
         Some(_) => Err(ValidationError::single("format", "must be json or csv").into()),
     }
+}
+
+/// A report as a CSV file download, for the API and the dashboard's export.
+pub(crate) fn csv_attachment(key: &str, report: &Report) -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{key}-report.csv\""),
+            ),
+        ],
+        to_csv(report),
+    )
+        .into_response()
 }
 
 /// `baseline` is a conversion rate, or a mean when `variance` is given; `mde` asks
 /// for the users needed, `users` (per variant) for the smallest detectable effect.
 #[derive(Deserialize)]
-struct PowerQuery {
-    baseline: f64,
+pub(crate) struct PowerQuery {
+    pub(crate) baseline: f64,
     #[serde(default)]
-    variance: Option<f64>,
+    pub(crate) variance: Option<f64>,
     #[serde(default)]
-    mde: Option<f64>,
+    pub(crate) mde: Option<f64>,
     #[serde(default)]
-    users: Option<f64>,
+    pub(crate) users: Option<f64>,
     #[serde(default = "default_alpha")]
-    alpha: f64,
+    pub(crate) alpha: f64,
     #[serde(default = "default_power")]
-    power: f64,
+    pub(crate) power: f64,
     #[serde(default = "default_variants")]
-    variants: usize,
+    pub(crate) variants: usize,
 }
 
 fn default_alpha() -> f64 {
@@ -113,6 +118,12 @@ async fn power(
     AppQuery(q): AppQuery<PowerQuery>,
 ) -> Result<AppJson<serde_json::Value>, ApiError> {
     caller.require(Role::Analyst)?;
+    Ok(AppJson(plan(&q)?))
+}
+
+/// The sample size for an effect, or the effect a sample can detect: the answer of
+/// `GET /api/v1/power` and of the dashboard's planning calculator.
+pub(crate) fn plan(q: &PowerQuery) -> Result<serde_json::Value, ValidationError> {
     let baseline = match q.variance {
         Some(variance) => Baseline {
             mean: q.baseline,
@@ -136,7 +147,12 @@ async fn power(
             json!({"mde": mde, "users_per_variant": users,
                    "alpha": q.alpha, "power": q.power, "variants": q.variants})
         }
-        _ => return Err(ValidationError::single("mde", "give exactly one of mde or users").into()),
+        _ => {
+            return Err(ValidationError::single(
+                "mde",
+                "give exactly one of mde or users",
+            ))
+        }
     };
-    Ok(AppJson(body))
+    Ok(body)
 }

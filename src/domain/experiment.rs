@@ -172,6 +172,19 @@ impl GuardrailAction {
 }
 
 impl LifecycleAction {
+    /// The move named `name`; `ship` needs the variant to ship, the others ignore it.
+    pub fn from_name(name: &str, variant: Option<String>) -> Option<Self> {
+        Some(match name {
+            "start" => LifecycleAction::Start,
+            "pause" => LifecycleAction::Pause,
+            "resume" => LifecycleAction::Resume,
+            "rollback" => LifecycleAction::Rollback,
+            "stop" => LifecycleAction::Stop,
+            "ship" => LifecycleAction::Ship { variant: variant? },
+            _ => return None,
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             LifecycleAction::Start => "start",

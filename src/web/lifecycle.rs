@@ -1,0 +1,157 @@
+//! Lifecycle buttons (start, pause, resume, roll back, ship, stop): which ones an
+//! experiment offers, a confirmation page that says what happens to users, and the
+//! form that makes the move through the control layer.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::error::WebError;
+use super::session::{Session, SignedForm};
+use super::view::{self, render, Chrome};
+use crate::api::AppState;
+use crate::domain::{now_millis, Experiment, LifecycleAction, Role};
+
+/// A button on the experiment page leading to the confirmation of one move.
+pub(crate) struct ActionLink {
+    pub(crate) label: String,
+    pub(crate) href: String,
+    pub(crate) danger: bool,
+}
+
+/// The moves the experiment's current status allows, one ship per variant; the
+/// domain's state machine decides, by trying each move on a copy.
+pub(crate) fn available_actions(experiment: &Experiment) -> Vec<ActionLink> {
+    let key = experiment.key();
+    let mut moves = vec![
+        LifecycleAction::Start,
+        LifecycleAction::Pause,
+        LifecycleAction::Resume,
+        LifecycleAction::Rollback,
+    ];
+    moves.extend(
+        experiment
+            .spec
+            .variants
+            .iter()
+            .map(|v| LifecycleAction::Ship {
+                variant: v.key.clone(),
+            }),
+    );
+    moves.push(LifecycleAction::Stop);
+    moves
+        .into_iter()
+        .filter(|action| experiment.clone().apply(action, now_millis()).is_ok())
+        .map(|action| ActionLink {
+            label: label(&action),
+            href: match &action {
+                LifecycleAction::Ship { variant } => {
+                    format!("/experiments/{key}/confirm?action=ship&variant={variant}")
+                }
+                other => format!("/experiments/{key}/confirm?action={}", other.name()),
+            },
+            danger: matches!(action, LifecycleAction::Rollback | LifecycleAction::Stop),
+        })
+        .collect()
+}
+
+fn label(action: &LifecycleAction) -> String {
+    match action {
+        LifecycleAction::Start => "Start".to_owned(),
+        LifecycleAction::Pause => "Pause".to_owned(),
+        LifecycleAction::Resume => "Resume".to_owned(),
+        LifecycleAction::Rollback => "Roll back".to_owned(),
+        LifecycleAction::Ship { variant } => format!("Ship {variant}"),
+        LifecycleAction::Stop => "Stop".to_owned(),
+    }
+}
+
+/// What the move does to the people in the experiment, in words.
+fn consequence(action: &LifecycleAction, experiment: &Experiment) -> String {
+    let control = experiment
+        .spec
+        .variants
+        .first()
+        .map_or("control", |v| v.key.as_str());
+    let coverage = view::percent(experiment.spec.coverage);
+    match action {
+        LifecycleAction::Start => format!(
+            "Users who match the condition start being split between the variants: {coverage} of them enter the experiment, and their exposures are logged. Connected apps see the change within a second."
+        ),
+        LifecycleAction::Pause => format!(
+            "Everyone gets {control} and no exposures are logged. Resuming later brings back the very same assignments."
+        ),
+        LifecycleAction::Resume => format!(
+            "Users get their variants again — the same ones as before the pause — and exposures are logged again, at {coverage} coverage."
+        ),
+        LifecycleAction::Rollback => format!(
+            "Everyone gets {control} from now on and exposures stop. This cannot be undone: a rolled-back experiment does not run again."
+        ),
+        LifecycleAction::Ship { variant } => format!(
+            "Everyone gets {variant}, including users who were in other variants, and the experiment ends."
+        ),
+        LifecycleAction::Stop => format!(
+            "Everyone gets {control} and the analysis is frozen at its current data."
+        ),
+    }
+}
+
+/// Reads a move from its name and, for ship, the variant.
+fn parse_action(name: &str, variant: &str) -> Result<LifecycleAction, WebError> {
+    LifecycleAction::from_name(name, Some(variant.to_owned()))
+        .ok_or_else(|| WebError::bad_request("no such lifecycle action"))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConfirmQuery {
+    action: String,
+    #[serde(default)]
+    variant: String,
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    chrome: Chrome,
+    key: String,
+    action: &'static str,
+    variant: String,
+    label: String,
+    consequence: String,
+    danger: bool,
+}
+
+pub(crate) async fn confirm(
+    State(state): State<AppState>,
+    session: Session,
+    Path(key): Path<String>,
+    Query(query): Query<ConfirmQuery>,
+) -> Result<Response, WebError> {
+    session.require(Role::Editor)?;
+    let action = parse_action(&query.action, &query.variant)?;
+    let experiment = state.control.get_experiment(&key).await?;
+    Ok(render(&ConfirmPage {
+        chrome: session.chrome(),
+        consequence: consequence(&action, &experiment),
+        label: label(&action),
+        action: action.name(),
+        danger: matches!(action, LifecycleAction::Rollback | LifecycleAction::Stop),
+        variant: query.variant,
+        key,
+    }))
+}
+
+pub(crate) async fn act(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    form: SignedForm,
+) -> Result<Response, WebError> {
+    form.session.require(Role::Editor)?;
+    let action = parse_action(form.fields.get("action"), form.fields.get("variant"))?;
+    state
+        .control
+        .act(&key, action, &form.session.key.name)
+        .await?;
+    Ok(Redirect::to(&format!("/experiments/{key}")).into_response())
+}

@@ -1,0 +1,59 @@
+//! The dashboard: server-rendered pages for product teams and analysts, served at
+//! `/` by `sluice serve`. Handlers parse a form or query, authorize the signed-in
+//! key, call [`crate::control::Control`] and turn the answer into a view model that
+//! an askama template renders; templates hold no logic and assets are compiled in.
+//!
+//! Sessions are stateless (the cookie carries the API key), so any server behind a
+//! load balancer can answer any page.
+
+mod admin;
+mod assets;
+mod chart;
+mod definition;
+mod error;
+mod experiment;
+mod experiments;
+mod fields;
+mod form;
+mod lifecycle;
+mod planning;
+mod session;
+mod view;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::api::AppState;
+
+/// Every dashboard route; merged into the API router by [`crate::api`].
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(experiments::list))
+        .route("/signin", get(session::sign_in_page).post(session::sign_in))
+        .route("/signout", post(session::sign_out))
+        .route("/experiments/new", get(form::new).post(form::create))
+        .route("/experiments/{key}", get(experiment::show))
+        .route(
+            "/experiments/{key}/edit",
+            get(form::edit).post(form::update),
+        )
+        .route("/experiments/{key}/confirm", get(lifecycle::confirm))
+        .route("/experiments/{key}/act", post(lifecycle::act))
+        .route("/experiments/{key}/report.csv", get(experiment::csv))
+        .route("/planning", get(planning::page))
+        .route(
+            "/settings/metrics",
+            get(admin::metrics).post(admin::create_metric),
+        )
+        .route(
+            "/settings/webhooks",
+            get(admin::webhooks).post(admin::create_webhook),
+        )
+        .route("/settings/webhooks/{id}", get(admin::deliveries))
+        .route(
+            "/settings/webhooks/{id}/delete",
+            post(admin::delete_webhook),
+        )
+        .route("/settings/keys", get(admin::keys).post(admin::create_key))
+        .route("/assets/{name}", get(assets::serve))
+}

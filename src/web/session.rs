@@ -1,0 +1,208 @@
+//! Signing in and out, the session cookie and CSRF tokens.
+//!
+//! The session cookie carries the API key itself (HttpOnly, SameSite=Strict), so no
+//! server keeps session state and every server of a cluster accepts it; the key is
+//! checked by the same cached lookup as the API's bearer header. Each form carries a
+//! CSRF token, HMAC-SHA256 of a fixed label under the key: only a page that could
+//! read the key can have it, and it is the same on every server. The sign-in form,
+//! before any session, uses a double-submit cookie instead.
+
+use askama::Template;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use rand::Rng;
+
+use super::error::WebError;
+use super::fields::Fields;
+use super::view::{render, Chrome};
+use crate::api::{authenticate, require_role, AppState};
+use crate::domain::webhook::signature;
+use crate::domain::{ApiKey, Role};
+
+const SESSION_COOKIE: &str = "sluice_session";
+const SIGN_IN_COOKIE: &str = "sluice_signin";
+const SESSION_MAX_AGE_SECONDS: u32 = 12 * 3600;
+const CSRF_LABEL: &[u8] = b"sluice dashboard csrf v1";
+/// The form field every POST form carries its token in.
+pub(crate) const CSRF_FIELD: &str = "csrf";
+
+/// The signed-in key and the CSRF token its forms carry.
+pub(crate) struct Session {
+    pub(crate) key: ApiKey,
+    pub(crate) csrf: String,
+}
+
+impl Session {
+    /// Fails with a 403 page unless the key's role grants `role`.
+    pub(crate) fn require(&self, role: Role) -> Result<(), WebError> {
+        Ok(require_role(&self.key, role)?)
+    }
+
+    /// Whether the key may do what `role` allows; decides which controls a page shows.
+    pub(crate) fn may(&self, role: Role) -> bool {
+        self.key.role.grants(role)
+    }
+
+    /// What every page's header shows about the session.
+    pub(crate) fn chrome(&self) -> Chrome {
+        Chrome {
+            user: self.key.name.clone(),
+            role: self.key.role.as_str(),
+            csrf: self.csrf.clone(),
+            is_admin: self.may(Role::Admin),
+            can_edit: self.may(Role::Editor),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        let secret = cookie(parts, SESSION_COOKIE).ok_or(WebError::SignIn)?;
+        let key = authenticate(state, &secret)
+            .await
+            .map_err(|_| WebError::SignIn)?;
+        if !key.role.grants(Role::Analyst) {
+            return Err(WebError::SignIn);
+        }
+        Ok(Session {
+            key,
+            csrf: csrf_token(&secret),
+        })
+    }
+}
+
+/// A POST form from a signed-in page whose CSRF token matched: nothing reaches a
+/// handler taking this unless the token is right.
+pub(crate) struct SignedForm {
+    pub(crate) session: Session,
+    pub(crate) fields: Fields,
+}
+
+impl FromRequest<AppState> for SignedForm {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, WebError> {
+        let (mut parts, body) = request.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let request = Request::from_parts(parts, body);
+        let fields = Fields::from_request(request, state).await?;
+        if !tokens_match(fields.get(CSRF_FIELD), &session.csrf) {
+            return Err(WebError::BadCsrf);
+        }
+        Ok(SignedForm { session, fields })
+    }
+}
+
+/// The CSRF token of a session: HMAC-SHA256 of a fixed label keyed by its secret,
+/// computed as webhooks sign their bodies.
+fn csrf_token(secret: &str) -> String {
+    signature(secret, CSRF_LABEL)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares in time independent of where the strings differ.
+fn tokens_match(given: &str, expected: &str) -> bool {
+    !expected.is_empty()
+        && given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+fn set_cookie(name: &str, value: &str, max_age_seconds: u32) -> String {
+    format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_seconds}")
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    csrf: String,
+    error: Option<String>,
+}
+
+pub(crate) async fn sign_in_page() -> Response {
+    sign_in_form(None, axum::http::StatusCode::OK)
+}
+
+fn sign_in_form(error: Option<String>, status: axum::http::StatusCode) -> Response {
+    let mut random = [0u8; 16];
+    rand::rng().fill(&mut random);
+    let csrf = hex(&random);
+    let cookie = set_cookie(SIGN_IN_COOKIE, &csrf, 600);
+    let page = render(&SignInPage { csrf, error });
+    (status, [(SET_COOKIE, cookie)], page).into_response()
+}
+
+pub(crate) async fn sign_in(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let expected = cookie(&parts, SIGN_IN_COOKIE).unwrap_or_default();
+    let request = Request::from_parts(parts, body);
+    let fields = match Fields::from_request(request, &state).await {
+        Ok(fields) => fields,
+        Err(err) => return err.into_response(),
+    };
+    if !tokens_match(fields.get(CSRF_FIELD), &expected) {
+        return WebError::BadCsrf.into_response();
+    }
+    let secret = fields.get("key").trim();
+    let unusable = |message: &str| {
+        sign_in_form(
+            Some(message.to_owned()),
+            axum::http::StatusCode::UNAUTHORIZED,
+        )
+    };
+    match authenticate(&state, secret).await {
+        Ok(key) if key.role.grants(Role::Analyst) => {
+            let cookie = set_cookie(SESSION_COOKIE, secret, SESSION_MAX_AGE_SECONDS);
+            ([(SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+        }
+        Ok(_) => unusable(
+            "SDK keys cannot sign in to the dashboard; use an admin, editor or analyst key.",
+        ),
+        Err(_) => unusable("That key is not known. Check it and try again."),
+    }
+}
+
+/// Clears the session cookie; the form's token proves the request came from a page.
+pub(crate) async fn sign_out(_form: SignedForm) -> Response {
+    let cookie = set_cookie(SESSION_COOKIE, "", 0);
+    ([(SET_COOKIE, cookie)], Redirect::to("/signin")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_differ_by_key_and_compare_exactly() {
+        let a = csrf_token("sk_admin_a");
+        assert_eq!(a, csrf_token("sk_admin_a"));
+        assert_ne!(a, csrf_token("sk_admin_b"));
+        assert!(tokens_match(&a, &a));
+        assert!(!tokens_match("", &a));
+        assert!(!tokens_match(&a[1..], &a));
+        assert!(!tokens_match("", ""));
+    }
+}

@@ -1,0 +1,290 @@
+//! The dashboard in a real browser: headless Chromium driven over WebDriver signs
+//! in, creates an experiment through the form (after one rejected entry), starts
+//! it, sees the report and chart of traffic sent over the API, rolls it back and
+//! finds the audit entry. Screenshots of the main pages go to
+//! `$CARGO_TARGET_DIR/screenshots/BACKEND/` (default `target/screenshots/…`).
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; without them the test fails
+//! and says so (`.ci/run` installs them).
+
+mod common;
+#[path = "browser/webdriver.rs"]
+mod webdriver;
+
+use std::future::IntoFuture;
+use std::path::PathBuf;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use common::{pricing_metrics, Backend, TestApp};
+use webdriver::Browser;
+
+/// Where screenshots are written, a folder per backend.
+fn screenshot_dir(backend: Backend) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target
+        .join("screenshots")
+        .join(format!("{backend:?}").to_lowercase());
+    std::fs::create_dir_all(&dir).expect("create the screenshot folder");
+    dir
+}
+
+/// Three days of traffic: each day 300 new users per variant, half from CN and half
+/// from US; 12% of control's users buy and 7% of premium's (9%, then 6.7% and 5.3%
+/// by day), so premium is clearly worse.
+fn three_days_of_traffic() -> Vec<Value> {
+    let mut events = Vec::new();
+    for day in 0..3 {
+        for (variant, buyers) in [("control", 36), ("premium", [27, 20, 16][day])] {
+            for i in 0..300 {
+                let user = format!("{variant}-{day}-{i}");
+                let date = format!("2026-11-{:02}", 20 + day);
+                let country = if i % 2 == 0 { "CN" } else { "US" };
+                events.push(json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
+                    "experiment": "pricing-q4", "variant": variant, "ts": format!("{date}T10:00:00Z"),
+                    "attributes": {"country": country}}));
+                if i < buyers {
+                    events.push(
+                        json!({"id": format!("p-{user}"), "type": "track", "user": user,
+                        "event": "purchase", "value": 10.0, "ts": format!("{date}T11:00:00Z")}),
+                    );
+                }
+            }
+        }
+    }
+    events
+}
+
+async fn define_metrics(app: &TestApp) {
+    for metric in pricing_metrics() {
+        let reply = app.post("/api/v1/metrics", &app.editor, metric).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+}
+
+/// Fills the new-experiment form with a valid pricing test, except that the
+/// second variant's weight is `premium_weight`.
+async fn fill_pricing_form(browser: &Browser, premium_weight: &str) {
+    browser.fill("#key", "pricing-q4").await;
+    browser.fill("#name", "Premium price").await;
+    browser
+        .fill("#hypothesis", "A higher price keeps buyers")
+        .await;
+    browser.fill("#variants-0--key", "control").await;
+    browser.fill("#variants-0--weight", "0.5").await;
+    browser
+        .fill("#variants-0--value", r#"{"price": 199}"#)
+        .await;
+    browser.fill("#variants-1--key", "premium").await;
+    browser.fill("#variants-1--weight", premium_weight).await;
+    browser
+        .fill("#variants-1--value", r#"{"price": 249}"#)
+        .await;
+    browser
+        .fill("#condition", r#"{"country": {"$in": ["CN", "US"]}}"#)
+        .await;
+    browser
+        .click("#primary_metric option[value=purchase]")
+        .await;
+    browser
+        .click("#guardrails-0--metric option[value=purchase]")
+        .await;
+    browser.fill("#guardrails-0--max_drop", "0.2").await;
+    browser.fill("#guardrails-0--min_users", "500").await;
+    browser
+        .click("#guardrails-0--action option[value=rollback]")
+        .await;
+    browser
+        .click("input[name=secondary_metrics][value=revenue]")
+        .await;
+    browser.fill("#dimensions", "country").await;
+}
+
+/// Serves the app on a free local port; returns its base URL.
+async fn serve(app: &TestApp) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    base
+}
+
+async fn sign_in(browser: &Browser, base: &str, key: &str) {
+    browser.goto(&format!("{base}/signin")).await;
+    browser.fill("#key", key).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url(&format!("{base}/")).await;
+}
+
+async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    define_metrics(&app).await;
+    let base = serve(&app).await;
+    let shots = screenshot_dir(backend);
+    let browser = Browser::start().await;
+
+    // Without a session every page leads to sign-in.
+    browser.goto(&format!("{base}/")).await;
+    browser.wait_for_url(&format!("{base}/signin")).await;
+    browser.screenshot(&shots.join("signin.png")).await;
+    sign_in(&browser, &base, &app.editor).await;
+    assert!(browser.text("header.top").await.contains("editor-tester"));
+
+    // A rejected entry shows the API's message beside its field, then a fix passes.
+    browser.click("a[href='/experiments/new']").await;
+    fill_pricing_form(&browser, "1.5").await;
+    browser.click("#save").await;
+    let problem = browser.text("#variants-1--weight-error").await;
+    assert_eq!(problem, "must be a number from 0 to 1");
+    assert!(browser
+        .text("#problems")
+        .await
+        .contains("weights must sum to 1"));
+    browser.screenshot(&shots.join("form-rejected.png")).await;
+    browser.fill("#variants-1--weight", "0.5").await;
+    browser.click("#save").await;
+    browser
+        .wait_for_url(&format!("{base}/experiments/pricing-q4"))
+        .await;
+    assert_eq!(browser.text("#status").await, "draft");
+
+    // Starting asks first and says what happens to users.
+    browser.click("#lifecycle a[href$='action=start']").await;
+    assert!(browser
+        .text("#consequence")
+        .await
+        .contains("100.0% of them enter the experiment"));
+    browser.click("#confirm").await;
+    assert_eq!(browser.text("#status").await, "running");
+
+    // Traffic over the API shows up in the report and its chart.
+    let reply = app
+        .post(
+            "/sdk/v1/events",
+            &app.sdk,
+            json!({"events": three_days_of_traffic()}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    browser
+        .goto(&format!("{base}/experiments/pricing-q4"))
+        .await;
+    let table = browser.text("#metric-purchase table.stats").await;
+    assert!(table.contains("premium 900"), "{table}");
+    assert!(table.contains("-41.7%"), "{table}");
+    assert_eq!(
+        browser.count("#metric-purchase svg polyline.effect").await,
+        1
+    );
+    assert_eq!(browser.count("#metric-purchase svg polygon.band").await, 1);
+    assert_eq!(
+        browser.count("#metric-revenue svg polyline.effect").await,
+        1
+    );
+    browser.click("#dimension option[value=country]").await;
+    browser.click("#break-down").await;
+    browser
+        .wait_for_url(&format!("{base}/experiments/pricing-q4?dimension=country"))
+        .await;
+    let segments = browser.text("#breakdown").await;
+    assert!(segments.contains("CN 900 users"), "{segments}");
+    assert!(segments.contains("US 900 users"), "{segments}");
+    browser.resize(1280, 3600).await;
+    browser.screenshot(&shots.join("experiment.png")).await;
+    browser.resize(390, 1800).await;
+    browser
+        .screenshot(&shots.join("experiment-phone.png"))
+        .await;
+    browser.resize(1280, 900).await;
+
+    // Rolling back names its effect, happens, and is in the audit timeline.
+    browser.click("#lifecycle a[href$='action=rollback']").await;
+    assert!(browser
+        .text("#consequence")
+        .await
+        .contains("Everyone gets control"));
+    browser
+        .screenshot(&shots.join("confirm-rollback.png"))
+        .await;
+    browser.click("#confirm").await;
+    assert_eq!(browser.text("#status").await, "rolled_back");
+    let audit = browser.text("#audit li:first-child").await;
+    assert!(audit.contains("rollback by editor-tester"), "{audit}");
+    assert!(audit.contains("running → rolled_back"), "{audit}");
+
+    browser.goto(&format!("{base}/")).await;
+    assert!(browser.text("#experiments").await.contains("rolled_back"));
+    browser.screenshot(&shots.join("experiments.png")).await;
+}
+
+async fn an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let base = serve(&app).await;
+    let shots = screenshot_dir(backend);
+    let browser = Browser::start().await;
+    sign_in(&browser, &base, &app.admin).await;
+
+    browser.goto(&format!("{base}/settings/metrics")).await;
+    browser.fill("#key", "bad key").await;
+    browser.fill("#event", "purchase").await;
+    browser.click("#define-metric").await;
+    assert!(browser
+        .text("#key-error")
+        .await
+        .starts_with("must be 1 to 64"));
+    browser.fill("#key", "purchase").await;
+    browser.fill("#name", "Purchase").await;
+    browser.click("#define-metric").await;
+    assert!(browser.text("#metrics").await.contains("purchase"));
+    browser.screenshot(&shots.join("metrics.png")).await;
+
+    browser.goto(&format!("{base}/settings/webhooks")).await;
+    browser
+        .fill("#url", "http://127.0.0.1:9/hooks/sluice")
+        .await;
+    browser.fill("#secret", "short").await;
+    browser.click("input[name=events][value=rollback]").await;
+    browser.click("#add-webhook").await;
+    assert_eq!(
+        browser.text("#secret-error").await,
+        "must be 16 to 256 characters"
+    );
+    browser
+        .fill("#secret", "a-signing-secret-of-some-length")
+        .await;
+    browser.click("#add-webhook").await;
+    assert!(browser.text("#webhooks").await.contains("rollback"));
+    browser.screenshot(&shots.join("webhooks.png")).await;
+
+    browser.goto(&format!("{base}/planning")).await;
+    browser.fill("#baseline", "0.1").await;
+    browser.fill("#mde", "0.05").await;
+    browser.click("#calculate").await;
+    let answer = browser.text("#answer").await;
+    assert!(answer.contains("users per variant"), "{answer}");
+    browser.screenshot(&shots.join("planning.png")).await;
+
+    // A key minted on the keys page signs in, with what its role allows.
+    browser.goto(&format!("{base}/settings/keys")).await;
+    browser.click("#role option[value=analyst]").await;
+    browser.fill("#key-name", "ana").await;
+    browser.click("#create-key").await;
+    let secret = browser.text("#minted code.secret").await;
+    assert!(secret.starts_with("sk_analyst_"), "{secret}");
+    browser.click("form.signout button").await;
+    browser.wait_for_url(&format!("{base}/signin")).await;
+    sign_in(&browser, &base, &secret).await;
+    assert!(browser.text("header.top").await.contains("ana"));
+    let home = browser.source().await;
+    assert!(!home.contains("/experiments/new"));
+    assert!(!home.contains("/settings/keys"));
+    browser.goto(&format!("{base}/settings/keys")).await;
+    assert_eq!(browser.text("h1").await, "403 Forbidden");
+}
+
+on_both_backends!(
+    a_team_runs_and_rolls_back_an_experiment_in_the_browser,
+    an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser,
+);
