@@ -1,9 +1,11 @@
-//! Report reads at scale: 1,000,000 exposed users in 3 variants with 3 metrics, on
-//! SQLite, built once through the real ingestion path and kept under
-//! `target/bench-data/` between runs. A second database has ten times the events for
-//! the same users, to show the cost is flat in events.
+//! Report reads at scale: 1,000,000 exposed users in 3 variants with 3 metrics,
+//! built once through the real ingestion path and kept between runs: on SQLite under
+//! `target/bench-data/`, on PostgreSQL (`SLUICE_TEST_PG`, default the local server)
+//! in a schema of its own. A second SQLite database has ten times the events for the
+//! same users, to show the cost is flat in events.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -11,6 +13,9 @@ use sluice::control::{experiment_report, ReportOptions};
 use sluice::domain::{Event, EventKind, Experiment, Metric, MetricKind, NewAuditEntry};
 use sluice::store::Store;
 use tokio::runtime::Runtime;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const USERS: u64 = 1_000_000;
 const VARIANTS: [&str; 3] = ["control", "cheaper", "pricier"];
@@ -46,7 +51,20 @@ fn user_events(user: u64, events_per_user: u64, out: &mut Vec<Event>) {
     }
 }
 
-async fn database(events_per_user: u64) -> std::sync::Arc<dyn Store> {
+/// Ingests every user's events into an empty store.
+async fn fill(store: &dyn Store, events_per_user: u64) {
+    let mut batch = Vec::new();
+    for user in 0..USERS {
+        user_events(user, events_per_user, &mut batch);
+        if batch.len() >= 20_000 {
+            store.ingest(&[batch.as_slice()]).await.unwrap();
+            batch.clear();
+        }
+    }
+    store.ingest(&[batch.as_slice()]).await.unwrap();
+}
+
+async fn sqlite_database(events_per_user: u64) -> Arc<dyn Store> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("report-{USERS}-x{events_per_user}.db"));
@@ -59,16 +77,43 @@ async fn database(events_per_user: u64) -> std::sync::Arc<dyn Store> {
         .unwrap();
     if !ready.exists() {
         eprintln!("building {} (once)…", path.display());
-        let mut batch = Vec::new();
-        for user in 0..USERS {
-            user_events(user, events_per_user, &mut batch);
-            if batch.len() >= 20_000 {
-                store.ingest(&[batch.as_slice()]).await.unwrap();
-                batch.clear();
-            }
-        }
-        store.ingest(&[batch.as_slice()]).await.unwrap();
+        fill(store.as_ref(), events_per_user).await;
         std::fs::write(&ready, "").unwrap();
+    }
+    store
+}
+
+async fn postgres_database(events_per_user: u64) -> Arc<dyn Store> {
+    use sqlx::Connection;
+    let schema = format!("sluice_bench_report_{USERS}_x{events_per_user}");
+    let mut admin = sqlx::PgConnection::connect(&common::postgres_url())
+        .await
+        .unwrap();
+    let ready: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1 || '_ready')",
+    )
+    .bind(&schema)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    if !ready {
+        for statement in [
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            format!("CREATE SCHEMA {schema}"),
+        ] {
+            sqlx::query(&statement).execute(&mut admin).await.unwrap();
+        }
+    }
+    let store = sluice::store::open(&common::url_in_schema(&schema))
+        .await
+        .unwrap();
+    if !ready {
+        eprintln!("building PostgreSQL schema {schema} (once)…");
+        fill(store.as_ref(), events_per_user).await;
+        sqlx::query(&format!("CREATE SCHEMA {schema}_ready"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
     }
     store
 }
@@ -118,10 +163,16 @@ fn report(c: &mut Criterion) {
     let mut group = c.benchmark_group("report_1m_users");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(5));
-    for events_per_user in [3, 30] {
-        let store = runtime.block_on(database(events_per_user));
+    let databases: [(&str, u64); 3] = [("sqlite", 3), ("sqlite", 30), ("postgres", 3)];
+    for (backend, events_per_user) in databases {
+        let store = runtime.block_on(async {
+            match backend {
+                "sqlite" => sqlite_database(events_per_user).await,
+                _ => postgres_database(events_per_user).await,
+            }
+        });
         runtime.block_on(define(store.as_ref()));
-        let name = format!("full_report_{events_per_user}_events_per_active_user");
+        let name = format!("{backend}_full_report_{events_per_user}_events_per_active_user");
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| async {
                 let report = experiment_report(store.as_ref(), "pricing", ReportOptions::default())

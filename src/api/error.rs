@@ -90,6 +90,14 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "concurrent_change", err.to_string())
             }
             StoreError::NotFound(_) => Self::not_found(err.to_string()),
+            _ if err.is_unavailable() => {
+                tracing::error!(error = ?err, "the database is unreachable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unreachable; retry later",
+                )
+            }
             _ => Self::internal(&err),
         }
     }

@@ -115,6 +115,12 @@ async fn postgres_schema() -> String {
         .execute(&mut conn)
         .await
         .unwrap();
+    url_in_schema(&schema)
+}
+
+/// The URL of the test PostgreSQL server, with `schema` first on the search path.
+pub fn url_in_schema(schema: &str) -> String {
+    let server = postgres_url();
     let separator = if server.contains('?') { '&' } else { '?' };
     format!("{server}{separator}options[search_path]={schema}")
 }
