@@ -36,7 +36,7 @@ use common::{Backend, TestDb};
 /// Concurrent connections for assignment (many app servers) and for ingestion
 /// (a few SDK flushers sending large batches).
 const ASSIGN_CONNECTIONS: usize = 32;
-const INGEST_CONNECTIONS: usize = 8;
+const INGEST_CONNECTIONS: usize = 4;
 
 struct Target {
     addr: SocketAddr,
