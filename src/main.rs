@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct DbArgs {
-    /// Database URL: sqlite://PATH (created and migrated if missing).
+    /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST/DB;
+    /// migrated on start.
     #[arg(long, env = "SLUICE_DB", default_value = "sqlite://sluice.db")]
     db: String,
 }

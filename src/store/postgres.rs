@@ -60,6 +60,9 @@ struct Leadership {
 /// Opens the database at `url` (`postgres://…`) and migrates it.
 pub(super) async fn open(url: &str) -> Result<SqlStore<Postgres>, StoreError> {
     let options = PgConnectOptions::from_str(url)?;
+    // One connection first: the pool retries until its timeout and then reports only
+    // that it timed out, hiding why (refused, unknown host, bad password).
+    PgConnection::connect_with(&options).await?.close().await?;
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(10))
