@@ -39,7 +39,8 @@ enum Command {
         #[arg(long, env = "SLUICE_ADDR", default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
         /// Seconds between two runs of the circuit breakers over running experiments
-        /// (0 turns the loop off).
+        /// (0 turns the loop off; on a shared PostgreSQL database such a server then
+        /// never leads).
         #[arg(
             long = "guard-interval",
             env = "SLUICE_GUARD_INTERVAL_SECONDS",
@@ -272,6 +273,8 @@ async fn serve(db: &str, addr: SocketAddr, guard_interval_seconds: u64) -> anyho
     tracing::info!(%addr, db, "sluice is serving");
     if guard_interval_seconds > 0 {
         server.spawn_guard(std::time::Duration::from_secs(guard_interval_seconds));
+    } else {
+        server.without_guard();
     }
     let shutdown = server.shutdown.clone();
     axum::serve(listener, server.router.clone())

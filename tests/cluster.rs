@@ -26,7 +26,11 @@ struct Node {
 
 impl Node {
     fn start(db: &str) -> Self {
-        let interval = GUARD_INTERVAL.as_secs().to_string();
+        Self::with_guard_interval(db, GUARD_INTERVAL)
+    }
+
+    fn with_guard_interval(db: &str, interval: Duration) -> Self {
+        let interval = interval.as_secs().to_string();
         let (process, port) = serve(db, &["--guard-interval", &interval]);
         Self {
             process,
@@ -218,4 +222,20 @@ async fn two_servers_share_changes_leadership_and_deliveries() {
         queued.len() >= 3,
         "create, start and guard_rollback: {queued:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_guard_loop_leaves_the_lead_to_one_with_it() {
+    let db = TestDb::new(Backend::Postgres).await;
+    sluice::store::open(&db.url).await.unwrap();
+    let follower = Node::with_guard_interval(&db.url, Duration::ZERO);
+    // Its webhook sender checks leadership every half second; it must not take it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!follower.leads().await);
+    let leader = Node::start(&db.url);
+    wait_for("the guarded server to lead", 2 * GUARD_INTERVAL, || {
+        leader.leads()
+    })
+    .await;
+    assert!(!follower.leads().await);
 }

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
-use crate::store::{ChangeFeed, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub(crate) use auth::{authenticate, require_role};
 pub use error::ApiError;
@@ -53,6 +53,8 @@ pub struct Server {
     /// Sends webhook deliveries; ends when the server shuts down.
     pub webhook_sender: JoinHandle<()>,
     control: Arc<Control>,
+    /// Other servers may share the store.
+    shared: bool,
 }
 
 impl Server {
@@ -69,6 +71,7 @@ impl Server {
             shutdown_rx.clone(),
         ));
         let changes = store.changes().await?;
+        let shared = changes.is_some();
         let control = Arc::new(Control::new(
             store,
             rulesets,
@@ -77,7 +80,7 @@ impl Server {
             leadership,
         ));
         if let Some(changes) = changes {
-            tokio::spawn(follow_other_servers(
+            tokio::spawn(crate::control::ruleset::follow_other_servers(
                 Arc::downgrade(&control),
                 changes,
                 shutdown_rx.clone(),
@@ -97,6 +100,7 @@ impl Server {
             event_writer,
             webhook_sender,
             control,
+            shared,
         })
     }
 
@@ -107,6 +111,15 @@ impl Server {
 
     /// Starts the guard loop: every `interval`, the breakers check each running
     /// experiment. It stops when the server shuts down.
+    /// Runs this server without a guard loop. Where servers share the database it
+    /// then never leads, so the guard, the scheduler and webhook delivery stay with
+    /// one that runs them all; a lone server still delivers webhooks.
+    pub fn without_guard(&self) {
+        if self.shared {
+            self.control.leadership().step_aside();
+        }
+    }
+
     pub fn spawn_guard(&self, interval: std::time::Duration) -> JoinHandle<()> {
         let shutdown = self.shutdown.subscribe();
         tokio::spawn(crate::control::guard::run_loop(
@@ -130,26 +143,6 @@ impl Server {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "event writer failed"),
             Err(_) => tracing::error!("event writer did not finish in time"),
-        }
-    }
-}
-
-/// Republishes the ruleset when another server changed it, so SDK streams connected
-/// here see every change wherever it was made. Ends with the server.
-async fn follow_other_servers(
-    control: std::sync::Weak<Control>,
-    mut changes: ChangeFeed,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            change = changes.recv() => {
-                let (Some(()), Some(control)) = (change, control.upgrade()) else {
-                    return;
-                };
-                control.republish().await;
-            }
-            _ = crate::control::stopping(&mut shutdown) => return,
         }
     }
 }

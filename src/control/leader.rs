@@ -10,12 +10,17 @@ use crate::store::Store;
 #[derive(Debug, Default)]
 pub struct Leadership {
     leading: AtomicBool,
+    /// Set when this server must never lead (it runs no guard loop).
+    aside: AtomicBool,
 }
 
 impl Leadership {
     /// Asks the store whether this server leads now. A failure to tell counts as
     /// not leading: skipping a round beats doing its work twice.
     pub async fn check(&self, store: &dyn Store) -> bool {
+        if self.aside.load(Ordering::Relaxed) {
+            return false;
+        }
         let leading = match store.lead().await {
             Ok(leading) => leading,
             Err(err) => {
@@ -27,6 +32,12 @@ impl Leadership {
             tracing::info!(leading, "leadership changed");
         }
         leading
+    }
+
+    /// Never leads from now on: for a server that runs no guard loop among servers
+    /// that do, so that the leader is always one that runs all the leader's work.
+    pub fn step_aside(&self) {
+        self.aside.store(true, Ordering::Relaxed);
     }
 
     /// The answer of the last check.

@@ -9,7 +9,12 @@ use bytes::Bytes;
 use sluice_sdk::{CompiledRuleset, Ruleset};
 use tokio::sync::{watch, Mutex};
 
-use crate::store::{Store, StoreError};
+use super::Control;
+use crate::store::{ChangeFeed, Store, StoreError};
+
+/// How often a server re-reads the ruleset even without a change notification, so
+/// that one lost while the database or the listener was away goes unseen no longer.
+const REREAD_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the server needs to know about a served experiment beyond evaluation.
 #[derive(Debug, Clone)]
@@ -107,4 +112,26 @@ async fn read_snapshot(store: &dyn Store) -> Result<RulesetSnapshot, StoreError>
         version: source.version,
         experiments: source.experiments.iter().map(|e| e.to_rule()).collect(),
     }))
+}
+
+/// Republishes the ruleset when another server changed it, so SDK streams connected
+/// here see every change wherever it was made; and every [`REREAD_EVERY`] in case
+/// a notification was lost. Ends with the server.
+pub async fn follow_other_servers(
+    control: std::sync::Weak<Control>,
+    mut changes: ChangeFeed,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut reread = tokio::time::interval(REREAD_EVERY);
+    loop {
+        let woken = tokio::select! {
+            change = changes.recv() => change.is_some(),
+            _ = reread.tick() => true,
+            _ = super::stopping(&mut shutdown) => false,
+        };
+        let Some(control) = control.upgrade().filter(|_| woken) else {
+            return;
+        };
+        control.republish().await;
+    }
 }

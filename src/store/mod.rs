@@ -44,12 +44,18 @@ impl StoreError {
     /// Whether the database could not be reached (as opposed to refusing a
     /// statement): the request may succeed if retried later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            )
-        )
+        let StoreError::Database(err) = self else {
+            return false;
+        };
+        match err {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+            // PostgreSQL shutting down, restarting or out of connections (class 57
+            // "operator intervention", 08 "connection exception", 53300).
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("57P") || code.starts_with("08") || code == "53300"
+            }),
+            _ => false,
+        }
     }
 }
 

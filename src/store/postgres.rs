@@ -22,6 +22,8 @@ use super::{ChangeFeed, StoreError};
 use crate::domain::{Event, Millis};
 
 const MAX_CONNECTIONS: u32 = 16;
+/// How long a leadership check may take before the session counts as lost.
+const LEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The NOTIFY channel of this deployment's ruleset versions.
 const CHANNEL: &str = "'sluice_ruleset_' || to_hex(hashtextextended(current_schema(), 1))";
@@ -31,9 +33,10 @@ const CHANNEL: &str = "'sluice_ruleset_' || to_hex(hashtextextended(current_sche
 const LEADER_LOCK: &str = "hashtextextended(current_schema(), 3)";
 const INGEST_LOCK: &str = "hashtextextended(current_schema(), 2)";
 const USER_LOCKS: &str = "hashtext(current_schema())";
-/// Users one transaction locks one by one at most: a few writers' worth must fit
-/// PostgreSQL's lock table (by default 64 per connection, shared).
-const MAX_USER_LOCKS: usize = 1024;
+/// Users one transaction locks one by one at most. PostgreSQL's lock table is
+/// shared by every server (by default 64 × max_connections entries): four writers'
+/// worth per server must fit, a few servers over.
+const MAX_USER_LOCKS: usize = 512;
 
 fn user_lock_key(user: &str) -> i32 {
     let hash = user.bytes().fold(0x811c_9dc5_u32, |h, b| {
@@ -48,11 +51,11 @@ pub(crate) struct Coordination {
     pool: PgPool,
     channel: String,
     /// The connection holding the leader lock, or waiting to take it.
-    leadership: Mutex<Leadership>,
+    leadership: Mutex<LeaderSession>,
 }
 
 #[derive(Default)]
-struct Leadership {
+struct LeaderSession {
     connection: Option<PgConnection>,
     held: bool,
 }
@@ -97,7 +100,10 @@ impl Dialect for Postgres {
         dimension.to_owned()
     }
 
-    async fn prepare_ingestion(conn: &mut PgConnection, users: &[&str]) -> Result<(), StoreError> {
+    async fn prepare_ingestion(
+        conn: &mut PgConnection,
+        events: &[&Event],
+    ) -> Result<(), StoreError> {
         // Ingestion reads a user's stored state, then writes what changed: two
         // transactions folding the same user at once would both add to the running
         // totals. Each locks its users (in one order, so they cannot deadlock) and
@@ -107,7 +113,10 @@ impl Dialect for Postgres {
         // LATERAL and fenced with OFFSET 0). While a young table grows faster than
         // autovacuum analyses it, the planner believes it tiny and would rather scan
         // all of it; for this transaction, it may only walk the indexes by key.
-        let one_by_one = users.len() <= MAX_USER_LOCKS;
+        let mut keys: Vec<i32> = events.iter().map(|e| user_lock_key(&e.user)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let one_by_one = keys.len() <= MAX_USER_LOCKS;
         let ingest_lock = if one_by_one {
             "pg_advisory_xact_lock_shared"
         } else {
@@ -120,9 +129,6 @@ impl Dialect for Postgres {
         .execute(&mut *conn)
         .await?;
         if one_by_one {
-            let mut keys: Vec<i32> = users.iter().map(|user| user_lock_key(user)).collect();
-            keys.sort_unstable();
-            keys.dedup();
             sqlx::query(&format!(
                 "SELECT pg_advisory_xact_lock({USER_LOCKS}, key) FROM UNNEST($1::int4[]) AS k (key)"
             ))
@@ -279,10 +285,12 @@ impl Dialect for Postgres {
 
     async fn lead(coordination: &Coordination) -> Result<bool, StoreError> {
         let mut leadership = coordination.leadership.lock().await;
-        let result = try_lead(coordination, &mut leadership).await;
+        let result = tokio::time::timeout(LEAD_TIMEOUT, try_lead(coordination, &mut leadership))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Database(sqlx::Error::PoolTimedOut)));
         if result.is_err() {
             // The connection (and any lock it held) is gone; start afresh next time.
-            *leadership = Leadership::default();
+            *leadership = LeaderSession::default();
         }
         result
     }
@@ -291,6 +299,8 @@ impl Dialect for Postgres {
         let mut listener = PgListener::connect_with(&coordination.pool).await?;
         listener.listen(&coordination.channel).await?;
         let (sender, feed) = mpsc::channel(1);
+        // The server loaded its ruleset before it listened: re-read once now.
+        let _ = sender.try_send(());
         tokio::spawn(forward_notifications(listener, sender));
         Ok(Some(feed))
     }
@@ -298,13 +308,13 @@ impl Dialect for Postgres {
 
 async fn try_lead(
     coordination: &Coordination,
-    leadership: &mut Leadership,
+    leadership: &mut LeaderSession,
 ) -> Result<bool, StoreError> {
     let connection = match &mut leadership.connection {
         Some(connection) => connection,
         None => leadership
             .connection
-            .insert(PgConnection::connect_with(&coordination.options).await?),
+            .insert(leader_connection(&coordination.options).await?),
     };
     if leadership.held {
         // Proves the session, and with it the lock, is still alive.
@@ -318,23 +328,34 @@ async fn try_lead(
     Ok(leadership.held)
 }
 
-/// Wakes the server on every notification, and after a reconnect (notifications
-/// sent while the listener was away are lost, so the server must re-read).
+/// The connection that holds the leader lock. The server drops a session whose
+/// client stopped answering within about a minute (not the OS's two hours), which
+/// frees the lock for another server.
+async fn leader_connection(options: &PgConnectOptions) -> Result<PgConnection, StoreError> {
+    let options = options.clone().options([
+        ("tcp_keepalives_idle", "20"),
+        ("tcp_keepalives_interval", "10"),
+        ("tcp_keepalives_count", "3"),
+    ]);
+    Ok(PgConnection::connect_with(&options).await?)
+}
+
+/// Wakes the server on every notification, and whenever the listener lost its
+/// connection (notifications sent meanwhile are lost, so the server must re-read;
+/// a re-read while the database is still away fails and the next wake-up retries).
+/// Ends when the server stops listening.
 async fn forward_notifications(mut listener: PgListener, sender: mpsc::Sender<()>) {
     loop {
-        match listener.try_recv().await {
-            Ok(_) => {
-                // A full channel already holds a wake-up; one is enough.
-                if let Err(mpsc::error::TrySendError::Closed(())) = sender.try_send(()) {
-                    return;
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "ruleset change listener failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        let received = tokio::select! {
+            received = listener.try_recv() => received,
+            () = sender.closed() => return,
+        };
+        if let Err(err) = &received {
+            tracing::warn!(error = %err, "ruleset change listener failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        if sender.is_closed() {
+        // A full channel already holds a wake-up; one is enough.
+        if let Err(mpsc::error::TrySendError::Closed(())) = sender.try_send(()) {
             return;
         }
     }

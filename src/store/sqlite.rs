@@ -57,14 +57,18 @@ impl Dialect for Sqlite {
     const INGEST_WRITERS: usize = 1;
 
     fn dimension_value(column: &str) -> String {
-        format!("CAST(json_extract({column}, $1) AS TEXT)")
+        // json_extract gives booleans as 1 and 0; name them as PostgreSQL does.
+        format!(
+            "CASE json_type({column}, $1) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+             ELSE CAST(json_extract({column}, $1) AS TEXT) END"
+        )
     }
 
     fn dimension_key(dimension: &str) -> String {
         format!("$.\"{dimension}\"")
     }
 
-    async fn prepare_ingestion(_: &mut SqliteConnection, _: &[&str]) -> Result<(), StoreError> {
+    async fn prepare_ingestion(_: &mut SqliteConnection, _: &[&Event]) -> Result<(), StoreError> {
         // The single writer connection already serialises ingestion.
         Ok(())
     }

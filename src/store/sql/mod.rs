@@ -30,15 +30,16 @@ pub(crate) trait Dialect: Database {
     /// An expression for the text of the kept dimension whose key `dimension_key`
     /// (see [`Dialect::dimension_key`]) is bound as `$1`, in a JSON object column.
     fn dimension_value(column: &str) -> String;
+    /// How the name of a kept dimension is bound for [`Dialect::dimension_value`].
     fn dimension_key(dimension: &str) -> String;
 
     /// How many ingestion transactions may run at once.
     const INGEST_WRITERS: usize;
-    /// Readies an ingestion transaction for the events of `users`: no other
-    /// transaction, on any server, may fold the same users until it ends.
+    /// Readies an ingestion transaction for `events`: no other transaction, on any
+    /// server, may fold the same users until it ends.
     async fn prepare_ingestion(
         conn: &mut Self::Connection,
-        users: &[&str],
+        events: &[&Event],
     ) -> Result<(), StoreError>;
 
     // Bulk statements: each backend reads and writes many rows its fastest way.
@@ -354,10 +355,7 @@ where
             return Ok(vec![IngestOutcome::default(); batches.len()]);
         }
         let mut tx = self.writer.begin().await?;
-        let mut users: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
-        users.sort_unstable();
-        users.dedup();
-        DB::prepare_ingestion(&mut tx, &users).await?;
+        DB::prepare_ingestion(&mut tx, &events).await?;
         let is_new = Self::store_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(writes::outcomes_per_batch(batches, &is_new))

@@ -166,7 +166,9 @@ where
     }
     /// Says which events are new: their id was not stored before (nor earlier in the
     /// batch). Looking up the (usually absent) known ids is cheaper than having the
-    /// database return every inserted id; ingestion is serialised, so it is race-free.
+    /// database return every inserted id. Race-free because a retried event comes
+    /// with the same user, whom no other transaction folds meanwhile; the same id
+    /// sent for two users at once fails one batch on the unique id instead.
     async fn new_events(
         conn: &mut DB::Connection,
         events: &[&Event],
@@ -243,7 +245,9 @@ where
     }
     async fn write_fold(conn: &mut DB::Connection, fold: &Fold) -> Result<(), StoreError> {
         Self::write_exposures(conn, &fold.touched).await?;
-        Self::write_user_metrics(conn, &fold.metric_writes).await?;
+        // A rebuild only ever adds events (the first exposure moves earlier), so no
+        // stored aggregate has to disappear: upserts suffice.
+        DB::upsert_metrics(conn, &fold.metric_writes).await?;
         Self::write_totals(conn, &fold.changes).await
     }
     /// Every stored exposure of the given users, in any experiment.
@@ -317,14 +321,6 @@ where
             .map(|(key, t)| (key, &t.after))
             .collect();
         DB::upsert_exposures(conn, &writes).await
-    }
-    /// Upserts changed per-user aggregates. A rebuild only ever adds events (the first
-    /// exposure moves earlier), so no stored row has to disappear.
-    async fn write_user_metrics(
-        conn: &mut DB::Connection,
-        writes: &[(UserKey, String, UserMetric)],
-    ) -> Result<(), StoreError> {
-        DB::upsert_metrics(conn, writes).await
     }
     async fn write_totals(
         conn: &mut DB::Connection,
