@@ -355,7 +355,33 @@ async fn admins_read_a_webhook_delivery_log(backend: Backend) {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
+async fn admins_list_and_revoke_keys(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let keys = app.get("/api/v1/keys", &app.admin).await.body;
+    let analyst = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "analyst-tester")
+        .unwrap()["id"]
+        .clone();
+    let page = get(&app, "/settings/keys", &app.admin).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("analyst-tester"), "{}", page.html);
+    let path = format!("/settings/keys/{analyst}/revoke");
+    let forged = post(&app, &path, &app.admin, "csrf=0123abcd").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&app, "/", &app.analyst).await.status, StatusCode::OK);
+
+    let revoked = post(&app, &path, &app.admin, &format!("csrf={}", page.csrf())).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(get(&app, "/", &app.analyst).await.location(), "/signin");
+    let page = get(&app, "/settings/keys", &app.admin).await;
+    assert!(page.html.contains("revoked 20"), "{}", page.html);
+}
+
 on_both_backends!(
+    admins_list_and_revoke_keys,
     pages_without_a_session_lead_to_sign_in,
     signing_in_sets_a_strict_http_only_cookie_and_signing_out_clears_it,
     a_form_without_the_right_csrf_token_is_refused_and_changes_nothing,

@@ -271,7 +271,83 @@ async fn keys_and_roles_guard_every_endpoint(backend: Backend) {
     assert_eq!(ruleset.status, StatusCode::OK);
 }
 
+async fn revoked_keys_stop_working_and_stay_listed(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let minted = app
+        .post(
+            "/api/v1/keys",
+            &app.admin,
+            json!({"role": "analyst", "name": "contractor"}),
+        )
+        .await;
+    assert_eq!(minted.status, StatusCode::CREATED, "{:?}", minted.body);
+    let (id, secret) = (minted.body["id"].clone(), minted.body["key"].clone());
+    let secret = secret.as_str().unwrap();
+    assert_eq!(
+        app.get("/api/v1/experiments", secret).await.status,
+        StatusCode::OK
+    );
+
+    let listed = app.get("/api/v1/keys", &app.admin).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let entry = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(entry["name"], "contractor");
+    assert!(
+        entry["revoked_at"].is_null() && entry.get("key_hash").is_none(),
+        "{entry}"
+    );
+    assert_eq!(
+        app.get("/api/v1/keys", secret).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let path = format!("/api/v1/keys/{id}");
+    let by_analyst = app
+        .send(Method::DELETE, &path, Some(secret), Body::empty())
+        .await;
+    assert_eq!(by_analyst.status, StatusCode::FORBIDDEN);
+    let revoked = app
+        .send(Method::DELETE, &path, Some(&app.admin), Body::empty())
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{:?}", revoked.body);
+    // Refused at once on this server, and still listed with the time it ended.
+    assert_eq!(
+        app.get("/api/v1/experiments", secret).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let listed = app.get("/api/v1/keys", &app.admin).await.body;
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap()
+        .clone();
+    assert!(entry["revoked_at"].is_string(), "{entry}");
+    let again = app
+        .send(Method::DELETE, &path, Some(&app.admin), Body::empty())
+        .await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+    let unknown = app
+        .send(
+            Method::DELETE,
+            "/api/v1/keys/987654",
+            Some(&app.admin),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
 on_both_backends!(
+    revoked_keys_stop_working_and_stay_listed,
     an_experiment_is_created_as_a_draft_with_defaults,
     invalid_definitions_name_every_bad_field_and_store_nothing,
     malformed_and_mistyped_bodies_get_clear_errors,

@@ -30,6 +30,13 @@ impl KeyCache {
         (at.elapsed() < CACHE_TTL).then(|| key.clone())
     }
 
+    /// Drops a (revoked) key, so this server refuses it at once.
+    pub(crate) fn forget(&self, id: i64) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (key, _)| key.id != id);
+        }
+    }
+
     fn put(&self, hash: String, key: ApiKey) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_MAX_ENTRIES {
@@ -73,6 +80,14 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer KEY\""))?;
         Ok(Caller(authenticate(state, secret).await?))
     }
+}
+
+/// Revokes a key; this server refuses it at once (others within their cache's
+/// lifetime).
+pub(crate) async fn revoke_key(state: &AppState, id: i64, actor: &str) -> Result<(), ApiError> {
+    state.control.revoke_api_key(id, actor).await?;
+    state.keys.forget(id);
+    Ok(())
 }
 
 /// Fails with 403 unless `key`'s role grants `role`.

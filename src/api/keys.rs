@@ -1,8 +1,9 @@
-//! `/api/v1/keys` (admin): mint API keys. The secret is in the response once.
+//! `/api/v1/keys` (admin): mint, list and revoke API keys. A new key's secret is in
+//! the response once; only hashes are stored.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{delete, get};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -11,10 +12,12 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::json::AppJson;
 use super::AppState;
-use crate::domain::Role;
+use crate::domain::{ApiKey, Role};
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/keys", post(create))
+    Router::new()
+        .route("/api/v1/keys", get(list).post(create))
+        .route("/api/v1/keys/{id}", delete(revoke))
 }
 
 #[derive(Deserialize)]
@@ -39,4 +42,22 @@ async fn create(
     let mut response = serde_json::to_value(key).unwrap_or_default();
     response["key"] = json!(secret);
     Ok((StatusCode::CREATED, AppJson(response)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<AppJson<Vec<ApiKey>>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(AppJson(state.control.list_api_keys().await?))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Admin)?;
+    super::auth::revoke_key(&state, id, caller.name()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
 use crate::store::{Store, StoreError};
 
-pub(crate) use auth::{authenticate, require_role};
+pub(crate) use auth::{authenticate, require_role, revoke_key};
 pub use error::ApiError;
 pub(crate) use reports::{csv_attachment, plan, PowerQuery};
 pub use sdk::MAX_EVENTS_PER_BATCH;

@@ -177,6 +177,20 @@ impl Control {
         Ok((key.secret, stored))
     }
 
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>, ControlError> {
+        Ok(self.store.list_api_keys().await?)
+    }
+
+    /// Revokes a key at once on this server's store; servers that cached it keep
+    /// accepting it for at most their cache lifetime.
+    pub async fn revoke_api_key(&self, id: i64, actor: Actor<'_>) -> Result<(), ControlError> {
+        if !self.store.revoke_api_key(id, now_millis()).await? {
+            return Err(ControlError::NotFound(format!("API key {id}")));
+        }
+        tracing::info!(key = id, actor, "API key revoked");
+        Ok(())
+    }
+
     /// Validates a whole batch against the served experiments, then stores it.
     pub async fn ingest(&self, inputs: Vec<EventInput>) -> Result<IngestOutcome, ControlError> {
         let snapshot = self.rulesets.current();

@@ -60,6 +60,9 @@ pub struct ApiKey {
     pub environment: Option<String>,
     #[serde(with = "super::rfc3339")]
     pub created_at: Millis,
+    /// When the key was revoked; it no longer authenticates from then on.
+    #[serde(serialize_with = "super::rfc3339_option::serialize")]
+    pub revoked_at: Option<Millis>,
 }
 
 /// A freshly minted key: the secret (to show once) and what to store.

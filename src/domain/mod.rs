@@ -61,6 +61,21 @@ pub mod rfc3339 {
     }
 }
 
+/// Serde for optional [`Millis`] fields: an RFC 3339 string or null.
+pub mod rfc3339_option {
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(
+        ms: &Option<super::Millis>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => super::rfc3339::serialize(ms, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

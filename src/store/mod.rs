@@ -159,7 +159,13 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError>;
 
     async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+    /// The key with this hash, unless it was revoked.
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// Every key, revoked ones too, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revokes a key (a second revocation keeps the first time); false if there is
+    /// no such key.
+    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<bool, StoreError>;
 
     /// Stores validated batches in one transaction and folds them into per-user
     /// aggregates; returns each batch's outcome only after commit. An id seen before

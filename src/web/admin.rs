@@ -278,20 +278,60 @@ struct MintedKey {
 struct KeysPage {
     chrome: Chrome,
     minted: Option<MintedKey>,
+    keys: Vec<KeyRow>,
     role_choices: Vec<Choice>,
 }
 
-fn keys_page(session: &Session, minted: Option<MintedKey>) -> KeysPage {
-    KeysPage {
-        chrome: session.chrome(),
-        minted,
-        role_choices: choices(&pairs(&["analyst", "editor", "admin", "sdk"]), &[], "role"),
-    }
+/// A key as the keys page lists it.
+struct KeyRow {
+    id: i64,
+    name: String,
+    role: &'static str,
+    environment: String,
+    created: String,
+    revoked: Option<String>,
 }
 
-pub(crate) async fn keys(session: Session) -> Result<Response, WebError> {
+async fn keys_page(
+    state: &AppState,
+    session: &Session,
+    minted: Option<MintedKey>,
+) -> Result<KeysPage, WebError> {
+    let keys = state.control.list_api_keys().await?;
+    Ok(KeysPage {
+        chrome: session.chrome(),
+        minted,
+        keys: keys
+            .into_iter()
+            .map(|key| KeyRow {
+                id: key.id,
+                name: key.name,
+                role: key.role.as_str(),
+                environment: key.environment.unwrap_or_default(),
+                created: format_millis(key.created_at),
+                revoked: key.revoked_at.map(format_millis),
+            })
+            .collect(),
+        role_choices: choices(&pairs(&["analyst", "editor", "admin", "sdk"]), &[], "role"),
+    })
+}
+
+pub(crate) async fn keys(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, WebError> {
     session.require(Role::Admin)?;
-    Ok(render(&keys_page(&session, None)))
+    Ok(render(&keys_page(&state, &session, None).await?))
+}
+
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    form: SignedForm,
+) -> Result<Response, WebError> {
+    form.session.require(Role::Admin)?;
+    crate::api::revoke_key(&state, id, &form.session.key.name).await?;
+    Ok(Redirect::to("/settings/keys").into_response())
 }
 
 pub(crate) async fn create_key(
@@ -312,5 +352,7 @@ pub(crate) async fn create_key(
         name: key.name,
         role: key.role.as_str(),
     };
-    Ok(render(&keys_page(&form.session, Some(minted))))
+    Ok(render(
+        &keys_page(&state, &form.session, Some(minted)).await?,
+    ))
 }

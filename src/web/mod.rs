@@ -55,5 +55,6 @@ pub(crate) fn router() -> Router<AppState> {
             post(admin::delete_webhook),
         )
         .route("/settings/keys", get(admin::keys).post(admin::create_key))
+        .route("/settings/keys/{id}/revoke", post(admin::revoke_key))
         .route("/assets/{name}", get(assets::serve))
 }

@@ -314,27 +314,38 @@ where
             role: key.role,
             environment: key.environment.clone(),
             created_at,
+            revoked_at: None,
         })
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row: Option<(i64, String, String, Option<String>, Millis)> = sqlx::query_as(
-            "SELECT id, name, role, environment, created_at FROM api_keys WHERE key_hash = $1",
-        )
+        let row: Option<ApiKeyRow> = sqlx::query_as(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        ))
         .bind(key_hash)
         .fetch_optional(&self.reader)
         .await?;
-        let Some((id, name, role, environment, created_at)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(ApiKey {
-            id,
-            name,
-            role: Role::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
-            environment,
-            created_at,
-        }))
+        row.map(api_key).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<bool, StoreError> {
+        let revoked: Option<i64> = sqlx::query_scalar(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING id",
+        )
+        .bind(at)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(revoked.is_some())
     }
 
     fn ingest_writers(&self) -> usize {
@@ -608,6 +619,21 @@ where
         query.bind(id).execute(&self.writer).await?;
         Ok(())
     }
+}
+
+const API_KEY_COLUMNS: &str = "id, name, role, environment, created_at, revoked_at";
+type ApiKeyRow = (i64, String, String, Option<String>, Millis, Option<Millis>);
+
+fn api_key(row: ApiKeyRow) -> Result<ApiKey, StoreError> {
+    let (id, name, role, environment, created_at, revoked_at) = row;
+    Ok(ApiKey {
+        id,
+        name,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+        environment,
+        created_at,
+        revoked_at,
+    })
 }
 
 type WebhookRow = (i64, String, String, String, Millis);
