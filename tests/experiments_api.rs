@@ -5,7 +5,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use common::{pricing_spec, Backend, TestApp};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn fields(body: &serde_json::Value) -> Vec<String> {
     body["error"]["details"]
@@ -271,6 +271,14 @@ async fn keys_and_roles_guard_every_endpoint(backend: Backend) {
     assert_eq!(ruleset.status, StatusCode::OK);
 }
 
+/// The key with this id in the admin's key list.
+async fn listed_key(app: &TestApp, id: &Value) -> Value {
+    let listed = app.get("/api/v1/keys", &app.admin).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let keys = listed.body.as_array().unwrap().clone();
+    keys.into_iter().find(|k| &k["id"] == id).unwrap()
+}
+
 async fn revoked_keys_stop_working_and_stay_listed(backend: Backend) {
     let app = TestApp::on(backend).await;
     let minted = app
@@ -288,16 +296,7 @@ async fn revoked_keys_stop_working_and_stay_listed(backend: Backend) {
         StatusCode::OK
     );
 
-    let listed = app.get("/api/v1/keys", &app.admin).await;
-    assert_eq!(listed.status, StatusCode::OK);
-    let entry = listed
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["id"] == id)
-        .unwrap()
-        .clone();
+    let entry = listed_key(&app, &id).await;
     assert_eq!(entry["name"], "contractor");
     assert!(
         entry["revoked_at"].is_null() && entry.get("key_hash").is_none(),
@@ -322,14 +321,7 @@ async fn revoked_keys_stop_working_and_stay_listed(backend: Backend) {
         app.get("/api/v1/experiments", secret).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let listed = app.get("/api/v1/keys", &app.admin).await.body;
-    let entry = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["id"] == id)
-        .unwrap()
-        .clone();
+    let entry = listed_key(&app, &id).await;
     assert!(entry["revoked_at"].is_string(), "{entry}");
     let again = app
         .send(Method::DELETE, &path, Some(&app.admin), Body::empty())
