@@ -15,6 +15,9 @@ use crate::domain::key::hash_secret;
 use crate::domain::{ApiKey, Role};
 
 const CACHE_TTL: Duration = Duration::from_secs(60);
+/// While the database is unreachable, a key verified this recently still passes,
+/// so apps keep their ruleset through an outage.
+const CACHE_TTL_WHEN_UNREACHABLE: Duration = Duration::from_secs(3600);
 const CACHE_MAX_ENTRIES: usize = 10_000;
 
 /// Recently verified keys, by hash.
@@ -24,10 +27,10 @@ pub(crate) struct KeyCache {
 }
 
 impl KeyCache {
-    fn get(&self, hash: &str) -> Option<ApiKey> {
+    fn get(&self, hash: &str, ttl: Duration) -> Option<ApiKey> {
         let entries = self.entries.read().ok()?;
         let (key, at) = entries.get(hash)?;
-        (at.elapsed() < CACHE_TTL).then(|| key.clone())
+        (at.elapsed() < ttl).then(|| key.clone())
     }
 
     /// Drops a (revoked) key, so this server refuses it at once.
@@ -40,7 +43,7 @@ impl KeyCache {
     fn put(&self, hash: String, key: ApiKey) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_MAX_ENTRIES {
-                entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL_WHEN_UNREACHABLE);
             }
             entries.insert(hash, (key, Instant::now()));
         }
@@ -107,15 +110,19 @@ pub(crate) fn require_role(key: &ApiKey, role: Role) -> Result<(), ApiError> {
 /// and the dashboard's session cookie both carry the secret to this one check.
 pub(crate) async fn authenticate(state: &AppState, secret: &str) -> Result<ApiKey, ApiError> {
     let hash = hash_secret(secret);
-    if let Some(key) = state.keys.get(&hash) {
+    if let Some(key) = state.keys.get(&hash, CACHE_TTL) {
         return Ok(key);
     }
-    let key = state
-        .control
-        .store()
-        .find_api_key(&hash)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+    let found = match state.control.store().find_api_key(&hash).await {
+        Err(err) if err.is_unavailable() => {
+            return state
+                .keys
+                .get(&hash, CACHE_TTL_WHEN_UNREACHABLE)
+                .ok_or_else(|| err.into());
+        }
+        found => found?,
+    };
+    let key = found.ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
     state.keys.put(hash, key.clone());
     Ok(key)
 }

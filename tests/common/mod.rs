@@ -58,6 +58,15 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The same database reached through another address (`host:port`), such as a
+    /// proxy; only for PostgreSQL URLs.
+    pub fn through(&self, address: &str) -> Self {
+        let start = self.url.find('@').expect("a URL with a user") + 1;
+        let end = start + self.url[start..].find('/').expect("a URL with a database");
+        let url = format!("{}{address}{}", &self.url[..start], &self.url[end..]);
+        Self { url, _dir: None }
+    }
+
     pub async fn new(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
@@ -144,7 +153,11 @@ pub struct Reply {
 
 impl TestApp {
     pub async fn on(backend: Backend) -> Self {
-        let db = TestDb::new(backend).await;
+        Self::on_db(TestDb::new(backend).await).await
+    }
+
+    /// A server on a database prepared by the caller.
+    pub async fn on_db(db: TestDb) -> Self {
         let store = sluice::store::open(&db.url).await.expect("open store");
         let mut keys = Vec::new();
         for role in [Role::Admin, Role::Editor, Role::Analyst, Role::Sdk] {
