@@ -62,17 +62,10 @@ impl Proxy {
     }
 }
 
-/// `host:port` of the test PostgreSQL server.
-fn upstream(db: &TestDb) -> String {
-    let start = db.url.find('@').unwrap() + 1;
-    let end = start + db.url[start..].find('/').unwrap();
-    db.url[start..end].to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_goes_away_and_comes_back() {
     let db = TestDb::new(Backend::Postgres).await;
-    let proxy = Proxy::start(upstream(&db)).await;
+    let proxy = Proxy::start(db.address().to_owned()).await;
     let app = TestApp::on_db(db.through(&proxy.address)).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;

@@ -94,6 +94,11 @@ impl RulesetHub {
     pub async fn refresh(&self, store: &dyn Store) -> Result<(), StoreError> {
         // One rebuild at a time; a refresh that waited here usually finds the work done.
         let _guard = self.refreshing.lock().await;
+        // Most refreshes (periodic ones, this server's own notifications) find the
+        // version already published: one small read instead of every definition.
+        if store.ruleset_version().await? <= self.current().version() {
+            return Ok(());
+        }
         let snapshot = read_snapshot(store).await?;
         self.current.send_if_modified(|current| {
             let newer = snapshot.version() > current.version();

@@ -156,6 +156,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError>;
     async fn list_experiments(&self) -> Result<Vec<Experiment>, StoreError>;
     async fn ruleset_source(&self) -> Result<RulesetSource, StoreError>;
+    /// The current ruleset version alone: a cheap check before a re-read.
+    async fn ruleset_version(&self) -> Result<u64, StoreError>;
     async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError>;
 
     async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;

@@ -61,10 +61,15 @@ impl TestDb {
     /// The same database reached through another address (`host:port`), such as a
     /// proxy; only for PostgreSQL URLs.
     pub fn through(&self, address: &str) -> Self {
+        let url = self.url.replacen(self.address(), address, 1);
+        Self { url, _dir: None }
+    }
+
+    /// The `host:port` of a PostgreSQL URL.
+    pub fn address(&self) -> &str {
         let start = self.url.find('@').expect("a URL with a user") + 1;
         let end = start + self.url[start..].find('/').expect("a URL with a database");
-        let url = format!("{}{address}{}", &self.url[..start], &self.url[end..]);
-        Self { url, _dir: None }
+        &self.url[start..end]
     }
 
     pub async fn new(backend: Backend) -> Self {

@@ -244,6 +244,13 @@ where
         rows.iter().map(|r| decode(r)).collect()
     }
 
+    async fn ruleset_version(&self) -> Result<u64, StoreError> {
+        let version: i64 = sqlx::query_scalar("SELECT version FROM ruleset_state WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(version as u64)
+    }
+
     async fn ruleset_source(&self) -> Result<RulesetSource, StoreError> {
         let mut tx = self.reader.begin().await?;
         let version: i64 = sqlx::query_scalar("SELECT version FROM ruleset_state WHERE id = 1")
