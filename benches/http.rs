@@ -8,6 +8,7 @@
 //! Requests go over keep-alive HTTP/1.1 connections at once; the time per element is
 //! the inverse of throughput. Client and server share this machine's cores, equally
 //! for the baseline and the endpoint under test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +24,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use sluice::api::Server;
-use sluice::domain::{NewApiKey, Role};
+use sluice::app::Server;
+use sluice::domain::Role;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
@@ -55,10 +56,8 @@ async fn serve(router: Router) -> SocketAddr {
 async fn sluice_server(backend: Backend) -> Target {
     let db = TestDb::new(backend).await;
     let store = sluice::store::open(&db.url).await.unwrap();
-    let editor = NewApiKey::generate(Role::Editor, None, None);
-    let sdk = NewApiKey::generate(Role::Sdk, None, None);
-    store.insert_api_key(&editor).await.unwrap();
-    store.insert_api_key(&sdk).await.unwrap();
+    let editor = common::mint_key(&store, Role::Editor, "bench-editor").await;
+    let sdk = common::mint_key(&store, Role::Sdk, "bench-sdk").await;
     let server = Server::build(store).await.unwrap();
     let addr = serve(server.router.clone()).await;
     let mut admin = connect(addr).await;
@@ -71,21 +70,21 @@ async fn sluice_server(backend: Backend) -> Target {
     send(
         &mut admin,
         "/api/v1/experiments",
-        &editor.secret,
+        &editor,
         experiment.to_string(),
     )
     .await;
     send(
         &mut admin,
         "/api/v1/experiments/checkout-flow/start",
-        &editor.secret,
+        &editor,
         "{}".into(),
     )
     .await;
     std::mem::forget(server);
     Target {
         addr,
-        key: sdk.secret,
+        key: sdk,
         _db: db,
     }
 }

@@ -3,6 +3,7 @@
 //! `target/bench-data/`, on PostgreSQL (`SLUICE_TEST_PG`, default the local server)
 //! in a schema of its own. A second SQLite database has ten times the events for the
 //! same users, to show the cost is flat in events.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +11,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sluice::control::{experiment_report, ReportOptions};
-use sluice::domain::{Event, EventKind, Experiment, Metric, MetricKind, NewAuditEntry};
+use sluice::domain::{
+    Actor, AuditAction, AuditSubject, Event, EventKind, Experiment, Metric, MetricKind,
+    NewAuditEntry,
+};
 use sluice::store::Store;
 use tokio::runtime::Runtime;
 
@@ -147,9 +151,9 @@ async fn define(store: &dyn Store) {
     .unwrap();
     let experiment = Experiment::new_draft(spec, 0);
     let audit = NewAuditEntry {
-        experiment: "pricing".into(),
-        actor: "bench".into(),
-        action: "create".into(),
+        subject: AuditSubject::Experiment("pricing".into()),
+        actor: Actor::Cli,
+        action: AuditAction::Create,
         before: None,
         after: None,
         evidence: None,

@@ -1,5 +1,6 @@
 //! Store benchmarks without HTTP: folding a batch of 1000 events (one exposure and
 //! three purchases per user) into SQLite, one transaction per batch.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

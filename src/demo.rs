@@ -11,11 +11,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::api::Server;
+use crate::app::Server;
 use crate::control::{experiment_report, Control, ReportOptions};
 use crate::domain::event::EventInput;
 use crate::domain::validation::from_json;
-use crate::domain::{format_millis, now_millis, LifecycleAction, Metric, MetricKind, Status};
+use crate::domain::{
+    format_millis, now_millis, Actor, LifecycleAction, Metric, MetricKind, Status,
+};
 
 const KEY: &str = "pricing-q4";
 const VISITORS_PER_HOUR: usize = 6_000;
@@ -96,8 +98,10 @@ async fn define(control: &Arc<Control>) -> anyhow::Result<()> {
         "stages": [{"coverage": 0.05, "hold_seconds": 259200}, {"coverage": 0.5, "hold_seconds": 172800}, {"coverage": 1.0}]
     }))
     .context("the demo's experiment")?;
-    control.create_experiment(spec, "demo").await?;
-    control.act(KEY, LifecycleAction::Start, "demo").await?;
+    control.create_experiment(spec, &Actor::Cli).await?;
+    control
+        .act(KEY, LifecycleAction::Start, &Actor::Cli)
+        .await?;
     say("Defined metric 'purchase' and experiment 'pricing-q4': control $199 vs premium $249,");
     say("staged 5% -> 50% -> 100%, guardrail: roll back if purchases drop 10% or more.");
     say(&format!(

@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sluice::api::Server;
-use sluice::domain::Role;
+use sluice::app::Server;
+use sluice::control::planning::{self, PowerQuery};
+use sluice::control::{KeyRequest, Keys};
+use sluice::domain::{Actor, Role};
 use sluice::report::Correction;
-use sluice::stats::{self, Baseline};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -169,16 +170,15 @@ async fn main() -> anyhow::Result<()> {
             alpha,
             power,
             variants,
-        } => {
-            let baseline = match variance {
-                Some(variance) => Baseline {
-                    mean: baseline,
-                    variance,
-                },
-                None => Baseline::proportion(baseline),
-            };
-            plan(baseline, mde, users, alpha, power, variants)
-        }
+        } => plan(&PowerQuery {
+            baseline,
+            variance,
+            mde,
+            users,
+            alpha,
+            power,
+            variants,
+        }),
         Command::Demo => sluice::demo::run().await,
         Command::Simulate { runs, seed } => {
             let config = sluice::guard::simulate::SimulationConfig {
@@ -202,12 +202,16 @@ async fn main() -> anyhow::Result<()> {
             let store = sluice::store::open(&db.db)
                 .await
                 .with_context(|| format!("opening {}", db.db))?;
-            let key = sluice::domain::NewApiKey::generate(role, name, env);
-            store
-                .insert_api_key(&key)
+            let request = KeyRequest {
+                role,
+                name,
+                environment: env,
+            };
+            let (secret, _) = Keys::new(store)
+                .create(request, &Actor::Cli)
                 .await
-                .context("storing the key")?;
-            println!("{}", key.secret);
+                .context("creating the key")?;
+            println!("{secret}");
             Ok(())
         }
     }
@@ -237,27 +241,21 @@ async fn report(
     Ok(())
 }
 
-fn plan(
-    baseline: Baseline,
-    mde: Option<f64>,
-    users: Option<f64>,
-    alpha: f64,
-    power: f64,
-    variants: usize,
-) -> anyhow::Result<()> {
-    if let Some(users) = users {
-        let mde = stats::minimum_detectable_effect(users, baseline, alpha, power, variants)?;
-        println!(
-            "smallest detectable relative effect with {users} users per variant: {:.2}%",
-            mde * 100.0
-        );
-    } else if let Some(mde) = mde {
-        let n = stats::sample_size_per_variant(baseline, mde, alpha, power, variants)?.ceil();
-        println!(
-            "users per variant: {n} ({} in total) to detect {:+.2}% at alpha {alpha}, power {power}",
-            n * variants as f64,
-            mde * 100.0
-        );
+fn plan(query: &PowerQuery) -> anyhow::Result<()> {
+    let answer = planning::plan(query)?;
+    match answer.total_users {
+        Some(total) => println!(
+            "users per variant: {} ({total} in total) to detect {:+.2}% at alpha {}, power {}",
+            answer.users_per_variant,
+            answer.mde * 100.0,
+            answer.alpha,
+            answer.power
+        ),
+        None => println!(
+            "smallest detectable relative effect with {} users per variant: {:.2}%",
+            answer.users_per_variant,
+            answer.mde * 100.0
+        ),
     }
     Ok(())
 }

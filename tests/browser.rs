@@ -6,6 +6,7 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test fails
 //! and says so (`.ci/run` installs them).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 #[path = "browser/webdriver.rs"]

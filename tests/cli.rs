@@ -1,4 +1,5 @@
 //! The `sluice` binary: key creation, migration, serving and clean shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
@@ -73,7 +74,10 @@ fn bad_arguments_are_explained() {
 }
 
 async fn report_prints_an_80_column_table_and_csv(backend: Backend) {
-    use sluice::domain::{Event, EventKind, Experiment, Metric, MetricKind, NewAuditEntry};
+    use sluice::domain::{
+        Actor, AuditAction, AuditSubject, Event, EventKind, Experiment, Metric, MetricKind,
+        NewAuditEntry,
+    };
 
     let test_db = TestDb::new(backend).await;
     let db = test_db.url.clone();
@@ -95,9 +99,9 @@ async fn report_prints_an_80_column_table_and_csv(backend: Backend) {
     .unwrap();
     let experiment = Experiment::new_draft(spec, 0);
     let audit = NewAuditEntry {
-        experiment: experiment.key().to_owned(),
-        actor: "test".into(),
-        action: "create".into(),
+        subject: AuditSubject::Experiment(experiment.key().to_owned()),
+        actor: Actor::Cli,
+        action: AuditAction::Create,
         before: None,
         after: None,
         evidence: None,

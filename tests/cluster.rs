@@ -2,6 +2,7 @@
 //! reaches SDK streams on the other within a second; exactly one leads the guard loop
 //! and webhook delivery, and when it is killed the other takes over within two guard
 //! intervals without acting or delivering twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
@@ -10,12 +11,12 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sluice::domain::{NewApiKey, Role};
+use sluice::domain::Role;
 use sluice_sdk::client::Client;
 use sluice_sdk::{Attributes, Reason};
 
 use common::process::serve;
-use common::{pricing_metrics, pricing_spec, traffic, webhook_receiver, Backend, TestDb};
+use common::{mint_key, pricing_metrics, pricing_spec, traffic, webhook_receiver, Backend, TestDb};
 
 const GUARD_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -99,11 +100,8 @@ async fn audit_actions(node: &Node, admin: &str) -> Vec<String> {
 async fn two_servers_share_changes_leadership_and_deliveries() {
     let db = TestDb::new(Backend::Postgres).await;
     let store = sluice::store::open(&db.url).await.unwrap();
-    let admin = NewApiKey::generate(Role::Admin, Some("admin".into()), None);
-    let sdk = NewApiKey::generate(Role::Sdk, Some("sdk".into()), None);
-    store.insert_api_key(&admin).await.unwrap();
-    store.insert_api_key(&sdk).await.unwrap();
-    let (admin, sdk) = (admin.secret, sdk.secret);
+    let admin = mint_key(&store, Role::Admin, "admin").await;
+    let sdk = mint_key(&store, Role::Sdk, "sdk").await;
     let (hook_url, received) = webhook_receiver().await;
 
     let mut nodes = [Node::start(&db.url), Node::start(&db.url)];

@@ -1,6 +1,7 @@
 //! The dashboard over plain HTTP: sessions, CSRF and roles. A request without a
 //! session goes to sign-in; a form without the right CSRF token, or from a role
 //! that may not act, is refused and changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 

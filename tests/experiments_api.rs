@@ -1,4 +1,5 @@
 //! End-to-end HTTP tests of definitions, lifecycle, audit, auth and bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
@@ -338,7 +339,134 @@ async fn revoked_keys_stop_working_and_stay_listed(backend: Backend) {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
 
+/// Regression (issue 10): a key named like the server's own actors could make its
+/// changes look like the breaker's in the audit log.
+async fn keys_named_guard_scheduler_or_cli_are_refused(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    for name in ["guard", "scheduler", "cli", "Guard"] {
+        let reply = app
+            .post(
+                "/api/v1/keys",
+                &app.admin,
+                json!({"role": "editor", "name": name}),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {:?}",
+            reply.body
+        );
+        assert_eq!(fields(&reply.body), ["name"], "{name}");
+    }
+    let keys = app.get("/api/v1/keys", &app.admin).await.body;
+    assert_eq!(
+        keys.as_array().unwrap().len(),
+        4,
+        "nothing was stored: {keys}"
+    );
+}
+
+async fn audit_entries_say_what_kind_of_actor_acted(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    app.send_traffic((3000, 300), (3000, 150)).await;
+    let check = app
+        .post(
+            "/api/v1/experiments/pricing-q4/guard/check",
+            &app.editor,
+            json!({}),
+        )
+        .await;
+    assert_eq!(check.body["action"], "rollback", "{:?}", check.body);
+    let audit = app
+        .get("/api/v1/experiments/pricing-q4/audit", &app.analyst)
+        .await
+        .body;
+    let actors: Vec<(&str, &str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+                e["actor_kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            ("create", "editor-tester", "key"),
+            ("start", "editor-tester", "key"),
+            ("guard_rollback", "guard", "guard"),
+        ]
+    );
+    assert_eq!(audit[0]["experiment"], "pricing-q4");
+    assert_eq!(audit[0]["subject_kind"], "experiment");
+
+    let minted = app
+        .post(
+            "/api/v1/keys",
+            &app.admin,
+            json!({"role": "sdk", "name": "ios-app"}),
+        )
+        .await;
+    let id = minted.body["id"].clone();
+    let path = format!("/api/v1/keys/{id}");
+    app.send(Method::DELETE, &path, Some(&app.admin), Body::empty())
+        .await;
+    let hook = app
+        .post(
+            "/api/v1/webhooks",
+            &app.admin,
+            json!({"url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    let settings = app.get("/api/v1/audit", &app.admin).await;
+    assert_eq!(settings.status, StatusCode::OK);
+    let entries: Vec<(&str, &str, &str)> = settings
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["subject_kind"].as_str().unwrap(),
+                e["actor_kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Newest first; the four test keys were minted by the CLI's path.
+    assert_eq!(
+        entries[..3],
+        [
+            ("webhook_create", "webhook", "key"),
+            ("key_revoke", "api_key", "key"),
+            ("key_create", "api_key", "key"),
+        ]
+    );
+    assert_eq!(settings.body[1]["subject"], id.to_string());
+    assert_eq!(settings.body[2]["after"]["name"], "ios-app");
+    assert!(
+        entries[3..]
+            .iter()
+            .all(|e| *e == ("key_create", "api_key", "cli")),
+        "{entries:?}"
+    );
+    assert_eq!(
+        app.get("/api/v1/audit", &app.editor).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
 on_both_backends!(
+    keys_named_guard_scheduler_or_cli_are_refused,
+    audit_entries_say_what_kind_of_actor_acted,
     revoked_keys_stop_working_and_stay_listed,
     an_experiment_is_created_as_a_draft_with_defaults,
     invalid_definitions_name_every_bad_field_and_store_nothing,

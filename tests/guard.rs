@@ -1,6 +1,7 @@
 //! The circuit breakers end to end: a harmful variant is rolled back (or stepped
 //! back) by the guard with its evidence in the audit log, once per breach, and an
 //! SDK following the stream serves control within a second.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
@@ -169,7 +170,85 @@ async fn a_yellow_guardrail_warns_once(backend: Backend) {
     assert_eq!(warnings, 1);
 }
 
+/// Empties an experiment's variants in its stored definition, as a hand edit or a
+/// bug might: its report can no longer be built.
+async fn corrupt_variants(db: &common::TestDb, key: &str) {
+    const READ: &str = "SELECT definition FROM experiments WHERE key = $1";
+    const WRITE: &str = "UPDATE experiments SET definition = $1 WHERE key = $2";
+    let emptied = |definition: String| {
+        let mut definition: Value = serde_json::from_str(&definition).unwrap();
+        definition["variants"] = json!([]);
+        definition.to_string()
+    };
+    if db.url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let definition: String = sqlx::query_scalar(READ)
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        sqlx::query(WRITE)
+            .bind(emptied(definition))
+            .bind(key)
+            .execute(&pool)
+            .await
+            .unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let definition: String = sqlx::query_scalar(READ)
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        sqlx::query(WRITE)
+            .bind(emptied(definition))
+            .bind(key)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+}
+
+/// Regression (issue 10): one experiment whose check fails must not stop the
+/// breakers of the others, and the failure is counted where on-call looks.
+async fn a_failing_check_does_not_stop_the_other_breakers(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    let mut broken = common::pricing_spec();
+    broken["key"] = json!("broken-banner");
+    let reply = app.post("/api/v1/experiments", &app.editor, broken).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    app.start("broken-banner").await;
+    app.start("pricing-q4").await;
+    corrupt_variants(&app.db, "broken-banner").await;
+    let control = app.server.control();
+
+    sluice::control::guard::check_all(control).await;
+    let health = control.guard_health();
+    assert_eq!((health.passes(), health.check_failures()), (1, 1));
+
+    app.send_traffic((3000, 300), (3000, 150)).await;
+    sluice::control::guard::check_all(control).await;
+    assert_eq!((health.passes(), health.check_failures()), (2, 2));
+    let pricing = app
+        .get("/api/v1/experiments/pricing-q4", &app.analyst)
+        .await;
+    assert_eq!(pricing.body["status"], "rolled_back", "{:?}", pricing.body);
+
+    let healthz = app.get("/healthz", &app.analyst).await.body;
+    assert_eq!(healthz["guard"]["passes"], 2, "{healthz}");
+    assert_eq!(healthz["guard"]["check_failures"], 2);
+    assert!(healthz["guard"]["last_pass_at"].is_string(), "{healthz}");
+    let metrics = app.get("/metrics", &app.analyst).await;
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("sluice_guard_check_failures_total 2"),
+        "{text}"
+    );
+}
+
 on_both_backends!(
+    a_failing_check_does_not_stop_the_other_breakers,
     a_harmful_price_is_rolled_back_and_sdks_serve_control_within_a_second,
     adjust_steps_coverage_back_once_per_breach,
     an_a_a_test_triggers_nothing,

@@ -1,5 +1,6 @@
 //! Property: however events are ordered, split into batches or repeated, the folded
 //! per-variant totals equal a direct computation from the distinct events.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 

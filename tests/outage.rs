@@ -1,6 +1,7 @@
 //! PostgreSQL goes away and comes back, behind a TCP proxy the test controls: while
 //! it is away, writes and event batches answer 503 and store nothing, SDKs keep
 //! their ruleset; once it is back, the same server works again without a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Reports over HTTP and from the CLI: the numbers the stats engine gives for the
 //! stored totals, the SRM check, guardrails, corrections, CSV, and honest nulls.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! End-to-end tests of the SDK endpoints: ruleset and ETag, the change stream,
 //! server-side assignment with the shared core, and event ingestion.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 

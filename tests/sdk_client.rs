@@ -1,6 +1,7 @@
 //! The SDK client against a real server over loopback: it evaluates locally, follows
 //! the change stream, and ships exposures and track events that end up folded in
 //! the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Webhooks: signed deliveries of breaker actions, a delivery log, retries for a
 //! dead receiver, and admin-only management.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 

@@ -7,9 +7,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::control::ControlError;
+use crate::control::{ControlError, ControlErrorKind};
+use crate::domain::key::RoleRefused;
 use crate::domain::{FieldProblem, ValidationError};
-use crate::store::StoreError;
+use crate::http::status_of;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -34,7 +35,7 @@ impl ApiError {
         self
     }
 
-    pub fn unauthorized(message: &str) -> Self {
+    pub(crate) fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
@@ -80,44 +81,25 @@ impl From<ValidationError> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match &err {
-            StoreError::AlreadyExists(_) => {
-                Self::new(StatusCode::CONFLICT, "already_exists", err.to_string())
-            }
-            StoreError::Conflict(_) => {
-                Self::new(StatusCode::CONFLICT, "concurrent_change", err.to_string())
-            }
-            StoreError::NotFound(_) => Self::not_found(err.to_string()),
-            _ if err.is_unavailable() => {
+impl From<ControlError> for ApiError {
+    fn from(err: ControlError) -> Self {
+        let kind = err.kind();
+        let (status, code) = status_of(kind);
+        match (kind, err) {
+            (_, ControlError::Invalid(invalid)) => invalid.into(),
+            (ControlErrorKind::Internal, err) => Self::internal(&err),
+            (ControlErrorKind::DatabaseUnavailable, err) => {
                 tracing::error!(error = ?err, "the database is unreachable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "the database is unreachable; retry later",
-                )
+                Self::new(status, code, "the database is unreachable; retry later")
             }
-            _ => Self::internal(&err),
+            (_, err) => Self::new(status, code, err.to_string()),
         }
     }
 }
 
-impl From<ControlError> for ApiError {
-    fn from(err: ControlError) -> Self {
-        match err {
-            ControlError::Invalid(err) => err.into(),
-            ControlError::NotFound(what) => Self::not_found(format!("{what} not found")),
-            ControlError::Refused(refused) => {
-                Self::new(StatusCode::CONFLICT, "conflict", refused.to_string())
-            }
-            ControlError::Store(err) => err.into(),
-            ControlError::Unavailable(err) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                err.to_string(),
-            ),
-        }
+impl From<RoleRefused> for ApiError {
+    fn from(err: RoleRefused) -> Self {
+        Self::forbidden(err.to_string())
     }
 }
 

@@ -10,12 +10,12 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::{parse, AppJson};
-use super::AppState;
+use super::ApiState;
 use crate::control::guard::GuardDecision;
 use crate::domain::validation::from_json;
 use crate::domain::{AuditEntry, Experiment, ExperimentSpec, LifecycleAction, Role, Status};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/experiments", get(list).post(create))
         .route("/api/v1/experiments/{key}", get(show).patch(update))
@@ -25,7 +25,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     AppJson(mut body): AppJson<Value>,
 ) -> Result<(StatusCode, AppJson<Experiment>), ApiError> {
@@ -41,21 +41,21 @@ async fn create(
     }
     let experiment = state
         .control
-        .create_experiment(from_json::<ExperimentSpec>(body)?, caller.name())
+        .create_experiment(from_json::<ExperimentSpec>(body)?, &caller.actor())
         .await?;
     Ok((StatusCode::CREATED, AppJson(experiment)))
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<AppJson<Vec<Experiment>>, ApiError> {
     caller.require(Role::Analyst)?;
-    Ok(AppJson(state.control.store().list_experiments().await?))
+    Ok(AppJson(state.control.list_experiments().await?))
 }
 
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(key): Path<String>,
 ) -> Result<AppJson<Experiment>, ApiError> {
@@ -64,7 +64,7 @@ async fn show(
 }
 
 async fn update(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(key): Path<String>,
     AppJson(patch): AppJson<Value>,
@@ -72,7 +72,7 @@ async fn update(
     caller.require(Role::Editor)?;
     let experiment = state
         .control
-        .patch_experiment(&key, &patch, caller.name())
+        .patch_experiment(&key, &patch, &caller.actor())
         .await?;
     Ok(AppJson(experiment))
 }
@@ -83,7 +83,7 @@ struct ShipBody {
 }
 
 async fn act(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path((key, action)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -98,12 +98,12 @@ async fn act(
             "no action {action:?}; use start, pause, resume, rollback, ship or stop"
         ))
     })?;
-    let experiment = state.control.act(&key, action, caller.name()).await?;
+    let experiment = state.control.act(&key, action, &caller.actor()).await?;
     Ok(AppJson(experiment))
 }
 
 async fn audit(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(key): Path<String>,
 ) -> Result<AppJson<Vec<AuditEntry>>, ApiError> {
@@ -112,7 +112,7 @@ async fn audit(
 }
 
 async fn guard_check(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(key): Path<String>,
 ) -> Result<AppJson<GuardDecision>, ApiError> {

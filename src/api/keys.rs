@@ -1,5 +1,6 @@
 //! `/api/v1/keys` (admin): mint, list and revoke API keys. A new key's secret is in
-//! the response once; only hashes are stored.
+//! the response once; only hashes are stored. `/api/v1/audit` (admin): who changed
+//! keys and webhooks.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,13 +12,15 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::AppJson;
-use super::AppState;
-use crate::domain::{ApiKey, Role};
+use super::ApiState;
+use crate::control::KeyRequest;
+use crate::domain::{ApiKey, AuditEntry, Role};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/keys", get(list).post(create))
         .route("/api/v1/keys/{id}", delete(revoke))
+        .route("/api/v1/audit", get(settings_audit))
 }
 
 #[derive(Deserialize)]
@@ -30,14 +33,20 @@ struct CreateKey {
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     AppJson(body): AppJson<CreateKey>,
 ) -> Result<(StatusCode, AppJson<Value>), ApiError> {
     caller.require(Role::Admin)?;
+    let request = KeyRequest {
+        role: body.role,
+        name: body.name,
+        environment: body.environment,
+    };
     let (secret, key) = state
         .control
-        .create_api_key(body.role, body.name, body.environment)
+        .keys()
+        .create(request, &caller.actor())
         .await?;
     let mut response = serde_json::to_value(key).unwrap_or_default();
     response["key"] = json!(secret);
@@ -45,19 +54,34 @@ async fn create(
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<AppJson<Vec<ApiKey>>, ApiError> {
     caller.require(Role::Admin)?;
-    Ok(AppJson(state.control.list_api_keys().await?))
+    Ok(AppJson(state.control.keys().list().await?))
 }
 
 async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
-    super::auth::revoke_key(&state, id, caller.name()).await?;
+    state.control.keys().revoke(id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many settings changes `/api/v1/audit` lists, newest first.
+const SETTINGS_AUDIT_LIMIT: u32 = 500;
+
+async fn settings_audit(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<AppJson<Vec<AuditEntry>>, ApiError> {
+    caller.require(Role::Admin)?;
+    let entries = state
+        .control
+        .settings_audit_log(SETTINGS_AUDIT_LIMIT)
+        .await?;
+    Ok(AppJson(entries))
 }

@@ -8,17 +8,17 @@ use axum::Router;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::AppJson;
-use super::AppState;
+use super::ApiState;
 use crate::domain::{Metric, Role};
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/metrics", get(list).post(create))
         .route("/api/v1/metrics/{key}", get(show))
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     AppJson(metric): AppJson<Metric>,
 ) -> Result<(StatusCode, AppJson<Metric>), ApiError> {
@@ -28,15 +28,15 @@ async fn create(
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<AppJson<Vec<Metric>>, ApiError> {
     caller.require(Role::Analyst)?;
-    Ok(AppJson(state.control.store().list_metrics().await?))
+    Ok(AppJson(state.control.list_metrics().await?))
 }
 
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(key): Path<String>,
 ) -> Result<AppJson<Metric>, ApiError> {

@@ -7,25 +7,42 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::AppState;
+use super::ApiState;
+use crate::domain::format_millis;
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
 }
 
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let version = state.control.rulesets().current().version();
-    let leader = state.control.leadership().is_leading();
-    Json(json!({"status": "ok", "ruleset_version": version, "leader": leader}))
+/// Liveness, and what an on-call engineer asks first: which ruleset is served,
+/// whether this server leads, and when the breakers last completed a pass.
+async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
+    let control = &state.control;
+    let version = control.rulesets().current().version();
+    let leader = control.leadership().is_leading();
+    let guard = control.guard_health();
+    Json(json!({
+        "status": "ok",
+        "ruleset_version": version,
+        "leader": leader,
+        "guard": {
+            "last_pass_at": guard.last_pass_at().map(format_millis),
+            "passes": guard.passes(),
+            "check_failures": guard.check_failures(),
+            "restarts": guard.restarts(),
+        },
+    }))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     let version = state.control.rulesets().current().version();
     let dropped = state.control.exposures().dropped();
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.telemetry.render(version, dropped),
+        state
+            .telemetry
+            .render(version, dropped, state.control.guard_health()),
     )
 }

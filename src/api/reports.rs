@@ -2,23 +2,22 @@
 //! (`GET /api/v1/power`).
 
 use axum::extract::{Path, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::{AppJson, AppQuery};
-use super::AppState;
+use super::ApiState;
+use crate::control::planning::{plan, PowerPlan, PowerQuery};
 use crate::control::ReportOptions;
 use crate::domain::{Role, ValidationError};
-use crate::report::{to_csv, Correction, Report};
-use crate::stats::{self, Baseline};
+use crate::http::csv_attachment;
+use crate::report::Correction;
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/experiments/{key}/report", get(report))
         .route("/api/v1/power", get(power))
@@ -37,7 +36,7 @@ struct ReportQuery {
 }
 
 async fn report(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(key): Path<String>,
     AppQuery(query): AppQuery<ReportQuery>,
@@ -69,90 +68,10 @@ async fn report(
     }
 }
 
-/// A report as a CSV file download, for the API and the dashboard's export.
-pub(crate) fn csv_attachment(key: &str, report: &Report) -> Response {
-    (
-        [
-            (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{key}-report.csv\""),
-            ),
-        ],
-        to_csv(report),
-    )
-        .into_response()
-}
-
-/// `baseline` is a conversion rate, or a mean when `variance` is given; `mde` asks
-/// for the users needed, `users` (per variant) for the smallest detectable effect.
-#[derive(Deserialize)]
-pub(crate) struct PowerQuery {
-    pub(crate) baseline: f64,
-    #[serde(default)]
-    pub(crate) variance: Option<f64>,
-    #[serde(default)]
-    pub(crate) mde: Option<f64>,
-    #[serde(default)]
-    pub(crate) users: Option<f64>,
-    #[serde(default = "default_alpha")]
-    pub(crate) alpha: f64,
-    #[serde(default = "default_power")]
-    pub(crate) power: f64,
-    #[serde(default = "default_variants")]
-    pub(crate) variants: usize,
-}
-
-fn default_alpha() -> f64 {
-    0.05
-}
-fn default_power() -> f64 {
-    0.8
-}
-fn default_variants() -> usize {
-    2
-}
-
 async fn power(
     caller: Caller,
-    AppQuery(q): AppQuery<PowerQuery>,
-) -> Result<AppJson<serde_json::Value>, ApiError> {
+    AppQuery(query): AppQuery<PowerQuery>,
+) -> Result<AppJson<PowerPlan>, ApiError> {
     caller.require(Role::Analyst)?;
-    Ok(AppJson(plan(&q)?))
-}
-
-/// The sample size for an effect, or the effect a sample can detect: the answer of
-/// `GET /api/v1/power` and of the dashboard's planning calculator.
-pub(crate) fn plan(q: &PowerQuery) -> Result<serde_json::Value, ValidationError> {
-    let baseline = match q.variance {
-        Some(variance) => Baseline {
-            mean: q.baseline,
-            variance,
-        },
-        None => Baseline::proportion(q.baseline),
-    };
-    let invalid = |r: stats::Reason| ValidationError::single("query", r.to_string());
-    let body = match (q.mde, q.users) {
-        (Some(mde), None) => {
-            let n = stats::sample_size_per_variant(baseline, mde, q.alpha, q.power, q.variants)
-                .map_err(invalid)?
-                .ceil();
-            json!({"users_per_variant": n, "total_users": n * q.variants as f64,
-                   "mde": mde, "alpha": q.alpha, "power": q.power, "variants": q.variants})
-        }
-        (None, Some(users)) => {
-            let mde =
-                stats::minimum_detectable_effect(users, baseline, q.alpha, q.power, q.variants)
-                    .map_err(invalid)?;
-            json!({"mde": mde, "users_per_variant": users,
-                   "alpha": q.alpha, "power": q.power, "variants": q.variants})
-        }
-        _ => {
-            return Err(ValidationError::single(
-                "mde",
-                "give exactly one of mde or users",
-            ))
-        }
-    };
-    Ok(body)
+    Ok(AppJson(plan(&query)?))
 }

@@ -21,7 +21,7 @@ use tokio_stream::wrappers::WatchStream;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::AppJson;
-use super::AppState;
+use super::ApiState;
 use crate::domain::event::{keep_dimensions, EventInput};
 use crate::domain::{FieldProblem, Role};
 
@@ -29,7 +29,7 @@ use crate::domain::{FieldProblem, Role};
 pub const MAX_EVENTS_PER_BATCH: usize = 10_000;
 const MAX_EVENTS_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/sdk/v1/ruleset", get(ruleset))
         .route("/sdk/v1/stream", get(stream))
@@ -41,7 +41,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn ruleset(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -71,7 +71,7 @@ async fn ruleset(
 
 /// Sends the current version at once, then one `ruleset` event per new version.
 async fn stream(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     caller.require(Role::Sdk)?;
@@ -109,7 +109,7 @@ struct AssignResponse<'r> {
 }
 
 async fn assign(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     AppJson(request): AppJson<AssignRequest>,
 ) -> Result<Response, ApiError> {
@@ -150,7 +150,7 @@ async fn assign(
 }
 
 fn log_exposures(
-    state: &AppState,
+    state: &ApiState,
     snapshot: &crate::control::RulesetSnapshot,
     user: &Attributes,
     assignments: &[Assignment],
@@ -177,7 +177,7 @@ struct EventBatch {
 }
 
 async fn events(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     AppJson(batch): AppJson<EventBatch>,
 ) -> Result<(StatusCode, AppJson<serde_json::Value>), ApiError> {

@@ -11,7 +11,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::AppState;
+use std::sync::Arc;
+
+use crate::control::GuardHealth;
 
 const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -54,7 +56,12 @@ impl Telemetry {
     }
 
     /// The Prometheus text format (version 0.0.4).
-    pub(crate) fn render(&self, ruleset_version: u64, exposures_dropped: u64) -> String {
+    pub(crate) fn render(
+        &self,
+        ruleset_version: u64,
+        exposures_dropped: u64,
+        guard: &GuardHealth,
+    ) -> String {
         let mut out = String::new();
         let accepted = self.events_accepted.load(Ordering::Relaxed);
         let duplicate = self.events_duplicate.load(Ordering::Relaxed);
@@ -71,6 +78,16 @@ impl Telemetry {
         let _ = writeln!(out, "sluice_exposures_dropped_total {exposures_dropped}");
         let _ = writeln!(out, "# HELP sluice_ruleset_version The ruleset version this server serves.\n# TYPE sluice_ruleset_version gauge");
         let _ = writeln!(out, "sluice_ruleset_version {ruleset_version}");
+        let _ = writeln!(out, "# HELP sluice_guard_passes_total Completed passes of the guard loop over every watched experiment.\n# TYPE sluice_guard_passes_total counter");
+        let _ = writeln!(out, "sluice_guard_passes_total {}", guard.passes());
+        let _ = writeln!(out, "# HELP sluice_guard_check_failures_total Guard checks of one experiment that failed or panicked (the others still ran).\n# TYPE sluice_guard_check_failures_total counter");
+        let _ = writeln!(
+            out,
+            "sluice_guard_check_failures_total {}",
+            guard.check_failures()
+        );
+        let _ = writeln!(out, "# HELP sluice_guard_restarts_total Times the guard loop ended unexpectedly and was started again.\n# TYPE sluice_guard_restarts_total counter");
+        let _ = writeln!(out, "sluice_guard_restarts_total {}", guard.restarts());
         let Ok(routes) = self.routes.lock() else {
             return out;
         };
@@ -111,7 +128,7 @@ impl Telemetry {
 /// Middleware: times each request and records it under its route template (never
 /// the raw path, so keys in URLs do not explode the label set).
 pub(crate) async fn record(
-    State(state): State<AppState>,
+    State(telemetry): State<Arc<Telemetry>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -126,6 +143,6 @@ pub(crate) async fn record(
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     tracing::debug!(%method, %route, status, latency_ms = seconds * 1e3, "request");
-    state.telemetry.observe(&method, &route, status, seconds);
+    telemetry.observe(&method, &route, status, seconds);
     response
 }

@@ -8,11 +8,11 @@ use axum::Router;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::AppJson;
-use super::AppState;
+use super::ApiState;
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::Role;
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/webhooks", get(list).post(create))
         .route("/api/v1/webhooks/{id}", delete(remove))
@@ -20,42 +20,38 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     AppJson(hook): AppJson<NewWebhook>,
 ) -> Result<(StatusCode, AppJson<Webhook>), ApiError> {
     caller.require(Role::Admin)?;
-    hook.validate()?;
-    let stored = state.control.store().insert_webhook(&hook).await?;
+    let stored = state.control.create_webhook(hook, &caller.actor()).await?;
     Ok((StatusCode::CREATED, AppJson(stored)))
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<AppJson<Vec<Webhook>>, ApiError> {
     caller.require(Role::Admin)?;
-    Ok(AppJson(state.control.store().list_webhooks().await?))
+    Ok(AppJson(state.control.list_webhooks().await?))
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
-    if state.control.store().delete_webhook(id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("webhook {id} not found")))
-    }
+    state.control.delete_webhook(id, &caller.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn deliveries(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<AppJson<Vec<Delivery>>, ApiError> {
     caller.require(Role::Admin)?;
-    Ok(AppJson(state.control.store().webhook_deliveries(id).await?))
+    Ok(AppJson(state.control.webhook_deliveries(id).await?))
 }

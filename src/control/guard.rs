@@ -5,23 +5,32 @@
 //! is acted on once: the experiment remembers it until every guardrail is green.
 //! When the breakers have nothing to do, the same check advances a staged rollout
 //! whose stage may move on (see [`crate::rollout`]), as `scheduler`.
+//!
+//! The loop is supervised: a check that fails or panics is logged and counted and
+//! the others still run; a loop that ends is started again. [`GuardHealth`] says
+//! when the last pass completed, for `/healthz` and `/metrics`.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use futures_util::FutureExt;
+use serde::{Serialize, Serializer};
 use tokio::sync::watch;
 
 use super::{experiment_report, Control, ControlError, ReportOptions};
 use crate::domain::experiment::{GuardState, GuardrailAction};
-use crate::domain::{now_millis, Experiment, LifecycleAction, Status};
+use crate::domain::{
+    now_millis, Actor, AuditAction, Experiment, GuardAction, LifecycleAction, Millis, Status,
+};
 use crate::guard::{strongest_action, GuardStatus, GuardrailVerdict};
 use crate::rollout::{next_stage, StageDecision};
 
-/// The audit log's name for the breakers.
-pub const GUARD_ACTOR: &str = "guard";
-/// The audit log's name for the staged-rollout scheduler.
-pub const SCHEDULER_ACTOR: &str = "scheduler";
+/// How long a supervisor waits before starting a loop that ended again, so a loop
+/// that fails at once does not spin.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// What one check found and did.
 #[derive(Debug, Clone, Serialize)]
@@ -32,7 +41,8 @@ pub struct GuardDecision {
     /// `rollback`, `adjust`, `pause`, `alert`, `warn` (a guardrail turned yellow),
     /// `freeze` (sample ratio mismatch), `clear` (the breach is over), `advance`
     /// (the staged rollout moved on) or `none`.
-    pub action: &'static str,
+    #[serde(serialize_with = "decision_action")]
+    pub action: Option<AuditAction>,
     pub reason: String,
     pub verdicts: Vec<GuardrailVerdict>,
     pub coverage: f64,
@@ -49,7 +59,7 @@ impl Control {
             experiment: key.to_owned(),
             status: experiment.status,
             health: report.health,
-            action: "none",
+            action: None,
             reason: String::new(),
             stage: next_stage(&experiment, &report.guardrails, report.srm.ok, now_millis()),
             verdicts: report.guardrails,
@@ -65,7 +75,7 @@ impl Control {
                 let evidence =
                     serde_json::json!({"verdicts": decision.verdicts, "srm": report.srm});
                 let after = self.advance(experiment, evidence).await?;
-                decision.action = "advance";
+                decision.action = Some(AuditAction::Advance);
                 decision.coverage = after.spec.coverage;
             }
             return Ok(decision);
@@ -76,7 +86,7 @@ impl Control {
             "reason": plan.reason,
         });
         let after = self.save_guard_action(experiment, &plan, evidence).await?;
-        decision.action = plan.name;
+        decision.action = Some(AuditAction::Guard(plan.action));
         decision.reason = plan.reason;
         decision.status = after.status;
         decision.coverage = after.spec.coverage;
@@ -91,7 +101,13 @@ impl Control {
         let mut after = before.clone();
         after.advance_stage(now_millis());
         let after = self
-            .save(before, after, "advance", SCHEDULER_ACTOR, Some(evidence))
+            .save(
+                before,
+                after,
+                AuditAction::Advance,
+                &Actor::Scheduler,
+                Some(evidence),
+            )
             .await?;
         tracing::info!(
             experiment = after.key(),
@@ -110,28 +126,40 @@ impl Control {
         let now = now_millis();
         let mut after = before.clone();
         match plan.action {
-            Some(GuardrailAction::Rollback) => after.apply(&LifecycleAction::Rollback, now)?,
-            Some(GuardrailAction::Adjust) => {
+            GuardAction::Rollback => after.apply(&LifecycleAction::Rollback, now)?,
+            GuardAction::Adjust => {
                 after.step_back_coverage(now);
             }
             _ => {}
         }
         after.set_guard(plan.guard.clone(), now);
-        let action = format!("guard_{}", plan.name);
+        let action = AuditAction::Guard(plan.action);
         let after = self
-            .save(before, after, &action, GUARD_ACTOR, Some(evidence))
+            .save(before, after, action, &Actor::Guard, Some(evidence))
             .await?;
-        tracing::warn!(experiment = after.key(), action = plan.name, reason = %plan.reason, "guard acted");
+        tracing::warn!(experiment = after.key(), action = action.as_str(), reason = %plan.reason, "guard acted");
         Ok(after)
     }
 }
 
 /// What the guard is about to do.
 struct Plan {
-    name: &'static str,
-    action: Option<GuardrailAction>,
+    action: GuardAction,
     guard: GuardState,
     reason: String,
+}
+
+/// A decision's action as the API names it: the guard's without its `guard_`
+/// prefix, `advance`, or `none`.
+fn decision_action<S: Serializer>(
+    action: &Option<AuditAction>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(match action {
+        None => "none",
+        Some(AuditAction::Guard(guard)) => guard.as_str(),
+        Some(other) => other.as_str(),
+    })
 }
 
 /// Decides from the verdicts and the experiment's memory of earlier breaches.
@@ -146,8 +174,7 @@ fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) ->
             .map(|v| format!("{} ({})", v.metric, v.variant))
             .collect();
         return Some(Plan {
-            name: action.as_str(),
-            action: Some(action),
+            action: action.into(),
             guard: GuardState {
                 tripped: true,
                 ramp_frozen: state.ramp_frozen || action != GuardrailAction::Alert,
@@ -158,8 +185,7 @@ fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) ->
     }
     if !srm_ok && !state.ramp_frozen {
         return Some(Plan {
-            name: "freeze",
-            action: None,
+            action: GuardAction::Freeze,
             guard: GuardState {
                 ramp_frozen: true,
                 ..state.clone()
@@ -174,8 +200,7 @@ fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) ->
         .collect();
     if !yellow.is_empty() && !state.warned && !state.tripped {
         return Some(Plan {
-            name: "warn",
-            action: None,
+            action: GuardAction::Warn,
             guard: GuardState {
                 warned: true,
                 ..state.clone()
@@ -185,8 +210,7 @@ fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) ->
     }
     let all_green = verdicts.iter().all(|v| v.status == GuardStatus::Green);
     ((state.tripped || state.warned) && all_green && srm_ok).then(|| Plan {
-        name: "clear",
-        action: None,
+        action: GuardAction::Clear,
         guard: GuardState {
             tripped: false,
             warned: false,
@@ -196,29 +220,105 @@ fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) ->
     })
 }
 
+/// How the guard loop is doing, for `/healthz` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct GuardHealth {
+    /// When the last pass over every watched experiment ended; 0 before the first.
+    last_pass_at: AtomicI64,
+    passes: AtomicU64,
+    check_failures: AtomicU64,
+    restarts: AtomicU64,
+}
+
+impl GuardHealth {
+    /// When the guard last completed a pass, if it has.
+    pub fn last_pass_at(&self) -> Option<Millis> {
+        Some(self.last_pass_at.load(Ordering::Relaxed)).filter(|&at| at > 0)
+    }
+
+    /// Completed passes since the server started.
+    pub fn passes(&self) -> u64 {
+        self.passes.load(Ordering::Relaxed)
+    }
+
+    /// Checks of one experiment (or listings of them) that failed or panicked.
+    pub fn check_failures(&self) -> u64 {
+        self.check_failures.load(Ordering::Relaxed)
+    }
+
+    /// Times the loop ended unexpectedly and was started again.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    fn record_pass(&self, at: Millis) {
+        self.last_pass_at.store(at, Ordering::Relaxed);
+        self.passes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record_failure(&self) {
+        self.check_failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs the guard loop for as long as the server runs, starting it again (and
+/// counting it) whenever it ends before `shutdown` flips: a panic must not end
+/// every circuit breaker for the life of the process.
+pub async fn supervise(control: Arc<Control>, interval: Duration, shutdown: watch::Receiver<bool>) {
+    let health = control.clone();
+    let looping = shutdown.clone();
+    supervise_with(
+        move || run_loop(control.clone(), interval, looping.clone()),
+        &health.guard_health,
+        shutdown,
+    )
+    .await;
+}
+
+async fn supervise_with<F, Fut>(start: F, health: &GuardHealth, mut shutdown: watch::Receiver<bool>)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let ended = tokio::spawn(start()).await;
+        if *shutdown.borrow() {
+            return;
+        }
+        match ended {
+            Ok(()) => tracing::error!("the guard loop ended; starting it again"),
+            Err(err) => tracing::error!(error = %err, "the guard loop failed; starting it again"),
+        }
+        health.restarts.fetch_add(1, Ordering::Relaxed);
+        tokio::select! {
+            _ = tokio::time::sleep(RESTART_DELAY) => {}
+            _ = super::stopping(&mut shutdown) => return,
+        }
+    }
+}
+
 /// Checks every running experiment every `interval` until `shutdown` flips.
-pub async fn run_loop(
-    control: Arc<Control>,
-    interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn run_loop(control: Arc<Control>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => check_all(&control).await,
-            _ = crate::control::stopping(&mut shutdown) => return,
+            _ = super::stopping(&mut shutdown) => return,
         }
     }
 }
 
-async fn check_all(control: &Control) {
+/// One pass: every watched experiment is checked, whatever happens to the others.
+pub async fn check_all(control: &Control) {
     if !control.leadership().check(control.store()).await {
         return;
     }
+    let health = control.guard_health();
     let experiments = match control.store().list_experiments().await {
         Ok(experiments) => experiments,
         Err(err) => {
+            health.record_failure();
             tracing::error!(error = %err, "guard could not list experiments");
             return;
         }
@@ -227,8 +327,56 @@ async fn check_all(control: &Control) {
         e.status == Status::Running && (!e.spec.guardrails.is_empty() || e.rollout.is_some())
     };
     for experiment in experiments.iter().filter(watched) {
-        if let Err(err) = control.guard_check(experiment.key()).await {
-            tracing::error!(experiment = experiment.key(), error = %err, "guard check failed");
+        let key = experiment.key();
+        match AssertUnwindSafe(control.guard_check(key))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                health.record_failure();
+                tracing::error!(experiment = key, error = %err, "guard check failed");
+            }
+            Err(_) => {
+                health.record_failure();
+                tracing::error!(experiment = key, "guard check panicked");
+            }
         }
+    }
+    health.record_pass(now_millis());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test]
+    async fn a_loop_that_panics_is_started_again_until_shutdown() {
+        tokio::time::pause();
+        let health = Arc::new(GuardHealth::default());
+        let starts = Arc::new(AtomicUsize::new(0));
+        let (stop, shutdown) = watch::channel(false);
+        let counted = starts.clone();
+        let stopping = shutdown.clone();
+        let start = move || {
+            let run = counted.fetch_add(1, Ordering::SeqCst);
+            let mut stopping = stopping.clone();
+            async move {
+                assert!(run >= 2, "the first two loops panic");
+                super::super::stopping(&mut stopping).await;
+            }
+        };
+        let supervisor = {
+            let health = health.clone();
+            tokio::spawn(async move { supervise_with(start, &health, shutdown).await })
+        };
+        while starts.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.send_replace(true);
+        supervisor.await.unwrap();
+        assert_eq!(health.restarts(), 2);
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
     }
 }

@@ -5,7 +5,9 @@
 pub mod exposures;
 pub mod guard;
 pub mod ingest;
+pub mod keys;
 pub mod leader;
+pub mod planning;
 pub mod ruleset;
 pub mod webhooks;
 
@@ -15,16 +17,20 @@ use serde_json::Value;
 
 use crate::domain::event::{validate_batch, EventInput, UnknownExposure};
 use crate::domain::experiment::{merge_patch, ChangeRefused};
+use crate::domain::totals::VariantTotals;
 use crate::domain::validation::from_json;
+use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
-    format_millis, now_millis, ApiKey, AuditEntry, Experiment, ExperimentSpec, LifecycleAction,
-    Metric, NewApiKey, NewAuditEntry, Role, ValidationError,
+    format_millis, now_millis, Actor, AuditAction, AuditEntry, AuditSubject, Experiment,
+    ExperimentSpec, LifecycleAction, Metric, Millis, NewAuditEntry, ValidationError,
 };
-use crate::report::{self, Correction, Report, ReportInput};
-use crate::store::{IngestOutcome, Store, StoreError};
+use crate::report::{self, Correction, Report, ReportError, ReportInput};
+use crate::store::{IngestOutcome, Store, StoreError, StoreErrorKind};
 
 pub use exposures::ExposureLog;
+pub use guard::GuardHealth;
 pub use ingest::{IngestClosed, IngestQueue};
+pub use keys::{KeyRequest, Keys};
 pub use leader::Leadership;
 pub use ruleset::{RulesetHub, RulesetSnapshot};
 
@@ -39,15 +45,60 @@ pub enum ControlError {
     /// The change conflicts with the current state (lifecycle, frozen fields).
     #[error(transparent)]
     Refused(#[from] ChangeRefused),
+    /// No unrevoked key has this secret.
+    #[error("unknown API key")]
+    UnknownKey,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Stored data cannot make a report.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// The server is shutting down and takes no more events.
     #[error(transparent)]
     Unavailable(#[from] IngestClosed),
 }
 
-/// Who made a change, as the audit log names them.
-pub type Actor<'a> = &'a str;
+/// What kind of failure a [`ControlError`] is: what the HTTP layers branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlErrorKind {
+    /// Bad input; nothing changed.
+    Invalid,
+    NotFound,
+    /// The lifecycle or a frozen field forbids the change.
+    Refused,
+    AlreadyExists,
+    /// Someone else changed it first: read again and retry.
+    ConcurrentChange,
+    UnknownKey,
+    /// The database cannot be reached: retry later.
+    DatabaseUnavailable,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// A bug, a corrupt row or a refused statement: the log has the details.
+    Internal,
+}
+
+impl ControlError {
+    pub fn kind(&self) -> ControlErrorKind {
+        match self {
+            ControlError::Invalid(_) => ControlErrorKind::Invalid,
+            ControlError::NotFound(_) => ControlErrorKind::NotFound,
+            ControlError::Refused(_) => ControlErrorKind::Refused,
+            ControlError::UnknownKey => ControlErrorKind::UnknownKey,
+            ControlError::Unavailable(_) => ControlErrorKind::ShuttingDown,
+            ControlError::Report(_) => ControlErrorKind::Internal,
+            ControlError::Store(err) => match err.kind() {
+                StoreErrorKind::AlreadyExists => ControlErrorKind::AlreadyExists,
+                StoreErrorKind::Conflict => ControlErrorKind::ConcurrentChange,
+                StoreErrorKind::NotFound => ControlErrorKind::NotFound,
+                StoreErrorKind::Unavailable => ControlErrorKind::DatabaseUnavailable,
+                StoreErrorKind::Configuration
+                | StoreErrorKind::Corrupt
+                | StoreErrorKind::Internal => ControlErrorKind::Internal,
+            },
+        }
+    }
+}
 
 pub struct Control {
     store: Arc<dyn Store>,
@@ -55,6 +106,8 @@ pub struct Control {
     ingest: IngestQueue,
     exposures: Arc<ExposureLog>,
     leadership: Arc<Leadership>,
+    keys: Keys,
+    guard_health: GuardHealth,
 }
 
 impl Control {
@@ -66,11 +119,13 @@ impl Control {
         leadership: Arc<Leadership>,
     ) -> Self {
         Self {
+            keys: Keys::new(store.clone()),
             store,
             rulesets,
             ingest,
             exposures,
             leadership,
+            guard_health: GuardHealth::default(),
         }
     }
 
@@ -90,6 +145,19 @@ impl Control {
         &self.leadership
     }
 
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// How the guard loop is doing: its last pass and its failures.
+    pub fn guard_health(&self) -> &GuardHealth {
+        &self.guard_health
+    }
+
+    pub async fn list_metrics(&self) -> Result<Vec<Metric>, ControlError> {
+        Ok(self.store.list_metrics().await?)
+    }
+
     pub async fn create_metric(&self, metric: Metric) -> Result<Metric, ControlError> {
         metric.validate()?;
         self.store.insert_metric(&metric).await?;
@@ -106,15 +174,19 @@ impl Control {
     pub async fn create_experiment(
         &self,
         spec: ExperimentSpec,
-        actor: Actor<'_>,
+        actor: &Actor,
     ) -> Result<Experiment, ControlError> {
         self.validate(&spec).await?;
         let now = now_millis();
         let experiment = Experiment::new_draft(spec, now);
-        let audit = audit_entry(actor, "create", None, &experiment, now);
+        let audit = audit_entry(actor, AuditAction::Create, None, &experiment, now);
         self.store.insert_experiment(&experiment, &audit).await?;
         self.republish().await;
         Ok(experiment)
+    }
+
+    pub async fn list_experiments(&self) -> Result<Vec<Experiment>, ControlError> {
+        Ok(self.store.list_experiments().await?)
     }
 
     pub async fn get_experiment(&self, key: &str) -> Result<Experiment, ControlError> {
@@ -130,21 +202,22 @@ impl Control {
         &self,
         key: &str,
         patch: &Value,
-        actor: Actor<'_>,
+        actor: &Actor,
     ) -> Result<Experiment, ControlError> {
         let current = self.get_experiment(key).await?;
         let spec = patched_spec(&current, patch)?;
         self.validate(&spec).await?;
         let mut next = current.clone();
         next.redefine(spec, now_millis())?;
-        self.save(current, next, "update", actor, None).await
+        self.save(current, next, AuditAction::Update, actor, None)
+            .await
     }
 
     pub async fn act(
         &self,
         key: &str,
         action: LifecycleAction,
-        actor: Actor<'_>,
+        actor: &Actor,
     ) -> Result<Experiment, ControlError> {
         let current = self.get_experiment(key).await?;
         if let LifecycleAction::Ship { variant } = &action {
@@ -158,7 +231,8 @@ impl Control {
         }
         let mut next = current.clone();
         next.apply(&action, now_millis())?;
-        self.save(current, next, action.name(), actor, None).await
+        self.save(current, next, AuditAction::from(&action), actor, None)
+            .await
     }
 
     pub async fn audit_log(&self, key: &str) -> Result<Vec<AuditEntry>, ControlError> {
@@ -166,29 +240,63 @@ impl Control {
         Ok(self.store.audit_log(key).await?)
     }
 
-    pub async fn create_api_key(
+    /// The latest changes to the settings (API keys, webhooks), newest first.
+    pub async fn settings_audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, ControlError> {
+        Ok(self.store.settings_audit_log(limit).await?)
+    }
+
+    /// Subscribes a URL to changes.
+    pub async fn create_webhook(
         &self,
-        role: Role,
-        name: Option<String>,
-        environment: Option<String>,
-    ) -> Result<(String, ApiKey), ControlError> {
-        let key = NewApiKey::generate(role, name, environment);
-        let stored = self.store.insert_api_key(&key).await?;
-        Ok((key.secret, stored))
+        hook: NewWebhook,
+        actor: &Actor,
+    ) -> Result<Webhook, ControlError> {
+        hook.validate()?;
+        let after = serde_json::json!({"url": hook.url, "events": hook.events});
+        let at = now_millis();
+        let audit = |id| {
+            settings_entry(
+                AuditSubject::Webhook(id),
+                actor,
+                AuditAction::WebhookCreate,
+                Some(after.clone()),
+                at,
+            )
+        };
+        Ok(self.store.insert_webhook(&hook, &audit).await?)
     }
 
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>, ControlError> {
-        Ok(self.store.list_api_keys().await?)
+    pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, ControlError> {
+        Ok(self.store.list_webhooks().await?)
     }
 
-    /// Revokes a key at once on this server's store; servers that cached it keep
-    /// accepting it for at most their cache lifetime.
-    pub async fn revoke_api_key(&self, id: i64, actor: Actor<'_>) -> Result<(), ControlError> {
-        if !self.store.revoke_api_key(id, now_millis()).await? {
-            return Err(ControlError::NotFound(format!("API key {id}")));
+    pub async fn get_webhook(&self, id: i64) -> Result<Webhook, ControlError> {
+        self.list_webhooks()
+            .await?
+            .into_iter()
+            .find(|w| w.id == id)
+            .ok_or_else(|| ControlError::NotFound(format!("webhook {id}")))
+    }
+
+    /// Deletes a webhook and its delivery log.
+    pub async fn delete_webhook(&self, id: i64, actor: &Actor) -> Result<(), ControlError> {
+        let audit = settings_entry(
+            AuditSubject::Webhook(id),
+            actor,
+            AuditAction::WebhookDelete,
+            None,
+            now_millis(),
+        );
+        if self.store.delete_webhook(id, &audit).await? {
+            Ok(())
+        } else {
+            Err(ControlError::NotFound(format!("webhook {id}")))
         }
-        tracing::info!(key = id, actor, "API key revoked");
-        Ok(())
+    }
+
+    /// A webhook's deliveries, newest first.
+    pub async fn webhook_deliveries(&self, id: i64) -> Result<Vec<Delivery>, ControlError> {
+        Ok(self.store.webhook_deliveries(id).await?)
     }
 
     /// Validates a whole batch against the served experiments, then stores it.
@@ -226,8 +334,8 @@ impl Control {
         &self,
         before: Experiment,
         after: Experiment,
-        action: &str,
-        actor: Actor<'_>,
+        action: AuditAction,
+        actor: &Actor,
         evidence: Option<serde_json::Value>,
     ) -> Result<Experiment, ControlError> {
         let mut audit = audit_entry(actor, action, Some(&before), &after, after.updated_at);
@@ -292,7 +400,7 @@ pub async fn experiment_report(
         exposures,
         correction: options.correction,
         generated_at: format_millis(now_millis()),
-    });
+    })?;
     report.series = series;
     report.breakdown = breakdown;
     Ok(report)
@@ -312,7 +420,7 @@ async fn segments(
     store: &dyn Store,
     experiment: &Experiment,
     dimension: &str,
-    metrics: &[(Metric, Vec<crate::store::VariantTotals>)],
+    metrics: &[(Metric, Vec<VariantTotals>)],
 ) -> Result<report::breakdown::Breakdown, ControlError> {
     if !experiment.spec.dimensions.iter().any(|d| d == dimension) {
         let kept = experiment.spec.dimensions.join(", ");
@@ -332,7 +440,7 @@ async fn segments(
 async fn daily_series(
     store: &dyn Store,
     experiment: &Experiment,
-    metrics: &[(Metric, Vec<crate::store::VariantTotals>)],
+    metrics: &[(Metric, Vec<VariantTotals>)],
 ) -> Result<Vec<report::series::SeriesPoint>, ControlError> {
     let users = store.exposed_users(experiment.key()).await?;
     let variants: Vec<String> = experiment
@@ -377,18 +485,37 @@ fn patched_spec(current: &Experiment, patch: &Value) -> Result<ExperimentSpec, C
 }
 
 fn audit_entry(
-    actor: Actor<'_>,
-    action: &str,
+    actor: &Actor,
+    action: AuditAction,
     before: Option<&Experiment>,
     after: &Experiment,
-    at: crate::domain::Millis,
+    at: Millis,
 ) -> NewAuditEntry {
     NewAuditEntry {
-        experiment: after.key().to_owned(),
-        actor: actor.to_owned(),
-        action: action.to_owned(),
+        subject: AuditSubject::Experiment(after.key().to_owned()),
+        actor: actor.clone(),
+        action,
         before: before.and_then(|e| serde_json::to_value(e).ok()),
         after: serde_json::to_value(after).ok(),
+        evidence: None,
+        at,
+    }
+}
+
+/// An audit entry about an API key or a webhook.
+fn settings_entry(
+    subject: AuditSubject,
+    actor: &Actor,
+    action: AuditAction,
+    after: Option<Value>,
+    at: Millis,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        subject,
+        actor: actor.clone(),
+        action,
+        before: None,
+        after,
         evidence: None,
         at,
     }

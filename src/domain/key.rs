@@ -65,6 +65,28 @@ pub struct ApiKey {
     pub revoked_at: Option<Millis>,
 }
 
+impl ApiKey {
+    /// Fails unless this key's role grants `role`.
+    pub fn require(&self, role: Role) -> Result<(), RoleRefused> {
+        if self.role.grants(role) {
+            Ok(())
+        } else {
+            Err(RoleRefused {
+                have: self.role,
+                need: role,
+            })
+        }
+    }
+}
+
+/// A key tried what its role does not allow (HTTP 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {} key cannot do this; it needs the {} role", .have.as_str(), .need.as_str())]
+pub struct RoleRefused {
+    pub have: Role,
+    pub need: Role,
+}
+
 /// A freshly minted key: the secret (to show once) and what to store.
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
@@ -80,7 +102,7 @@ impl NewApiKey {
     pub fn generate(role: Role, name: Option<String>, environment: Option<String>) -> Self {
         let mut random = [0u8; 24];
         rand::rng().fill(&mut random);
-        let body: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let body = super::hex(&random);
         let secret = format!("sk_{}_{body}", role.as_str());
         let environment = match role {
             Role::Sdk => Some(environment.unwrap_or_else(|| "production".to_owned())),
@@ -98,10 +120,7 @@ impl NewApiKey {
 
 /// The stored form of a key: hex SHA-256. Keys are random, so no salt is needed.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 #[cfg(test)]

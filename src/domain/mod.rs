@@ -6,10 +6,13 @@ pub mod event;
 pub mod experiment;
 pub mod key;
 pub mod metric;
+pub mod totals;
 pub mod validation;
 pub mod webhook;
 
-pub use audit::{AuditEntry, NewAuditEntry};
+pub use audit::{
+    Actor, ActorKind, AuditAction, AuditEntry, AuditSubject, GuardAction, NewAuditEntry,
+};
 pub use event::{Event, EventKind};
 pub use experiment::{Experiment, ExperimentSpec, LifecycleAction, Status};
 pub use key::{ApiKey, NewApiKey, Role};
@@ -35,6 +38,17 @@ pub fn format_millis(ms: Millis) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+/// Lower-case hexadecimal of `bytes`: key hashes, signatures, random tokens.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 /// Parses an RFC 3339 time into [`Millis`].
@@ -85,5 +99,11 @@ mod tests {
         let ms = parse_rfc3339("2026-11-24T12:00:00.250+01:00").unwrap();
         assert_eq!(format_millis(ms), "2026-11-24T11:00:00.25Z");
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
     }
 }

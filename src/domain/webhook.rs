@@ -5,29 +5,21 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::audit::AuditAction;
 use super::validation::{Problems, ValidationError};
 use super::Millis;
 
-/// The actions a webhook may subscribe to; `*` means all.
-pub const EVENT_TYPES: &[&str] = &[
-    "create",
-    "update",
-    "start",
-    "pause",
-    "resume",
-    "rollback",
-    "ship",
-    "stop",
-    "guard_rollback",
-    "guard_adjust",
-    "guard_pause",
-    "guard_alert",
-    "guard_freeze",
-    "guard_clear",
-    "guard_warn",
-    "advance",
-    "*",
-];
+/// Subscribes a webhook to every event.
+pub const ALL_EVENTS: &str = "*";
+
+/// The event names a webhook may subscribe to: every action on an experiment, and
+/// [`ALL_EVENTS`].
+pub fn event_types() -> Vec<&'static str> {
+    AuditAction::experiment_actions()
+        .map(AuditAction::as_str)
+        .chain([ALL_EVENTS])
+        .collect()
+}
 
 /// The body of `POST /api/v1/webhooks`.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,11 +48,12 @@ impl NewWebhook {
             "events",
             "must name at least one event type",
         );
+        let known = event_types();
         for (i, event) in self.events.iter().enumerate() {
             problems.check(
-                EVENT_TYPES.contains(&event.as_str()),
+                known.contains(&event.as_str()),
                 format!("events[{i}]"),
-                format!("must be one of {}", EVENT_TYPES.join(", ")),
+                format!("must be one of {}", known.join(", ")),
             );
         }
         problems.into_result()
@@ -77,6 +70,14 @@ pub struct Webhook {
     pub events: Vec<String>,
     #[serde(with = "super::rfc3339")]
     pub created_at: Millis,
+}
+
+/// Whether a webhook subscribed to `events` hears of `action`.
+pub fn subscribed(events: &[String], action: AuditAction) -> bool {
+    action.is_webhook_event()
+        && events
+            .iter()
+            .any(|e| e == ALL_EVENTS || e == action.as_str())
 }
 
 /// One queued or finished delivery.
@@ -104,8 +105,9 @@ pub fn payload(audit: &super::NewAuditEntry) -> String {
         .cloned();
     serde_json::json!({
         "event": audit.action,
-        "experiment": audit.experiment,
-        "actor": audit.actor,
+        "experiment": audit.subject.experiment(),
+        "actor": audit.actor.name(),
+        "actor_kind": audit.actor.kind(),
         "at": super::format_millis(audit.at),
         "status": status,
         "evidence": audit.evidence,
@@ -135,8 +137,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     };
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", super::hex(&digest))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{metric_report, ordered_totals, settings, MetricReport};
+use crate::domain::totals::VariantTotals;
 use crate::domain::{Experiment, Metric};
-use crate::store::VariantTotals;
 
 /// Values with fewer users than this (all variants together) fold into "other".
 pub const MIN_SEGMENT_USERS: u64 = 100;

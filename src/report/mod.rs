@@ -13,13 +13,22 @@ use serde::Serialize;
 pub use self::csv::to_csv;
 pub use table::to_table;
 
+use crate::domain::totals::{ExposureSummary, VariantTotals};
 use crate::domain::{Experiment, Metric, MetricKind};
 use crate::guard::{judge, GuardStatus, GuardrailVerdict};
 use crate::stats::{self, benjamini_hochberg, holm, srm, Arm, MetricType, Moments, Settings};
-use crate::store::{ExposureSummary, VariantTotals};
 
 /// A share of users seen in several variants above this turns health yellow.
 const MULTIPLE_EXPOSURE_SHARE_LIMIT: f64 = 0.01;
+
+/// Why a report cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// The stored definition has no variants, so there is no control to compare
+    /// with: a corrupt or hand-edited row.
+    #[error("experiment {0:?} has no variants; its stored definition is corrupt")]
+    NoVariants(String),
+}
 
 /// Correction for testing many metrics × variants at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -160,8 +169,11 @@ fn ordered_totals(experiment: &Experiment, totals: &[VariantTotals]) -> Vec<Vari
         .collect()
 }
 
-pub fn build(input: ReportInput<'_>) -> Report {
+pub fn build(input: ReportInput<'_>) -> Result<Report, ReportError> {
     let experiment = input.experiment;
+    if experiment.spec.variants.is_empty() {
+        return Err(ReportError::NoVariants(experiment.key().to_owned()));
+    }
     let srm = srm_block(experiment, &input.exposures);
     let mut metrics = Vec::new();
     let mut guardrails = Vec::new();
@@ -169,14 +181,17 @@ pub fn build(input: ReportInput<'_>) -> Report {
         let totals = ordered_totals(experiment, totals);
         let settings = settings(experiment, metric);
         metrics.push(metric_report(metric, &totals, &settings));
+        let Some((control, treatments)) = totals.split_first() else {
+            continue;
+        };
         for guardrail in experiment
             .spec
             .guardrails
             .iter()
             .filter(|g| g.metric == metric.key)
         {
-            let control = arm(metric.kind, &totals[0]);
-            for treatment in &totals[1..] {
+            let control = arm(metric.kind, control);
+            for treatment in treatments {
                 let treatment_arm = arm(metric.kind, treatment);
                 guardrails.push(judge(
                     guardrail,
@@ -193,7 +208,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         adjust(&mut metrics, correction, experiment.spec.alpha);
     }
     let health = health(&srm, &guardrails, &input.exposures);
-    Report {
+    Ok(Report {
         experiment: experiment.key().to_owned(),
         status: experiment.status.as_str(),
         generated_at: input.generated_at,
@@ -206,7 +221,7 @@ pub fn build(input: ReportInput<'_>) -> Report {
         guardrails,
         breakdown: None,
         series: None,
-    }
+    })
 }
 
 /// The statistical settings for one metric of an experiment.
@@ -260,14 +275,33 @@ fn metric_report(metric: &Metric, totals: &[VariantTotals], settings: &Settings)
             stddev: a.stddev(),
         })
         .collect();
-    let comparisons = totals[1..]
+    MetricReport {
+        metric: metric.key.clone(),
+        kind: metric.kind,
+        variants,
+        comparisons: comparisons(totals, &arms, settings),
+    }
+}
+
+/// Each treatment against the control (the first variant).
+fn comparisons(
+    totals: &[VariantTotals],
+    arms: &[Arm],
+    settings: &Settings,
+) -> Vec<ComparisonReport> {
+    let (Some((control, treatments)), Some((control_arm, treatment_arms))) =
+        (totals.split_first(), arms.split_first())
+    else {
+        return Vec::new();
+    };
+    treatments
         .iter()
-        .zip(&arms[1..])
+        .zip(treatment_arms)
         .map(|(t, treatment)| {
-            let c = stats::compare(arms[0], *treatment, settings);
+            let c = stats::compare(*control_arm, *treatment, settings);
             ComparisonReport {
                 variant: t.variant.clone(),
-                baseline: totals[0].variant.clone(),
+                baseline: control.variant.clone(),
                 abs_effect: c.abs_effect,
                 abs_ci: c.abs_ci,
                 abs_p_value: c.abs_p_value,
@@ -285,13 +319,7 @@ fn metric_report(metric: &Metric, totals: &[VariantTotals], settings: &Settings)
                 reason: c.rel_reason.or(c.abs_reason).map(|r| r.as_str()),
             }
         })
-        .collect();
-    MetricReport {
-        metric: metric.key.clone(),
-        kind: metric.kind,
-        variants,
-        comparisons,
-    }
+        .collect()
 }
 
 /// Adjusts every defined p-value across metrics × variants; significance then

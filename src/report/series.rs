@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::arm;
+use crate::domain::totals::{ExposedUser, TrackFact, VariantTotals};
 use crate::domain::{format_millis, Metric, Millis};
 use crate::stats::{self, Settings};
-use crate::store::{ExposedUser, TrackFact, VariantTotals};
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
 
@@ -120,8 +120,11 @@ fn day_points(
     day_end: Millis,
     settings: &Settings,
 ) -> Vec<SeriesPoint> {
-    let control = arm(metric.kind, &totals[0]);
-    totals[1..]
+    let Some((control_totals, treatments)) = totals.split_first() else {
+        return Vec::new();
+    };
+    let control = arm(metric.kind, control_totals);
+    treatments
         .iter()
         .map(|t| {
             let c = stats::compare(control, arm(metric.kind, t), settings);
@@ -129,9 +132,9 @@ fn day_points(
                 through: format_millis(day_end),
                 metric: metric.key.clone(),
                 variant: t.variant.clone(),
-                baseline: totals[0].variant.clone(),
+                baseline: control_totals.variant.clone(),
                 users: t.users,
-                baseline_users: totals[0].users,
+                baseline_users: control_totals.users,
                 rel_effect: c.rel_effect,
                 rel_ci: c.rel_ci,
                 p_value: c.p_value,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::domain::totals::{ExposedUser, ExposureSummary, TrackFact, VariantTotals};
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
     ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
@@ -40,10 +41,40 @@ pub enum StoreError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// What kind of failure a [`StoreError`] is, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// A unique key is taken.
+    AlreadyExists,
+    /// Optimistic concurrency: read again and retry.
+    Conflict,
+    NotFound,
+    /// The database could not be reached; the same call may succeed later.
+    Unavailable,
+    /// The URL or the schema is wrong: nothing will work until it is fixed.
+    Configuration,
+    /// Stored data could not be read back.
+    Corrupt,
+    /// The database refused a statement.
+    Internal,
+}
+
 impl StoreError {
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::AlreadyExists(_) => StoreErrorKind::AlreadyExists,
+            StoreError::Conflict(_) => StoreErrorKind::Conflict,
+            StoreError::NotFound(_) => StoreErrorKind::NotFound,
+            StoreError::UnsupportedUrl(_) | StoreError::Migrate(_) => StoreErrorKind::Configuration,
+            StoreError::Corrupt(_) => StoreErrorKind::Corrupt,
+            StoreError::Database(_) if self.is_unavailable() => StoreErrorKind::Unavailable,
+            StoreError::Database(_) => StoreErrorKind::Internal,
+        }
+    }
+
     /// Whether the database could not be reached (as opposed to refusing a
     /// statement): the request may succeed if retried later.
-    pub fn is_unavailable(&self) -> bool {
+    fn is_unavailable(&self) -> bool {
         let StoreError::Database(err) = self else {
             return false;
         };
@@ -74,50 +105,16 @@ pub struct IngestOutcome {
     pub duplicates: u64,
 }
 
-/// Sufficient statistics of one event's per-user values in one variant, over the
-/// users exposed to exactly that variant (users seen in several are left out).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct VariantTotals {
-    pub variant: String,
-    /// Users whose first exposure was to this variant.
-    pub users: u64,
-    /// Users with at least one event at or after first exposure.
-    pub converted: u64,
-    /// Sum and sum of squares of the per-user sums of the event's values.
-    pub value_sum: f64,
-    pub value_sum_squares: f64,
-    /// Sum and sum of squares of the per-user event counts.
-    pub count_sum: f64,
-    pub count_sum_squares: f64,
-}
-
-impl VariantTotals {
-    /// Adds another group's totals (they are sums, so groups merge exactly).
-    pub fn absorb(&mut self, other: &VariantTotals) {
-        self.users += other.users;
-        self.converted += other.converted;
-        self.value_sum += other.value_sum;
-        self.value_sum_squares += other.value_sum_squares;
-        self.count_sum += other.count_sum;
-        self.count_sum_squares += other.count_sum_squares;
-    }
-}
-
-/// Who was exposed to an experiment.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ExposureSummary {
-    /// Users per variant, excluding those exposed to more than one.
-    pub users: Vec<(String, u64)>,
-    /// Users exposed to more than one variant.
-    pub multiple_exposures: u64,
-}
-
 /// Everything the ruleset is built from, read in one consistent snapshot.
 #[derive(Debug, Clone)]
 pub struct RulesetSource {
     pub version: u64,
     pub experiments: Vec<Experiment>,
 }
+
+/// Makes the audit entry of a new row once its id is known, inside the transaction
+/// that stores both.
+pub type AuditOf<'a> = &'a (dyn Fn(i64) -> NewAuditEntry + Sync);
 
 /// Wakes a server when another server sharing the database committed a change to
 /// the ruleset (or when the feed reconnected and changes may have been missed).
@@ -158,16 +155,25 @@ pub trait Store: Send + Sync + 'static {
     async fn ruleset_source(&self) -> Result<RulesetSource, StoreError>;
     /// The current ruleset version alone: a cheap check before a re-read.
     async fn ruleset_version(&self) -> Result<u64, StoreError>;
+    /// An experiment's audit entries, oldest first.
     async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The latest `limit` audit entries about API keys and webhooks, newest first.
+    async fn settings_audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 
-    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+    /// Stores a new key with the audit entry `audit` makes for its id, in one
+    /// transaction.
+    async fn insert_api_key(
+        &self,
+        key: &NewApiKey,
+        audit: AuditOf<'_>,
+    ) -> Result<ApiKey, StoreError>;
     /// The key with this hash, unless it was revoked.
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// Every key, revoked ones too, oldest first.
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
-    /// Revokes a key (a second revocation keeps the first time); false if there is
-    /// no such key.
-    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<bool, StoreError>;
+    /// Revokes a key at `audit.at` with its audit entry (a second revocation keeps
+    /// the first time and writes no entry); false if there is no such key.
+    async fn revoke_api_key(&self, id: i64, audit: &NewAuditEntry) -> Result<bool, StoreError>;
 
     /// Stores validated batches in one transaction and folds them into per-user
     /// aggregates; returns each batch's outcome only after commit. An id seen before
@@ -183,10 +189,16 @@ pub trait Store: Send + Sync + 'static {
         event: &str,
     ) -> Result<Vec<VariantTotals>, StoreError>;
 
-    async fn insert_webhook(&self, hook: &NewWebhook) -> Result<Webhook, StoreError>;
+    /// Stores a webhook with the audit entry `audit` makes for its id.
+    async fn insert_webhook(
+        &self,
+        hook: &NewWebhook,
+        audit: AuditOf<'_>,
+    ) -> Result<Webhook, StoreError>;
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
-    /// Deletes a webhook and its delivery log; false if there was none.
-    async fn delete_webhook(&self, id: i64) -> Result<bool, StoreError>;
+    /// Deletes a webhook and its delivery log, with its audit entry; false if there
+    /// was none.
+    async fn delete_webhook(&self, id: i64, audit: &NewAuditEntry) -> Result<bool, StoreError>;
     /// A webhook's deliveries, newest first.
     async fn webhook_deliveries(&self, id: i64) -> Result<Vec<Delivery>, StoreError>;
     /// Pending deliveries due at `now`, oldest first, with their webhooks.
@@ -216,20 +228,6 @@ pub trait Store: Send + Sync + 'static {
         experiment: &str,
         event: &str,
     ) -> Result<Vec<TrackFact>, StoreError>;
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExposedUser {
-    pub user: String,
-    pub variant: String,
-    pub first_ts: Millis,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrackFact {
-    pub user: String,
-    pub ts: Millis,
-    pub value: f64,
 }
 
 /// Opens (creating and migrating) the store a URL names.

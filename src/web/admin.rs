@@ -11,10 +11,10 @@ use super::error::WebError;
 use super::fields::{choices, Builder, Choice, Field, Fields};
 use super::session::{Session, SignedForm};
 use super::view::{render, Chrome};
-use crate::api::AppState;
-use crate::control::ControlError;
+use super::WebState;
+use crate::control::{ControlError, KeyRequest};
 use crate::domain::validation::from_json;
-use crate::domain::webhook::{Delivery, NewWebhook, Webhook, EVENT_TYPES};
+use crate::domain::webhook::{event_types, Delivery, NewWebhook, Webhook};
 use crate::domain::{format_millis, FieldProblem, Metric, Role};
 
 /// The problems to show beside fields, or the error page for anything else.
@@ -54,12 +54,12 @@ struct MetricsPage {
 }
 
 async fn metrics_page(
-    state: &AppState,
+    state: &WebState,
     session: &Session,
     values: &Fields,
     problems: Vec<FieldProblem>,
 ) -> Result<MetricsPage, WebError> {
-    let metrics = state.control.store().list_metrics().await?;
+    let metrics = state.control.list_metrics().await?;
     let mut b = Builder {
         values,
         problems: problems.clone(),
@@ -104,7 +104,7 @@ async fn metrics_page(
 }
 
 pub(crate) async fn metrics(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
 ) -> Result<Response, WebError> {
     let page = metrics_page(&state, &session, &Fields::empty(), Vec::new()).await?;
@@ -112,7 +112,7 @@ pub(crate) async fn metrics(
 }
 
 pub(crate) async fn create_metric(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Editor)?;
@@ -146,7 +146,7 @@ struct WebhooksPage {
 }
 
 async fn webhooks_page(
-    state: &AppState,
+    state: &WebState,
     session: &Session,
     values: &Fields,
     problems: Vec<FieldProblem>,
@@ -157,21 +157,21 @@ async fn webhooks_page(
     };
     Ok(WebhooksPage {
         chrome: session.chrome(),
-        webhooks: state.control.store().list_webhooks().await?,
+        webhooks: state.control.list_webhooks().await?,
         url: b.field("url", "URL", "Where the signed POST requests go."),
         secret: b.field(
             "secret",
             "Signing secret",
             "16 to 256 characters; requests carry an HMAC-SHA256 signature made with it.",
         ),
-        events: choices(&pairs(EVENT_TYPES), &values.all("events"), "event"),
+        events: choices(&pairs(&event_types()), &values.all("events"), "event"),
         events_error: b.claim(|field| field.starts_with("events")),
         problems,
     })
 }
 
 pub(crate) async fn webhooks(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
 ) -> Result<Response, WebError> {
     session.require(Role::Admin)?;
@@ -180,32 +180,40 @@ pub(crate) async fn webhooks(
 }
 
 pub(crate) async fn create_webhook(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Admin)?;
     let f = &form.fields;
     let document =
         json!({"url": f.get("url").trim(), "secret": f.get("secret"), "events": f.all("events")});
-    let checked = from_json::<NewWebhook>(document).and_then(|hook| hook.validate().map(|()| hook));
-    let problems = match checked {
+    let outcome = match from_json::<NewWebhook>(document) {
         Ok(hook) => {
-            state.control.store().insert_webhook(&hook).await?;
-            return Ok(Redirect::to("/settings/webhooks").into_response());
+            state
+                .control
+                .create_webhook(hook, &form.session.actor())
+                .await
         }
-        Err(invalid) => invalid.problems,
+        Err(invalid) => Err(invalid.into()),
+    };
+    let problems = match outcome {
+        Ok(_) => return Ok(Redirect::to("/settings/webhooks").into_response()),
+        Err(err) => problems_of(err)?,
     };
     let page = webhooks_page(&state, &form.session, f, problems).await?;
     Ok((StatusCode::BAD_REQUEST, render(&page)).into_response())
 }
 
 pub(crate) async fn delete_webhook(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(id): Path<i64>,
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Admin)?;
-    state.control.store().delete_webhook(id).await?;
+    state
+        .control
+        .delete_webhook(id, &form.session.actor())
+        .await?;
     Ok(Redirect::to("/settings/webhooks").into_response())
 }
 
@@ -239,25 +247,17 @@ struct DeliveriesPage {
 
 /// A webhook's delivery log: what was sent, whether it arrived, the last error.
 pub(crate) async fn deliveries(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
     session.require(Role::Admin)?;
-    let store = state.control.store();
-    let webhook = store
-        .list_webhooks()
-        .await?
-        .into_iter()
-        .find(|w| w.id == id)
-        .ok_or_else(|| WebError::Page {
-            status: StatusCode::NOT_FOUND,
-            message: format!("webhook {id} not found"),
-        })?;
+    let webhook = state.control.get_webhook(id).await?;
     Ok(render(&DeliveriesPage {
         chrome: session.chrome(),
         url: webhook.url,
-        deliveries: store
+        deliveries: state
+            .control
             .webhook_deliveries(id)
             .await?
             .into_iter()
@@ -293,11 +293,11 @@ struct KeyRow {
 }
 
 async fn keys_page(
-    state: &AppState,
+    state: &WebState,
     session: &Session,
     minted: Option<MintedKey>,
 ) -> Result<KeysPage, WebError> {
-    let keys = state.control.list_api_keys().await?;
+    let keys = state.control.keys().list().await?;
     Ok(KeysPage {
         chrome: session.chrome(),
         minted,
@@ -317,7 +317,7 @@ async fn keys_page(
 }
 
 pub(crate) async fn keys(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
 ) -> Result<Response, WebError> {
     session.require(Role::Admin)?;
@@ -325,17 +325,21 @@ pub(crate) async fn keys(
 }
 
 pub(crate) async fn revoke_key(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(id): Path<i64>,
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Admin)?;
-    crate::api::revoke_key(&state, id, &form.session.key.name).await?;
+    state
+        .control
+        .keys()
+        .revoke(id, &form.session.actor())
+        .await?;
     Ok(Redirect::to("/settings/keys").into_response())
 }
 
 pub(crate) async fn create_key(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Admin)?;
@@ -343,9 +347,15 @@ pub(crate) async fn create_key(
         .ok_or_else(|| WebError::bad_request("role must be admin, editor, analyst or sdk"))?;
     let optional =
         |name: &str| Some(form.fields.get(name).trim().to_owned()).filter(|v| !v.is_empty());
+    let request = KeyRequest {
+        role,
+        name: optional("name"),
+        environment: optional("environment"),
+    };
     let (secret, key) = state
         .control
-        .create_api_key(role, optional("name"), optional("environment"))
+        .keys()
+        .create(request, &form.session.actor())
         .await?;
     let minted = MintedKey {
         secret,

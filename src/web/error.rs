@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::view::render;
-use crate::api::ApiError;
-use crate::control::ControlError;
+use crate::control::{ControlError, ControlErrorKind};
+use crate::domain::key::RoleRefused;
+use crate::http::status_of;
 
 #[derive(Debug)]
 pub(crate) enum WebError {
@@ -28,24 +29,31 @@ impl WebError {
     }
 }
 
-impl From<ApiError> for WebError {
-    fn from(err: ApiError) -> Self {
-        WebError::Page {
-            status: err.status(),
-            message: err.message().to_owned(),
-        }
-    }
-}
-
 impl From<ControlError> for WebError {
     fn from(err: ControlError) -> Self {
-        ApiError::from(err).into()
+        let kind = err.kind();
+        let (status, _) = status_of(kind);
+        let message = match kind {
+            ControlErrorKind::Internal => {
+                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "internal error");
+                "Something went wrong on the server; its log has the details.".to_owned()
+            }
+            ControlErrorKind::DatabaseUnavailable => {
+                tracing::error!(error = ?err, "the database is unreachable");
+                "The database is unreachable; try again in a moment.".to_owned()
+            }
+            _ => err.to_string(),
+        };
+        WebError::Page { status, message }
     }
 }
 
-impl From<crate::store::StoreError> for WebError {
-    fn from(err: crate::store::StoreError) -> Self {
-        ApiError::from(err).into()
+impl From<RoleRefused> for WebError {
+    fn from(err: RoleRefused) -> Self {
+        WebError::Page {
+            status: StatusCode::FORBIDDEN,
+            message: err.to_string(),
+        }
     }
 }
 

@@ -13,10 +13,11 @@ use super::experiments::exposure;
 use super::lifecycle::{available_actions, ActionLink};
 use super::session::Session;
 use super::view::{self, render, Chrome};
-use crate::api::{csv_attachment, AppState};
+use super::WebState;
 use crate::control::ReportOptions;
 use crate::domain::experiment::Guardrail;
 use crate::domain::{AuditEntry, Experiment, Role, Status};
+use crate::http::csv_attachment;
 use crate::report::{ComparisonReport, MetricReport, Report};
 
 #[derive(Deserialize, Default)]
@@ -115,7 +116,7 @@ struct ExperimentPage {
 }
 
 pub(crate) async fn show(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     Path(key): Path<String>,
     Query(query): Query<ShowQuery>,
@@ -145,7 +146,7 @@ pub(crate) async fn show(
 }
 
 pub(crate) async fn csv(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     _session: Session,
     Path(key): Path<String>,
 ) -> Result<Response, WebError> {

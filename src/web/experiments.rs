@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::WebError;
 use super::session::Session;
 use super::view::{self, render, Chrome};
-use crate::api::AppState;
+use super::WebState;
 use crate::control::ReportOptions;
 use crate::domain::{Experiment, Status};
 use crate::report::Report;
@@ -58,11 +58,11 @@ struct ExperimentsPage {
 }
 
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let experiments = state.control.store().list_experiments().await?;
+    let experiments = state.control.list_experiments().await?;
     let total = experiments.len();
     let search = query.q.trim().to_lowercase();
     let mut rows = Vec::new();

@@ -14,7 +14,7 @@ use super::error::WebError;
 use super::fields::{choices, Builder, Choice, Field, Fields};
 use super::session::{Session, SignedForm};
 use super::view::{render, Chrome};
-use crate::api::{ApiError, AppState};
+use super::WebState;
 use crate::control::ControlError;
 use crate::domain::experiment::GuardrailAction;
 use crate::domain::validation::from_json;
@@ -236,20 +236,20 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
 }
 
 async fn context(
-    state: &AppState,
+    state: &WebState,
     session: &Session,
     editing: Option<String>,
 ) -> Result<FormContext, WebError> {
     Ok(FormContext {
         chrome: session.chrome(),
-        metrics: state.control.store().list_metrics().await?,
+        metrics: state.control.list_metrics().await?,
         editing,
         refusal: None,
     })
 }
 
 pub(crate) async fn new(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
 ) -> Result<Response, WebError> {
     session.require(Role::Editor)?;
@@ -258,7 +258,7 @@ pub(crate) async fn new(
 }
 
 pub(crate) async fn edit(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     Path(key): Path<String>,
 ) -> Result<Response, WebError> {
@@ -273,11 +273,11 @@ pub(crate) async fn edit(
 }
 
 pub(crate) async fn create(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Editor)?;
-    let actor = &form.session.key.name;
+    let actor = &form.session.actor();
     let outcome = match spec_document(&form.fields) {
         Ok(document) => match from_json::<ExperimentSpec>(document) {
             Ok(spec) => state.control.create_experiment(spec, actor).await,
@@ -289,12 +289,12 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn update(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(key): Path<String>,
     form: SignedForm,
 ) -> Result<Response, WebError> {
     form.session.require(Role::Editor)?;
-    let actor = &form.session.key.name;
+    let actor = &form.session.actor();
     let outcome = match spec_document(&form.fields) {
         Ok(document) => state.control.patch_experiment(&key, &document, actor).await,
         Err(invalid) => Err(invalid.into()),
@@ -305,7 +305,7 @@ pub(crate) async fn update(
 /// Redirects to the experiment after a change; shows the form again with every
 /// problem beside its field, or the reason a change was refused.
 async fn answer(
-    state: &AppState,
+    state: &WebState,
     form: SignedForm,
     editing: Option<String>,
     outcome: Result<Experiment, ControlError>,
@@ -319,14 +319,13 @@ async fn answer(
     let mut context = context(state, &form.session, editing).await?;
     let (status, problems) = match err {
         ControlError::Invalid(invalid) => (StatusCode::BAD_REQUEST, invalid.problems),
-        other => {
-            let refused = ApiError::from(other);
-            if refused.status().is_server_error() {
-                return Err(refused.into());
+        other => match WebError::from(other) {
+            WebError::Page { status, message } if !status.is_server_error() => {
+                context.refusal = Some(message);
+                (status, Vec::new())
             }
-            context.refusal = Some(refused.message().to_owned());
-            (refused.status(), Vec::new())
-        }
+            failed => return Err(failed),
+        },
     };
     let page = form_page(context, &form.fields, problems);
     Ok((status, render(&page)).into_response())

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::error::WebError;
 use super::session::{Session, SignedForm};
 use super::view::{self, render, Chrome};
-use crate::api::AppState;
+use super::WebState;
 use crate::domain::{now_millis, Experiment, LifecycleAction, Role};
 
 /// A button on the experiment page leading to the confirmation of one move.
@@ -123,7 +123,7 @@ struct ConfirmPage {
 }
 
 pub(crate) async fn confirm(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     session: Session,
     Path(key): Path<String>,
     Query(query): Query<ConfirmQuery>,
@@ -143,7 +143,7 @@ pub(crate) async fn confirm(
 }
 
 pub(crate) async fn act(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(key): Path<String>,
     form: SignedForm,
 ) -> Result<Response, WebError> {
@@ -151,7 +151,7 @@ pub(crate) async fn act(
     let action = parse_action(form.fields.get("action"), form.fields.get("variant"))?;
     state
         .control
-        .act(&key, action, &form.session.key.name)
+        .act(&key, action, &form.session.actor())
         .await?;
     Ok(Redirect::to(&format!("/experiments/{key}")).into_response())
 }

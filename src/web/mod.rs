@@ -4,7 +4,8 @@
 //! an askama template renders; templates hold no logic and assets are compiled in.
 //!
 //! Sessions are stateless (the cookie carries the API key), so any server behind a
-//! load balancer can answer any page.
+//! load balancer can answer any page. The dashboard is a sibling of [`crate::api`]:
+//! it shares the control layer and [`crate::http`], never the API's handlers.
 
 mod admin;
 mod assets;
@@ -20,13 +21,21 @@ mod planning;
 mod session;
 mod view;
 
+use std::sync::Arc;
+
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::AppState;
+use crate::control::Control;
 
-/// Every dashboard route; merged into the API router by [`crate::api`].
-pub(crate) fn router() -> Router<AppState> {
+/// What the dashboard's handlers share.
+#[derive(Clone)]
+pub(crate) struct WebState {
+    pub(crate) control: Arc<Control>,
+}
+
+/// Every dashboard route; [`crate::app`] merges them with the API's.
+pub fn router(control: Arc<Control>) -> Router {
     Router::new()
         .route("/", get(experiments::list))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
@@ -57,4 +66,5 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/settings/keys", get(admin::keys).post(admin::create_key))
         .route("/settings/keys/{id}/revoke", post(admin::revoke_key))
         .route("/assets/{name}", get(assets::serve))
+        .with_state(WebState { control })
 }

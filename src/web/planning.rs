@@ -1,5 +1,5 @@
 //! The planning calculator: users needed for an effect, or the effect a number of
-//! users can detect — the same computation as `GET /api/v1/power`.
+//! users can detect — [`crate::control::planning`], as `GET /api/v1/power` asks it.
 
 use askama::Template;
 use axum::extract::Query;
@@ -9,7 +9,7 @@ use super::error::WebError;
 use super::fields::{Builder, Field, Fields};
 use super::session::Session;
 use super::view::{self, render, Chrome};
-use crate::api::{plan, PowerQuery};
+use crate::control::planning::{plan, PowerPlan, PowerQuery};
 use crate::domain::FieldProblem;
 
 #[derive(Template)]
@@ -63,31 +63,24 @@ fn question(values: &Fields) -> Result<PowerQuery, Vec<FieldProblem>> {
     }
 }
 
-/// The answer in a sentence, from `plan`'s JSON.
-fn sentence(answer: &serde_json::Value) -> String {
-    let get = |name: &str| {
-        answer
-            .get(name)
-            .and_then(|v| v.as_f64())
-            .unwrap_or(f64::NAN)
-    };
-    if answer.get("total_users").is_some() {
-        format!(
+/// The answer in a sentence.
+fn sentence(answer: &PowerPlan) -> String {
+    match answer.total_users {
+        Some(total) => format!(
             "{} users per variant ({} in all) detect a relative effect of {} with power {} at significance level {}.",
-            get("users_per_variant"),
-            get("total_users"),
-            view::percent(get("mde")),
-            view::number(get("power")),
-            view::number(get("alpha"))
-        )
-    } else {
-        format!(
+            answer.users_per_variant,
+            total,
+            view::percent(answer.mde),
+            view::number(answer.power),
+            view::number(answer.alpha)
+        ),
+        None => format!(
             "With {} users per variant, the smallest relative effect detected with power {} at significance level {} is {}.",
-            get("users_per_variant"),
-            view::number(get("power")),
-            view::number(get("alpha")),
-            view::percent(get("mde"))
-        )
+            answer.users_per_variant,
+            view::number(answer.power),
+            view::number(answer.alpha),
+            view::percent(answer.mde)
+        ),
     }
 }
 

@@ -17,9 +17,9 @@ use rand::Rng;
 use super::error::WebError;
 use super::fields::Fields;
 use super::view::{render, Chrome};
-use crate::api::{authenticate, require_role, AppState};
+use super::WebState;
 use crate::domain::webhook::signature;
-use crate::domain::{ApiKey, Role};
+use crate::domain::{hex, Actor, ApiKey, Role};
 
 const SESSION_COOKIE: &str = "sluice_session";
 const SIGN_IN_COOKIE: &str = "sluice_signin";
@@ -37,7 +37,12 @@ pub(crate) struct Session {
 impl Session {
     /// Fails with a 403 page unless the key's role grants `role`.
     pub(crate) fn require(&self, role: Role) -> Result<(), WebError> {
-        Ok(require_role(&self.key, role)?)
+        Ok(self.key.require(role)?)
+    }
+
+    /// Who the audit log records.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor::Key(self.key.name.clone())
     }
 
     /// Whether the key may do what `role` allows; decides which controls a page shows.
@@ -57,12 +62,15 @@ impl Session {
     }
 }
 
-impl FromRequestParts<AppState> for Session {
+impl FromRequestParts<WebState> for Session {
     type Rejection = WebError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
         let secret = cookie(parts, SESSION_COOKIE).ok_or(WebError::SignIn)?;
-        let key = authenticate(state, &secret)
+        let key = state
+            .control
+            .keys()
+            .authenticate(&secret)
             .await
             .map_err(|_| WebError::SignIn)?;
         if !key.role.grants(Role::Analyst) {
@@ -82,10 +90,10 @@ pub(crate) struct SignedForm {
     pub(crate) fields: Fields,
 }
 
-impl FromRequest<AppState> for SignedForm {
+impl FromRequest<WebState> for SignedForm {
     type Rejection = WebError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, WebError> {
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, WebError> {
         let (mut parts, body) = request.into_parts();
         let session = Session::from_request_parts(&mut parts, state).await?;
         let request = Request::from_parts(parts, body);
@@ -101,10 +109,6 @@ impl FromRequest<AppState> for SignedForm {
 /// computed as webhooks sign their bodies.
 fn csrf_token(secret: &str) -> String {
     signature(secret, CSRF_LABEL)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares in time independent of where the strings differ.
@@ -155,7 +159,7 @@ fn sign_in_form(error: Option<String>, status: axum::http::StatusCode) -> Respon
     (status, [(SET_COOKIE, cookie)], page).into_response()
 }
 
-pub(crate) async fn sign_in(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn sign_in(State(state): State<WebState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let expected = cookie(&parts, SIGN_IN_COOKIE).unwrap_or_default();
     let request = Request::from_parts(parts, body);
@@ -173,7 +177,7 @@ pub(crate) async fn sign_in(State(state): State<AppState>, request: Request) -> 
             axum::http::StatusCode::UNAUTHORIZED,
         )
     };
-    match authenticate(&state, secret).await {
+    match state.control.keys().authenticate(secret).await {
         Ok(key) if key.role.grants(Role::Analyst) => {
             let cookie = set_cookie(SESSION_COOKIE, secret, SESSION_MAX_AGE_SECONDS);
             ([(SET_COOKIE, cookie)], Redirect::to("/")).into_response()

@@ -17,8 +17,9 @@ use axum::routing::post;
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sluice::api::Server;
-use sluice::domain::{NewApiKey, Role};
+use sluice::app::Server;
+use sluice::control::{KeyRequest, Keys};
+use sluice::domain::{Actor, Role};
 use sluice::store::Store;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -166,9 +167,7 @@ impl TestApp {
         let store = sluice::store::open(&db.url).await.expect("open store");
         let mut keys = Vec::new();
         for role in [Role::Admin, Role::Editor, Role::Analyst, Role::Sdk] {
-            let key = NewApiKey::generate(role, Some(format!("{}-tester", role.as_str())), None);
-            store.insert_api_key(&key).await.expect("insert key");
-            keys.push(key.secret);
+            keys.push(mint_key(&store, role, &format!("{}-tester", role.as_str())).await);
         }
         let server = Server::build(store.clone()).await.expect("build server");
         let [admin, editor, analyst, sdk] = <[String; 4]>::try_from(keys).unwrap();
@@ -322,4 +321,18 @@ pub async fn webhook_receiver() -> (String, Received) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     (url, received)
+}
+
+/// Mints a key the way `sluice key create` does; returns its secret.
+pub async fn mint_key(store: &Arc<dyn Store>, role: Role, name: &str) -> String {
+    let request = KeyRequest {
+        role,
+        name: Some(name.to_owned()),
+        environment: None,
+    };
+    let (secret, _) = Keys::new(store.clone())
+        .create(request, &Actor::Cli)
+        .await
+        .expect("create key");
+    secret
 }

@@ -36,7 +36,6 @@
 //! assert!(a.in_experiment && a.reason == Reason::Split);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
 mod assign;

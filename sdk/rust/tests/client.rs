@@ -1,6 +1,7 @@
 //! The `client` feature against an in-process mock of the SDK endpoints
 //! (axum on 127.0.0.1:0): ruleset fetch with ETags, SSE push, exposure
 //! de-duplication, batching, retries, 4xx give-up, and the bounded buffer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -6,6 +6,7 @@
 //! evalCondition (with saved groups). Mismatches are collected and reported
 //! together. Floats are compared within 1e-6 after GrowthBook's own
 //! rounding (its JS tests round hashes and ranges to a few decimals).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

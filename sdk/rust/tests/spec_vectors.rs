@@ -9,6 +9,7 @@
 //! SLUICE_REGENERATE_VECTORS=1 cargo test -p sluice-sdk --test spec_vectors
 //! python3 sdk/spec/check_vectors.py
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::path::PathBuf;
 

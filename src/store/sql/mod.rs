@@ -10,13 +10,13 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::fold::{FirstExposure, UserKey, UserMetric};
 use super::{
-    ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError, TrackFact,
-    VariantTotals,
+    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError,
+    TrackFact, VariantTotals,
 };
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
-    format_millis, ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
-    Role,
+    format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Event, Experiment, Metric, Millis,
+    NewApiKey, NewAuditEntry, Role,
 };
 
 pub(crate) use writes::{ExposureRow, MetricRow, RawEvent, TrackRow};
@@ -269,42 +269,34 @@ where
     }
 
     async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        type AuditRow = (
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Millis,
-        );
-        let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT id, experiment, actor, action, before, after, evidence, at FROM audit_log WHERE experiment = $1 ORDER BY id",
-        )
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log \
+             WHERE experiment = $1 AND subject_kind = 'experiment' ORDER BY id"
+        ))
         .bind(experiment)
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(
-                |(id, experiment, actor, action, before, after, evidence, at)| {
-                    Ok(AuditEntry {
-                        id,
-                        experiment,
-                        actor,
-                        action,
-                        before: before.as_deref().map(decode).transpose()?,
-                        after: after.as_deref().map(decode).transpose()?,
-                        evidence: evidence.as_deref().map(decode).transpose()?,
-                        at: format_millis(at),
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(audit_entry).collect()
     }
 
-    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+    async fn settings_audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log \
+             WHERE subject_kind <> 'experiment' ORDER BY id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(audit_entry).collect()
+    }
+
+    async fn insert_api_key(
+        &self,
+        key: &NewApiKey,
+        audit: AuditOf<'_>,
+    ) -> Result<ApiKey, StoreError> {
         let created_at = crate::domain::now_millis();
+        let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_keys (name, role, environment, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -313,16 +305,19 @@ where
         .bind(&key.environment)
         .bind(&key.hash)
         .bind(created_at)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(ApiKey {
+        let stored = ApiKey {
             id,
             name: key.name.clone(),
             role: key.role,
             environment: key.environment.clone(),
             created_at,
             revoked_at: None,
-        })
+        };
+        Self::insert_audit(&mut tx, &audit(id)).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
@@ -344,15 +339,25 @@ where
         rows.into_iter().map(api_key).collect()
     }
 
-    async fn revoke_api_key(&self, id: i64, at: Millis) -> Result<bool, StoreError> {
+    async fn revoke_api_key(&self, id: i64, audit: &NewAuditEntry) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
         let revoked: Option<i64> = sqlx::query_scalar(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING id",
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id",
         )
-        .bind(at)
+        .bind(audit.at)
         .bind(id)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(revoked.is_some())
+        if revoked.is_none() {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM api_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Ok(exists.is_some());
+        }
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     fn ingest_writers(&self) -> usize {
@@ -522,8 +527,13 @@ where
             .collect())
     }
 
-    async fn insert_webhook(&self, hook: &NewWebhook) -> Result<Webhook, StoreError> {
+    async fn insert_webhook(
+        &self,
+        hook: &NewWebhook,
+        audit: AuditOf<'_>,
+    ) -> Result<Webhook, StoreError> {
         let created_at = crate::domain::now_millis();
+        let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO webhooks (url, secret, events, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -531,8 +541,10 @@ where
         .bind(&hook.secret)
         .bind(encode(&hook.events))
         .bind(created_at)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await?;
+        Self::insert_audit(&mut tx, &audit(id)).await?;
+        tx.commit().await?;
         Ok(Webhook {
             id,
             url: hook.url.clone(),
@@ -550,7 +562,7 @@ where
         rows.into_iter().map(webhook).collect()
     }
 
-    async fn delete_webhook(&self, id: i64) -> Result<bool, StoreError> {
+    async fn delete_webhook(&self, id: i64, audit: &NewAuditEntry) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
             .bind(id)
@@ -561,6 +573,9 @@ where
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
+        if deleted.is_some() {
+            Self::insert_audit(&mut tx, audit).await?;
+        }
         tx.commit().await?;
         Ok(deleted.is_some())
     }
@@ -678,4 +693,42 @@ fn delivery(row: DeliveryRow) -> Delivery {
         last_error,
         created_at,
     }
+}
+
+const AUDIT_COLUMNS: &str =
+    "id, experiment, subject_kind, actor, actor_kind, action, before, after, evidence, at";
+
+type AuditRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Millis,
+);
+
+fn audit_entry(row: AuditRow) -> Result<AuditEntry, StoreError> {
+    let (id, subject, subject_kind, actor, actor_kind, action, before, after, evidence, at) = row;
+    let actor_kind = ActorKind::parse(&actor_kind).ok_or_else(|| {
+        StoreError::Corrupt(format!("audit entry {id}: actor kind {actor_kind:?}"))
+    })?;
+    let experiment = AuditSubject::parse(&subject_kind, &subject)
+        .and_then(|s| s.experiment().map(str::to_owned));
+    Ok(AuditEntry {
+        id,
+        experiment,
+        subject_kind,
+        subject,
+        actor,
+        actor_kind,
+        action,
+        before: before.as_deref().map(decode).transpose()?,
+        after: after.as_deref().map(decode).transpose()?,
+        evidence: evidence.as_deref().map(decode).transpose()?,
+        at: format_millis(at),
+    })
 }

@@ -101,10 +101,13 @@ where
         audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO audit_log (experiment, actor, action, before, after, evidence, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_log (experiment, subject_kind, actor, actor_kind, action, before, after, evidence, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
-        .bind(audit.experiment.as_str())
-        .bind(audit.actor.as_str())
+        .bind(audit.subject.id())
+        .bind(audit.subject.kind())
+        .bind(audit.actor.name())
+        .bind(audit.actor.kind().as_str())
         .bind(audit.action.as_str())
         .bind(audit.before.as_ref().map(encode))
         .bind(audit.after.as_ref().map(encode))
@@ -120,13 +123,16 @@ where
         conn: &mut DB::Connection,
         audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
+        if !audit.action.is_webhook_event() {
+            return Ok(());
+        }
         let hooks: Vec<(i64, String)> = sqlx::query_as("SELECT id, events FROM webhooks")
             .fetch_all(&mut *conn)
             .await?;
         let payload = crate::domain::webhook::payload(audit);
         for (id, events) in hooks {
             let events: Vec<String> = decode(&events)?;
-            if !events.iter().any(|e| e == &audit.action || e == "*") {
+            if !crate::domain::webhook::subscribed(&events, audit.action) {
                 continue;
             }
             sqlx::query(

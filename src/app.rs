@@ -1,0 +1,121 @@
+//! The application: builds the control plane over a store, starts its background
+//! tasks, and composes the API and the dashboard into one router. The two HTTP
+//! layers are siblings that meet only here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, ApiState};
+use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
+use crate::store::{Store, StoreError};
+use crate::web;
+
+const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server's state and the handles main needs to stop it cleanly.
+pub struct Server {
+    pub router: Router,
+    pub shutdown: watch::Sender<bool>,
+    pub exposures: Arc<ExposureLog>,
+    pub exposure_writer: JoinHandle<()>,
+    pub event_writer: JoinHandle<()>,
+    /// Sends webhook deliveries; ends when the server shuts down.
+    pub webhook_sender: JoinHandle<()>,
+    control: Arc<Control>,
+    /// Other servers may share the store.
+    shared: bool,
+}
+
+impl Server {
+    /// Builds the state and router over a store and starts background writers.
+    pub async fn build(store: Arc<dyn Store>) -> Result<Server, StoreError> {
+        let rulesets = RulesetHub::load(store.as_ref()).await?;
+        let (ingest, event_writer) = IngestQueue::spawn(store.clone());
+        let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let leadership = Arc::new(Leadership::default());
+        let webhook_sender = tokio::spawn(crate::control::webhooks::run(
+            store.clone(),
+            leadership.clone(),
+            shutdown_rx.clone(),
+        ));
+        let changes = store.changes().await?;
+        let shared = changes.is_some();
+        let control = Arc::new(Control::new(
+            store,
+            rulesets,
+            ingest,
+            exposures.clone(),
+            leadership,
+        ));
+        if let Some(changes) = changes {
+            tokio::spawn(crate::control::ruleset::follow_other_servers(
+                Arc::downgrade(&control),
+                changes,
+                shutdown_rx.clone(),
+            ));
+        }
+        Ok(Server {
+            router: compose(control.clone(), shutdown_rx),
+            shutdown,
+            exposures,
+            exposure_writer,
+            event_writer,
+            webhook_sender,
+            control,
+            shared,
+        })
+    }
+
+    /// The control plane behind the router, for in-process use (`sluice demo`).
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
+    /// Runs this server without a guard loop. Where servers share the database it
+    /// then never leads, so the guard, the scheduler and webhook delivery stay with
+    /// one that runs them all; a lone server still delivers webhooks.
+    pub fn without_guard(&self) {
+        if self.shared {
+            self.control.leadership().step_aside();
+        }
+    }
+
+    /// Starts the supervised guard loop: every `interval`, the breakers check each
+    /// running experiment. It stops when the server shuts down.
+    pub fn spawn_guard(&self, interval: Duration) -> JoinHandle<()> {
+        tokio::spawn(crate::control::guard::supervise(
+            self.control.clone(),
+            interval,
+            self.shutdown.subscribe(),
+        ))
+    }
+
+    /// Flushes queued exposures and lets the event writer finish its last commit.
+    /// Call after the listener stopped and in-flight requests completed.
+    pub async fn finish(self) {
+        drop(self.router);
+        drop(self.control);
+        self.exposures.shutdown();
+        if let Err(err) = self.exposure_writer.await {
+            tracing::error!(error = %err, "exposure writer failed");
+        }
+        // The writer ends when the last handle to the queue is gone.
+        match tokio::time::timeout(FINISH_TIMEOUT, self.event_writer).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "event writer failed"),
+            Err(_) => tracing::error!("event writer did not finish in time"),
+        }
+    }
+}
+
+/// The API and the dashboard on one router.
+fn compose(control: Arc<Control>, shutdown: watch::Receiver<bool>) -> Router {
+    let api_state = ApiState::new(control.clone(), shutdown);
+    let routes = api::router(api_state.clone()).merge(web::router(control));
+    api::around(routes, &api_state)
+}
