@@ -65,6 +65,26 @@ fn bad_arguments_are_explained() {
     );
 
     let output = sluice()
+        .args([
+            "key",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            "guard",
+            "--db",
+            "sqlite::memory:",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a key may not pass for the breaker"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("reserved"), "{stderr}");
+
+    let output = sluice()
         .args(["migrate", "--db", "mysql://x"])
         .output()
         .unwrap();

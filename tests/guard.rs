@@ -173,39 +173,14 @@ async fn a_yellow_guardrail_warns_once(backend: Backend) {
 /// Empties an experiment's variants in its stored definition, as a hand edit or a
 /// bug might: its report can no longer be built.
 async fn corrupt_variants(db: &common::TestDb, key: &str) {
-    const READ: &str = "SELECT definition FROM experiments WHERE key = $1";
-    const WRITE: &str = "UPDATE experiments SET definition = $1 WHERE key = $2";
-    let emptied = |definition: String| {
-        let mut definition: Value = serde_json::from_str(&definition).unwrap();
-        definition["variants"] = json!([]);
-        definition.to_string()
-    };
     if db.url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let definition: String = sqlx::query_scalar(READ)
-            .bind(key)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        sqlx::query(WRITE)
-            .bind(emptied(definition))
-            .bind(key)
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query("UPDATE experiments SET definition = json_set(definition, '$.variants', json('[]')) WHERE key = $1")
+            .bind(key).execute(&pool).await.unwrap();
     } else {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let definition: String = sqlx::query_scalar(READ)
-            .bind(key)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        sqlx::query(WRITE)
-            .bind(emptied(definition))
-            .bind(key)
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query("UPDATE experiments SET definition = jsonb_set(definition::jsonb, '{variants}', '[]')::text WHERE key = $1")
+            .bind(key).execute(&pool).await.unwrap();
     }
 }
 
