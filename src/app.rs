@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState};
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
 use crate::store::{Store, StoreError};
-use crate::web;
+use crate::web::{self, CookieSecurity};
 
 const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -30,9 +30,23 @@ pub struct Server {
     shared: bool,
 }
 
+/// How a server is set up beyond its store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerOptions {
+    /// Whether the dashboard's cookies are marked `Secure`.
+    pub cookies: CookieSecurity,
+}
+
 impl Server {
     /// Builds the state and router over a store and starts background writers.
     pub async fn build(store: Arc<dyn Store>) -> Result<Server, StoreError> {
+        Self::build_with(store, ServerOptions::default()).await
+    }
+
+    pub async fn build_with(
+        store: Arc<dyn Store>,
+        options: ServerOptions,
+    ) -> Result<Server, StoreError> {
         let rulesets = RulesetHub::load(store.as_ref()).await?;
         let (ingest, event_writer) = IngestQueue::spawn(store.clone());
         let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
@@ -60,7 +74,7 @@ impl Server {
             ));
         }
         Ok(Server {
-            router: compose(control.clone(), shutdown_rx),
+            router: compose(control.clone(), shutdown_rx, options),
             shutdown,
             exposures,
             exposure_writer,
@@ -114,8 +128,12 @@ impl Server {
 }
 
 /// The API and the dashboard on one router.
-fn compose(control: Arc<Control>, shutdown: watch::Receiver<bool>) -> Router {
+fn compose(
+    control: Arc<Control>,
+    shutdown: watch::Receiver<bool>,
+    options: ServerOptions,
+) -> Router {
     let api_state = ApiState::new(control.clone(), shutdown);
-    let routes = api::router(api_state.clone()).merge(web::router(control));
+    let routes = api::router(api_state.clone()).merge(web::router(control, options.cookies));
     api::around(routes, &api_state)
 }

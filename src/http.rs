@@ -17,7 +17,10 @@ pub fn status_of(kind: ControlErrorKind) -> (StatusCode, &'static str) {
         ControlErrorKind::Refused => (StatusCode::CONFLICT, "conflict"),
         ControlErrorKind::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
         ControlErrorKind::ConcurrentChange => (StatusCode::CONFLICT, "concurrent_change"),
-        ControlErrorKind::UnknownKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        ControlErrorKind::UnknownKey | ControlErrorKind::NoSession => {
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        }
+        ControlErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
         ControlErrorKind::DatabaseUnavailable => {
             (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
         }

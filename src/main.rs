@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sluice::app::Server;
+use sluice::app::{Server, ServerOptions};
 use sluice::control::planning::{self, PowerQuery};
 use sluice::control::{KeyRequest, Keys};
 use sluice::domain::{Actor, Role};
 use sluice::report::Correction;
+use sluice::web::CookieSecurity;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -48,6 +49,18 @@ enum Command {
             default_value_t = 60
         )]
         guard_interval_seconds: u64,
+        /// Mark the dashboard's cookies `Secure` always: the server is reached over
+        /// HTTPS only.
+        #[arg(long, env = "SLUICE_SECURE_COOKIES")]
+        secure_cookies: bool,
+        /// Mark them `Secure` when the proxy in front says `X-Forwarded-Proto: https`
+        /// (only behind a proxy that sets that header itself).
+        #[arg(
+            long,
+            env = "SLUICE_TRUST_FORWARDED_PROTO",
+            conflicts_with = "secure_cookies"
+        )]
+        trust_forwarded_proto: bool,
     },
     /// Create or upgrade the database schema.
     Migrate {
@@ -148,7 +161,17 @@ async fn main() -> anyhow::Result<()> {
             db,
             addr,
             guard_interval_seconds,
-        } => serve(&db.db, addr, guard_interval_seconds).await,
+            secure_cookies,
+            trust_forwarded_proto,
+        } => {
+            let cookies = match (secure_cookies, trust_forwarded_proto) {
+                (true, _) => CookieSecurity::Always,
+                (false, true) => CookieSecurity::ForwardedProto,
+                (false, false) => CookieSecurity::Plain,
+            };
+            let options = ServerOptions { cookies };
+            serve(&db.db, addr, guard_interval_seconds, options).await
+        }
         Command::Migrate { db } => {
             sluice::store::open(&db.db)
                 .await
@@ -260,11 +283,18 @@ fn plan(query: &PowerQuery) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(db: &str, addr: SocketAddr, guard_interval_seconds: u64) -> anyhow::Result<()> {
+async fn serve(
+    db: &str,
+    addr: SocketAddr,
+    guard_interval_seconds: u64,
+    options: ServerOptions,
+) -> anyhow::Result<()> {
     let store = sluice::store::open(db)
         .await
         .with_context(|| format!("opening {db}"))?;
-    let server = Server::build(store).await.context("loading the ruleset")?;
+    let server = Server::build_with(store, options)
+        .await
+        .context("loading the ruleset")?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;

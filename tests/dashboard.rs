@@ -5,6 +5,9 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use axum::body::Body;
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use axum::http::{Method, Request, StatusCode};
@@ -65,16 +68,45 @@ async fn request(app: &TestApp, method: Method, path: &str, cookie: &str, form: 
     }
 }
 
-fn session(key: &str) -> String {
-    format!("sluice_session={key}")
+/// Signs in with `key` through the form; the session cookie to send back.
+async fn signed_in(app: &TestApp, key: &str) -> String {
+    let form = request(app, Method::GET, "/signin", "", "").await;
+    let csrf = form.csrf();
+    let body = format!("csrf={csrf}&key={key}");
+    let page = request(
+        app,
+        Method::POST,
+        "/signin",
+        &format!("sluice_signin={csrf}"),
+        &body,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let cookie = page.set_cookie();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// One session per key (keys are fresh in every test), so that a page's CSRF
+/// token fits the next form posted with the same key.
+async fn session(app: &TestApp, key: &str) -> String {
+    static SESSIONS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+    if let Some(cookie) = SESSIONS.lock().unwrap().get(key) {
+        return cookie.clone();
+    }
+    let cookie = signed_in(app, key).await;
+    SESSIONS
+        .lock()
+        .unwrap()
+        .insert(key.to_owned(), cookie.clone());
+    cookie
 }
 
 async fn get(app: &TestApp, path: &str, key: &str) -> Page {
-    request(app, Method::GET, path, &session(key), "").await
+    request(app, Method::GET, path, &session(app, key).await, "").await
 }
 
 async fn post(app: &TestApp, path: &str, key: &str, form: &str) -> Page {
-    request(app, Method::POST, path, &session(key), form).await
+    request(app, Method::POST, path, &session(app, key).await, form).await
 }
 
 async fn status_of(app: &TestApp, key: &str) -> String {
@@ -96,8 +128,78 @@ async fn pages_without_a_session_lead_to_sign_in(backend: Backend) {
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(page.location(), "/signin", "{path}");
     }
-    let page = request(&app, Method::GET, "/", &session("sk_editor_unknown"), "").await;
+    let page = request(
+        &app,
+        Method::GET,
+        "/",
+        "sluice_session=sk_editor_unknown",
+        "",
+    )
+    .await;
     assert_eq!(page.location(), "/signin");
+}
+
+/// Regression (issue 12): the cookie was the API key itself, a permanent Bearer
+/// credential that signing out could not end.
+async fn the_session_cookie_is_not_the_key_and_ends_on_the_server(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let by_key = format!("sluice_session={}", app.editor);
+    let page = request(&app, Method::GET, "/", &by_key, "").await;
+    assert_eq!(
+        page.location(),
+        "/signin",
+        "a key in the cookie signs nobody in"
+    );
+
+    let cookie = signed_in(&app, &app.editor).await;
+    let id = cookie.trim_start_matches("sluice_session=");
+    assert!(!id.contains(&app.editor) && id.len() == 64, "{cookie}");
+    let home = request(&app, Method::GET, "/", &cookie, "").await;
+    assert_eq!(home.status, StatusCode::OK);
+    let form = format!("csrf={}", home.csrf());
+    let out = request(&app, Method::POST, "/signout", &cookie, &form).await;
+    assert_eq!(out.location(), "/signin");
+    let replayed = request(&app, Method::GET, "/", &cookie, "").await;
+    assert_eq!(
+        replayed.location(),
+        "/signin",
+        "signing out ends the session"
+    );
+
+    let admin = signed_in(&app, &app.admin).await;
+    let keys = app.get("/api/v1/keys", &app.admin).await.body;
+    let admin_id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "admin-tester")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let expired = "e".repeat(64);
+    let hash = sluice::domain::key::hash_secret(&expired);
+    let past = sluice::domain::now_millis() - 1000;
+    app.store
+        .insert_session(&hash, admin_id, past - 1000, past)
+        .await
+        .unwrap();
+    let stale = request(
+        &app,
+        Method::GET,
+        "/",
+        &format!("sluice_session={expired}"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        stale.location(),
+        "/signin",
+        "expiry is enforced by the server"
+    );
+    assert_eq!(
+        request(&app, Method::GET, "/", &admin, "").await.status,
+        StatusCode::OK
+    );
 }
 
 async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_clears_it(backend: Backend) {
@@ -117,19 +219,25 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_signing_out_clears_it(bac
     let signed_in = request(&app, Method::POST, "/signin", &pre, &body).await;
     assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
     let cookie = signed_in.set_cookie();
-    assert!(cookie.starts_with(&format!("sluice_session={};", app.editor)));
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+    assert!(cookie.starts_with("sluice_session="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP by default: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
 
-    let home = get(&app, "/", &app.editor).await;
+    let home = request(&app, Method::GET, "/", &session, "").await;
     assert_eq!(home.status, StatusCode::OK);
     let policy = home.headers["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
-    let out = post(
+    let out = request(
         &app,
+        Method::POST,
         "/signout",
-        &app.editor,
+        &session,
         &format!("csrf={}", home.csrf()),
     )
     .await;
@@ -372,16 +480,31 @@ async fn admins_list_and_revoke_keys(backend: Backend) {
     let path = format!("/settings/keys/{analyst}/revoke");
     let forged = post(&app, &path, &app.admin, "csrf=0123abcd").await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    assert_eq!(get(&app, "/", &app.analyst).await.status, StatusCode::OK);
+    let analyst = signed_in(&app, &app.analyst).await;
+    let home = request(&app, Method::GET, "/", &analyst, "").await;
+    assert_eq!(home.status, StatusCode::OK);
 
-    let revoked = post(&app, &path, &app.admin, &format!("csrf={}", page.csrf())).await;
+    let admin = signed_in(&app, &app.admin).await;
+    let form = format!(
+        "csrf={}",
+        request(&app, Method::GET, "/settings/keys", &admin, "")
+            .await
+            .csrf()
+    );
+    let revoked = request(&app, Method::POST, &path, &admin, &form).await;
     assert_eq!(revoked.status, StatusCode::SEE_OTHER);
-    assert_eq!(get(&app, "/", &app.analyst).await.location(), "/signin");
+    let ended = request(&app, Method::GET, "/", &analyst, "").await;
+    assert_eq!(
+        ended.location(),
+        "/signin",
+        "revoking the key ends its session"
+    );
     let page = get(&app, "/settings/keys", &app.admin).await;
     assert!(page.html.contains("revoked 20"), "{}", page.html);
 }
 
 on_both_backends!(
+    the_session_cookie_is_not_the_key_and_ends_on_the_server,
     admins_list_and_revoke_keys,
     pages_without_a_session_lead_to_sign_in,
     signing_in_sets_a_strict_http_only_cookie_and_signing_out_clears_it,

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod leader;
 pub mod planning;
 pub mod ruleset;
+pub mod sessions;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -17,11 +18,12 @@ use serde_json::Value;
 
 use crate::domain::event::{validate_batch, EventInput, UnknownExposure};
 use crate::domain::experiment::{merge_patch, ChangeRefused};
+use crate::domain::key::RoleRefused;
 use crate::domain::totals::VariantTotals;
 use crate::domain::validation::from_json;
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
-    format_millis, now_millis, Actor, AuditAction, AuditEntry, AuditSubject, Experiment,
+    format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Experiment,
     ExperimentSpec, LifecycleAction, Metric, Millis, NewAuditEntry, ValidationError,
 };
 use crate::report::{self, Correction, Report, ReportError, ReportInput};
@@ -33,6 +35,7 @@ pub use ingest::{IngestClosed, IngestQueue};
 pub use keys::{KeyRequest, Keys};
 pub use leader::Leadership;
 pub use ruleset::{RulesetHub, RulesetSnapshot};
+pub use sessions::Sessions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -48,6 +51,12 @@ pub enum ControlError {
     /// No unrevoked key has this secret.
     #[error("unknown API key")]
     UnknownKey,
+    /// The dashboard session expired, signed out, or its key was revoked.
+    #[error("no such session")]
+    NoSession,
+    /// The key's role does not allow this.
+    #[error(transparent)]
+    Forbidden(#[from] RoleRefused),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Stored data cannot make a report.
@@ -70,6 +79,8 @@ pub enum ControlErrorKind {
     /// Someone else changed it first: read again and retry.
     ConcurrentChange,
     UnknownKey,
+    NoSession,
+    Forbidden,
     /// The database cannot be reached: retry later.
     DatabaseUnavailable,
     /// The server is shutting down.
@@ -85,6 +96,8 @@ impl ControlError {
             ControlError::NotFound(_) => ControlErrorKind::NotFound,
             ControlError::Refused(_) => ControlErrorKind::Refused,
             ControlError::UnknownKey => ControlErrorKind::UnknownKey,
+            ControlError::NoSession => ControlErrorKind::NoSession,
+            ControlError::Forbidden(_) => ControlErrorKind::Forbidden,
             ControlError::Unavailable(_) => ControlErrorKind::ShuttingDown,
             ControlError::Report(_) => ControlErrorKind::Internal,
             ControlError::Store(err) => match err.kind() {
@@ -107,6 +120,7 @@ pub struct Control {
     exposures: Arc<ExposureLog>,
     leadership: Arc<Leadership>,
     keys: Keys,
+    sessions: Sessions,
     guard_health: GuardHealth,
 }
 
@@ -120,6 +134,7 @@ impl Control {
     ) -> Self {
         Self {
             keys: Keys::new(store.clone()),
+            sessions: Sessions::new(store.clone()),
             store,
             rulesets,
             ingest,
@@ -147,6 +162,15 @@ impl Control {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// Signs in to the dashboard with a key's secret: the new session's secret.
+    pub async fn open_session(&self, key_secret: &str) -> Result<(String, ApiKey), ControlError> {
+        self.sessions.open(&self.keys, key_secret).await
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// How the guard loop is doing: its last pass and its failures.

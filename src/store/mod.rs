@@ -171,9 +171,24 @@ pub trait Store: Send + Sync + 'static {
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
     /// Every key, revoked ones too, oldest first.
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
-    /// Revokes a key at `audit.at` with its audit entry (a second revocation keeps
-    /// the first time and writes no entry); false if there is no such key.
+    /// Revokes a key at `audit.at` with its audit entry, and ends its dashboard
+    /// sessions (a second revocation keeps the first time and writes no entry);
+    /// false if there is no such key.
     async fn revoke_api_key(&self, id: i64, audit: &NewAuditEntry) -> Result<bool, StoreError>;
+
+    /// Opens a dashboard session for a key (and drops the expired ones).
+    async fn insert_session(
+        &self,
+        id_hash: &str,
+        key_id: i64,
+        created_at: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError>;
+    /// The key of a session that has not expired at `now`, unless the key was
+    /// revoked.
+    async fn find_session(&self, id_hash: &str, now: Millis) -> Result<Option<ApiKey>, StoreError>;
+    /// Ends a session (signing out); ending an unknown one is not an error.
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
 
     /// Stores validated batches in one transaction and folds them into per-user
     /// aggregates; returns each batch's outcome only after commit. An id seen before

@@ -3,8 +3,8 @@
 //! key, call [`crate::control::Control`] and turn the answer into a view model that
 //! an askama template renders; templates hold no logic and assets are compiled in.
 //!
-//! Sessions are stateless (the cookie carries the API key), so any server behind a
-//! load balancer can answer any page. The dashboard is a sibling of [`crate::api`]:
+//! Sessions live in the database (the cookie carries a random id, never the key),
+//! so any server behind a load balancer can answer any page. The dashboard is a sibling of [`crate::api`]:
 //! it shares the control layer and [`crate::http`], never the API's handlers.
 
 mod admin;
@@ -28,14 +28,17 @@ use axum::Router;
 
 use crate::control::Control;
 
+pub use session::CookieSecurity;
+
 /// What the dashboard's handlers share.
 #[derive(Clone)]
 pub(crate) struct WebState {
     pub(crate) control: Arc<Control>,
+    cookies: CookieSecurity,
 }
 
 /// Every dashboard route; [`crate::app`] merges them with the API's.
-pub fn router(control: Arc<Control>) -> Router {
+pub fn router(control: Arc<Control>, cookies: CookieSecurity) -> Router {
     Router::new()
         .route("/", get(experiments::list))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
@@ -66,5 +69,5 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/settings/keys", get(admin::keys).post(admin::create_key))
         .route("/settings/keys/{id}/revoke", post(admin::revoke_key))
         .route("/assets/{name}", get(assets::serve))
-        .with_state(WebState { control })
+        .with_state(WebState { control, cookies })
 }

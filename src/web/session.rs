@@ -1,16 +1,18 @@
 //! Signing in and out, the session cookie and CSRF tokens.
 //!
-//! The session cookie carries the API key itself (HttpOnly, SameSite=Strict), so no
-//! server keeps session state and every server of a cluster accepts it; the key is
-//! checked by the same cached lookup as the API's bearer header. Each form carries a
-//! CSRF token, HMAC-SHA256 of a fixed label under the key: only a page that could
-//! read the key can have it, and it is the same on every server. The sign-in form,
-//! before any session, uses a double-submit cookie instead.
+//! Signing in with a key opens a server-side session ([`crate::control::Sessions`]):
+//! the cookie (HttpOnly, SameSite=Strict, `Secure` over HTTPS) carries the
+//! session's random id, never the key, and the database keeps only its hash, so
+//! every server of a cluster accepts it and signing out or revoking the key ends it
+//! everywhere. Each form carries a CSRF token, HMAC-SHA256 of a fixed label under
+//! the session's id: only a page that could read the cookie can have it. The
+//! sign-in form, before any session, uses a double-submit cookie instead.
 
 use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::Rng;
 
@@ -18,12 +20,13 @@ use super::error::WebError;
 use super::fields::Fields;
 use super::view::{render, Chrome};
 use super::WebState;
+use crate::control::sessions::SESSION_LIFETIME_SECONDS;
+use crate::control::ControlErrorKind;
 use crate::domain::webhook::signature;
 use crate::domain::{hex, Actor, ApiKey, Role};
 
 const SESSION_COOKIE: &str = "sluice_session";
 const SIGN_IN_COOKIE: &str = "sluice_signin";
-const SESSION_MAX_AGE_SECONDS: u32 = 12 * 3600;
 const CSRF_LABEL: &[u8] = b"sluice dashboard csrf v1";
 /// The form field every POST form carries its token in.
 pub(crate) const CSRF_FIELD: &str = "csrf";
@@ -32,6 +35,8 @@ pub(crate) const CSRF_FIELD: &str = "csrf";
 pub(crate) struct Session {
     pub(crate) key: ApiKey,
     pub(crate) csrf: String,
+    /// The session's id, as the cookie carries it.
+    secret: String,
 }
 
 impl Session {
@@ -67,18 +72,15 @@ impl FromRequestParts<WebState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
         let secret = cookie(parts, SESSION_COOKIE).ok_or(WebError::SignIn)?;
-        let key = state
-            .control
-            .keys()
-            .authenticate(&secret)
-            .await
-            .map_err(|_| WebError::SignIn)?;
-        if !key.role.grants(Role::Analyst) {
-            return Err(WebError::SignIn);
-        }
+        let key = match state.control.sessions().find(&secret).await {
+            Ok(key) => key,
+            Err(err) if err.kind() == ControlErrorKind::NoSession => return Err(WebError::SignIn),
+            Err(err) => return Err(err.into()),
+        };
         Ok(Session {
             key,
             csrf: csrf_token(&secret),
+            secret,
         })
     }
 }
@@ -105,7 +107,7 @@ impl FromRequest<WebState> for SignedForm {
     }
 }
 
-/// The CSRF token of a session: HMAC-SHA256 of a fixed label keyed by its secret,
+/// The CSRF token of a session: HMAC-SHA256 of a fixed label keyed by its id,
 /// computed as webhooks sign their bodies.
 fn csrf_token(secret: &str) -> String {
     signature(secret, CSRF_LABEL)
@@ -135,8 +137,34 @@ fn cookie(parts: &Parts, name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-fn set_cookie(name: &str, value: &str, max_age_seconds: u32) -> String {
-    format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_seconds}")
+/// Whether cookies get the `Secure` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieSecurity {
+    /// Plain HTTP (localhost, or TLS ends somewhere that does not say so).
+    #[default]
+    Plain,
+    /// Always `Secure`: the server is only reached over HTTPS.
+    Always,
+    /// `Secure` when a trusted proxy in front says `X-Forwarded-Proto: https`.
+    ForwardedProto,
+}
+
+impl CookieSecurity {
+    fn secure(self, headers: &HeaderMap) -> bool {
+        match self {
+            CookieSecurity::Plain => false,
+            CookieSecurity::Always => true,
+            CookieSecurity::ForwardedProto => headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https")),
+        }
+    }
+}
+
+fn set_cookie(name: &str, value: &str, max_age_seconds: u32, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_seconds}{secure}")
 }
 
 #[derive(Template)]
@@ -146,15 +174,15 @@ struct SignInPage {
     error: Option<String>,
 }
 
-pub(crate) async fn sign_in_page() -> Response {
-    sign_in_form(None, axum::http::StatusCode::OK)
+pub(crate) async fn sign_in_page(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    sign_in_form(None, StatusCode::OK, state.cookies.secure(&headers))
 }
 
-fn sign_in_form(error: Option<String>, status: axum::http::StatusCode) -> Response {
+fn sign_in_form(error: Option<String>, status: StatusCode, secure: bool) -> Response {
     let mut random = [0u8; 16];
     rand::rng().fill(&mut random);
     let csrf = hex(&random);
-    let cookie = set_cookie(SIGN_IN_COOKIE, &csrf, 600);
+    let cookie = set_cookie(SIGN_IN_COOKIE, &csrf, 600, secure);
     let page = render(&SignInPage { csrf, error });
     (status, [(SET_COOKIE, cookie)], page).into_response()
 }
@@ -162,6 +190,7 @@ fn sign_in_form(error: Option<String>, status: axum::http::StatusCode) -> Respon
 pub(crate) async fn sign_in(State(state): State<WebState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let expected = cookie(&parts, SIGN_IN_COOKIE).unwrap_or_default();
+    let secure = state.cookies.secure(&parts.headers);
     let request = Request::from_parts(parts, body);
     let fields = match Fields::from_request(request, &state).await {
         Ok(fields) => fields,
@@ -170,28 +199,32 @@ pub(crate) async fn sign_in(State(state): State<WebState>, request: Request) -> 
     if !tokens_match(fields.get(CSRF_FIELD), &expected) {
         return WebError::BadCsrf.into_response();
     }
-    let secret = fields.get("key").trim();
-    let unusable = |message: &str| {
-        sign_in_form(
-            Some(message.to_owned()),
-            axum::http::StatusCode::UNAUTHORIZED,
-        )
-    };
-    match state.control.keys().authenticate(secret).await {
-        Ok(key) if key.role.grants(Role::Analyst) => {
-            let cookie = set_cookie(SESSION_COOKIE, secret, SESSION_MAX_AGE_SECONDS);
+    let unusable =
+        |message: &str| sign_in_form(Some(message.to_owned()), StatusCode::UNAUTHORIZED, secure);
+    match state.control.open_session(fields.get("key").trim()).await {
+        Ok((session, _)) => {
+            let cookie = set_cookie(SESSION_COOKIE, &session, SESSION_LIFETIME_SECONDS, secure);
             ([(SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }
-        Ok(_) => unusable(
-            "SDK keys cannot sign in to the dashboard; use an admin, editor or analyst key.",
-        ),
-        Err(_) => unusable("That key is not known. Check it and try again."),
+        Err(err) => match err.kind() {
+            ControlErrorKind::Forbidden => unusable(
+                "SDK keys cannot sign in to the dashboard; use an admin, editor or analyst key.",
+            ),
+            ControlErrorKind::UnknownKey => {
+                unusable("That key is not known. Check it and try again.")
+            }
+            _ => WebError::from(err).into_response(),
+        },
     }
 }
 
-/// Clears the session cookie; the form's token proves the request came from a page.
-pub(crate) async fn sign_out(_form: SignedForm) -> Response {
-    let cookie = set_cookie(SESSION_COOKIE, "", 0);
+/// Ends the session on every server and clears its cookie; the form's token
+/// proves the request came from a page.
+pub(crate) async fn sign_out(State(state): State<WebState>, form: SignedForm) -> Response {
+    if let Err(err) = state.control.sessions().close(&form.session.secret).await {
+        return WebError::from(err).into_response();
+    }
+    let cookie = set_cookie(SESSION_COOKIE, "", 0, false);
     ([(SET_COOKIE, cookie)], Redirect::to("/signin")).into_response()
 }
 
@@ -208,5 +241,18 @@ mod tests {
         assert!(!tokens_match("", &a));
         assert!(!tokens_match(&a[1..], &a));
         assert!(!tokens_match("", ""));
+    }
+
+    #[test]
+    fn cookies_are_secure_over_https_as_configured() {
+        let mut https = HeaderMap::new();
+        https.insert("x-forwarded-proto", "https".parse().unwrap());
+        let plain = HeaderMap::new();
+        assert!(!CookieSecurity::Plain.secure(&https));
+        assert!(CookieSecurity::Always.secure(&plain));
+        assert!(CookieSecurity::ForwardedProto.secure(&https));
+        assert!(!CookieSecurity::ForwardedProto.secure(&plain));
+        assert!(set_cookie("s", "v", 60, true).ends_with("; Secure"));
+        assert!(!set_cookie("s", "v", 60, false).contains("Secure"));
     }
 }

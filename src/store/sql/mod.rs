@@ -355,9 +355,59 @@ where
                 .await?;
             return Ok(exists.is_some());
         }
+        sqlx::query("DELETE FROM dashboard_sessions WHERE key_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         Self::insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn insert_session(
+        &self,
+        id_hash: &str,
+        key_id: i64,
+        created_at: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM dashboard_sessions WHERE expires_at <= $1")
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO dashboard_sessions (id_hash, key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id_hash)
+        .bind(key_id)
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, id_hash: &str, now: Millis) -> Result<Option<ApiKey>, StoreError> {
+        let row: Option<ApiKeyRow> = sqlx::query_as(
+            "SELECT k.id, k.name, k.role, k.environment, k.created_at, k.revoked_at \
+             FROM dashboard_sessions s JOIN api_keys k ON k.id = s.key_id \
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND k.revoked_at IS NULL",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(api_key).transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM dashboard_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     fn ingest_writers(&self) -> usize {
