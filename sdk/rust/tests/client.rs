@@ -261,6 +261,29 @@ async fn polling_uses_etags() {
     client.close().await;
 }
 
+/// Regression (issue 12): any version other than the client's own was taken, so a
+/// poll answered by a lagging server could undo a rollback.
+#[tokio::test]
+async fn an_older_ruleset_from_a_lagging_server_is_refused() {
+    let (url, mock) = start().await;
+    *mock.ruleset.lock().unwrap() = ruleset(5, "rolled_back");
+    let client = Client::builder(&url, KEY)
+        .stream(false)
+        .poll_interval(Duration::from_millis(20))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(client.ruleset().version(), 5);
+    *mock.ruleset.lock().unwrap() = ruleset(4, "running");
+    wait_for("a stale poll", || client.stats().ruleset_stale >= 2).await;
+    assert_eq!(client.ruleset().version(), 5);
+    let assignment = client.assign("pricing", &user("u1")).unwrap();
+    assert_eq!(assignment.variant, "control", "the rollback stands");
+    *mock.ruleset.lock().unwrap() = ruleset(6, "running");
+    wait_for("version 6", || client.ruleset().version() == 6).await;
+    client.close().await;
+}
+
 #[tokio::test]
 async fn retries_server_errors_then_delivers() {
     let (url, mock) = start().await;

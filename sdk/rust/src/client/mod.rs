@@ -116,6 +116,9 @@ pub struct ClientStats {
     pub ruleset_not_modified: u64,
     /// Times a new ruleset was swapped in.
     pub ruleset_updates: u64,
+    /// Rulesets refused because they were older than the one served (a lagging
+    /// server must not undo a rollback).
+    pub ruleset_stale: u64,
     /// Ruleset requests that failed.
     pub fetch_errors: u64,
     /// Successful connections to the event stream.
@@ -137,6 +140,7 @@ pub(crate) struct Stats {
     ruleset_fetches: AtomicU64,
     ruleset_not_modified: AtomicU64,
     ruleset_updates: AtomicU64,
+    ruleset_stale: AtomicU64,
     fetch_errors: AtomicU64,
     stream_connects: AtomicU64,
     compile_warnings: AtomicU64,
@@ -157,6 +161,7 @@ impl Stats {
             ruleset_fetches: g(&self.ruleset_fetches),
             ruleset_not_modified: g(&self.ruleset_not_modified),
             ruleset_updates: g(&self.ruleset_updates),
+            ruleset_stale: g(&self.ruleset_stale),
             fetch_errors: g(&self.fetch_errors),
             stream_connects: g(&self.stream_connects),
             compile_warnings: g(&self.compile_warnings),

@@ -54,17 +54,25 @@ async fn fetch_locked(inner: &Inner) -> Result<(), ClientError> {
         .map(str::to_owned);
     let body = response.bytes().await.map_err(ClientError::Http)?;
     let ruleset: Ruleset = serde_json::from_slice(&body).map_err(ClientError::Decode)?;
-    if ruleset.version != inner.rules.load().version() || inner.rules.load().version() == 0 {
-        let (compiled, warnings) = CompiledRuleset::compile(ruleset);
-        inner
-            .stats
-            .compile_warnings
-            .store(warnings.len() as u64, Ordering::Relaxed);
-        inner.rules.store(Arc::new(compiled));
-        inner.stats.ruleset_updates.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut w) = inner.warnings.lock() {
-            *w = warnings;
+    let current = inner.rules.load().version();
+    // Only a newer version replaces ours (0 is the empty ruleset before the first
+    // fetch): behind a load balancer, a poll answered by a server that has not yet
+    // seen a rollback must not bring the rolled-back variant back.
+    if ruleset.version < current || (ruleset.version == current && current != 0) {
+        if ruleset.version < current {
+            inner.stats.ruleset_stale.fetch_add(1, Ordering::Relaxed);
         }
+        return Ok(());
+    }
+    let (compiled, warnings) = CompiledRuleset::compile(ruleset);
+    inner
+        .stats
+        .compile_warnings
+        .store(warnings.len() as u64, Ordering::Relaxed);
+    inner.rules.store(Arc::new(compiled));
+    inner.stats.ruleset_updates.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut w) = inner.warnings.lock() {
+        *w = warnings;
     }
     if let Ok(mut e) = inner.etag.lock() {
         *e = new_etag;
@@ -140,7 +148,7 @@ async fn follow_stream(inner: &Inner) -> bool {
                 continue;
             }
             let newer = serde_json::from_str::<VersionEvent>(&event.data)
-                .map_or(true, |v| v.version != inner.rules.load().version());
+                .map_or(true, |v| v.version > inner.rules.load().version());
             if newer {
                 let _ = fetch(inner).await;
             }
