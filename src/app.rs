@@ -66,13 +66,11 @@ impl Server {
             exposures.clone(),
             leadership,
         ));
-        if let Some(changes) = changes {
-            tokio::spawn(crate::control::ruleset::follow_other_servers(
-                Arc::downgrade(&control),
-                changes,
-                shutdown_rx.clone(),
-            ));
-        }
+        tokio::spawn(crate::control::ruleset::follow_changes(
+            Arc::downgrade(&control),
+            changes,
+            shutdown_rx.clone(),
+        ));
         Ok(Server {
             router: compose(control.clone(), shutdown_rx, options),
             shutdown,

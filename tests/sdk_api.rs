@@ -416,3 +416,43 @@ on_both_backends!(
     the_stream_pushes_each_new_ruleset_version,
     operations_endpoints_report_health_and_counters,
 );
+
+/// Regression (issue 12): on SQLite nothing re-read the ruleset, so a change whose
+/// republish failed (or one committed by another handle on the file) was never
+/// served until the next change. The version check now runs on every backend.
+#[tokio::test]
+async fn a_change_the_server_did_not_publish_reaches_its_sdks() {
+    use sluice::domain::{Actor, AuditAction, AuditSubject, Experiment, NewAuditEntry};
+    let app = TestApp::on(Backend::Sqlite).await;
+    let before = app.get("/sdk/v1/ruleset", &app.sdk).await.body["version"]
+        .as_u64()
+        .unwrap();
+    let other = sluice::store::open(&app.db.url).await.unwrap();
+    let mut spec = common::pricing_spec();
+    spec.as_object_mut().unwrap().remove("status");
+    let experiment = Experiment::new_draft(serde_json::from_value(spec).unwrap(), 0);
+    let audit = NewAuditEntry {
+        subject: AuditSubject::Experiment(experiment.key().to_owned()),
+        actor: Actor::Cli,
+        action: AuditAction::Create,
+        before: None,
+        after: None,
+        evidence: None,
+        at: 0,
+    };
+    let committed = other.insert_experiment(&experiment, &audit).await.unwrap();
+    assert!(committed > before);
+    let deadline =
+        std::time::Instant::now() + sluice::control::ruleset::REREAD_EVERY + Duration::from_secs(5);
+    loop {
+        let served = app.get("/sdk/v1/ruleset", &app.sdk).await.body["version"].as_u64();
+        if served == Some(committed) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still serving {served:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

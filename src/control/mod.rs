@@ -372,11 +372,12 @@ impl Control {
     }
 
     /// Rebuilds the ruleset after a committed change. The change is already durable,
-    /// so a failure here is logged, not returned: the next change or restart
-    /// republishes.
+    /// so a failure here is not returned: it is logged and retried by the follower
+    /// ([`ruleset::follow_changes`]) until it succeeds.
     pub async fn republish(&self) {
         if let Err(err) = self.rulesets.refresh(self.store.as_ref()).await {
-            tracing::error!(error = %err, "republishing the ruleset failed");
+            tracing::error!(error = %err, "republishing the ruleset failed; retrying");
+            self.rulesets.retry_soon();
         }
     }
 }

@@ -4,17 +4,21 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_sdk::{CompiledRuleset, Ruleset};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, Mutex, Notify};
 
 use super::Control;
 use crate::store::{ChangeFeed, Store, StoreError};
 
-/// How often a server re-reads the ruleset even without a change notification, so
-/// that one lost while the database or the listener was away goes unseen no longer.
-const REREAD_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a server re-reads the ruleset version even without a change
+/// notification, on every backend: a notification lost while the database or the
+/// listener was away, or a republish that failed, goes unseen no longer than this.
+pub const REREAD_EVERY: Duration = Duration::from_secs(10);
+/// How soon a republish that failed after a committed change is tried again.
+const RETRY_AFTER: Duration = Duration::from_millis(250);
 
 /// What the server needs to know about a served experiment beyond evaluation.
 #[derive(Debug, Clone)]
@@ -70,6 +74,8 @@ impl RulesetSnapshot {
 pub struct RulesetHub {
     current: watch::Sender<Arc<RulesetSnapshot>>,
     refreshing: Mutex<()>,
+    /// Wakes the follower to retry a republish that failed.
+    retry: Arc<Notify>,
 }
 
 impl RulesetHub {
@@ -79,6 +85,7 @@ impl RulesetHub {
         Ok(Self {
             current: watch::Sender::new(snapshot),
             refreshing: Mutex::new(()),
+            retry: Arc::default(),
         })
     }
 
@@ -88,6 +95,11 @@ impl RulesetHub {
 
     pub fn subscribe(&self) -> watch::Receiver<Arc<RulesetSnapshot>> {
         self.current.subscribe()
+    }
+
+    /// Asks the follower to try the republish again soon.
+    pub(crate) fn retry_soon(&self) {
+        self.retry.notify_one();
     }
 
     /// Re-reads the store and publishes its version if it is newer than ours.
@@ -119,19 +131,34 @@ async fn read_snapshot(store: &dyn Store) -> Result<RulesetSnapshot, StoreError>
     }))
 }
 
-/// Republishes the ruleset when another server changed it, so SDK streams connected
-/// here see every change wherever it was made; and every [`REREAD_EVERY`] in case
-/// a notification was lost. Ends with the server.
-pub async fn follow_other_servers(
+/// Keeps this server's ruleset current until it shuts down: re-reads when another
+/// server sharing the database announces a change (`changes`, where servers can
+/// share one), every [`REREAD_EVERY`] on every backend, and soon after a republish
+/// that failed, so a committed change (a breaker's rollback!) always reaches the
+/// SDKs.
+pub async fn follow_changes(
     control: std::sync::Weak<Control>,
-    mut changes: ChangeFeed,
+    mut changes: Option<ChangeFeed>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Some(retry) = control.upgrade().map(|c| c.rulesets().retry.clone()) else {
+        return;
+    };
     let mut reread = tokio::time::interval(REREAD_EVERY);
     loop {
+        let announced = async {
+            match changes.as_mut() {
+                Some(feed) => feed.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
         let woken = tokio::select! {
-            change = changes.recv() => change.is_some(),
+            woken = announced => woken,
             _ = reread.tick() => true,
+            _ = retry.notified() => {
+                tokio::time::sleep(RETRY_AFTER).await;
+                true
+            }
             _ = super::stopping(&mut shutdown) => false,
         };
         let Some(control) = control.upgrade().filter(|_| woken) else {
