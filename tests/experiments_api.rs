@@ -464,7 +464,85 @@ async fn audit_entries_say_what_kind_of_actor_acted(backend: Backend) {
     );
 }
 
+/// Regression (issue 12): unknown fields were ignored, so a typo in an optional
+/// field created something other than what the team meant, with a 201.
+async fn unknown_fields_in_definitions_are_refused_by_name(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let mut spec = pricing_spec();
+    spec["cupd"] = json!({"lookback_days": 14});
+    spec["variants"][0]["wieght"] = json!(0.5);
+    let metrics = [
+        (
+            "/api/v1/metrics",
+            json!({"key": "m", "name": "M", "kind": "count", "event": "e", "formt": 1}),
+            "formt",
+        ),
+        (
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/", "secret": "0123456789abcdef", "events": ["*"], "fromat": "slack"}),
+            "fromat",
+        ),
+        (
+            "/api/v1/keys",
+            json!({"role": "sdk", "nmae": "ios"}),
+            "nmae",
+        ),
+    ];
+    let reply = app.post("/api/v1/experiments", &app.admin, spec).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(fields(&reply.body), ["cupd", "variants[0].wieght"]);
+    for (path, body, field) in metrics {
+        let reply = app.post(path, &app.admin, body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {:?}",
+            reply.body
+        );
+        assert_eq!(fields(&reply.body), [field], "{path}");
+    }
+    assert_eq!(
+        app.get("/api/v1/experiments", &app.analyst).await.body,
+        json!([])
+    );
+    assert_eq!(
+        app.get("/api/v1/metrics", &app.analyst).await.body,
+        json!([])
+    );
+    assert_eq!(
+        app.get("/api/v1/webhooks", &app.admin).await.body,
+        json!([])
+    );
+
+    app.pricing_experiment().await;
+    let typo = app
+        .patch(
+            "/api/v1/experiments/pricing-q4",
+            &app.editor,
+            json!({"coverag": 0.5}),
+        )
+        .await;
+    assert_eq!(typo.status, StatusCode::BAD_REQUEST, "{:?}", typo.body);
+    assert_eq!(fields(&typo.body), ["coverag"]);
+    let mut whole = app
+        .get("/api/v1/experiments/pricing-q4", &app.analyst)
+        .await
+        .body;
+    whole["coverage"] = json!(0.5);
+    let round_trip = app
+        .patch("/api/v1/experiments/pricing-q4", &app.editor, whole)
+        .await;
+    assert_eq!(
+        round_trip.status,
+        StatusCode::OK,
+        "GET, edit, PATCH still works: {:?}",
+        round_trip.body
+    );
+    assert_eq!(round_trip.body["coverage"], 0.5);
+}
+
 on_both_backends!(
+    unknown_fields_in_definitions_are_refused_by_name,
     keys_named_guard_scheduler_or_cli_are_refused,
     audit_entries_say_what_kind_of_actor_acted,
     revoked_keys_stop_working_and_stay_listed,

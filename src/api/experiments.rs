@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::json::{parse, AppJson};
 use super::ApiState;
 use crate::control::guard::GuardDecision;
-use crate::domain::validation::from_json;
+use crate::domain::validation::from_json_exact;
 use crate::domain::{AuditEntry, Experiment, ExperimentSpec, LifecycleAction, Role, Status};
 
 pub(crate) fn router() -> Router<ApiState> {
@@ -41,7 +41,7 @@ async fn create(
     }
     let experiment = state
         .control
-        .create_experiment(from_json::<ExperimentSpec>(body)?, &caller.actor())
+        .create_experiment(from_json_exact::<ExperimentSpec>(body)?, &caller.actor())
         .await?;
     Ok((StatusCode::CREATED, AppJson(experiment)))
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::ApiError;
+use crate::domain::validation::from_json_exact;
 use crate::domain::ValidationError;
 
 pub(crate) struct AppJson<T>(pub T);
@@ -30,6 +31,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
             }
         })?;
         parse(&bytes).map(AppJson)
+    }
+}
+
+/// A management API definition (experiment, metric, webhook, key): JSON as
+/// [`AppJson`] reads it, and a field the type does not have is refused with 400
+/// naming it, so a typo never silently creates something else.
+pub(crate) struct Definition<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Definition<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let AppJson(value) = AppJson::<serde_json::Value>::from_request(req, state).await?;
+        Ok(Definition(from_json_exact(value)?))
     }
 }
 

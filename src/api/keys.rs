@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::json::AppJson;
+use super::json::{AppJson, Definition};
 use super::ApiState;
 use crate::control::KeyRequest;
 use crate::domain::{ApiKey, AuditEntry, Role};
@@ -35,7 +35,7 @@ struct CreateKey {
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
-    AppJson(body): AppJson<CreateKey>,
+    Definition(body): Definition<CreateKey>,
 ) -> Result<(StatusCode, AppJson<Value>), ApiError> {
     caller.require(Role::Admin)?;
     let request = KeyRequest {

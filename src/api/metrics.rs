@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::json::AppJson;
+use super::json::{AppJson, Definition};
 use super::ApiState;
 use crate::domain::{Metric, Role};
 
@@ -20,7 +20,7 @@ pub(crate) fn router() -> Router<ApiState> {
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
-    AppJson(metric): AppJson<Metric>,
+    Definition(metric): Definition<Metric>,
 ) -> Result<(StatusCode, AppJson<Metric>), ApiError> {
     caller.require(Role::Editor)?;
     let metric = state.control.create_metric(metric).await?;

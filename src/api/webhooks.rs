@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::json::AppJson;
+use super::json::{AppJson, Definition};
 use super::ApiState;
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::Role;
@@ -22,7 +22,7 @@ pub(crate) fn router() -> Router<ApiState> {
 async fn create(
     State(state): State<ApiState>,
     caller: Caller,
-    AppJson(hook): AppJson<NewWebhook>,
+    Definition(hook): Definition<NewWebhook>,
 ) -> Result<(StatusCode, AppJson<Webhook>), ApiError> {
     caller.require(Role::Admin)?;
     let stored = state.control.create_webhook(hook, &caller.actor()).await?;

@@ -20,7 +20,7 @@ use crate::domain::event::{validate_batch, EventInput, UnknownExposure};
 use crate::domain::experiment::{merge_patch, ChangeRefused};
 use crate::domain::key::RoleRefused;
 use crate::domain::totals::VariantTotals;
-use crate::domain::validation::from_json;
+use crate::domain::validation::from_json_exact;
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
     format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Experiment,
@@ -506,7 +506,14 @@ fn patched_spec(current: &Experiment, patch: &Value) -> Result<ExperimentSpec, C
     }
     let mut document = serde_json::to_value(&current.spec).unwrap_or_default();
     merge_patch(&mut document, patch);
-    Ok(from_json(document)?)
+    // A whole experiment sent back (GET, edit, PATCH) carries its read-only fields:
+    // they are not typos, and the checks above kept them from changing anything.
+    if let Some(fields) = document.as_object_mut() {
+        for field in Experiment::READ_ONLY_FIELDS {
+            fields.remove(*field);
+        }
+    }
+    Ok(from_json_exact(document)?)
 }
 
 fn audit_entry(

@@ -278,6 +278,20 @@ pub struct Experiment {
     pub updated_at: Millis,
 }
 
+impl Experiment {
+    /// The fields of an experiment beside its definition: set by the server, never
+    /// by a patch.
+    pub const READ_ONLY_FIELDS: &'static [&'static str] = &[
+        "status",
+        "shipped_variant",
+        "guard",
+        "rollout",
+        "revision",
+        "created_at",
+        "updated_at",
+    ];
+}
+
 impl ExperimentSpec {
     /// Checks everything a definition must satisfy. `metric_exists` answers whether a
     /// metric key is defined.

@@ -47,6 +47,53 @@ pub fn from_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Like [`from_json`], and refuses fields the type does not have, naming each
+/// (`cupd`, `variants[0].wieght`): a typo in an optional field would otherwise
+/// create something other than what the team meant. For the management API's
+/// definitions; SDK-facing bodies tolerate unknown fields so that a newer SDK
+/// never loses a batch to an older server.
+pub fn from_json_exact<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ValidationError> {
+    let mut unknown = Vec::new();
+    let parsed = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+        value,
+        &mut |path: serde_ignored::Path<'_>| unknown.push(field_of(&path)),
+    ));
+    let parsed = parsed.map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ValidationError::single(field, err.inner().to_string())
+    })?;
+    if unknown.is_empty() {
+        return Ok(parsed);
+    }
+    let problems = unknown
+        .into_iter()
+        .map(|field| FieldProblem {
+            field,
+            problem: "is not a field here (a typo?)".to_owned(),
+        })
+        .collect();
+    Err(ValidationError { problems })
+}
+
+/// A field's path the way our errors name it: `variants[0].weight`.
+fn field_of(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_of(parent)),
+        Path::Map { parent, key } => match field_of(parent) {
+            prefix if prefix.is_empty() => key.clone(),
+            prefix => format!("{prefix}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_of(parent),
+    }
+}
+
 /// Collects problems while a validator walks a definition.
 #[derive(Debug, Default)]
 pub struct Problems(Vec<FieldProblem>);
