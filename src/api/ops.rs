@@ -17,12 +17,14 @@ pub(crate) fn router() -> Router<ApiState> {
 }
 
 /// Liveness, and what an on-call engineer asks first: which ruleset is served,
-/// whether this server leads, and when the breakers last completed a pass.
+/// whether this server leads, when the breakers last completed a pass, and
+/// whether server-side exposures were lost.
 async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     let control = &state.control;
     let version = control.rulesets().current().version();
     let leader = control.leadership().is_leading();
     let guard = control.guard_health();
+    let exposures = control.exposures();
     Json(json!({
         "status": "ok",
         "ruleset_version": version,
@@ -33,16 +35,20 @@ async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
             "check_failures": guard.check_failures(),
             "restarts": guard.restarts(),
         },
+        "exposures": {
+            "dropped": exposures.dropped(),
+            "repeats": exposures.repeats(),
+        },
     }))
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     let version = state.control.rulesets().current().version();
-    let dropped = state.control.exposures().dropped();
+    let exposures = state.control.exposures();
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
         state
             .telemetry
-            .render(version, dropped, state.control.guard_health()),
+            .render(version, exposures, state.control.guard_health()),
     )
 }

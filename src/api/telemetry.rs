@@ -13,7 +13,7 @@ use axum::response::Response;
 
 use std::sync::Arc;
 
-use crate::control::GuardHealth;
+use crate::control::{ExposureLog, GuardHealth};
 
 const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -59,7 +59,7 @@ impl Telemetry {
     pub(crate) fn render(
         &self,
         ruleset_version: u64,
-        exposures_dropped: u64,
+        exposures: &ExposureLog,
         guard: &GuardHealth,
     ) -> String {
         let mut out = String::new();
@@ -74,8 +74,18 @@ impl Telemetry {
             out,
             "sluice_events_total{{outcome=\"duplicate\"}} {duplicate}"
         );
-        let _ = writeln!(out, "# HELP sluice_exposures_dropped_total Server-side exposures dropped because the write queue was full.\n# TYPE sluice_exposures_dropped_total counter");
-        let _ = writeln!(out, "sluice_exposures_dropped_total {exposures_dropped}");
+        let _ = writeln!(out, "# HELP sluice_exposures_dropped_total Server-side exposures lost: the write queue was full, or the database refused them for good.\n# TYPE sluice_exposures_dropped_total counter");
+        let _ = writeln!(
+            out,
+            "sluice_exposures_dropped_total {}",
+            exposures.dropped()
+        );
+        let _ = writeln!(out, "# HELP sluice_exposures_repeats_total Server-side exposures not queued because the same one was logged recently.\n# TYPE sluice_exposures_repeats_total counter");
+        let _ = writeln!(
+            out,
+            "sluice_exposures_repeats_total {}",
+            exposures.repeats()
+        );
         let _ = writeln!(out, "# HELP sluice_ruleset_version The ruleset version this server serves.\n# TYPE sluice_ruleset_version gauge");
         let _ = writeln!(out, "sluice_ruleset_version {ruleset_version}");
         let _ = writeln!(out, "# HELP sluice_guard_passes_total Completed passes of the guard loop over every watched experiment.\n# TYPE sluice_guard_passes_total counter");
