@@ -12,10 +12,10 @@ export function getEqualWeights(n: number): number[] {
 
 /** Why a set of weights cannot be used, or null when it can. */
 export function weightProblem(n: number, weights: readonly number[]): string | null {
-  if (weights.length !== n) return "weights must have one entry per variant";
-  if (weights.some((w) => !Number.isFinite(w) || w < 0)) return "weights must be finite and non-negative";
+  if (weights.length !== n) return "weights: not one per variant";
+  if (weights.some((w) => !Number.isFinite(w) || w < 0)) return "weights: not finite and >= 0";
   const total = weights.reduce((a, b) => a + b, 0);
-  return total >= 0.99 && total <= 1.01 ? null : "weights must add up to 1";
+  return total >= 0.99 && total <= 1.01 ? null : "weights: sum is not 1";
 }
 
 /** Coverage clamped to [0, 1]; NaN counts as 0. */

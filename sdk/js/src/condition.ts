@@ -39,15 +39,12 @@ function isOperatorObject(v: Json): boolean {
   return keys.length > 0 && keys.every((k) => k[0] === "$");
 }
 
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+function wrongType(at: string, expected: string): ConditionError {
+  return new ConditionError(at, `expected ${expected}`);
 }
 
-function wrongType(at: string, expected: string, got: unknown): ConditionError {
-  return new ConditionError(at, `expected ${expected}, got ${describe(got)}`);
-}
+const PRIMITIVE = "a string, number, boolean or null";
+const STRING_OR_NUMBER = "a string or number";
 
 const join = (at: string, key: string) => (at ? `${at}.${key}` : key);
 
@@ -124,13 +121,13 @@ function unsupportedRegex(pattern: string): string | null {
     const c = pattern[i];
     if (c === "\\") {
       const next = pattern[++i] ?? "";
-      if (/[1-9]/.test(next) || (next === "k" && pattern[i + 1] === "<")) return "back-references are not supported";
+      if (/[1-9]/.test(next) || (next === "k" && pattern[i + 1] === "<")) return "back-references";
     } else if (inClass) {
       inClass = c !== "]";
     } else if (c === "[") {
       inClass = true;
     } else if (c === "(" && /^\(\?<?[=!]/.test(pattern.slice(i, i + 4))) {
-      return "look-around is not supported";
+      return "look-around";
     }
   }
   return null;
@@ -153,39 +150,39 @@ function inList(members: unknown[], fold: boolean): Test {
   return (v) => (Array.isArray(v) ? v.some(has) : has(v));
 }
 
-class Compiler {
-  constructor(private readonly strict: boolean, private readonly groups: SavedGroups | null) {}
+/** The compiler for one mode; returns the root compile function. */
+function compiler(strict: boolean, groups: SavedGroups | null): (cond: unknown) => Predicate {
 
   /** In lenient mode a failing part becomes `fallback`; in strict mode the error stands. */
-  private recover<T>(build: () => T, fallback: T): T {
+  function recover<T>(build: () => T, fallback: T): T {
     try {
       return build();
     } catch (e) {
-      if (this.strict || !(e instanceof ConditionError)) throw e;
+      if (strict || !(e instanceof ConditionError)) throw e;
       return fallback;
     }
   }
 
-  root(cond: unknown): Predicate {
+  function root(cond: unknown): Predicate {
     if (cond === null || cond === undefined) return always;
-    return this.recover(() => this.node(cond, ""), never);
+    return recover(() => node(cond, ""), never);
   }
 
   /** A condition object: every entry holds (GrowthBook's `evalCondition`). */
-  private node(cond: unknown, at: string): Predicate {
-    if (!isObject(cond)) throw wrongType(at, "a condition object", cond);
+  function node(cond: unknown, at: string): Predicate {
+    if (!isObject(cond)) throw wrongType(at, "an object");
     return allOf(
       Object.keys(cond).map((key) => {
         const value = cond[key];
         const here = join(at, key);
         switch (key) {
-          case "$or": return this.recover(() => anyOf(this.list(value, here)), never);
-          case "$nor": return this.recover(() => noneOf(this.list(value, here)), never);
-          case "$and": return this.recover(() => allOf(this.list(value, here)), never);
-          case "$not": return this.recover(() => negate(this.node(value, here)), never);
+          case "$or": return recover(() => anyOf(list(value, here)), never);
+          case "$nor": return recover(() => noneOf(list(value, here)), never);
+          case "$and": return recover(() => allOf(list(value, here)), never);
+          case "$not": return recover(() => negate(node(value, here)), never);
           default: {
             const get = pathGetter(key);
-            const test = this.recover(() => this.test(value, here, false), never);
+            const test = recover(() => valueTest(value, here, false), never);
             return (doc: unknown) => test(get(doc));
           }
         }
@@ -193,13 +190,13 @@ class Compiler {
     );
   }
 
-  private list(value: unknown, at: string): Predicate[] {
-    if (!Array.isArray(value)) throw wrongType(at, "an array of conditions", value);
-    return value.map((item, i) => this.recover(() => this.node(item, `${at}[${i}]`), never));
+  function list(value: unknown, at: string): Predicate[] {
+    if (!Array.isArray(value)) throw wrongType(at, "an array");
+    return value.map((item, i) => recover(() => node(item, `${at}[${i}]`), never));
   }
 
   /** What one value must satisfy (GrowthBook's `evalConditionValue`). */
-  private test(cond: unknown, at: string, fold: boolean): Test {
+  function valueTest(cond: unknown, at: string, fold: boolean): Test {
     switch (typeof cond) {
       case "string": return stringTest(cond, fold);
       case "number": return (v) => (typeof v === "number" ? v === cond : Number(v) === cond);
@@ -207,61 +204,61 @@ class Compiler {
     }
     if (cond === null) return (v) => v === null;
     if (isObject(cond) && isOperatorObject(cond)) {
-      return allOf(Object.keys(cond).map((op) => this.recover(() => this.op(op, cond[op], join(at, op)), never)));
+      return allOf(Object.keys(cond).map((op) => recover(() => operator(op, cond[op], join(at, op)), never)));
     }
-    if (this.strict && isObject(cond) && Object.keys(cond).some((k) => k[0] === "$")) {
-      throw new ConditionError(at, "an object mixing operators and plain keys is compared literally; use only operators or only plain keys");
+    if (strict && isObject(cond) && Object.keys(cond).some((k) => k[0] === "$")) {
+      throw new ConditionError(at, "mixes operators and fields");
     }
     return (v) => deepEqual(v, cond);
   }
 
   /** One operator (GrowthBook's `evalOperatorCondition`). */
-  private op(name: string, arg: unknown, at: string): Test {
+  function operator(name: string, arg: unknown, at: string): Test {
     switch (name) {
       case "$eq": case "$ne": {
-        if (this.strict && arg !== null && typeof arg === "object") throw wrongType(at, "a string, number, boolean or null", arg);
+        if (strict && arg !== null && typeof arg === "object") throw wrongType(at, PRIMITIVE);
         return name === "$eq" ? (v) => v === arg : (v) => v !== arg;
       }
-      case "$lt": case "$lte": case "$gt": case "$gte": return this.relation(name, arg, at);
-      case "$veq": case "$vne": case "$vgt": case "$vgte": case "$vlt": case "$vlte": return this.version(name, arg, at);
+      case "$lt": case "$lte": case "$gt": case "$gte": return relation(name, arg, at);
+      case "$veq": case "$vne": case "$vgt": case "$vgte": case "$vlt": case "$vlte": return version(name, arg, at);
       case "$exists": {
-        if (this.strict && typeof arg !== "boolean") throw wrongType(at, "a boolean", arg);
+        if (strict && typeof arg !== "boolean") throw wrongType(at, "a boolean");
         return arg ? (v) => v !== null : (v) => v === null;
       }
       case "$in": case "$nin": case "$ini": case "$nini": {
-        const test = inList(this.members(arg, at), name === "$ini" || name === "$nini");
+        const test = inList(members(arg, at), name === "$ini" || name === "$nini");
         return name === "$in" || name === "$ini" ? test : (v) => !test(v);
       }
       case "$inGroup": case "$notInGroup": {
-        const test = inList(this.group(arg, at), false);
+        const test = inList(group(arg, at), false);
         return name === "$inGroup" ? test : (v) => !test(v);
       }
-      case "$not": return negate(this.test(arg, at, false));
+      case "$not": return negate(valueTest(arg, at, false));
       case "$size": {
-        if (this.strict && typeof arg !== "number" && !isObject(arg)) throw wrongType(at, "a number or an operator object", arg);
-        const test = this.test(arg, at, false);
+        if (strict && typeof arg !== "number" && !isObject(arg)) throw wrongType(at, "a number or operators");
+        const test = valueTest(arg, at, false);
         return (v) => Array.isArray(v) && test(v.length);
       }
-      case "$elemMatch": return this.elemMatch(arg, at);
+      case "$elemMatch": return elemMatch(arg, at);
       case "$all": case "$alli": {
-        if (!Array.isArray(arg)) throw wrongType(at, "an array", arg);
-        const tests = arg.map((item, i) => this.test(item, `${at}[${i}]`, name === "$alli"));
+        if (!Array.isArray(arg)) throw wrongType(at, "an array");
+        const tests = arg.map((item, i) => valueTest(item, `${at}[${i}]`, name === "$alli"));
         return (v) => Array.isArray(v) && tests.every((t) => v.some((x) => t(x)));
       }
       case "$regex": case "$regexi": {
-        const re = this.regex(arg, name === "$regexi" ? "i" : "", at);
+        const re = regex(arg, name === "$regexi" ? "i" : "", at);
         return (v) => re.test(typeof v === "string" ? v : String(v));
       }
       case "$type": {
-        if (typeof arg !== "string" || !TYPES.includes(arg)) throw new ConditionError(at, `expected one of ${TYPES.map((t) => `"${t}"`).join(", ")}`);
+        if (typeof arg !== "string" || !TYPES.includes(arg)) throw wrongType(at, "a type name");
         return (v) => typeOf(v) === arg;
       }
       default: throw new ConditionError(at, `unknown operator ${name}`);
     }
   }
 
-  private relation(name: string, arg: unknown, at: string): Test {
-    if (this.strict && typeof arg !== "string" && typeof arg !== "number") throw wrongType(at, "a string or a number", arg);
+  function relation(name: string, arg: unknown, at: string): Test {
+    if (strict && typeof arg !== "string" && typeof arg !== "number") throw wrongType(at, STRING_OR_NUMBER);
     // JavaScript's own relational operators: the spec's semantics exactly.
     const x = arg as number;
     switch (name) {
@@ -272,8 +269,8 @@ class Compiler {
     }
   }
 
-  private version(name: string, arg: unknown, at: string): Test {
-    if (this.strict && typeof arg !== "string" && typeof arg !== "number") throw wrongType(at, "a version string", arg);
+  function version(name: string, arg: unknown, at: string): Test {
+    if (strict && typeof arg !== "string" && typeof arg !== "number") throw wrongType(at, STRING_OR_NUMBER);
     const p = paddedVersion(arg);
     switch (name) {
       case "$veq": return (v) => paddedVersion(v) === p;
@@ -285,41 +282,42 @@ class Compiler {
     }
   }
 
-  private members(arg: unknown, at: string): unknown[] {
-    if (!Array.isArray(arg)) throw wrongType(at, "an array", arg);
-    const bad = this.strict ? arg.findIndex((m) => m !== null && typeof m === "object") : -1;
-    if (bad >= 0) throw wrongType(`${at}[${bad}]`, "a string, number, boolean or null", arg[bad]);
+  function members(arg: unknown, at: string): unknown[] {
+    if (!Array.isArray(arg)) throw wrongType(at, "an array");
+    const bad = strict ? arg.findIndex((m) => m !== null && typeof m === "object") : -1;
+    if (bad >= 0) throw wrongType(`${at}[${bad}]`, PRIMITIVE);
     return arg;
   }
 
-  private group(arg: unknown, at: string): unknown[] {
-    if (typeof arg !== "string") throw wrongType(at, "a saved group id string", arg);
-    const members = this.groups && hasOwn(this.groups, arg) ? this.groups[arg] : undefined;
+  function group(arg: unknown, at: string): unknown[] {
+    if (typeof arg !== "string") throw wrongType(at, "a group name");
+    const members = groups && hasOwn(groups, arg) ? groups[arg] : undefined;
     if (members === undefined) {
-      if (this.strict) throw new ConditionError(at, `unknown saved group ${JSON.stringify(arg)}`);
+      if (strict) throw new ConditionError(at, `unknown group ${arg}`);
       return [];
     }
-    if (!Array.isArray(members)) throw wrongType(at, "a saved group that is an array", members);
+    if (!Array.isArray(members)) throw wrongType(at, "an array group");
     return members;
   }
 
-  private elemMatch(arg: unknown, at: string): Test {
-    if (!isObject(arg)) throw wrongType(at, "an object", arg);
-    const check: Test = isOperatorObject(arg) ? this.test(arg, at, false) : this.node(arg, at);
+  function elemMatch(arg: unknown, at: string): Test {
+    if (!isObject(arg)) throw wrongType(at, "an object");
+    const check: Test = isOperatorObject(arg) ? valueTest(arg, at, false) : node(arg, at);
     // GrowthBook skips falsy elements.
     return (v) => Array.isArray(v) && v.some((x) => !!x && check(x));
   }
 
-  private regex(arg: unknown, flags: string, at: string): RegExp {
-    if (typeof arg !== "string") throw wrongType(at, "a regular expression string", arg);
-    const unsupported = this.strict ? unsupportedRegex(arg) : null;
-    if (unsupported) throw new ConditionError(at, `invalid regular expression: ${unsupported}`);
+  function regex(arg: unknown, flags: string, at: string): RegExp {
+    if (typeof arg !== "string") throw wrongType(at, "a regex string");
+    const unsupported = strict ? unsupportedRegex(arg) : null;
+    if (unsupported) throw new ConditionError(at, `regex: no ${unsupported}`);
     try {
       return new RegExp(arg, flags);
     } catch (e) {
-      throw new ConditionError(at, `invalid regular expression: ${(e as Error).message}`);
+      throw new ConditionError(at, (e as Error).message);
     }
   }
+  return root;
 }
 
 function negate<T>(f: (x: T) => boolean): (x: T) => boolean {
@@ -333,12 +331,12 @@ function negate<T>(f: (x: T) => boolean): (x: T) => boolean {
  */
 export function compileCondition(condition: unknown, groups: SavedGroups | null = null): Predicate {
   if (condition !== null && condition !== undefined && !isObject(condition)) {
-    throw wrongType("", "a condition object", condition);
+    throw wrongType("", "an object");
   }
-  return new Compiler(true, groups).root(condition);
+  return compiler(true, groups)(condition);
 }
 
 /** Compiles with GrowthBook's runtime leniency: what it would not match never matches. Never throws. */
 export function compileConditionLenient(condition: unknown, groups: SavedGroups = {}): Predicate {
-  return new Compiler(false, groups).root(condition);
+  return compiler(false, groups)(condition);
 }

@@ -4,3 +4,5 @@
 
 export { compile, unitId } from "./ruleset.js";
 export type { Assignment, Attributes, CompiledRuleset, Reason, Warning } from "./ruleset.js";
+export { createClient } from "./client.js";
+export type { Client, ClientOptions, ClientStats } from "./client.js";

@@ -67,9 +67,7 @@ function isObject(v: unknown): v is Json {
 
 /** JSON with sorted keys: equal conditions, whatever their key order, share one id. */
 function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
-  if (!isObject(v)) return JSON.stringify(v) ?? "null";
-  return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(",")}}`;
+  return JSON.stringify(v, (_, x) => (isObject(x) ? Object.fromEntries(Object.entries(x).sort()) : x));
 }
 
 /**
@@ -119,19 +117,19 @@ interface Variant {
 
 function variantsOf(rule: Json, invalid: (m: string) => void): Variant[] {
   if (!Array.isArray(rule.variants)) {
-    invalid("variants must be an array");
+    invalid("variants: not an array");
     return [];
   }
   const variants = rule.variants.map((v: unknown, i): Variant => {
     if (!isObject(v) || typeof v.key !== "string") {
-      invalid(`variants[${i}] needs a string key`);
+      invalid(`variants[${i}]: no key`);
       return { key: "", weight: NaN, value: null };
     }
     return { key: v.key, weight: typeof v.weight === "number" ? v.weight : NaN, value: v.value ?? null };
   });
-  if (variants.length < 2) invalid(`needs at least two variants, has ${variants.length}`);
+  if (variants.length < 2) invalid(`${variants.length} variants`);
   variants.forEach((v, i) => {
-    if (variants.findIndex((w) => w.key === v.key) < i) invalid(`variant key ${JSON.stringify(v.key)} appears twice`);
+    if (variants.findIndex((w) => w.key === v.key) < i) invalid(`variant ${v.key} twice`);
   });
   return variants;
 }
@@ -141,7 +139,7 @@ function compileRule(rule: Json, key: string, conditions: Conditions, warn: (m: 
   let invalid = false;
   const fail = (m: string) => {
     invalid = true;
-    warn(`${m}; serving control to everyone`);
+    warn(`${m}: control for all`);
   };
   const variants = variantsOf(rule, fail);
   const result = (i: number, reason: Reason): Assignment =>
@@ -157,12 +155,12 @@ function compileRule(rule: Json, key: string, conditions: Conditions, warn: (m: 
     return () => r;
   };
   const hashAttribute = typeof rule.hash_attribute === "string" && rule.hash_attribute !== "" ? rule.hash_attribute : "id";
-  if (rule.hash_attribute === "") warn('empty hash_attribute; using "id"');
+  if (rule.hash_attribute === "") warn('hash_attribute "": using "id"');
   const dimensions = Array.isArray(rule.dimensions) ? rule.dimensions.filter((d): d is string => typeof d === "string") : [];
   const exposure = { hashAttribute, dimensions };
 
   const hashVersion = rule.hash_version ?? 2;
-  if (hashVersion !== 1 && hashVersion !== 2) fail(`unknown hash_version ${JSON.stringify(hashVersion)} (expected 1 or 2)`);
+  if (hashVersion !== 1 && hashVersion !== 2) fail(`hash_version ${hashVersion}`);
   const namespace = namespaceOf(rule.namespace, warn, fail);
   let condition = -1;
   if (rule.condition !== undefined && rule.condition !== null) {
@@ -186,15 +184,15 @@ function compileRule(rule: Json, key: string, conditions: Conditions, warn: (m: 
       return { ...exposure, evaluate: () => r };
     }
     case "running": break;
-    default: fail(`unknown status ${JSON.stringify(rule.status)}`);
+    default: fail(`status ${rule.status}`);
   }
   if (invalid) return { ...exposure, evaluate: control("invalid_rule") };
 
   const coverage = rule.coverage === undefined ? 1 : typeof rule.coverage === "number" ? rule.coverage : NaN;
-  if (clampCoverage(coverage) !== coverage) warn(`coverage ${coverage} is outside 0..1; using ${clampCoverage(coverage)}`);
+  if (clampCoverage(coverage) !== coverage) warn(`coverage ${coverage}: using ${clampCoverage(coverage)}`);
   const weights = variants.map((v) => v.weight);
   const problem = weightProblem(variants.length, weights);
-  if (problem) warn(`${problem}; using equal weights`);
+  if (problem) warn(`${problem}: equal weights`);
   const seed = typeof rule.seed === "string" && rule.seed !== "" ? rule.seed : key;
   const split = {
     ranges: getBucketRanges(variants.length, coverage, weights),
@@ -251,21 +249,21 @@ function namespaceOf(ns: unknown, warn: (m: string) => void, fail: (m: string) =
   const range = isObject(ns) && Array.isArray(ns.range) ? ns.range : [];
   const [lo, hi] = range;
   if (!isObject(ns) || typeof ns.name !== "string" || range.length !== 2 || !Number.isFinite(lo) || !Number.isFinite(hi)) {
-    fail("namespace needs a name and a range of two finite numbers");
+    fail("namespace: no name or finite range");
     return null;
   }
-  if (!(lo >= 0 && hi <= 1 && lo < hi)) warn(`namespace range [${lo}, ${hi}) is empty or outside 0..1`);
+  if (!(lo >= 0 && hi <= 1 && lo < hi)) warn(`namespace range [${lo}, ${hi}): empty or outside 0..1`);
   return { name: ns.name, range: [lo, hi] };
 }
 
 function shippedIndex(rule: Json, variants: Variant[], warn: (m: string) => void): number {
   const shipped = rule.shipped_variant;
   if (shipped === undefined || shipped === null) {
-    if (rule.status === "shipped") warn("status is shipped but shipped_variant is missing; shipping control");
+    if (rule.status === "shipped") warn("no shipped_variant: control");
     return 0;
   }
   const i = variants.findIndex((v) => v.key === shipped);
-  if (i < 0) warn(`shipped_variant ${JSON.stringify(shipped)} is not one of the variants; shipping control`);
+  if (i < 0) warn(`shipped_variant ${shipped}: unknown, control`);
   return Math.max(i, 0);
 }
 
@@ -285,12 +283,12 @@ export function compile(ruleset: unknown): Compiled {
   const conditions = new Conditions();
   const byKey = new Map<string, Experiment>();
   const source = isObject(ruleset) && Array.isArray(ruleset.experiments) ? ruleset.experiments : [];
-  if (!isObject(ruleset) || !Array.isArray(ruleset.experiments)) warnings.push({ experiment: "", message: "not a ruleset: no experiments array" });
+  if (!isObject(ruleset) || !Array.isArray(ruleset.experiments)) warnings.push({ experiment: "", message: "no experiments array" });
   source.forEach((rule: unknown, i) => {
     const key = isObject(rule) && typeof rule.key === "string" ? rule.key : null;
     const warn = (message: string) => warnings.push({ experiment: key ?? `experiments[${i}]`, message });
-    if (key === null) warn("a rule needs a string key; skipped");
-    else if (byKey.has(key)) warn("duplicate experiment key; only the first one is evaluated");
+    if (key === null) warn("no key: skipped");
+    else if (byKey.has(key)) warn("duplicate key: skipped");
     else byKey.set(key, compileRule(rule as Json, key, conditions, warn));
   });
   const experiments = [...byKey.values()];
