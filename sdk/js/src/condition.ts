@@ -44,7 +44,16 @@ function wrongType(at: string, expected: string): ConditionError {
 }
 
 const PRIMITIVE = "a string, number, boolean or null";
-const STRING_OR_NUMBER = "a string or number";
+
+/** Strict equality and JavaScript's relational operators, by operator name. */
+const COMPARE: Record<string, (a: any, b: any) => boolean> = {
+  $eq: (a, b) => a === b,
+  $ne: (a, b) => a !== b,
+  $lt: (a, b) => a < b,
+  $lte: (a, b) => a <= b,
+  $gt: (a, b) => a > b,
+  $gte: (a, b) => a >= b,
+};
 
 const join = (at: string, key: string) => (at ? `${at}.${key}` : key);
 
@@ -217,10 +226,16 @@ function compiler(strict: boolean, groups: SavedGroups | null): (cond: unknown) 
     switch (name) {
       case "$eq": case "$ne": {
         if (strict && arg !== null && typeof arg === "object") throw wrongType(at, PRIMITIVE);
-        return name === "$eq" ? (v) => v === arg : (v) => v !== arg;
+        return (v) => COMPARE[name](v, arg);
       }
-      case "$lt": case "$lte": case "$gt": case "$gte": return relation(name, arg, at);
-      case "$veq": case "$vne": case "$vgt": case "$vgte": case "$vlt": case "$vlte": return version(name, arg, at);
+      case "$lt": case "$lte": case "$gt": case "$gte": case "$veq": case "$vne": case "$vgt": case "$vgte": case "$vlt": case "$vlte": {
+        if (strict && typeof arg !== "string" && typeof arg !== "number") throw wrongType(at, "a string or number");
+        // JavaScript's own `<` and `===`: the spec's semantics exactly.
+        const compare = COMPARE[name.replace("$v", "$")];
+        if (name[1] !== "v") return (v) => compare(v, arg);
+        const padded = paddedVersion(arg);
+        return (v) => compare(paddedVersion(v), padded);
+      }
       case "$exists": {
         if (strict && typeof arg !== "boolean") throw wrongType(at, "a boolean");
         return arg ? (v) => v !== null : (v) => v === null;
@@ -254,31 +269,6 @@ function compiler(strict: boolean, groups: SavedGroups | null): (cond: unknown) 
         return (v) => typeOf(v) === arg;
       }
       default: throw new ConditionError(at, `unknown operator ${name}`);
-    }
-  }
-
-  function relation(name: string, arg: unknown, at: string): Test {
-    if (strict && typeof arg !== "string" && typeof arg !== "number") throw wrongType(at, STRING_OR_NUMBER);
-    // JavaScript's own relational operators: the spec's semantics exactly.
-    const x = arg as number;
-    switch (name) {
-      case "$lt": return (v) => (v as number) < x;
-      case "$lte": return (v) => (v as number) <= x;
-      case "$gt": return (v) => (v as number) > x;
-      default: return (v) => (v as number) >= x;
-    }
-  }
-
-  function version(name: string, arg: unknown, at: string): Test {
-    if (strict && typeof arg !== "string" && typeof arg !== "number") throw wrongType(at, STRING_OR_NUMBER);
-    const p = paddedVersion(arg);
-    switch (name) {
-      case "$veq": return (v) => paddedVersion(v) === p;
-      case "$vne": return (v) => paddedVersion(v) !== p;
-      case "$vgt": return (v) => paddedVersion(v) > p;
-      case "$vgte": return (v) => paddedVersion(v) >= p;
-      case "$vlt": return (v) => paddedVersion(v) < p;
-      default: return (v) => paddedVersion(v) <= p;
     }
   }
 

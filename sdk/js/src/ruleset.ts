@@ -60,6 +60,8 @@ interface Experiment extends ExposureRule {
 
 type Json = Record<string, unknown>;
 const EMPTY: Attributes = Object.freeze({});
+/** Statuses that serve control to everyone, with the status as the reason. */
+const STOPPED: Reason[] = ["draft", "paused", "rolled_back", "stopped"];
 
 function isObject(v: unknown): v is Json {
   return v !== null && typeof v === "object" && !Array.isArray(v);
@@ -173,20 +175,14 @@ function compileRule(rule: Json, key: string, conditions: Conditions, warn: (m: 
   }
   const shipped = shippedIndex(rule, variants, warn);
 
-  switch (rule.status) {
-    case "draft": return { ...exposure, evaluate: control("draft") };
-    case "paused": return { ...exposure, evaluate: control("paused") };
-    case "rolled_back": return { ...exposure, evaluate: control("rolled_back") };
-    case "stopped": return { ...exposure, evaluate: control("stopped") };
-    case "shipped": {
-      if (invalid) return { ...exposure, evaluate: control("invalid_rule") };
-      const r = result(shipped, "shipped");
-      return { ...exposure, evaluate: () => r };
-    }
-    case "running": break;
-    default: fail(`status ${rule.status}`);
-  }
+  const status = rule.status as Reason | "running";
+  if (status !== "running" && STOPPED.includes(status)) return { ...exposure, evaluate: control(status) };
+  if (status !== "running" && status !== "shipped") fail(`status ${status}`);
   if (invalid) return { ...exposure, evaluate: control("invalid_rule") };
+  if (status === "shipped") {
+    const r = result(shipped, "shipped");
+    return { ...exposure, evaluate: () => r };
+  }
 
   const coverage = rule.coverage === undefined ? 1 : typeof rule.coverage === "number" ? rule.coverage : NaN;
   if (clampCoverage(coverage) !== coverage) warn(`coverage ${coverage}: using ${clampCoverage(coverage)}`);
