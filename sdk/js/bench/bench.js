@@ -163,4 +163,6 @@ console.log("\nratios (against GrowthBook's fastest usage of each)");
 console.log(`  one experiment:   ${(gbTime1 / r1.sluice).toFixed(1)}x faster  (GrowthBook: ${gb1})`);
 console.log(`  100 experiments:  ${(gbTime100 / r100.sluice).toFixed(1)}x faster with assignAll, ${(gbTime100 / r100.sluiceEach).toFixed(1)}x with assign x100  (GrowthBook: ${gb100})`);
 console.log(`  bundle gzipped:   ${(ours.gzipped / theirs.gzipped).toFixed(2)} of GrowthBook's (${ours.gzipped} / ${theirs.gzipped} B)`);
+const met = (ok) => (ok ? "met" : "MISSED");
+console.log(`targets: one >= 5x ${met(gbTime1 / r1.sluice >= 5)}; 100 >= 10x ${met(gbTime100 / r100.sluiceEach >= 10)} (even without the shared-condition memo of assignAll); bundle <= 1/3 ${met(ours.gzipped * 3 <= theirs.gzipped)}`);
 if (sink === 2) console.log("");
