@@ -1,0 +1,50 @@
+// Bucket ranges, coverage and namespaces (SPEC.md §4), as GrowthBook defines them.
+
+import { bucketV1, fnvFeed, fnv1a32 } from "./hash.js";
+
+/** A half-open range [start, end) of the hash space. */
+export type BucketRange = [number, number];
+
+/** `n` weights of 1/n each (none for n <= 0). */
+export function getEqualWeights(n: number): number[] {
+  return n > 0 ? new Array<number>(n).fill(1 / n) : [];
+}
+
+/** Why a set of weights cannot be used, or null when it can. */
+export function weightProblem(n: number, weights: readonly number[]): string | null {
+  if (weights.length !== n) return "weights: not one per variant";
+  if (weights.some((w) => !Number.isFinite(w) || w < 0)) return "weights: not finite and >= 0";
+  const total = weights.reduce((a, b) => a + b, 0);
+  return total >= 0.99 && total <= 1.01 ? null : "weights: sum is not 1";
+}
+
+/** Coverage clamped to [0, 1]; NaN counts as 0. */
+export function clampCoverage(coverage: number): number {
+  return coverage > 0 ? Math.min(coverage, 1) : 0;
+}
+
+/** One range per variant; coverage shrinks each in place, bad weights become equal ones. */
+export function getBucketRanges(n: number, coverage: number, weights?: readonly number[] | null): BucketRange[] {
+  const c = clampCoverage(coverage);
+  const w = weights && weightProblem(n, weights) === null ? weights : getEqualWeights(n);
+  let start = 0;
+  return w.map((weight) => {
+    const range: BucketRange = [start, start + c * weight];
+    start += weight;
+    return range;
+  });
+}
+
+/** The index of the first range holding `n`, or -1. */
+export function chooseVariation(n: number, ranges: readonly BucketRange[]): number {
+  for (let i = 0; i < ranges.length; i++) {
+    if (n >= ranges[i][0] && n < ranges[i][1]) return i;
+  }
+  return -1;
+}
+
+/** Whether the unit falls in [lo, hi) of namespace `name` (hash version 1, seed "__" + name). */
+export function inNamespace(unitId: string, name: string, range: readonly [number, number]): boolean {
+  const n = bucketV1(fnvFeed(fnv1a32(unitId), "__" + name)) / 1000;
+  return n >= range[0] && n < range[1];
+}
