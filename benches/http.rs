@@ -25,6 +25,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use sluice::app::Server;
+use sluice::control::ExposureLog;
 use sluice::domain::Role;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -42,6 +43,7 @@ const INGEST_CONNECTIONS: usize = 4;
 struct Target {
     addr: SocketAddr,
     key: String,
+    exposures: Arc<ExposureLog>,
     _db: TestDb,
 }
 
@@ -81,10 +83,12 @@ async fn sluice_server(backend: Backend) -> Target {
         "{}".into(),
     )
     .await;
+    let exposures = server.exposures.clone();
     std::mem::forget(server);
     Target {
         addr,
         key: sdk,
+        exposures,
         _db: db,
     }
 }
@@ -213,6 +217,11 @@ fn assign(c: &mut Criterion) {
         })
     });
     group.finish();
+    // Every iteration assigns users 0..n again: mostly repeats, some first
+    // exposures. None may be lost at this load.
+    let (dropped, repeats) = (target.exposures.dropped(), target.exposures.repeats());
+    println!("server-side exposures: {dropped} dropped, {repeats} repeats kept out of the queue");
+    assert_eq!(dropped, 0, "first exposures were lost");
 }
 
 fn events_batch(batch: u64) -> String {

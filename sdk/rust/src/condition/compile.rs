@@ -112,9 +112,17 @@ impl<'g> Compiler<'g> {
                             Node::Or(c.into_boxed_slice())
                         }
                     })?,
+                // An empty (or, leniently, malformed) `$nor` is false, as in
+                // GrowthBook's `!evalOr([])`.
                 "$nor" => self
                     .recover(self.list(value, &here), Vec::new)
-                    .map(|c| Node::Nor(c.into_boxed_slice()))?,
+                    .map(|c| {
+                        if c.is_empty() {
+                            Node::Never
+                        } else {
+                            Node::Nor(c.into_boxed_slice())
+                        }
+                    })?,
                 "$and" => self
                     .recover(self.list(value, &here), || Vec::from([Node::Never]))
                     .map(|c| Node::And(c.into_boxed_slice()))?,

@@ -109,11 +109,21 @@ fn lenient_mode_never_matches_what_strict_rejects() {
         json!({"name": {"$regex": "(unclosed"}}),
         json!({"name": {"$in": "hello"}}),
         json!({"$or": 5}),
+        json!({"$nor": 5}),
     ] {
         assert!(Condition::compile(&cond).is_err());
         let c = Condition::compile_lenient(&cond, &none);
         assert!(!c.matches_value(&json!({"name": "hello"})), "{cond}");
     }
+}
+
+/// Regression: `{"$nor": []}` matched everyone (`!any([])`); SPEC.md §6 and
+/// GrowthBook say an empty `$nor` is false. Found by the TypeScript port.
+#[test]
+fn an_empty_nor_matches_no_one() {
+    assert!(!matches(json!({"$nor": []}), json!({"a": 1})));
+    assert!(matches(json!({"$nor": [{"a": 2}]}), json!({"a": 1})));
+    assert!(!matches(json!({"$nor": [{"a": 1}]}), json!({"a": 1})));
 }
 
 #[test]
