@@ -9,7 +9,7 @@ use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, CorsOrigins};
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
 use crate::store::{Store, StoreError};
 use crate::web::{self, CookieSecurity};
@@ -31,10 +31,12 @@ pub struct Server {
 }
 
 /// How a server is set up beyond its store.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
     /// Whether the dashboard's cookies are marked `Secure`.
     pub cookies: CookieSecurity,
+    /// Which browser origins may call the SDK endpoints.
+    pub cors_origins: CorsOrigins,
 }
 
 impl Server {
@@ -132,6 +134,7 @@ fn compose(
     options: ServerOptions,
 ) -> Router {
     let api_state = ApiState::new(control.clone(), shutdown);
-    let routes = api::router(api_state.clone()).merge(web::router(control, options.cookies));
+    let routes = api::router(api_state.clone(), &options.cors_origins)
+        .merge(web::router(control, options.cookies));
     api::around(routes, &api_state)
 }

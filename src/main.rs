@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sluice::api::CorsOrigins;
 use sluice::app::{Server, ServerOptions};
 use sluice::control::planning::{self, PowerQuery};
 use sluice::control::{KeyRequest, Keys};
@@ -61,6 +62,10 @@ enum Command {
             conflicts_with = "secure_cookies"
         )]
         trust_forwarded_proto: bool,
+        /// Browser origins allowed to call the SDK endpoints: `*` (SDK keys are
+        /// public and read-only) or a comma-separated list.
+        #[arg(long, env = "SLUICE_CORS_ORIGINS", default_value = "*", value_parser = CorsOrigins::parse)]
+        cors_origins: CorsOrigins,
     },
     /// Create or upgrade the database schema.
     Migrate {
@@ -163,13 +168,17 @@ async fn main() -> anyhow::Result<()> {
             guard_interval_seconds,
             secure_cookies,
             trust_forwarded_proto,
+            cors_origins,
         } => {
             let cookies = match (secure_cookies, trust_forwarded_proto) {
                 (true, _) => CookieSecurity::Always,
                 (false, true) => CookieSecurity::ForwardedProto,
                 (false, false) => CookieSecurity::Plain,
             };
-            let options = ServerOptions { cookies };
+            let options = ServerOptions {
+                cookies,
+                cors_origins,
+            };
             serve(&db.db, addr, guard_interval_seconds, options).await
         }
         Command::Migrate { db } => {

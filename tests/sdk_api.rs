@@ -404,6 +404,7 @@ async fn operations_endpoints_report_health_and_counters(backend: Backend) {
 }
 
 on_both_backends!(
+    sdk_endpoints_answer_browsers_on_other_origins,
     ruleset_serves_non_drafts_with_etag_and_304,
     server_assignment_matches_local_evaluation_of_the_served_ruleset,
     paused_experiments_serve_control_and_resume_restores_assignments,
@@ -455,4 +456,76 @@ async fn a_change_the_server_did_not_publish_reaches_its_sdks() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Browsers on another origin may call the SDK endpoints (API.md, "Browsers"), with
+/// `Authorization` named in the preflight's answer; the management API sends no
+/// CORS headers.
+async fn sdk_endpoints_answer_browsers_on_other_origins(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let preflight = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/sdk/v1/events")
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let answer = app.router.clone().oneshot(preflight).await.unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let header = |name: &str| {
+        answer
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    assert_eq!(header("access-control-allow-origin"), "*");
+    let allowed = header("access-control-allow-headers");
+    for name in [
+        "authorization",
+        "content-type",
+        "if-none-match",
+        "x-api-key",
+    ] {
+        assert!(allowed.contains(name), "{allowed}");
+    }
+
+    let get = |path: &str, key: &str| {
+        Request::builder()
+            .uri(path)
+            .header("origin", "https://shop.example.com")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let ruleset = app
+        .router
+        .clone()
+        .oneshot(get("/sdk/v1/ruleset", &app.sdk))
+        .await
+        .unwrap();
+    assert_eq!(ruleset.status(), StatusCode::OK);
+    assert_eq!(ruleset.headers()["access-control-allow-origin"], "*");
+    let exposed = ruleset.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("etag"), "{exposed}");
+
+    let management = app
+        .router
+        .clone()
+        .oneshot(get("/api/v1/experiments", &app.analyst))
+        .await
+        .unwrap();
+    assert_eq!(management.status(), StatusCode::OK);
+    assert!(management
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
 }

@@ -47,14 +47,48 @@ impl ApiState {
     }
 }
 
-/// Every API route.
-pub fn router(state: ApiState) -> Router {
+/// Which browser origins may call the SDK endpoints (CORS).
+#[derive(Debug, Clone, Default)]
+pub enum CorsOrigins {
+    /// Any origin: SDK keys are public and read-only by design.
+    #[default]
+    Any,
+    /// Only these (`https://shop.example.com`).
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// `*` or a comma-separated list of origins.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim() == "*" {
+            return Ok(CorsOrigins::Any);
+        }
+        let origins: Vec<String> = text
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        match origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            Some(bad) => Err(format!(
+                "{bad:?} is not an origin like https://shop.example.com"
+            )),
+            None if origins.is_empty() => Err("name at least one origin, or *".to_owned()),
+            None => Ok(CorsOrigins::List(origins)),
+        }
+    }
+}
+
+/// Every API route. Only the SDK endpoints answer browsers on other origins.
+pub fn router(state: ApiState, cors: &CorsOrigins) -> Router {
     Router::new()
         .merge(experiments::router())
         .merge(metrics::router())
         .merge(reports::router())
         .merge(keys::router())
-        .merge(sdk::router())
+        .merge(sdk::router().layer(sdk::cors(cors)))
         .merge(ops::router())
         .merge(webhooks::router())
         .with_state(state)
@@ -77,4 +111,22 @@ pub fn around(routes: Router, state: &ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_star_or_a_list_of_origins() {
+        assert!(matches!(CorsOrigins::parse(" * "), Ok(CorsOrigins::Any)));
+        let Ok(CorsOrigins::List(list)) =
+            CorsOrigins::parse("https://shop.example.com/, http://localhost:3000")
+        else {
+            panic!("a list");
+        };
+        assert_eq!(list, ["https://shop.example.com", "http://localhost:3000"]);
+        assert!(CorsOrigins::parse("shop.example.com").is_err());
+        assert!(CorsOrigins::parse(" , ").is_err());
+    }
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_sdk::{unit_id, Assignment, Attributes};
 use tokio_stream::wrappers::WatchStream;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -29,15 +30,46 @@ use crate::domain::{FieldProblem, Role};
 pub const MAX_EVENTS_PER_BATCH: usize = 10_000;
 const MAX_EVENTS_BODY_BYTES: usize = 16 * 1024 * 1024;
 
+/// The SDK routes. Each also takes `OPTIONS`, so that a browser's preflight
+/// reaches the CORS layer instead of the "method not allowed" answer.
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
-        .route("/sdk/v1/ruleset", get(ruleset))
-        .route("/sdk/v1/stream", get(stream))
-        .route("/sdk/v1/assign", post(assign))
+        .route("/sdk/v1/ruleset", get(ruleset).options(preflight))
+        .route("/sdk/v1/stream", get(stream).options(preflight))
+        .route("/sdk/v1/assign", post(assign).options(preflight))
         .route(
             "/sdk/v1/events",
-            post(events).layer(DefaultBodyLimit::max(MAX_EVENTS_BODY_BYTES)),
+            post(events)
+                .options(preflight)
+                .layer(DefaultBodyLimit::max(MAX_EVENTS_BODY_BYTES)),
         )
+}
+
+/// What an `OPTIONS` request that is not a CORS preflight gets.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// CORS for browsers calling the SDK endpoints from another origin. The request
+/// headers are named one by one: a `*` does not cover `Authorization`.
+pub(super) fn cors(origins: &super::CorsOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        super::CorsOrigins::Any => AllowOrigin::any(),
+        super::CorsOrigins::List(list) => {
+            AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        }
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            IF_NONE_MATCH,
+            HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([ETAG, HeaderName::from_static("x-sse-support")])
+        .max_age(Duration::from_secs(3600))
 }
 
 async fn ruleset(

@@ -114,15 +114,13 @@ impl<'g> Compiler<'g> {
                     })?,
                 // An empty (or, leniently, malformed) `$nor` is false, as in
                 // GrowthBook's `!evalOr([])`.
-                "$nor" => self
-                    .recover(self.list(value, &here), Vec::new)
-                    .map(|c| {
-                        if c.is_empty() {
-                            Node::Never
-                        } else {
-                            Node::Nor(c.into_boxed_slice())
-                        }
-                    })?,
+                "$nor" => self.recover(self.list(value, &here), Vec::new).map(|c| {
+                    if c.is_empty() {
+                        Node::Never
+                    } else {
+                        Node::Nor(c.into_boxed_slice())
+                    }
+                })?,
                 "$and" => self
                     .recover(self.list(value, &here), || Vec::from([Node::Never]))
                     .map(|c| Node::And(c.into_boxed_slice()))?,
