@@ -12,8 +12,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use sluice::control::{experiment_report, ReportOptions};
 use sluice::domain::{
-    Actor, AuditAction, AuditSubject, Event, EventKind, Experiment, Metric, MetricKind,
-    NewAuditEntry,
+    Actor, AuditAction, Event, EventKind, Experiment, Metric, MetricKind, NewAuditEntry,
 };
 use sluice::store::Store;
 use tokio::runtime::Runtime;
@@ -150,15 +149,8 @@ async fn define(store: &dyn Store) {
     }))
     .unwrap();
     let experiment = Experiment::new_draft(spec, 0);
-    let audit = NewAuditEntry {
-        subject: AuditSubject::Experiment("pricing".into()),
-        actor: Actor::Cli,
-        action: AuditAction::Create,
-        before: None,
-        after: None,
-        evidence: None,
-        at: 0,
-    };
+    let audit =
+        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Create, None, &experiment, 0);
     store.insert_experiment(&experiment, &audit).await.unwrap();
 }
 

@@ -95,8 +95,7 @@ fn bad_arguments_are_explained() {
 
 async fn report_prints_an_80_column_table_and_csv(backend: Backend) {
     use sluice::domain::{
-        Actor, AuditAction, AuditSubject, Event, EventKind, Experiment, Metric, MetricKind,
-        NewAuditEntry,
+        Actor, AuditAction, Event, EventKind, Experiment, Metric, MetricKind, NewAuditEntry,
     };
 
     let test_db = TestDb::new(backend).await;
@@ -118,15 +117,8 @@ async fn report_prints_an_80_column_table_and_csv(backend: Backend) {
     }))
     .unwrap();
     let experiment = Experiment::new_draft(spec, 0);
-    let audit = NewAuditEntry {
-        subject: AuditSubject::Experiment(experiment.key().to_owned()),
-        actor: Actor::Cli,
-        action: AuditAction::Create,
-        before: None,
-        after: None,
-        evidence: None,
-        at: 0,
-    };
+    let audit =
+        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Create, None, &experiment, 0);
     store.insert_experiment(&experiment, &audit).await.unwrap();
     let mut events = Vec::new();
     for i in 0..400 {

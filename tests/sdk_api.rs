@@ -423,7 +423,7 @@ on_both_backends!(
 /// served until the next change. The version check now runs on every backend.
 #[tokio::test]
 async fn a_change_the_server_did_not_publish_reaches_its_sdks() {
-    use sluice::domain::{Actor, AuditAction, AuditSubject, Experiment, NewAuditEntry};
+    use sluice::domain::{Actor, AuditAction, Experiment, NewAuditEntry};
     let app = TestApp::on(Backend::Sqlite).await;
     let before = app.get("/sdk/v1/ruleset", &app.sdk).await.body["version"]
         .as_u64()
@@ -432,15 +432,8 @@ async fn a_change_the_server_did_not_publish_reaches_its_sdks() {
     let mut spec = common::pricing_spec();
     spec.as_object_mut().unwrap().remove("status");
     let experiment = Experiment::new_draft(serde_json::from_value(spec).unwrap(), 0);
-    let audit = NewAuditEntry {
-        subject: AuditSubject::Experiment(experiment.key().to_owned()),
-        actor: Actor::Cli,
-        action: AuditAction::Create,
-        before: None,
-        after: None,
-        evidence: None,
-        at: 0,
-    };
+    let audit =
+        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Create, None, &experiment, 0);
     let committed = other.insert_experiment(&experiment, &audit).await.unwrap();
     assert!(committed > before);
     let deadline =

@@ -203,7 +203,8 @@ impl Control {
         self.validate(&spec).await?;
         let now = now_millis();
         let experiment = Experiment::new_draft(spec, now);
-        let audit = audit_entry(actor, AuditAction::Create, None, &experiment, now);
+        let audit =
+            NewAuditEntry::for_experiment(actor, AuditAction::Create, None, &experiment, now);
         self.store.insert_experiment(&experiment, &audit).await?;
         self.republish().await;
         Ok(experiment)
@@ -362,7 +363,8 @@ impl Control {
         actor: &Actor,
         evidence: Option<serde_json::Value>,
     ) -> Result<Experiment, ControlError> {
-        let mut audit = audit_entry(actor, action, Some(&before), &after, after.updated_at);
+        let mut audit =
+            NewAuditEntry::for_experiment(actor, action, Some(&before), &after, after.updated_at);
         audit.evidence = evidence;
         self.store
             .update_experiment(&after, before.revision, &audit)
@@ -514,24 +516,6 @@ fn patched_spec(current: &Experiment, patch: &Value) -> Result<ExperimentSpec, C
         }
     }
     Ok(from_json_exact(document)?)
-}
-
-fn audit_entry(
-    actor: &Actor,
-    action: AuditAction,
-    before: Option<&Experiment>,
-    after: &Experiment,
-    at: Millis,
-) -> NewAuditEntry {
-    NewAuditEntry {
-        subject: AuditSubject::Experiment(after.key().to_owned()),
-        actor: actor.clone(),
-        action,
-        before: before.and_then(|e| serde_json::to_value(e).ok()),
-        after: serde_json::to_value(after).ok(),
-        evidence: None,
-        at,
-    }
 }
 
 /// An audit entry about an API key or a webhook.

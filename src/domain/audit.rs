@@ -289,6 +289,27 @@ pub struct NewAuditEntry {
     pub at: Millis,
 }
 
+impl NewAuditEntry {
+    /// An entry about a change to an experiment, with its state before and after.
+    pub fn for_experiment(
+        actor: &Actor,
+        action: AuditAction,
+        before: Option<&super::Experiment>,
+        after: &super::Experiment,
+        at: Millis,
+    ) -> Self {
+        Self {
+            subject: AuditSubject::Experiment(after.key().to_owned()),
+            actor: actor.clone(),
+            action,
+            before: before.and_then(|e| serde_json::to_value(e).ok()),
+            after: serde_json::to_value(after).ok(),
+            evidence: None,
+            at,
+        }
+    }
+}
+
 /// An entry as read back: the audit JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
