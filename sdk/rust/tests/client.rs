@@ -369,6 +369,49 @@ async fn full_buffer_drops_instead_of_blocking() {
     client.close().await;
 }
 
+/// Regression (issue 12): an exposure was marked as logged before it was queued,
+/// so one a full buffer dropped was never logged again.
+#[tokio::test]
+async fn an_exposure_a_full_buffer_dropped_is_logged_again() {
+    let (url, mock) = start().await;
+    mock.slow_ms.store(300, Ordering::SeqCst);
+    let client = Client::builder(&url, KEY)
+        .stream(false)
+        .buffer_capacity(2)
+        .batch_size(1)
+        .flush_interval(Duration::from_millis(1))
+        .build()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        client.track(&format!("filler-{i}"), "click", None);
+    }
+    let dropped = client.stats().events_dropped;
+    assert!(dropped > 0, "the buffer is full");
+    client.assign("pricing", &user("late")).unwrap();
+    assert_eq!(
+        client.stats().events_dropped,
+        dropped + 1,
+        "counted, not silent"
+    );
+    assert_eq!(client.stats().exposures_deduplicated, 0);
+    mock.slow_ms.store(0, Ordering::SeqCst);
+    wait_for("the buffer to drain", || {
+        let s = client.stats();
+        s.events_sent + s.events_dropped >= 20
+    })
+    .await;
+    client.assign("pricing", &user("late")).unwrap();
+    client.close().await;
+    let events = mock.events.lock().unwrap().clone();
+    let late: Vec<_> = events.iter().filter(|e| e["user"] == "late").collect();
+    assert_eq!(
+        late.len(),
+        1,
+        "logged once, on the next assignment: {late:?}"
+    );
+}
+
 #[tokio::test]
 async fn wrong_key_fails_to_build() {
     let (url, _mock) = start().await;

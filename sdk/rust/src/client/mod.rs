@@ -325,11 +325,15 @@ impl Dedupe {
         }
     }
 
-    /// Records the pair; false when it was already there.
-    fn insert(&mut self, user: &str, experiment: &str) -> bool {
+    fn contains(&self, user: &str, experiment: &str) -> bool {
+        self.set.contains(&self.hasher.hash_one((user, experiment)))
+    }
+
+    /// Records the pair, forgetting the oldest beyond the capacity.
+    fn insert(&mut self, user: &str, experiment: &str) {
         let key = self.hasher.hash_one((user, experiment));
         if !self.set.insert(key) {
-            return false;
+            return;
         }
         self.order.push_back(key);
         while self.order.len() > self.capacity {
@@ -337,7 +341,6 @@ impl Dedupe {
                 self.set.remove(&old);
             }
         }
-        true
     }
 }
 
@@ -424,20 +427,17 @@ impl Client {
     }
 
     fn log_exposure(&self, user: &str, a: &OwnedAssignment, attributes: Option<Attributes>) {
-        let fresh = self
-            .inner
-            .seen
-            .lock()
-            .map(|mut s| s.insert(user, &a.experiment))
-            .unwrap_or(true);
-        if !fresh {
+        let Ok(mut seen) = self.inner.seen.lock() else {
+            return;
+        };
+        if seen.contains(user, &a.experiment) {
             self.inner
                 .stats
                 .exposures_deduplicated
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.enqueue(Event::Exposure {
+        let queued = self.enqueue(Event::Exposure {
             id: self.inner.ids.next_id(),
             user: user.to_owned(),
             experiment: a.experiment.clone(),
@@ -445,6 +445,11 @@ impl Client {
             ts: events::now_rfc3339(),
             attributes,
         });
+        // Remembered only once queued: an exposure a full buffer dropped is
+        // logged by the user's next assignment instead of never.
+        if queued {
+            seen.insert(user, &a.experiment);
+        }
     }
 
     /// Logs a metric event (e.g. `purchase` with value 249.0) for a user.
@@ -459,12 +464,16 @@ impl Client {
         });
     }
 
-    fn enqueue(&self, event: Event) {
-        let counter = match self.inner.events.try_send(event) {
-            Ok(()) => &self.inner.stats.events_queued,
-            Err(_) => &self.inner.stats.events_dropped,
+    /// Whether the event is in the buffer (otherwise it was dropped and counted).
+    fn enqueue(&self, event: Event) -> bool {
+        let queued = self.inner.events.try_send(event).is_ok();
+        let counter = if queued {
+            &self.inner.stats.events_queued
+        } else {
+            &self.inner.stats.events_dropped
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        queued
     }
 
     /// The ruleset currently in use.
