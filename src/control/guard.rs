@@ -265,14 +265,11 @@ impl GuardHealth {
 /// counting it) whenever it ends before `shutdown` flips: a panic must not end
 /// every circuit breaker for the life of the process.
 pub async fn supervise(control: Arc<Control>, interval: Duration, shutdown: watch::Receiver<bool>) {
-    let health = control.clone();
-    let looping = shutdown.clone();
-    supervise_with(
-        move || run_loop(control.clone(), interval, looping.clone()),
-        &health.guard_health,
-        shutdown,
-    )
-    .await;
+    let start = {
+        let (control, shutdown) = (control.clone(), shutdown.clone());
+        move || run_loop(control.clone(), interval, shutdown.clone())
+    };
+    supervise_with(start, control.guard_health(), shutdown).await;
 }
 
 async fn supervise_with<F, Fut>(start: F, health: &GuardHealth, mut shutdown: watch::Receiver<bool>)

@@ -133,14 +133,6 @@ impl AuditAction {
         }
     }
 
-    pub fn parse(text: &str) -> Option<AuditAction> {
-        use AuditAction::*;
-        [KeyCreate, KeyRevoke, WebhookCreate, WebhookDelete]
-            .into_iter()
-            .chain(Self::experiment_actions())
-            .find(|action| action.as_str() == text)
-    }
-
     /// Whether webhooks hear of it: changes to experiments, not to the settings.
     pub fn is_webhook_event(self) -> bool {
         !matches!(
@@ -338,7 +330,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_action_reads_back_from_its_name() {
+    fn every_action_has_a_name_of_its_own() {
         let all: Vec<AuditAction> = AuditAction::experiment_actions()
             .chain([
                 AuditAction::KeyCreate,
@@ -348,10 +340,8 @@ mod tests {
             ])
             .collect();
         assert_eq!(all.len(), 20);
-        for action in all {
-            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
-        }
-        assert_eq!(AuditAction::parse("guard_explode"), None);
+        let names: std::collections::HashSet<&str> = all.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), all.len(), "{names:?}");
     }
 
     #[test]
