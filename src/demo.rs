@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::app::Server;
 use crate::control::{experiment_report, Control, ReportOptions};
+use crate::domain::environment::PRODUCTION;
 use crate::domain::event::EventInput;
 use crate::domain::validation::from_json;
 use crate::domain::{
@@ -115,7 +116,8 @@ async fn define(control: &Arc<Control>) -> anyhow::Result<()> {
 /// One hour of visitors: each is assigned by the evaluation core; those in the test
 /// send an exposure and, with their variant's probability, a purchase.
 async fn simulate_hour(control: &Control, rng: &mut StdRng, hour: usize) -> anyhow::Result<usize> {
-    let snapshot = control.rulesets().current();
+    let rulesets = control.rulesets().current();
+    let snapshot = rulesets.environment(PRODUCTION);
     let ts = format_millis(now_millis());
     let mut events = Vec::new();
     for visitor in 0..VISITORS_PER_HOUR {
@@ -140,7 +142,7 @@ async fn simulate_hour(control: &Control, rng: &mut StdRng, hour: usize) -> anyh
         }
     }
     let exposures = events.iter().filter(|e| e.kind == "exposure").count();
-    control.ingest(events).await?;
+    control.ingest(PRODUCTION, events).await?;
     Ok(exposures)
 }
 

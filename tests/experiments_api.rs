@@ -258,13 +258,17 @@ async fn keys_and_roles_guard_every_endpoint(backend: Backend) {
         .await;
     assert_eq!(editor_keys.status, StatusCode::FORBIDDEN);
 
-    let minted = app
-        .post(
-            "/api/v1/keys",
-            &app.admin,
-            json!({"role": "sdk", "environment": "staging", "name": "ios-app"}),
-        )
-        .await;
+    let staging_key = json!({"role": "sdk", "environment": "staging", "name": "ios-app"});
+    let before_staging_exists = app.post("/api/v1/keys", &app.admin, staging_key.clone()).await;
+    assert_eq!(before_staging_exists.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        before_staging_exists.body["error"]["details"][0]["field"],
+        "environment"
+    );
+    let staging = json!({"key": "staging", "name": "Staging"});
+    let created = app.post("/api/v1/environments", &app.admin, staging).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let minted = app.post("/api/v1/keys", &app.admin, staging_key).await;
     assert_eq!(minted.status, StatusCode::CREATED);
     assert_eq!(minted.body["environment"], "staging");
     let secret = minted.body["key"].as_str().unwrap();

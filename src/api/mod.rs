@@ -2,11 +2,14 @@
 //! call the control layer and map its answer; no SQL and no statistics here.
 
 mod auth;
+mod environments;
 mod error;
 mod experiments;
+mod growthbook;
 mod json;
 mod keys;
 mod metrics;
+mod ofrep;
 mod ops;
 mod reports;
 mod sdk;
@@ -81,14 +84,21 @@ impl CorsOrigins {
     }
 }
 
-/// Every API route. Only the SDK endpoints answer browsers on other origins.
+/// Every API route. Only the SDK-facing endpoints (ours, GrowthBook's and
+/// OFREP's) answer browsers on other origins.
 pub fn router(state: ApiState, cors: &CorsOrigins) -> Router {
     Router::new()
         .merge(experiments::router())
         .merge(metrics::router())
+        .merge(environments::router())
         .merge(reports::router())
         .merge(keys::router())
-        .merge(sdk::router().layer(sdk::cors(cors)))
+        .merge(
+            sdk::router()
+                .merge(growthbook::router())
+                .merge(ofrep::router())
+                .layer(sdk::cors(cors)),
+        )
         .merge(ops::router())
         .merge(webhooks::router())
         .with_state(state)

@@ -16,7 +16,6 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_sdk::{unit_id, Assignment, Attributes};
-use tokio_stream::wrappers::WatchStream;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::Caller;
@@ -46,7 +45,7 @@ pub(crate) fn router() -> Router<ApiState> {
 }
 
 /// What an `OPTIONS` request that is not a CORS preflight gets.
-async fn preflight() -> StatusCode {
+pub(super) async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
@@ -77,13 +76,11 @@ async fn ruleset(
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Sdk)?;
-    let snapshot = state.control.rulesets().current();
+    let key = caller.require(Role::Sdk)?;
+    let rulesets = state.control.rulesets().current();
+    let snapshot = rulesets.environment(key.served_environment());
     let etag = snapshot.etag.as_str();
-    let cached = headers
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let cached = matches_etag(&headers, etag);
     let status = if cached {
         StatusCode::NOT_MODIFIED
     } else {
@@ -101,14 +98,27 @@ async fn ruleset(
     })
 }
 
-/// Sends the current version at once, then one `ruleset` event per new version.
+/// Whether `If-None-Match` names `etag` (or `*`).
+pub(super) fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// Sends the current version at once, then one `ruleset` event each time the
+/// key's environment is served something new.
 async fn stream(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    caller.require(Role::Sdk)?;
+    let key = caller.require(Role::Sdk)?;
     let mut shutdown = state.shutdown.clone();
-    let versions = WatchStream::new(state.control.rulesets().subscribe())
+    let environment = key.served_environment().to_owned();
+    let versions = state
+        .control
+        .rulesets()
+        .follow(environment)
         .map(|snapshot| {
             Ok(SseEvent::default()
                 .event("ruleset")
@@ -145,8 +155,9 @@ async fn assign(
     caller: Caller,
     AppJson(request): AppJson<AssignRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Sdk)?;
-    let snapshot = state.control.rulesets().current();
+    let key = caller.require(Role::Sdk)?;
+    let rulesets = state.control.rulesets().current();
+    let snapshot = rulesets.environment(key.served_environment());
     let compiled = &snapshot.compiled;
     let assignments: Vec<Assignment> = match &request.experiments {
         None => compiled.assign_all(&request.user).collect(),
@@ -172,7 +183,7 @@ async fn assign(
         }
     };
     if request.log_exposure {
-        log_exposures(&state, &snapshot, &request.user, &assignments);
+        log_exposures(&state, snapshot, &request.user, &assignments);
     }
     let body = AssignResponse {
         version: compiled.version(),
@@ -181,7 +192,7 @@ async fn assign(
     Ok(AppJson(body).into_response())
 }
 
-fn log_exposures(
+pub(super) fn log_exposures(
     state: &ApiState,
     snapshot: &crate::control::RulesetSnapshot,
     user: &Attributes,
@@ -213,14 +224,18 @@ async fn events(
     caller: Caller,
     AppJson(batch): AppJson<EventBatch>,
 ) -> Result<(StatusCode, AppJson<serde_json::Value>), ApiError> {
-    caller.require(Role::Sdk)?;
+    let key = caller.require(Role::Sdk)?;
     if batch.events.len() > MAX_EVENTS_PER_BATCH {
         return Err(ApiError::too_large(format!(
             "a batch holds at most {MAX_EVENTS_PER_BATCH} events; this one has {}",
             batch.events.len()
         )));
     }
-    let outcome = state.control.ingest(batch.events).await?;
+    let ingested = state
+        .control
+        .ingest(key.served_environment(), batch.events)
+        .await?;
+    let outcome = ingested.stored;
     let telemetry = &state.telemetry;
     telemetry
         .events_accepted
@@ -228,6 +243,13 @@ async fn events(
     telemetry
         .events_duplicate
         .fetch_add(outcome.duplicates, Ordering::Relaxed);
-    let body = json!({"accepted": outcome.accepted, "duplicates": outcome.duplicates});
+    telemetry
+        .events_skipped
+        .fetch_add(ingested.skipped.len() as u64, Ordering::Relaxed);
+    let body = json!({
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
+        "skipped": ingested.skipped,
+    });
     Ok((StatusCode::ACCEPTED, AppJson(body)))
 }

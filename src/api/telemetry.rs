@@ -33,6 +33,8 @@ pub(crate) struct Telemetry {
     routes: Mutex<BTreeMap<String, RouteStats>>,
     pub events_accepted: AtomicU64,
     pub events_duplicate: AtomicU64,
+    /// Well-formed events not counted: they named what the key is not served.
+    pub events_skipped: AtomicU64,
 }
 
 impl Telemetry {
@@ -73,6 +75,11 @@ impl Telemetry {
         let _ = writeln!(
             out,
             "sluice_events_total{{outcome=\"duplicate\"}} {duplicate}"
+        );
+        let _ = writeln!(
+            out,
+            "sluice_events_total{{outcome=\"skipped\"}} {}",
+            self.events_skipped.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# HELP sluice_exposures_dropped_total Server-side exposures lost: the write queue was full, or the database refused them for good.\n# TYPE sluice_exposures_dropped_total counter");
         let _ = writeln!(

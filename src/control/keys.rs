@@ -74,6 +74,16 @@ impl Keys {
     ) -> Result<(String, ApiKey), ControlError> {
         request.validate()?;
         let key = NewApiKey::generate(request.role, request.name, request.environment);
+        if let Some(environment) = &key.environment {
+            let defined = self.store.list_environments().await?;
+            if !defined.iter().any(|e| &e.key == environment) {
+                return Err(ValidationError::single(
+                    "environment",
+                    format!("no environment {environment:?} (create it: POST /api/v1/environments)"),
+                )
+                .into());
+            }
+        }
         let summary = serde_json::json!({
             "name": key.name, "role": key.role, "environment": key.environment,
         });

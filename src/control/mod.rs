@@ -3,6 +3,7 @@
 //! republishes the ruleset so connected SDKs see the change.
 
 pub mod exposures;
+mod growthbook;
 pub mod guard;
 pub mod ingest;
 pub mod keys;
@@ -16,14 +17,15 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::domain::event::{validate_batch, EventInput, UnknownExposure};
-use crate::domain::experiment::{merge_patch, ChangeRefused};
+use crate::domain::event::{validate_batch, EventInput, SkippedEvent, UnknownExposure};
+use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
 use crate::domain::totals::VariantTotals;
 use crate::domain::validation::from_json_exact;
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
-    format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Experiment,
+    format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Environment,
+    Experiment,
     ExperimentSpec, LifecycleAction, Metric, Millis, NewAuditEntry, ValidationError,
 };
 use crate::report::{self, Correction, Report, ReportError, ReportInput};
@@ -34,7 +36,7 @@ pub use guard::GuardHealth;
 pub use ingest::{IngestClosed, IngestQueue};
 pub use keys::{KeyRequest, Keys};
 pub use leader::Leadership;
-pub use ruleset::{RulesetHub, RulesetSnapshot};
+pub use ruleset::{RulesetHub, RulesetSnapshot, Rulesets};
 pub use sessions::Sessions;
 
 #[derive(Debug, thiserror::Error)]
@@ -265,9 +267,34 @@ impl Control {
         Ok(self.store.audit_log(key).await?)
     }
 
-    /// The latest changes to the settings (API keys, webhooks), newest first.
+    /// The latest changes to the settings (API keys, webhooks, environments),
+    /// newest first.
     pub async fn settings_audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, ControlError> {
         Ok(self.store.settings_audit_log(limit).await?)
+    }
+
+    pub async fn list_environments(&self) -> Result<Vec<Environment>, ControlError> {
+        Ok(self.store.list_environments().await?)
+    }
+
+    pub async fn create_environment(
+        &self,
+        mut environment: Environment,
+        actor: &Actor,
+    ) -> Result<Environment, ControlError> {
+        environment.validate()?;
+        if environment.name.trim().is_empty() {
+            environment.name = environment.key.clone();
+        }
+        let audit = settings_entry(
+            AuditSubject::Environment(environment.key.clone()),
+            actor,
+            AuditAction::EnvironmentCreate,
+            serde_json::to_value(&environment).ok(),
+            now_millis(),
+        );
+        self.store.insert_environment(&environment, &audit).await?;
+        Ok(environment)
     }
 
     /// Subscribes a URL to changes.
@@ -324,10 +351,16 @@ impl Control {
         Ok(self.store.webhook_deliveries(id).await?)
     }
 
-    /// Validates a whole batch against the served experiments, then stores it.
-    pub async fn ingest(&self, inputs: Vec<EventInput>) -> Result<IngestOutcome, ControlError> {
-        let snapshot = self.rulesets.current();
-        let events = validate_batch(inputs, now_millis(), |experiment, variant| {
+    /// Validates a whole batch against what `environment` is served, then stores
+    /// it; exposures for experiments or variants not served there are skipped.
+    pub async fn ingest(
+        &self,
+        environment: &str,
+        inputs: Vec<EventInput>,
+    ) -> Result<Ingested, ControlError> {
+        let rulesets = self.rulesets.current();
+        let snapshot = rulesets.environment(environment);
+        let batch = validate_batch(inputs, now_millis(), |experiment, variant| {
             let served = snapshot
                 .served
                 .get(experiment)
@@ -338,7 +371,15 @@ impl Control {
                 Err(UnknownExposure::Variant)
             }
         })?;
-        Ok(self.ingest.submit(events).await??)
+        let stored = if batch.events.is_empty() {
+            IngestOutcome::default()
+        } else {
+            self.ingest.submit(batch.events).await??
+        };
+        Ok(Ingested {
+            stored,
+            skipped: batch.skipped,
+        })
     }
 
     /// The significance report of an experiment.
@@ -348,7 +389,11 @@ impl Control {
 
     async fn validate(&self, spec: &ExperimentSpec) -> Result<(), ControlError> {
         let metrics = self.store.list_metrics().await?;
-        spec.validate(|key| metrics.iter().any(|m| m.key == key))?;
+        let environments = self.store.list_environments().await?;
+        spec.validate(&Known {
+            metric: &|key| metrics.iter().any(|m| m.key == key),
+            environment: &|key| environments.iter().any(|e| e.key == key),
+        })?;
         Ok(())
     }
 
@@ -431,6 +476,14 @@ pub async fn experiment_report(
     report.series = series;
     report.breakdown = breakdown;
     Ok(report)
+}
+
+/// What became of a batch of events.
+#[derive(Debug)]
+pub struct Ingested {
+    pub stored: IngestOutcome,
+    /// Well-formed events that are not counted.
+    pub skipped: Vec<SkippedEvent>,
 }
 
 /// What a report includes beyond the default.

@@ -1,17 +1,22 @@
-//! The ruleset: a versioned, compiled snapshot of every served experiment, rebuilt
-//! after each committed change and swapped atomically. Subscribers (SSE streams) are
-//! woken on every new version.
+//! The ruleset: a versioned, compiled snapshot of every served experiment per
+//! environment, rebuilt after each committed change and swapped atomically.
+//! Subscribers (SSE streams) are woken when their environment's snapshot changes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sluice_sdk::{CompiledRuleset, Ruleset};
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use sluice_sdk::{CompiledRuleset, ExperimentRule, Ruleset};
 use tokio::sync::{watch, Mutex, Notify};
+use tokio_stream::wrappers::WatchStream;
 
-use super::Control;
-use crate::store::{ChangeFeed, Store, StoreError};
+use super::{growthbook, Control};
+use crate::domain::environment::is_served_in;
+use crate::domain::{format_millis, hex, Experiment, Millis};
+use crate::store::{ChangeFeed, RulesetSource, Store, StoreError};
 
 /// How often a server re-reads the ruleset version even without a change
 /// notification, on every backend: a notification lost while the database or the
@@ -29,13 +34,19 @@ pub struct ServedExperiment {
     pub dimensions: Vec<String>,
 }
 
-/// One ruleset version, ready to evaluate and to serve.
+/// What one environment is served, ready to evaluate and to serve. Its version is
+/// that of the store when its content last changed: a change elsewhere leaves it
+/// (and its ETag, and its stream) alone.
 pub struct RulesetSnapshot {
     pub compiled: CompiledRuleset,
     /// The JSON body of `GET /sdk/v1/ruleset`, serialised once per version.
     pub body: Bytes,
+    /// Names the content alone, so that every server sharing a database gives
+    /// the same ETag for the same experiments whenever it read them.
     pub etag: String,
     pub served: HashMap<String, ServedExperiment>,
+    /// The body of `GET /api/features/{key}`, for GrowthBook's SDKs.
+    pub growthbook: Bytes,
 }
 
 impl RulesetSnapshot {
@@ -43,8 +54,14 @@ impl RulesetSnapshot {
         self.compiled.version()
     }
 
-    fn build(ruleset: Ruleset) -> Self {
+    fn rules(&self) -> &[ExperimentRule] {
+        &self.compiled.ruleset().experiments
+    }
+
+    fn build(ruleset: Ruleset, updated_at: Millis) -> Self {
         let body = Bytes::from(serde_json::to_vec(&ruleset).unwrap_or_default());
+        let content = serde_json::to_vec(&ruleset.experiments).unwrap_or_default();
+        let etag = format!("\"{}\"", &hex(&Sha256::digest(&content))[..24]);
         let served = ruleset
             .experiments
             .iter()
@@ -57,7 +74,12 @@ impl RulesetSnapshot {
                 (rule.key.clone(), served)
             })
             .collect();
-        let etag = format!("\"{}\"", ruleset.version);
+        let growthbook = serde_json::json!({
+            "status": 200,
+            "features": growthbook::features(&ruleset.experiments),
+            "dateUpdated": format_millis(updated_at),
+        });
+        let growthbook = Bytes::from(serde_json::to_vec(&growthbook).unwrap_or_default());
         let (compiled, warnings) = CompiledRuleset::compile(ruleset);
         for warning in warnings {
             tracing::warn!(%warning, "ruleset rule compiled to its safe default");
@@ -67,12 +89,79 @@ impl RulesetSnapshot {
             body,
             etag,
             served,
+            growthbook,
+        }
+    }
+}
+
+/// Every environment's ruleset at one version of the store.
+pub struct Rulesets {
+    version: u64,
+    /// What an environment no experiment names sees: the experiments served
+    /// everywhere.
+    everywhere: Arc<RulesetSnapshot>,
+    named: HashMap<String, Arc<RulesetSnapshot>>,
+}
+
+impl Rulesets {
+    /// The store's ruleset version these were read at.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// What an SDK key of `environment` is served.
+    pub fn environment(&self, environment: &str) -> &Arc<RulesetSnapshot> {
+        self.named.get(environment).unwrap_or(&self.everywhere)
+    }
+
+    /// Builds each environment's snapshot, keeping `previous`'s where its
+    /// experiments did not change.
+    fn build(source: &RulesetSource, previous: Option<&Rulesets>) -> Self {
+        let mut named: Vec<&str> = source
+            .experiments
+            .iter()
+            .flat_map(|e| e.spec.environments.iter().map(String::as_str))
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        let snapshot = |environment: Option<&str>| {
+            let rules: Vec<ExperimentRule> = source
+                .experiments
+                .iter()
+                .filter(|e| match environment {
+                    None => e.spec.environments.is_empty(),
+                    Some(env) => is_served_in(&e.spec.environments, env),
+                })
+                .map(Experiment::to_rule)
+                .collect();
+            let before = previous.map(|p| match environment {
+                None => &p.everywhere,
+                Some(env) => p.environment(env),
+            });
+            match before {
+                Some(before) if before.rules() == rules => before.clone(),
+                _ => Arc::new(RulesetSnapshot::build(
+                    Ruleset {
+                        version: source.version,
+                        experiments: rules,
+                    },
+                    source.updated_at,
+                )),
+            }
+        };
+        Self {
+            version: source.version,
+            everywhere: snapshot(None),
+            named: named
+                .into_iter()
+                .map(|env| (env.to_owned(), snapshot(Some(env))))
+                .collect(),
         }
     }
 }
 
 pub struct RulesetHub {
-    current: watch::Sender<Arc<RulesetSnapshot>>,
+    current: watch::Sender<Arc<Rulesets>>,
     refreshing: Mutex<()>,
     /// Wakes the follower to retry a republish that failed.
     retry: Arc<Notify>,
@@ -81,20 +170,32 @@ pub struct RulesetHub {
 impl RulesetHub {
     /// Builds the hub from the store's current state.
     pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
-        let snapshot = Arc::new(read_snapshot(store).await?);
+        let source = store.ruleset_source().await?;
+        let rulesets = Arc::new(Rulesets::build(&source, None));
         Ok(Self {
-            current: watch::Sender::new(snapshot),
+            current: watch::Sender::new(rulesets),
             refreshing: Mutex::new(()),
             retry: Arc::default(),
         })
     }
 
-    pub fn current(&self) -> Arc<RulesetSnapshot> {
+    pub fn current(&self) -> Arc<Rulesets> {
         self.current.borrow().clone()
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Arc<RulesetSnapshot>> {
-        self.current.subscribe()
+    /// What `environment` is served now, then each time it changes.
+    pub fn follow(
+        &self,
+        environment: String,
+    ) -> impl Stream<Item = Arc<RulesetSnapshot>> + Send + 'static {
+        let mut last: Option<Arc<RulesetSnapshot>> = None;
+        WatchStream::new(self.current.subscribe())
+            .map(move |rulesets| rulesets.environment(&environment).clone())
+            .filter(move |snapshot| {
+                let changed = !last.as_ref().is_some_and(|l| Arc::ptr_eq(l, snapshot));
+                last = Some(snapshot.clone());
+                std::future::ready(changed)
+            })
     }
 
     /// Asks the follower to try the republish again soon.
@@ -108,27 +209,21 @@ impl RulesetHub {
         let _guard = self.refreshing.lock().await;
         // Most refreshes (periodic ones, this server's own notifications) find the
         // version already published: one small read instead of every definition.
-        if store.ruleset_version().await? <= self.current().version() {
+        let current = self.current();
+        if store.ruleset_version().await? <= current.version() {
             return Ok(());
         }
-        let snapshot = read_snapshot(store).await?;
+        let source = store.ruleset_source().await?;
+        let rulesets = Rulesets::build(&source, Some(&current));
         self.current.send_if_modified(|current| {
-            let newer = snapshot.version() > current.version();
+            let newer = rulesets.version() > current.version();
             if newer {
-                *current = Arc::new(snapshot);
+                *current = Arc::new(rulesets);
             }
             newer
         });
         Ok(())
     }
-}
-
-async fn read_snapshot(store: &dyn Store) -> Result<RulesetSnapshot, StoreError> {
-    let source = store.ruleset_source().await?;
-    Ok(RulesetSnapshot::build(Ruleset {
-        version: source.version,
-        experiments: source.experiments.iter().map(|e| e.to_rule()).collect(),
-    }))
 }
 
 /// Keeps this server's ruleset current until it shuts down: re-reads when another

@@ -1,5 +1,5 @@
 //! The audit log: every change, to an experiment or to the settings (API keys,
-//! webhooks), by whom, before and after. Its actions are one enum, which is also
+//! webhooks, environments), by whom, before and after. Its actions are one enum, which is also
 //! what webhooks subscribe to and what the guard reports it decided.
 
 use serde::{Serialize, Serializer};
@@ -28,6 +28,7 @@ pub enum AuditAction {
     KeyRevoke,
     WebhookCreate,
     WebhookDelete,
+    EnvironmentCreate,
 }
 
 /// What the breakers may do to a running experiment.
@@ -130,6 +131,7 @@ impl AuditAction {
             AuditAction::KeyRevoke => "key_revoke",
             AuditAction::WebhookCreate => "webhook_create",
             AuditAction::WebhookDelete => "webhook_delete",
+            AuditAction::EnvironmentCreate => "environment_create",
         }
     }
 
@@ -141,6 +143,7 @@ impl AuditAction {
                 | AuditAction::KeyRevoke
                 | AuditAction::WebhookCreate
                 | AuditAction::WebhookDelete
+                | AuditAction::EnvironmentCreate
         )
     }
 }
@@ -229,13 +232,15 @@ pub enum AuditSubject {
     Experiment(String),
     ApiKey(i64),
     Webhook(i64),
+    Environment(String),
 }
 
 impl AuditSubject {
-    /// The stored kind: `experiment`, `api_key` or `webhook`.
+    /// The stored kind: `experiment`, `api_key`, `webhook` or `environment`.
     pub fn kind(&self) -> &'static str {
         match self {
             AuditSubject::Experiment(_) => "experiment",
+            AuditSubject::Environment(_) => "environment",
             AuditSubject::ApiKey(_) => "api_key",
             AuditSubject::Webhook(_) => "webhook",
         }
@@ -244,7 +249,7 @@ impl AuditSubject {
     /// The stored identifier: the experiment's key, or the key's or webhook's id.
     pub fn id(&self) -> String {
         match self {
-            AuditSubject::Experiment(key) => key.clone(),
+            AuditSubject::Experiment(key) | AuditSubject::Environment(key) => key.clone(),
             AuditSubject::ApiKey(id) | AuditSubject::Webhook(id) => id.to_string(),
         }
     }
@@ -263,6 +268,7 @@ impl AuditSubject {
             "experiment" => Some(AuditSubject::Experiment(id.to_owned())),
             "api_key" => id.parse().ok().map(AuditSubject::ApiKey),
             "webhook" => id.parse().ok().map(AuditSubject::Webhook),
+            "environment" => Some(AuditSubject::Environment(id.to_owned())),
             _ => None,
         }
     }
@@ -337,9 +343,10 @@ mod tests {
                 AuditAction::KeyRevoke,
                 AuditAction::WebhookCreate,
                 AuditAction::WebhookDelete,
+                AuditAction::EnvironmentCreate,
             ])
             .collect();
-        assert_eq!(all.len(), 20);
+        assert_eq!(all.len(), 21);
         let names: std::collections::HashSet<&str> = all.iter().map(|a| a.as_str()).collect();
         assert_eq!(names.len(), all.len(), "{names:?}");
     }

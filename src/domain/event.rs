@@ -1,7 +1,7 @@
 //! Events sent by apps: exposures (a user saw a variant) and track events (a user did
 //! something). A batch is validated whole before anything is stored.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::validation::{Problems, ValidationError};
 use super::{parse_rfc3339, Millis};
@@ -56,10 +56,35 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-/// Why an exposure's experiment or variant is not acceptable.
+/// Why a well-formed exposure is not counted: it names what this server does not
+/// serve to the key's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownExposure {
     Experiment,
     Variant,
+}
+
+impl UnknownExposure {
+    pub fn problem(self) -> &'static str {
+        match self {
+            UnknownExposure::Experiment => "unknown experiment",
+            UnknownExposure::Variant => "unknown variant",
+        }
+    }
+}
+
+/// An event of a batch that is not counted, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SkippedEvent {
+    pub index: usize,
+    pub problem: &'static str,
+}
+
+/// A batch that passed validation: what to store, and what is not counted.
+#[derive(Debug, Default)]
+pub struct ValidBatch {
+    pub events: Vec<Event>,
+    pub skipped: Vec<SkippedEvent>,
 }
 
 /// Keeps the attributes named in `dimensions` that have a scalar value, as a JSON
@@ -80,20 +105,29 @@ pub fn keep_dimensions(
 }
 
 /// Validates every event; on any problem nothing is accepted and each problem names
-/// its event as `events[i].field`. Events without `ts` get `now`.
+/// its event as `events[i].field`. An exposure `check_exposure` does not know is
+/// skipped, not a problem. Events without `ts` get `now`.
 pub fn validate_batch<'d>(
     inputs: Vec<EventInput>,
     now: Millis,
     check_exposure: impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
-) -> Result<Vec<Event>, ValidationError> {
+) -> Result<ValidBatch, ValidationError> {
     let mut problems = Problems::default();
-    let mut events = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.into_iter().enumerate() {
-        if let Some(event) = validate_one(input, now, &check_exposure, &mut problems, i) {
-            events.push(event);
+    let mut batch = ValidBatch {
+        events: Vec::with_capacity(inputs.len()),
+        skipped: Vec::new(),
+    };
+    for (index, input) in inputs.into_iter().enumerate() {
+        match validate_one(input, now, &check_exposure, &mut problems, index) {
+            Some(Ok(event)) => batch.events.push(event),
+            Some(Err(unknown)) => batch.skipped.push(SkippedEvent {
+                index,
+                problem: unknown.problem(),
+            }),
+            None => {}
         }
     }
-    problems.into_result().map(|()| events)
+    problems.into_result().map(|()| batch)
 }
 
 fn validate_one<'d>(
@@ -102,7 +136,7 @@ fn validate_one<'d>(
     check_exposure: &impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
     problems: &mut Problems,
     i: usize,
-) -> Option<Event> {
+) -> Option<Result<Event, UnknownExposure>> {
     let before = problems.len();
     let field = |name: &str| format!("events[{i}].{name}");
     check_name(problems, &field("id"), &input.id, MAX_ID_CHARS);
@@ -123,18 +157,19 @@ fn validate_one<'d>(
     };
     let kind = match input.kind.as_str() {
         "exposure" => exposure_kind(&input, check_exposure, problems, &field),
-        "track" => track_kind(&input, problems, &field),
+        "track" => track_kind(&input, problems, &field).map(Ok),
         _ => {
             problems.add(field("type"), "must be \"exposure\" or \"track\"");
             None
         }
     };
-    (problems.len() == before).then_some(Event {
+    let kind = kind.filter(|_| problems.len() == before)?;
+    Some(kind.map(|kind| Event {
         id: input.id,
         user: input.user,
         ts,
-        kind: kind?,
-    })
+        kind,
+    }))
 }
 
 fn exposure_kind<'d>(
@@ -142,7 +177,7 @@ fn exposure_kind<'d>(
     check_exposure: &impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
     problems: &mut Problems,
     field: &impl Fn(&str) -> String,
-) -> Option<EventKind> {
+) -> Option<Result<EventKind, UnknownExposure>> {
     let (Some(experiment), Some(variant)) = (&input.experiment, &input.variant) else {
         problems.add(
             field("experiment"),
@@ -150,8 +185,8 @@ fn exposure_kind<'d>(
         );
         return None;
     };
-    match check_exposure(experiment, variant) {
-        Ok(dimensions) => Some(EventKind::Exposure {
+    Some(
+        check_exposure(experiment, variant).map(|dimensions| EventKind::Exposure {
             experiment: experiment.clone(),
             variant: variant.clone(),
             dimensions: input
@@ -159,15 +194,7 @@ fn exposure_kind<'d>(
                 .as_ref()
                 .and_then(|a| keep_dimensions(a, dimensions)),
         }),
-        Err(UnknownExposure::Experiment) => {
-            problems.add(field("experiment"), "no such experiment is being served");
-            None
-        }
-        Err(UnknownExposure::Variant) => {
-            problems.add(field("variant"), "is not a variant of this experiment");
-            None
-        }
-    }
+    )
 }
 
 fn track_kind(
@@ -223,7 +250,8 @@ mod tests {
             now,
             known,
         )
-        .unwrap();
+        .unwrap()
+        .events;
         assert_eq!(events[0].ts, parse_rfc3339("2026-01-01T00:00:00Z").unwrap());
         assert_eq!(events[1].ts, now);
         assert_eq!(
@@ -236,11 +264,45 @@ mod tests {
     }
 
     #[test]
+    fn exposures_for_what_is_not_served_are_skipped_not_refused() {
+        let batch = validate_batch(
+            vec![
+                input(serde_json::json!({"id": "1", "type": "exposure", "user": "u", "experiment": "other", "variant": "a"})),
+                input(serde_json::json!({"id": "2", "type": "exposure", "user": "u", "experiment": "exp", "variant": "zz"})),
+                input(serde_json::json!({"id": "3", "type": "exposure", "user": "u", "experiment": "exp", "variant": "a"})),
+            ],
+            0,
+            known,
+        )
+        .unwrap();
+        assert_eq!(batch.events.len(), 1);
+        assert_eq!(batch.events[0].id, "3");
+        assert_eq!(
+            batch.skipped,
+            [
+                SkippedEvent { index: 0, problem: "unknown experiment" },
+                SkippedEvent { index: 1, problem: "unknown variant" },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_malformed_event_rejects_the_batch_even_when_it_names_an_unknown_experiment() {
+        let err = validate_batch(
+            vec![input(serde_json::json!({"id": "", "type": "exposure", "user": "u", "experiment": "other", "variant": "a"}))],
+            0,
+            known,
+        )
+        .unwrap_err();
+        assert_eq!(err.problems[0].field, "events[0].id");
+    }
+
+    #[test]
     fn every_problem_names_its_event_index() {
         let err = validate_batch(
             vec![
                 input(serde_json::json!({"id": "1", "type": "track", "user": "u", "event": "e"})),
-                input(serde_json::json!({"id": "", "type": "exposure", "user": "u", "experiment": "exp", "variant": "zz"})),
+                input(serde_json::json!({"id": "", "type": "exposure", "user": "u", "experiment": "exp", "variant": "a"})),
                 input(serde_json::json!({"id": "3", "type": "click", "user": "u"})),
                 input(serde_json::json!({"id": "4", "type": "track", "user": "u", "event": "e", "ts": "soon"})),
                 input(serde_json::json!({"id": "5", "type": "track", "user": "u", "event": "e", "ts": "2099-01-01T00:00:00Z"})),
@@ -254,7 +316,6 @@ mod tests {
             fields,
             [
                 "events[1].id",
-                "events[1].variant",
                 "events[2].type",
                 "events[3].ts",
                 "events[4].ts"

@@ -53,6 +53,12 @@ pub struct Stage {
     pub hold_seconds: Option<u64>,
 }
 
+/// What a definition may refer to: the metrics and environments that exist.
+pub struct Known<'a> {
+    pub metric: &'a dyn Fn(&str) -> bool,
+    pub environment: &'a dyn Fn(&str) -> bool,
+}
+
 /// What a team writes: the body of `POST /api/v1/experiments`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentSpec {
@@ -74,6 +80,9 @@ pub struct ExperimentSpec {
     pub hash_version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<Namespace>,
+    /// The environments it is served in; empty means every environment.
+    #[serde(default)]
+    pub environments: Vec<String>,
     #[serde(default)]
     pub primary_metric: Option<String>,
     #[serde(default)]
@@ -293,9 +302,9 @@ impl Experiment {
 }
 
 impl ExperimentSpec {
-    /// Checks everything a definition must satisfy. `metric_exists` answers whether a
-    /// metric key is defined.
-    pub fn validate(&self, metric_exists: impl Fn(&str) -> bool) -> Result<(), ValidationError> {
+    /// Checks everything a definition must satisfy. `known` answers whether the
+    /// metrics and environments it names are defined.
+    pub fn validate(&self, known: &Known<'_>) -> Result<(), ValidationError> {
         let mut problems = Problems::default();
         problems.check(is_valid_key(&self.key), "key", KEY_RULE);
         check_text(&mut problems, "name", &self.name, 200);
@@ -321,7 +330,8 @@ impl ExperimentSpec {
             "must be 1 or 2",
         );
         self.validate_namespace(&mut problems);
-        self.validate_metrics(&mut problems, &metric_exists);
+        self.validate_metrics(&mut problems, known.metric);
+        self.validate_environments(&mut problems, known.environment);
         self.validate_stages(&mut problems);
         self.validate_dimensions(&mut problems);
         problems.check(
@@ -395,7 +405,18 @@ impl ExperimentSpec {
         );
     }
 
-    fn validate_metrics(&self, problems: &mut Problems, metric_exists: &impl Fn(&str) -> bool) {
+    fn validate_environments(&self, problems: &mut Problems, exists: &dyn Fn(&str) -> bool) {
+        for (i, environment) in self.environments.iter().enumerate() {
+            let field = format!("environments[{i}]");
+            if !exists(environment) {
+                problems.add(field, "is not a defined environment (POST /api/v1/environments)");
+            } else if self.environments[..i].contains(environment) {
+                problems.add(field, "is listed twice");
+            }
+        }
+    }
+
+    fn validate_metrics(&self, problems: &mut Problems, metric_exists: &dyn Fn(&str) -> bool) {
         let unknown = "is not a defined metric";
         if let Some(primary) = &self.primary_metric {
             problems.check(metric_exists(primary), "primary_metric", unknown);
@@ -676,10 +697,21 @@ mod tests {
     }
 
     fn problems_of(spec: &ExperimentSpec) -> Vec<String> {
-        match spec.validate(|m| m == "purchase") {
+        let known = Known {
+            metric: &|m| m == "purchase",
+            environment: &|e| e == "production" || e == "staging",
+        };
+        match spec.validate(&known) {
             Ok(()) => vec![],
             Err(e) => e.problems.into_iter().map(|p| p.field).collect(),
         }
+    }
+
+    #[test]
+    fn environments_must_exist_and_appear_once() {
+        let mut s = pricing();
+        s.environments = vec!["staging".into(), "qa".into(), "staging".into()];
+        assert_eq!(problems_of(&s), ["environments[1]", "environments[2]"]);
     }
 
     #[test]

@@ -77,6 +77,14 @@ impl ApiKey {
             })
         }
     }
+
+    /// The environment whose experiments this key is served: its own, or
+    /// `production` for keys of other roles.
+    pub fn served_environment(&self) -> &str {
+        self.environment
+            .as_deref()
+            .unwrap_or(super::environment::PRODUCTION)
+    }
 }
 
 /// A key tried what its role does not allow (HTTP 403).
@@ -105,7 +113,7 @@ impl NewApiKey {
         let body = super::hex(&random);
         let secret = format!("sk_{}_{body}", role.as_str());
         let environment = match role {
-            Role::Sdk => Some(environment.unwrap_or_else(|| "production".to_owned())),
+            Role::Sdk => Some(environment.unwrap_or_else(|| super::environment::PRODUCTION.to_owned())),
             _ => environment,
         };
         Self {

@@ -2,6 +2,7 @@
 //! and which lifecycle moves are legal. No I/O.
 
 pub mod audit;
+pub mod environment;
 pub mod event;
 pub mod experiment;
 pub mod key;
@@ -13,6 +14,7 @@ pub mod webhook;
 pub use audit::{
     Actor, ActorKind, AuditAction, AuditEntry, AuditSubject, GuardAction, NewAuditEntry,
 };
+pub use environment::Environment;
 pub use event::{Event, EventKind};
 pub use experiment::{Experiment, ExperimentSpec, LifecycleAction, Status};
 pub use key::{ApiKey, NewApiKey, Role};

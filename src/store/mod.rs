@@ -13,7 +13,7 @@ use async_trait::async_trait;
 pub use crate::domain::totals::{ExposedUser, ExposureSummary, TrackFact, VariantTotals};
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
-    ApiKey, AuditEntry, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
+    ApiKey, AuditEntry, Environment, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +109,8 @@ pub struct IngestOutcome {
 #[derive(Debug, Clone)]
 pub struct RulesetSource {
     pub version: u64,
+    /// When the version was last bumped.
+    pub updated_at: Millis,
     pub experiments: Vec<Experiment>,
 }
 
@@ -157,8 +159,18 @@ pub trait Store: Send + Sync + 'static {
     async fn ruleset_version(&self) -> Result<u64, StoreError>;
     /// An experiment's audit entries, oldest first.
     async fn audit_log(&self, experiment: &str) -> Result<Vec<AuditEntry>, StoreError>;
-    /// The latest `limit` audit entries about API keys and webhooks, newest first.
+    /// The latest `limit` audit entries about the settings (API keys, webhooks,
+    /// environments), newest first.
     async fn settings_audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Stores a new environment with its audit entry.
+    async fn insert_environment(
+        &self,
+        environment: &Environment,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Every environment, by key.
+    async fn list_environments(&self) -> Result<Vec<Environment>, StoreError>;
 
     /// Stores a new key with the audit entry `audit` makes for its id, in one
     /// transaction.

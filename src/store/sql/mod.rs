@@ -15,7 +15,7 @@ use super::{
 };
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
-    format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Event, Experiment, Metric, Millis,
+    format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Environment, Event, Experiment, Metric, Millis,
     NewApiKey, NewAuditEntry, Role,
 };
 
@@ -253,9 +253,10 @@ where
 
     async fn ruleset_source(&self) -> Result<RulesetSource, StoreError> {
         let mut tx = self.reader.begin().await?;
-        let version: i64 = sqlx::query_scalar("SELECT version FROM ruleset_state WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let (version, updated_at): (i64, i64) =
+            sqlx::query_as("SELECT version, updated_at FROM ruleset_state WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT definition FROM experiments WHERE status <> 'draft' ORDER BY key",
         )
@@ -264,6 +265,7 @@ where
         tx.commit().await?;
         Ok(RulesetSource {
             version: version as u64,
+            updated_at,
             experiments: rows.iter().map(|r| decode(r)).collect::<Result<_, _>>()?,
         })
     }
@@ -288,6 +290,42 @@ where
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(audit_entry).collect()
+    }
+
+    async fn insert_environment(
+        &self,
+        environment: &Environment,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let inserted =
+            sqlx::query("INSERT INTO environments (key, name, created_at) VALUES ($1, $2, $3)")
+                .bind(&environment.key)
+                .bind(&environment.name)
+                .bind(audit.at)
+                .execute(&mut *tx)
+                .await;
+        match inserted {
+            Err(err) if is_unique_violation(&err) => {
+                let key = &environment.key;
+                return Err(StoreError::AlreadyExists(format!("environment {key:?}")));
+            }
+            other => other?,
+        };
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, name FROM environments ORDER BY key")
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, name)| Environment { key, name })
+            .collect())
     }
 
     async fn insert_api_key(

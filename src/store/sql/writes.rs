@@ -88,8 +88,11 @@ where
 {
     pub(super) async fn bump_ruleset_version(conn: &mut DB::Connection) -> Result<u64, StoreError> {
         let version: i64 = sqlx::query_scalar(
-            "UPDATE ruleset_state SET version = version + 1 WHERE id = 1 RETURNING version",
+            "UPDATE ruleset_state SET version = version + 1, \
+             updated_at = CASE WHEN updated_at >= $1 THEN updated_at + 1 ELSE $1 END \
+             WHERE id = 1 RETURNING version",
         )
+        .bind(crate::domain::now_millis())
         .fetch_one(&mut *conn)
         .await?;
         DB::announce_ruleset(conn, version as u64).await?;
