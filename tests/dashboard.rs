@@ -503,7 +503,66 @@ async fn admins_list_and_revoke_keys(backend: Backend) {
     assert!(page.html.contains("revoked 20"), "{}", page.html);
 }
 
+/// An admin adds an environment on the keys page; an editor ticks it on a
+/// running experiment (promoting it), and the experiment page says where it is
+/// served.
+async fn environments_are_added_and_chosen_in_the_dashboard(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let keys = get(&app, "/settings/keys", &app.admin).await;
+    assert!(
+        keys.html.contains("<code>production</code>"),
+        "{}",
+        keys.html
+    );
+    let form = format!("csrf={}&key=staging&name=Staging", keys.csrf());
+    let added = post(&app, "/settings/environments", &app.admin, &form).await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.html);
+    let keys = get(&app, "/settings/keys", &app.admin).await;
+    assert!(keys.html.contains("<code>staging</code>"));
+    assert!(keys
+        .html
+        .contains(r#"<option value="staging">Staging (staging)</option>"#));
+
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let edit = get(&app, "/experiments/pricing-q4/edit", &app.editor).await;
+    assert!(
+        edit.html
+            .contains(r#"name="environments" value="staging">"#),
+        "{}",
+        edit.html
+    );
+    let form = format!(
+        "csrf={}&key=pricing-q4&name=Premium+price&variants%5B0%5D.key=control\
+         &variants%5B0%5D.weight=0.5&variants%5B0%5D.value=%7B%22price%22%3A199%7D\
+         &variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.5\
+         &variants%5B1%5D.value=%7B%22price%22%3A249%7D&coverage=1\
+         &environments=staging&environments=production",
+        edit.csrf()
+    );
+    let saved = post(&app, "/experiments/pricing-q4/edit", &app.editor, &form).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let now = app
+        .get("/api/v1/experiments/pricing-q4", &app.analyst)
+        .await;
+    assert_eq!(
+        now.body["environments"],
+        serde_json::json!(["staging", "production"])
+    );
+    let page = get(&app, "/experiments/pricing-q4", &app.analyst).await;
+    assert!(
+        page.html.contains("<dd>staging, production</dd>"),
+        "{}",
+        page.html
+    );
+    let edit = get(&app, "/experiments/pricing-q4/edit", &app.editor).await;
+    assert!(edit
+        .html
+        .contains(r#"name="environments" value="staging" checked>"#));
+}
+
 on_both_backends!(
+    environments_are_added_and_chosen_in_the_dashboard,
     the_session_cookie_is_not_the_key_and_ends_on_the_server,
     admins_list_and_revoke_keys,
     pages_without_a_session_lead_to_sign_in,

@@ -259,7 +259,9 @@ async fn keys_and_roles_guard_every_endpoint(backend: Backend) {
     assert_eq!(editor_keys.status, StatusCode::FORBIDDEN);
 
     let staging_key = json!({"role": "sdk", "environment": "staging", "name": "ios-app"});
-    let before_staging_exists = app.post("/api/v1/keys", &app.admin, staging_key.clone()).await;
+    let before_staging_exists = app
+        .post("/api/v1/keys", &app.admin, staging_key.clone())
+        .await;
     assert_eq!(before_staging_exists.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         before_staging_exists.body["error"]["details"][0]["field"],

@@ -210,9 +210,15 @@ async fn events_are_stored_once_and_folded_from_first_exposure(backend: Backend)
     ]});
     let reply = app.post("/sdk/v1/events", &app.sdk, batch.clone()).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
-    assert_eq!(reply.body, json!({"accepted": 7, "duplicates": 0, "skipped": []}));
+    assert_eq!(
+        reply.body,
+        json!({"accepted": 7, "duplicates": 0, "skipped": []})
+    );
     let again = app.post("/sdk/v1/events", &app.sdk, batch).await;
-    assert_eq!(again.body, json!({"accepted": 0, "duplicates": 7, "skipped": []}));
+    assert_eq!(
+        again.body,
+        json!({"accepted": 0, "duplicates": 7, "skipped": []})
+    );
 
     // A late exposure of dave arrives after his purchase was stored.
     app.post(
@@ -306,7 +312,10 @@ async fn one_bad_event_rejects_the_whole_batch(backend: Backend) {
     let fixed = app
         .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
         .await;
-    assert_eq!(fixed.body, json!({"accepted": 3, "duplicates": 0, "skipped": []}));
+    assert_eq!(
+        fixed.body,
+        json!({"accepted": 3, "duplicates": 0, "skipped": []})
+    );
 }
 
 async fn oversized_batches_are_refused_with_413(backend: Backend) {

@@ -37,7 +37,11 @@ struct GrowthBookError(StatusCode, String);
 impl IntoResponse for GrowthBookError {
     fn into_response(self) -> Response {
         let GrowthBookError(status, error) = self;
-        (status, Json(json!({"status": status.as_u16(), "error": error}))).into_response()
+        (
+            status,
+            Json(json!({"status": status.as_u16(), "error": error})),
+        )
+            .into_response()
     }
 }
 
@@ -71,7 +75,10 @@ async fn features(
     let snapshot = rulesets.environment(key.served_environment());
     let etag = snapshot.etag.as_str();
     let headers_out = [
-        (ETAG, HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\""))),
+        (
+            ETAG,
+            HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\"")),
+        ),
         (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (CONTENT_TYPE, HeaderValue::from_static("application/json")),
         (SSE_SUPPORT, HeaderValue::from_static("enabled")),

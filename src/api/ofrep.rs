@@ -26,7 +26,10 @@ use crate::http::status_of;
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
         .route("/ofrep/v1/evaluate/flags", post(bulk).options(preflight))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(single).options(preflight))
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            post(single).options(preflight),
+        )
 }
 
 /// OFREP's error codes.
@@ -185,7 +188,12 @@ fn evaluate(
     let Some(assignment) = snapshot.compiled.assign(flag, attributes) else {
         return FlagAnswer::failed(flag, ErrorCode::FlagNotFound, "no such flag is served");
     };
-    log_exposures(state, snapshot, attributes, std::slice::from_ref(&assignment));
+    log_exposures(
+        state,
+        snapshot,
+        attributes,
+        std::slice::from_ref(&assignment),
+    );
     let reason = match assignment.reason {
         Reason::Split => "SPLIT",
         Reason::Shipped => "STATIC",
@@ -197,9 +205,7 @@ fn evaluate(
             );
             return FlagAnswer::failed(flag, ErrorCode::TargetingKeyMissing, details);
         }
-        Reason::Condition | Reason::Namespace | Reason::Coverage | Reason::InvalidRule => {
-            "DEFAULT"
-        }
+        Reason::Condition | Reason::Namespace | Reason::Coverage | Reason::InvalidRule => "DEFAULT",
     };
     FlagAnswer::Evaluated {
         key: flag.to_owned(),

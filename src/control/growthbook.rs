@@ -6,6 +6,20 @@
 use serde_json::{json, Map, Value};
 use sluice_sdk::{ExperimentRule, RuleStatus};
 
+use crate::domain::Millis;
+
+/// `dateUpdated`: RFC 3339 with milliseconds always written, so that the
+/// SDKs' comparisons of it, as text or as a date, agree with time.
+pub(crate) fn date_updated(at: Millis) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_default()
+}
+
 /// The `features` object of the payload.
 pub(crate) fn features(rules: &[ExperimentRule]) -> Map<String, Value> {
     let mut features = Map::new();
@@ -19,7 +33,10 @@ pub(crate) fn features(rules: &[ExperimentRule]) -> Map<String, Value> {
 }
 
 fn feature(rule: &ExperimentRule) -> Value {
-    let control = rule.variants.first().map_or(Value::Null, |v| v.value.clone());
+    let control = rule
+        .variants
+        .first()
+        .map_or(Value::Null, |v| v.value.clone());
     match rule.status {
         RuleStatus::Running => json!({"defaultValue": control, "rules": [experiment_rule(rule)]}),
         RuleStatus::Shipped => json!({"defaultValue": shipped_value(rule).unwrap_or(control)}),
@@ -119,12 +136,23 @@ mod tests {
 
     #[test]
     fn stopped_experiments_serve_a_default_and_shipped_ones_the_winner() {
-        for status in [RuleStatus::Paused, RuleStatus::RolledBack, RuleStatus::Stopped] {
+        for status in [
+            RuleStatus::Paused,
+            RuleStatus::RolledBack,
+            RuleStatus::Stopped,
+        ] {
             let features = features(&[rule(status)]);
             assert_eq!(features["pricing"], json!({"defaultValue": {"price": 199}}));
         }
         let features = features(&[rule(RuleStatus::Shipped)]);
         assert_eq!(features["pricing"], json!({"defaultValue": {"price": 249}}));
+    }
+
+    #[test]
+    fn date_updated_always_has_milliseconds_so_text_order_is_time_order() {
+        assert_eq!(date_updated(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(date_updated(1_764_700_000_500), "2025-12-02T18:26:40.500Z");
+        assert!(date_updated(1_764_700_000_000) < date_updated(1_764_700_000_001));
     }
 
     #[test]

@@ -79,7 +79,9 @@ impl Keys {
             if !defined.iter().any(|e| &e.key == environment) {
                 return Err(ValidationError::single(
                     "environment",
-                    format!("no environment {environment:?} (create it: POST /api/v1/environments)"),
+                    format!(
+                        "no environment {environment:?} (create it: POST /api/v1/environments)"
+                    ),
                 )
                 .into());
             }

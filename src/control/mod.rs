@@ -25,8 +25,7 @@ use crate::domain::validation::from_json_exact;
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
     format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Environment,
-    Experiment,
-    ExperimentSpec, LifecycleAction, Metric, Millis, NewAuditEntry, ValidationError,
+    Experiment, ExperimentSpec, LifecycleAction, Metric, Millis, NewAuditEntry, ValidationError,
 };
 use crate::report::{self, Correction, Report, ReportError, ReportInput};
 use crate::store::{IngestOutcome, Store, StoreError, StoreErrorKind};

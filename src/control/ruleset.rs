@@ -15,7 +15,7 @@ use tokio_stream::wrappers::WatchStream;
 
 use super::{growthbook, Control};
 use crate::domain::environment::is_served_in;
-use crate::domain::{format_millis, hex, Experiment, Millis};
+use crate::domain::{hex, Experiment, Millis};
 use crate::store::{ChangeFeed, RulesetSource, Store, StoreError};
 
 /// How often a server re-reads the ruleset version even without a change
@@ -77,7 +77,7 @@ impl RulesetSnapshot {
         let growthbook = serde_json::json!({
             "status": 200,
             "features": growthbook::features(&ruleset.experiments),
-            "dateUpdated": format_millis(updated_at),
+            "dateUpdated": growthbook::date_updated(updated_at),
         });
         let growthbook = Bytes::from(serde_json::to_vec(&growthbook).unwrap_or_default());
         let (compiled, warnings) = CompiledRuleset::compile(ruleset);

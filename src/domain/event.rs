@@ -185,16 +185,16 @@ fn exposure_kind<'d>(
         );
         return None;
     };
-    Some(
-        check_exposure(experiment, variant).map(|dimensions| EventKind::Exposure {
+    Some(check_exposure(experiment, variant).map(|dimensions| {
+        EventKind::Exposure {
             experiment: experiment.clone(),
             variant: variant.clone(),
             dimensions: input
                 .attributes
                 .as_ref()
                 .and_then(|a| keep_dimensions(a, dimensions)),
-        }),
-    )
+        }
+    }))
 }
 
 fn track_kind(
@@ -280,8 +280,14 @@ mod tests {
         assert_eq!(
             batch.skipped,
             [
-                SkippedEvent { index: 0, problem: "unknown experiment" },
-                SkippedEvent { index: 1, problem: "unknown variant" },
+                SkippedEvent {
+                    index: 0,
+                    problem: "unknown experiment"
+                },
+                SkippedEvent {
+                    index: 1,
+                    problem: "unknown variant"
+                },
             ]
         );
     }

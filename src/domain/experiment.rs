@@ -409,7 +409,10 @@ impl ExperimentSpec {
         for (i, environment) in self.environments.iter().enumerate() {
             let field = format!("environments[{i}]");
             if !exists(environment) {
-                problems.add(field, "is not a defined environment (POST /api/v1/environments)");
+                problems.add(
+                    field,
+                    "is not a defined environment (POST /api/v1/environments)",
+                );
             } else if self.environments[..i].contains(environment) {
                 problems.add(field, "is listed twice");
             }

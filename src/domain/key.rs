@@ -113,7 +113,9 @@ impl NewApiKey {
         let body = super::hex(&random);
         let secret = format!("sk_{}_{body}", role.as_str());
         let environment = match role {
-            Role::Sdk => Some(environment.unwrap_or_else(|| super::environment::PRODUCTION.to_owned())),
+            Role::Sdk => {
+                Some(environment.unwrap_or_else(|| super::environment::PRODUCTION.to_owned()))
+            }
             _ => environment,
         };
         Self {

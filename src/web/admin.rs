@@ -13,9 +13,10 @@ use super::session::{Session, SignedForm};
 use super::view::{render, Chrome};
 use super::WebState;
 use crate::control::{ControlError, KeyRequest};
+use crate::domain::environment::PRODUCTION;
 use crate::domain::validation::from_json;
 use crate::domain::webhook::{event_types, Delivery, NewWebhook, Webhook};
-use crate::domain::{format_millis, FieldProblem, Metric, Role};
+use crate::domain::{format_millis, Environment, FieldProblem, Metric, Role};
 
 /// The problems to show beside fields, or the error page for anything else.
 fn problems_of(err: ControlError) -> Result<Vec<FieldProblem>, WebError> {
@@ -280,6 +281,8 @@ struct KeysPage {
     minted: Option<MintedKey>,
     keys: Vec<KeyRow>,
     role_choices: Vec<Choice>,
+    environments: Vec<Environment>,
+    environment_choices: Vec<Choice>,
 }
 
 /// A key as the keys page lists it.
@@ -298,6 +301,11 @@ async fn keys_page(
     minted: Option<MintedKey>,
 ) -> Result<KeysPage, WebError> {
     let keys = state.control.keys().list().await?;
+    let environments = state.control.list_environments().await?;
+    let environment_pairs: Vec<(String, String)> = environments
+        .iter()
+        .map(|e| (e.key.clone(), format!("{} ({})", e.name, e.key)))
+        .collect();
     Ok(KeysPage {
         chrome: session.chrome(),
         minted,
@@ -313,7 +321,25 @@ async fn keys_page(
             })
             .collect(),
         role_choices: choices(&pairs(&["analyst", "editor", "admin", "sdk"]), &[], "role"),
+        environment_choices: choices(&environment_pairs, &[PRODUCTION.to_owned()], "environment"),
+        environments,
     })
+}
+
+pub(crate) async fn create_environment(
+    State(state): State<WebState>,
+    form: SignedForm,
+) -> Result<Response, WebError> {
+    form.session.require(Role::Admin)?;
+    let environment = Environment {
+        key: form.fields.get("key").trim().to_owned(),
+        name: form.fields.get("name").trim().to_owned(),
+    };
+    state
+        .control
+        .create_environment(environment, &form.session.actor())
+        .await?;
+    Ok(Redirect::to("/settings/keys#environments").into_response())
 }
 
 pub(crate) async fn keys(
@@ -350,7 +376,7 @@ pub(crate) async fn create_key(
     let request = KeyRequest {
         role,
         name: optional("name"),
-        environment: optional("environment"),
+        environment: optional("environment").filter(|_| role == Role::Sdk),
     };
     let (secret, key) = state
         .control

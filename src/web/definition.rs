@@ -104,6 +104,7 @@ pub(super) fn spec_document(values: &Fields) -> Result<Value, ValidationError> {
         "secondary_metrics".into(),
         values.all("secondary_metrics").into(),
     );
+    document.insert("environments".into(), values.all("environments").into());
     document.insert("guardrails".into(), guardrails.into());
     document.insert("stages".into(), stages.into());
     let dimensions: Vec<String> = text("dimensions")
@@ -155,6 +156,9 @@ pub(super) fn values_of(experiment: &Experiment) -> Fields {
         if !v.value.is_null() {
             pairs.push((format!("variants[{i}].value"), v.value.to_string()));
         }
+    }
+    for environment in &spec.environments {
+        pairs.push(("environments".to_owned(), environment.clone()));
     }
     for metric in &spec.secondary_metrics {
         pairs.push(("secondary_metrics".to_owned(), metric.clone()));

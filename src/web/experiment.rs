@@ -100,6 +100,8 @@ struct ExperimentPage {
     variants: Vec<VariantView>,
     condition: Option<String>,
     namespace: Option<String>,
+    /// Where it is served; empty for every environment.
+    environments: String,
     stages: Vec<StageView>,
     /// When a staged rollout may advance at the earliest, while it runs.
     next_stage: Option<String>,
@@ -190,6 +192,7 @@ fn page(
                 view::number(n.range[1])
             )
         }),
+        environments: spec.environments.join(", "),
         stages: stages(experiment),
         next_stage: experiment
             .rollout

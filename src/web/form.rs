@@ -18,7 +18,7 @@ use super::WebState;
 use crate::control::ControlError;
 use crate::domain::experiment::GuardrailAction;
 use crate::domain::validation::from_json;
-use crate::domain::{Experiment, ExperimentSpec, FieldProblem, Metric, Role};
+use crate::domain::{Environment, Experiment, ExperimentSpec, FieldProblem, Metric, Role};
 
 const GUARDRAIL_ACTIONS: [GuardrailAction; 4] = [
     GuardrailAction::Alert,
@@ -72,6 +72,8 @@ struct FormPage {
     primary_choices: Vec<Choice>,
     secondary_metrics: Vec<Choice>,
     secondary_error: Option<String>,
+    environments: Vec<Choice>,
+    environments_error: Option<String>,
     guardrails: Vec<GuardrailRow>,
     guardrails_error: Option<String>,
     stages: Vec<StageRow>,
@@ -84,6 +86,7 @@ struct FormPage {
 struct FormContext {
     chrome: Chrome,
     metrics: Vec<Metric>,
+    environments: Vec<Environment>,
     editing: Option<String>,
     refusal: Option<String>,
 }
@@ -167,6 +170,11 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
         "The metric that decides the experiment.",
     );
     let secondary = values.all("secondary_metrics");
+    let environment_options: Vec<(String, String)> = context
+        .environments
+        .iter()
+        .map(|e| (e.key.clone(), format!("{} ({})", e.name, e.key)))
+        .collect();
     let (title, target) = match &context.editing {
         Some(key) => (format!("Edit {key}"), format!("/experiments/{key}/edit")),
         None => ("New experiment".to_owned(), "/experiments/new".to_owned()),
@@ -217,6 +225,12 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
         primary_metric,
         secondary_metrics: choices(&metric_options, &secondary, "secondary"),
         secondary_error: b.claim(|f| f.starts_with("secondary_metrics")),
+        environments: choices(
+            &environment_options,
+            &values.all("environments"),
+            "environment",
+        ),
+        environments_error: b.claim(|f| f.starts_with("environments")),
         guardrails,
         guardrails_error: b.group("guardrails"),
         stages,
@@ -243,6 +257,7 @@ async fn context(
     Ok(FormContext {
         chrome: session.chrome(),
         metrics: state.control.list_metrics().await?,
+        environments: state.control.list_environments().await?,
         editing,
         refusal: None,
     })

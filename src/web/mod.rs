@@ -68,6 +68,7 @@ pub fn router(control: Arc<Control>, cookies: CookieSecurity) -> Router {
         )
         .route("/settings/keys", get(admin::keys).post(admin::create_key))
         .route("/settings/keys/{id}/revoke", post(admin::revoke_key))
+        .route("/settings/environments", post(admin::create_environment))
         .route("/assets/{name}", get(assets::serve))
         .with_state(WebState { control, cookies })
 }

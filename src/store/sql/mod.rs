@@ -15,8 +15,8 @@ use super::{
 };
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
-    format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Environment, Event, Experiment, Metric, Millis,
-    NewApiKey, NewAuditEntry, Role,
+    format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Environment, Event, Experiment,
+    Metric, Millis, NewApiKey, NewAuditEntry, Role,
 };
 
 pub(crate) use writes::{ExposureRow, MetricRow, RawEvent, TrackRow};
