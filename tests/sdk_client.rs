@@ -121,7 +121,52 @@ async fn exposures_and_track_events_from_the_client_are_stored_once(backend: Bac
     assert_eq!(segments.iter().map(|(_, t)| t.users).sum::<u64>(), 20);
 }
 
+/// Regression (issue 12): the client threw away a whole batch on any 4xx. Now an
+/// exposure the server no longer serves to the key's environment is reported as
+/// skipped, and a 400 costs only the event it names.
+async fn one_bad_event_costs_the_client_only_that_event(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let staging = json!({"key": "staging", "name": "Staging"});
+    app.post("/api/v1/environments", &app.admin, staging).await;
+    let client = Client::builder(listen(&app).await, app.sdk.clone())
+        .stream(false)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .await
+        .unwrap();
+    assert!(
+        client
+            .assign("pricing-q4", &attributes("u1"))
+            .unwrap()
+            .in_experiment
+    );
+    let moved = json!({"environments": ["staging"]});
+    let reply = app
+        .patch("/api/v1/experiments/pricing-q4", &app.editor, moved)
+        .await;
+    assert_eq!(reply.status, axum::http::StatusCode::OK);
+    client.track(&"x".repeat(300), "purchase", Some(1.0));
+    client.track("u1", "purchase", Some(249.0));
+    let stats = client.close().await;
+    assert_eq!(stats.events_queued, 3);
+    assert_eq!(
+        (
+            stats.events_sent,
+            stats.events_skipped,
+            stats.events_rejected
+        ),
+        (1, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.events_dropped, 0);
+    let exposures = app.store.exposure_summary("pricing-q4").await.unwrap();
+    assert_eq!(exposures.users, vec![]);
+}
+
 on_both_backends!(
+    one_bad_event_costs_the_client_only_that_event,
     a_pause_reaches_a_streaming_client_within_a_second,
     exposures_and_track_events_from_the_client_are_stored_once,
 );

@@ -4,9 +4,12 @@
 //! The caller never waits: events go into a bounded channel with
 //! `try_send`, and a full buffer drops the event and counts it. One
 //! background task drains the channel into batches and retries a batch with
-//! exponential backoff on connection errors, 5xx, 408 and 429; any other
-//! 4xx means the server will never take it, so the batch is given up and
-//! counted. Event ids make retries safe: the server stores each id once.
+//! exponential backoff on connection errors, 5xx, 408 and 429. A 400 names
+//! the events at fault: only those are given up, and the rest is sent again
+//! at once; a 413 splits the batch. Any other 4xx means the server will never
+//! take the batch, so it is given up. Events the server took without
+//! counting them (`skipped`) are counted too. Event ids make retries safe:
+//! the server stores each id once.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -124,10 +127,74 @@ pub(crate) fn rfc3339(secs: u64, millis: u32) -> String {
 }
 
 /// What one attempt to deliver a batch came to.
+#[derive(Debug, PartialEq)]
 enum Outcome {
-    Stored,
+    /// Stored; this many events were skipped (not counted by the server).
+    Stored {
+        skipped: u64,
+    },
+    /// A 400 naming these events (indices into the batch) as malformed.
+    Refused {
+        at_fault: Vec<usize>,
+    },
+    /// Too large: send it in halves.
+    TooLarge,
     Rejected,
     Retry,
+}
+
+/// The answer's parts the client reads.
+#[derive(serde::Deserialize, Default)]
+struct Answer {
+    #[serde(default)]
+    skipped: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<ErrorBody>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    details: Vec<Detail>,
+}
+
+#[derive(serde::Deserialize)]
+struct Detail {
+    field: String,
+}
+
+/// The indices a 400's `details` name (`events[3].ts` → 3), in order, once each.
+fn events_at_fault(error: Option<ErrorBody>, batch_len: usize) -> Vec<usize> {
+    let mut at_fault: Vec<usize> = error
+        .map(|e| e.details)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| {
+            let rest = d.field.strip_prefix("events[")?;
+            rest[..rest.find(']')?].parse().ok()
+        })
+        .filter(|&i| i < batch_len)
+        .collect();
+    at_fault.sort_unstable();
+    at_fault.dedup();
+    at_fault
+}
+
+fn outcome_of(status: u16, body: &[u8], batch_len: usize) -> Outcome {
+    let answer: Answer = serde_json::from_slice(body).unwrap_or_default();
+    match status {
+        200..=299 => Outcome::Stored {
+            skipped: answer.skipped.len() as u64,
+        },
+        400 => match events_at_fault(answer.error, batch_len) {
+            at_fault if at_fault.is_empty() => Outcome::Rejected,
+            at_fault => Outcome::Refused { at_fault },
+        },
+        413 if batch_len > 1 => Outcome::TooLarge,
+        408 | 429 => Outcome::Retry,
+        401..=499 => Outcome::Rejected,
+        _ => Outcome::Retry,
+    }
 }
 
 async fn post_batch(inner: &Inner, batch: &[Event]) -> Outcome {
@@ -144,54 +211,86 @@ async fn post_batch(inner: &Inner, batch: &[Event]) -> Outcome {
         .timeout(inner.config.request_timeout)
         .send()
         .await;
-    match response {
-        Ok(r) if r.status().is_success() => Outcome::Stored,
-        Ok(r) => {
-            let s = r.status().as_u16();
-            if (400..500).contains(&s) && s != 408 && s != 429 {
-                Outcome::Rejected
-            } else {
-                Outcome::Retry
-            }
-        }
+    let Ok(response) = response else {
+        return Outcome::Retry;
+    };
+    let status = response.status().as_u16();
+    match response.bytes().await {
+        Ok(body) => outcome_of(status, &body, batch.len()),
+        Err(_) if (200..300).contains(&status) => Outcome::Stored { skipped: 0 },
         Err(_) => Outcome::Retry,
     }
 }
 
-/// Delivers one batch, retrying with exponential backoff until it is
-/// stored, rejected, or `deadline_rx` says to stop (then it counts as
-/// dropped).
-async fn deliver(inner: &Inner, batch: &[Event], stop: &mut watch::Receiver<bool>, closing: bool) {
+/// Delivers a batch, retrying with exponential backoff until it is stored or
+/// given up, or `stop` says to stop (then it counts as dropped). Events a
+/// 400 names are given up alone; the others go again at once.
+async fn deliver(
+    inner: &Inner,
+    mut batch: Vec<Event>,
+    stop: &mut watch::Receiver<bool>,
+    closing: bool,
+) {
     let stats: &Stats = &inner.stats;
-    let n = batch.len() as u64;
     let mut delay = inner.config.retry_initial;
+    let mut pending: Vec<Vec<Event>> = Vec::new();
     loop {
-        match post_batch(inner, batch).await {
-            Outcome::Stored => {
+        let n = batch.len() as u64;
+        let next = match post_batch(inner, &batch).await {
+            Outcome::Stored { skipped } => {
                 stats.batches_sent.fetch_add(1, Ordering::Relaxed);
-                stats.events_sent.fetch_add(n, Ordering::Relaxed);
-                return;
+                stats
+                    .events_sent
+                    .fetch_add(n.saturating_sub(skipped), Ordering::Relaxed);
+                stats.events_skipped.fetch_add(skipped, Ordering::Relaxed);
+                None
+            }
+            Outcome::Refused { at_fault } => {
+                stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .events_rejected
+                    .fetch_add(at_fault.len() as u64, Ordering::Relaxed);
+                let mut index = 0;
+                batch.retain(|_| {
+                    index += 1;
+                    at_fault.binary_search(&(index - 1)).is_err()
+                });
+                Some(batch)
+            }
+            Outcome::TooLarge => {
+                let second = batch.split_off(batch.len() / 2);
+                pending.push(second);
+                Some(batch)
             }
             Outcome::Rejected => {
                 stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
                 stats.events_rejected.fetch_add(n, Ordering::Relaxed);
-                return;
+                None
             }
             Outcome::Retry => {
                 stats.send_retries.fetch_add(1, Ordering::Relaxed);
+                wait(delay, stop, closing).await;
+                delay = (delay * 2).min(inner.config.retry_max);
+                Some(batch)
             }
+        };
+        match next.filter(|b| !b.is_empty()).or_else(|| pending.pop()) {
+            Some(again) => batch = again,
+            None => return,
         }
-        // While running, a stop signal ends the wait early so close() can
-        // flush; while closing, the close deadline bounds us from outside.
-        if closing {
-            tokio::time::sleep(delay).await;
-        } else {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.changed() => {}
-            }
+    }
+}
+
+/// Waits before a retry. While running, a stop signal ends the wait early so
+/// close() can flush; while closing, the close deadline bounds us from outside.
+async fn wait(delay: Duration, stop: &mut watch::Receiver<bool>, closing: bool) {
+    if closing {
+        tokio::time::sleep(delay).await;
+    } else {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => {}
         }
-        delay = (delay * 2).min(inner.config.retry_max);
     }
 }
 
@@ -220,8 +319,8 @@ pub(crate) async fn run_sender(
             }
         }
         if !batch.is_empty() {
-            deliver(&inner, &batch, &mut stop, false).await;
-            batch.clear();
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+            deliver(&inner, full, &mut stop, false).await;
         }
     }
     // Closing: everything still buffered goes out in full batches.
@@ -229,12 +328,12 @@ pub(crate) async fn run_sender(
     while let Some(ev) = rx.recv().await {
         batch.push(ev);
         if batch.len() >= batch_size {
-            deliver(&inner, &batch, &mut stop, true).await;
-            batch.clear();
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+            deliver(&inner, full, &mut stop, true).await;
         }
     }
     if !batch.is_empty() {
-        deliver(&inner, &batch, &mut stop, true).await;
+        deliver(&inner, batch, &mut stop, true).await;
     }
 }
 
@@ -259,6 +358,38 @@ mod tests {
         let id = g.next_id();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
+    }
+
+    #[test]
+    fn a_400_gives_up_only_the_events_its_details_name() {
+        let body = br#"{"error": {"code": "validation_failed", "message": "m", "details": [
+            {"field": "events[3].ts", "problem": "p"}, {"field": "events[1].id", "problem": "p"},
+            {"field": "events[3].user", "problem": "p"}, {"field": "events[99].id", "problem": "p"}]}}"#;
+        assert_eq!(
+            outcome_of(400, body, 5),
+            Outcome::Refused {
+                at_fault: vec![1, 3]
+            }
+        );
+        let unnamed = br#"{"error": {"code": "validation_failed", "message": "m", "details": []}}"#;
+        assert_eq!(outcome_of(400, unnamed, 5), Outcome::Rejected);
+        assert_eq!(outcome_of(400, b"not json", 5), Outcome::Rejected);
+    }
+
+    #[test]
+    fn skipped_events_are_counted_and_other_answers_classified() {
+        let body = br#"{"accepted": 1, "duplicates": 0, "skipped": [
+            {"index": 0, "problem": "unknown experiment"}, {"index": 2, "problem": "unknown variant"}]}"#;
+        assert_eq!(outcome_of(202, body, 3), Outcome::Stored { skipped: 2 });
+        assert_eq!(
+            outcome_of(202, br#"{"accepted": 3, "duplicates": 0}"#, 3),
+            Outcome::Stored { skipped: 0 }
+        );
+        assert_eq!(outcome_of(413, b"", 10), Outcome::TooLarge);
+        assert_eq!(outcome_of(413, b"", 1), Outcome::Rejected);
+        assert_eq!(outcome_of(429, b"", 3), Outcome::Retry);
+        assert_eq!(outcome_of(401, b"", 3), Outcome::Rejected);
+        assert_eq!(outcome_of(503, b"", 3), Outcome::Retry);
     }
 
     #[test]

@@ -100,11 +100,16 @@ pub struct ClientStats {
     pub events_dropped: u64,
     /// Events the server stored.
     pub events_sent: u64,
-    /// Events in batches the server refused with a 4xx (given up).
+    /// Events the server refused for good: those a 400 named, or every event of
+    /// a batch refused with another 4xx.
     pub events_rejected: u64,
+    /// Events the server took but does not count: they name an experiment or
+    /// variant it does not serve to this key's environment (`skipped`).
+    pub events_skipped: u64,
     /// Batches the server stored.
     pub batches_sent: u64,
-    /// Batches given up after a 4xx other than 408/429.
+    /// Batches the server refused in part or in whole (a 4xx other than
+    /// 408/429).
     pub batches_rejected: u64,
     /// Failed delivery attempts that were retried.
     pub send_retries: u64,
@@ -133,6 +138,7 @@ pub(crate) struct Stats {
     events_dropped: AtomicU64,
     events_sent: AtomicU64,
     events_rejected: AtomicU64,
+    events_skipped: AtomicU64,
     batches_sent: AtomicU64,
     batches_rejected: AtomicU64,
     send_retries: AtomicU64,
@@ -154,6 +160,7 @@ impl Stats {
             events_dropped: g(&self.events_dropped),
             events_sent: g(&self.events_sent),
             events_rejected: g(&self.events_rejected),
+            events_skipped: g(&self.events_skipped),
             batches_sent: g(&self.batches_sent),
             batches_rejected: g(&self.batches_rejected),
             send_retries: g(&self.send_retries),
@@ -502,8 +509,8 @@ impl Client {
 
     /// Stops the background tasks and flushes buffered events, waiting at
     /// most the close timeout; events still unsent then are counted as
-    /// dropped.
-    pub async fn close(mut self) {
+    /// dropped. Returns the final counters.
+    pub async fn close(mut self) -> ClientStats {
         let _ = self.stop.send(true);
         for task in self.background.drain(..) {
             task.abort();
@@ -517,6 +524,7 @@ impl Client {
                 abort.abort();
                 let stats = &self.inner.stats;
                 let done = stats.events_sent.load(Ordering::Relaxed)
+                    + stats.events_skipped.load(Ordering::Relaxed)
                     + stats.events_rejected.load(Ordering::Relaxed)
                     + stats.events_dropped.load(Ordering::Relaxed);
                 let queued = stats.events_queued.load(Ordering::Relaxed);
@@ -525,6 +533,7 @@ impl Client {
                     .fetch_add(queued.saturating_sub(done), Ordering::Relaxed);
             }
         }
+        self.stats()
     }
 }
 
