@@ -46,6 +46,8 @@ mod compiled;
 pub mod condition;
 pub mod hash;
 mod js;
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
 mod ruleset;
 
 pub use serde_json::Value;
