@@ -414,7 +414,45 @@ async fn operations_endpoints_report_health_and_counters(backend: Backend) {
     assert!(text.contains("sluice_ruleset_version 0"));
 }
 
+/// What a browser cannot send with a header: `EventSource` opens the stream and
+/// `navigator.sendBeacon` posts a last batch (as `text/plain`) with the key in the
+/// query. The management API still takes the header alone.
+async fn the_key_may_ride_in_the_query_where_a_browser_cannot_set_headers(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let stream = Request::get(format!("/sdk/v1/stream?key={}", app.sdk))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(stream).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let beacon = Request::post(format!("/sdk/v1/events?key={}", app.sdk))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(Body::from(
+            json!({"events": [{"id": "b1", "type": "track", "user": "u1", "event": "leave"}]})
+                .to_string(),
+        ))
+        .unwrap();
+    let response = app.router.clone().oneshot(beacon).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let by_header = Request::get("/sdk/v1/ruleset")
+        .header("x-api-key", &app.sdk)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(by_header).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let wrong = Request::get("/sdk/v1/ruleset?key=not-a-key")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(wrong).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let management = Request::get(format!("/api/v1/experiments?key={}", app.admin))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(management).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
 on_both_backends!(
+    the_key_may_ride_in_the_query_where_a_browser_cannot_set_headers,
     sdk_endpoints_answer_browsers_on_other_origins,
     ruleset_serves_non_drafts_with_etag_and_304,
     server_assignment_matches_local_evaluation_of_the_served_ruleset,

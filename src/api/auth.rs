@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderValue;
 
 use super::error::ApiError;
 use super::ApiState;
@@ -33,13 +34,54 @@ impl FromRequestParts<ApiState> for Caller {
             .headers
             .get(AUTHORIZATION)
             .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer KEY"))?;
-        let secret = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer KEY\""))?;
+        let secret = bearer(header)?;
         Ok(Caller(state.control.keys().authenticate(secret).await?))
+    }
+}
+
+fn bearer(header: &HeaderValue) -> Result<&str, ApiError> {
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer KEY\""))
+}
+
+/// The caller of an SDK endpoint: by `Authorization: Bearer KEY`, `X-API-Key`,
+/// or a `key` query parameter, for what a browser cannot send with a header
+/// (`EventSource`, `navigator.sendBeacon`). SDK keys are public by design; the
+/// management API takes the header alone.
+pub(crate) struct SdkCaller(pub Caller);
+
+impl FromRequestParts<ApiState> for SdkCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return Caller::from_request_parts(parts, state)
+                .await
+                .map(SdkCaller);
+        }
+        let in_query = parts.uri.query().and_then(|query| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+                .ok()?
+                .into_iter()
+                .find_map(|(name, value)| (name == "key").then_some(value))
+        });
+        let from_header = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let secret = from_header
+            .or(in_query)
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing Authorization: Bearer KEY (or X-API-Key, or ?key=)")
+            })?;
+        let key = state.control.keys().authenticate(secret.trim()).await?;
+        Ok(SdkCaller(Caller(key)))
     }
 }

@@ -18,7 +18,7 @@ use serde_json::json;
 use sluice_sdk::{unit_id, Assignment, Attributes};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::auth::Caller;
+use super::auth::SdkCaller;
 use super::error::ApiError;
 use super::json::AppJson;
 use super::ApiState;
@@ -73,7 +73,7 @@ pub(super) fn cors(origins: &super::CorsOrigins) -> CorsLayer {
 
 async fn ruleset(
     State(state): State<ApiState>,
-    caller: Caller,
+    SdkCaller(caller): SdkCaller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = caller.require(Role::Sdk)?;
@@ -110,7 +110,7 @@ pub(super) fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
 /// key's environment is served something new.
 async fn stream(
     State(state): State<ApiState>,
-    caller: Caller,
+    SdkCaller(caller): SdkCaller,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let key = caller.require(Role::Sdk)?;
     let mut shutdown = state.shutdown.clone();
@@ -152,7 +152,7 @@ struct AssignResponse<'r> {
 
 async fn assign(
     State(state): State<ApiState>,
-    caller: Caller,
+    SdkCaller(caller): SdkCaller,
     AppJson(request): AppJson<AssignRequest>,
 ) -> Result<Response, ApiError> {
     let key = caller.require(Role::Sdk)?;
@@ -221,7 +221,7 @@ struct EventBatch {
 
 async fn events(
     State(state): State<ApiState>,
-    caller: Caller,
+    SdkCaller(caller): SdkCaller,
     AppJson(batch): AppJson<EventBatch>,
 ) -> Result<(StatusCode, AppJson<serde_json::Value>), ApiError> {
     let key = caller.require(Role::Sdk)?;
