@@ -9,7 +9,7 @@ use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, ApiState, CorsOrigins};
+use crate::api::{self, ApiState, CorsOrigins, RateLimits};
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
 use crate::store::{Store, StoreError};
 use crate::web::{self, CookieSecurity};
@@ -37,6 +37,8 @@ pub struct ServerOptions {
     pub cookies: CookieSecurity,
     /// Which browser origins may call the SDK endpoints.
     pub cors_origins: CorsOrigins,
+    /// Requests per second per key.
+    pub rate_limits: RateLimits,
 }
 
 impl Server {
@@ -133,7 +135,7 @@ fn compose(
     shutdown: watch::Receiver<bool>,
     options: ServerOptions,
 ) -> Router {
-    let api_state = ApiState::new(control.clone(), shutdown);
+    let api_state = ApiState::new(control.clone(), shutdown, options.rate_limits);
     let routes = api::router(api_state.clone(), &options.cors_origins)
         .merge(web::router(control, options.cookies));
     api::around(routes, &api_state)

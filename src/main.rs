@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sluice::api::CorsOrigins;
+use sluice::api::{CorsOrigins, RateLimits};
 use sluice::app::{Server, ServerOptions};
 use sluice::control::planning::{self, PowerQuery};
 use sluice::control::{KeyRequest, Keys};
@@ -66,6 +66,13 @@ enum Command {
         /// public and read-only) or a comma-separated list.
         #[arg(long, env = "SLUICE_CORS_ORIGINS", default_value = "*", value_parser = CorsOrigins::parse)]
         cors_origins: CorsOrigins,
+        /// Requests per second each key may send to the SDK endpoints, in bursts of
+        /// two seconds' worth (0: no limit); beyond it, 429 with Retry-After.
+        #[arg(long, env = "SLUICE_SDK_RATE_LIMIT", default_value_t = RateLimits::default().sdk)]
+        sdk_rate_limit: u32,
+        /// The same for the management API (`/api/v1`).
+        #[arg(long, env = "SLUICE_API_RATE_LIMIT", default_value_t = RateLimits::default().management)]
+        api_rate_limit: u32,
     },
     /// Create or upgrade the database schema.
     Migrate {
@@ -169,6 +176,8 @@ async fn main() -> anyhow::Result<()> {
             secure_cookies,
             trust_forwarded_proto,
             cors_origins,
+            sdk_rate_limit,
+            api_rate_limit,
         } => {
             let cookies = match (secure_cookies, trust_forwarded_proto) {
                 (true, _) => CookieSecurity::Always,
@@ -178,6 +187,10 @@ async fn main() -> anyhow::Result<()> {
             let options = ServerOptions {
                 cookies,
                 cors_origins,
+                rate_limits: RateLimits {
+                    sdk: sdk_rate_limit,
+                    management: api_rate_limit,
+                },
             };
             serve(&db.db, addr, guard_interval_seconds, options).await
         }

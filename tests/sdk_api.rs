@@ -574,3 +574,50 @@ async fn sdk_endpoints_answer_browsers_on_other_origins(backend: Backend) {
         .get("access-control-allow-origin")
         .is_none());
 }
+
+/// A runaway loop gets 429 with Retry-After once its key is past its burst; other
+/// keys and the other surface are not slowed down.
+#[tokio::test]
+async fn a_key_past_its_rate_limit_gets_429_with_retry_after() {
+    use sluice::api::RateLimits;
+    use sluice::app::{Server, ServerOptions};
+    let db = common::TestDb::new(Backend::Sqlite).await;
+    let store = sluice::store::open(&db.url).await.unwrap();
+    let sdk = common::mint_key(&store, sluice::domain::Role::Sdk, "runaway").await;
+    let admin = common::mint_key(&store, sluice::domain::Role::Admin, "admin").await;
+    let options = ServerOptions {
+        rate_limits: RateLimits {
+            sdk: 10,
+            management: 5,
+        },
+        ..ServerOptions::default()
+    };
+    let server = Server::build_with(store, options).await.unwrap();
+    let call = |path: &'static str, key: String| {
+        let router = server.router.clone();
+        async move {
+            let request = Request::get(path)
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap();
+            router.oneshot(request).await.unwrap()
+        }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(call("/sdk/v1/ruleset", sdk.clone()).await.status());
+    }
+    let admitted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(admitted, 20, "two seconds' worth of burst: {statuses:?}");
+    let limited = call("/sdk/v1/ruleset", sdk.clone()).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["retry-after"], "1");
+    let features = call("/api/features/x", sdk.clone()).await;
+    assert_eq!(
+        features.status(),
+        StatusCode::UNAUTHORIZED,
+        "a bad key is not counted"
+    );
+    let management = call("/api/v1/experiments", admin.clone()).await;
+    assert_eq!(management.status(), StatusCode::OK);
+}

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderValue;
 
 use super::error::ApiError;
+use super::limits::{SlowDown, Surface};
 use super::ApiState;
 use crate::domain::{Actor, ApiKey, Role};
 
@@ -35,8 +36,21 @@ impl FromRequestParts<ApiState> for Caller {
             .get(AUTHORIZATION)
             .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer KEY"))?;
         let secret = bearer(header)?;
-        Ok(Caller(state.control.keys().authenticate(secret).await?))
+        authenticate(state, secret, Surface::Management).await
     }
+}
+
+/// The key with this secret, if it is within its rate limit on `surface`.
+async fn authenticate(
+    state: &ApiState,
+    secret: &str,
+    surface: Surface,
+) -> Result<Caller, ApiError> {
+    let key = state.control.keys().authenticate(secret).await?;
+    state
+        .admit(&key, surface)
+        .map_err(|SlowDown(wait)| ApiError::too_many_requests(wait))?;
+    Ok(Caller(key))
 }
 
 fn bearer(header: &HeaderValue) -> Result<&str, ApiError> {
@@ -59,8 +73,9 @@ impl FromRequestParts<ApiState> for SdkCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        if parts.headers.contains_key(AUTHORIZATION) {
-            return Caller::from_request_parts(parts, state)
+        if let Some(header) = parts.headers.get(AUTHORIZATION) {
+            let secret = bearer(header)?;
+            return authenticate(state, secret, Surface::Sdk)
                 .await
                 .map(SdkCaller);
         }
@@ -81,7 +96,8 @@ impl FromRequestParts<ApiState> for SdkCaller {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing Authorization: Bearer KEY (or X-API-Key, or ?key=)")
             })?;
-        let key = state.control.keys().authenticate(secret.trim()).await?;
-        Ok(SdkCaller(Caller(key)))
+        authenticate(state, secret.trim(), Surface::Sdk)
+            .await
+            .map(SdkCaller)
     }
 }

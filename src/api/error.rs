@@ -2,7 +2,8 @@
 //! `{"error": {"code", "message", "details"}}`. Internal failures are logged with
 //! their cause and answered with a generic message.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -18,6 +19,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Vec<FieldProblem>,
+    /// Seconds for `Retry-After`, on 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,7 +30,20 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// 429: this key sent more than its rate limit allows.
+    pub(crate) fn too_many_requests(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("this key sent more requests than its rate limit allows; retry in {seconds} s"),
+        );
+        err.retry_after = Some(seconds.max(1));
+        err
     }
 
     pub fn with_details(mut self, details: Vec<FieldProblem>) -> Self {
@@ -110,6 +126,12 @@ impl IntoResponse for ApiError {
             "message": self.message,
             "details": self.details,
         }});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 
+use super::limits::Surface;
 use super::sdk::{matches_etag, preflight};
 use super::ApiState;
 use crate::control::ControlError;
@@ -37,11 +38,14 @@ struct GrowthBookError(StatusCode, String);
 impl IntoResponse for GrowthBookError {
     fn into_response(self) -> Response {
         let GrowthBookError(status, error) = self;
-        (
-            status,
-            Json(json!({"status": status.as_u16(), "error": error})),
-        )
-            .into_response()
+        let body = Json(json!({"status": status.as_u16(), "error": error}));
+        let mut response = (status, body).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -62,6 +66,10 @@ async fn sdk_key(state: &ApiState, secret: &str) -> Result<ApiKey, GrowthBookErr
     let key = state.control.keys().authenticate(secret).await?;
     key.require(Role::Sdk)
         .map_err(|refused| GrowthBookError(StatusCode::FORBIDDEN, refused.to_string()))?;
+    state.admit(&key, Surface::Sdk).map_err(|_| {
+        let message = "this key sent more requests than its rate limit allows".to_owned();
+        GrowthBookError(StatusCode::TOO_MANY_REQUESTS, message)
+    })?;
     Ok(key)
 }
 

@@ -8,6 +8,7 @@ mod experiments;
 mod growthbook;
 mod json;
 mod keys;
+mod limits;
 mod metrics;
 mod ofrep;
 mod ops;
@@ -24,8 +25,10 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::control::Control;
+use crate::domain::ApiKey;
 
 pub use error::ApiError;
+pub use limits::RateLimits;
 pub use sdk::MAX_EVENTS_PER_BATCH;
 
 /// Request bodies other than event batches are small definitions.
@@ -36,17 +39,30 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ApiState {
     control: Arc<Control>,
     telemetry: Arc<telemetry::Telemetry>,
+    limiter: Arc<limits::Limiter>,
     /// Flips to true when the server begins to shut down; long-lived streams end.
     shutdown: watch::Receiver<bool>,
 }
 
 impl ApiState {
-    pub fn new(control: Arc<Control>, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        control: Arc<Control>,
+        shutdown: watch::Receiver<bool>,
+        rate_limits: RateLimits,
+    ) -> Self {
         Self {
             control,
             telemetry: Arc::default(),
+            limiter: Arc::new(limits::Limiter::new(rate_limits)),
             shutdown,
         }
+    }
+}
+
+impl ApiState {
+    /// Counts a request of `key` against its rate limit on `surface`.
+    fn admit(&self, key: &ApiKey, surface: limits::Surface) -> Result<(), limits::SlowDown> {
+        self.limiter.admit(key.id, surface)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use sluice_sdk::{Attributes, Reason};
 
+use super::limits::Surface;
 use super::sdk::{log_exposures, matches_etag, preflight};
 use super::ApiState;
 use crate::control::{ControlError, RulesetSnapshot};
@@ -106,13 +107,19 @@ struct Refused(StatusCode, String);
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         let Refused(status, details) = self;
-        let code = if status.is_server_error() {
-            "GENERAL"
-        } else {
-            "UNAUTHORIZED"
+        let code = match status {
+            StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+            s if s.is_server_error() => "GENERAL",
+            _ => "UNAUTHORIZED",
         };
         let body = json!({"key": "", "errorCode": code, "errorDetails": details, "metadata": {}});
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -147,6 +154,10 @@ async fn sdk_key(state: &ApiState, headers: &HeaderMap) -> Result<ApiKey, Refuse
     let key = state.control.keys().authenticate(secret).await?;
     key.require(Role::Sdk)
         .map_err(|refused| Refused(StatusCode::FORBIDDEN, refused.to_string()))?;
+    state.admit(&key, Surface::Sdk).map_err(|_| {
+        let message = "this key sent more requests than its rate limit allows".to_owned();
+        Refused(StatusCode::TOO_MANY_REQUESTS, message)
+    })?;
     Ok(key)
 }
 
