@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState, CorsOrigins, RateLimits};
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
+use crate::domain::event::DEFAULT_MAX_CLOCK_SKEW_MS;
 use crate::store::{Store, StoreError};
 use crate::web::{self, CookieSecurity};
 
@@ -31,7 +32,7 @@ pub struct Server {
 }
 
 /// How a server is set up beyond its store.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Whether the dashboard's cookies are marked `Secure`.
     pub cookies: CookieSecurity,
@@ -39,6 +40,19 @@ pub struct ServerOptions {
     pub cors_origins: CorsOrigins,
     /// Requests per second per key.
     pub rate_limits: RateLimits,
+    /// How far ahead of the server's clock an event may be stamped.
+    pub max_event_skew: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            cookies: CookieSecurity::default(),
+            cors_origins: CorsOrigins::default(),
+            rate_limits: RateLimits::default(),
+            max_event_skew: Duration::from_millis(DEFAULT_MAX_CLOCK_SKEW_MS as u64),
+        }
+    }
 }
 
 impl Server {
@@ -69,6 +83,7 @@ impl Server {
             ingest,
             exposures.clone(),
             leadership,
+            options.max_event_skew.as_millis() as i64,
         ));
         tokio::spawn(crate::control::ruleset::follow_changes(
             Arc::downgrade(&control),

@@ -1,6 +1,7 @@
 //! The `sluice` command: serve the control plane, migrate a database, mint keys.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -73,6 +74,10 @@ enum Command {
         /// The same for the management API (`/api/v1`).
         #[arg(long, env = "SLUICE_API_RATE_LIMIT", default_value_t = RateLimits::default().management)]
         api_rate_limit: u32,
+        /// How many seconds ahead of this server's clock an event may be stamped;
+        /// a batch with one further ahead is refused (400).
+        #[arg(long, env = "SLUICE_MAX_EVENT_SKEW_SECONDS", default_value_t = 86_400)]
+        max_event_skew_seconds: u64,
     },
     /// Create or upgrade the database schema.
     Migrate {
@@ -178,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
             cors_origins,
             sdk_rate_limit,
             api_rate_limit,
+            max_event_skew_seconds,
         } => {
             let cookies = match (secure_cookies, trust_forwarded_proto) {
                 (true, _) => CookieSecurity::Always,
@@ -191,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
                     sdk: sdk_rate_limit,
                     management: api_rate_limit,
                 },
+                max_event_skew: Duration::from_secs(max_event_skew_seconds),
             };
             serve(&db.db, addr, guard_interval_seconds, options).await
         }

@@ -42,7 +42,7 @@ fn three_days_of_traffic() -> Vec<Value> {
         for (variant, buyers) in [("control", 36), ("premium", [27, 20, 16][day])] {
             for i in 0..300 {
                 let user = format!("{variant}-{day}-{i}");
-                let date = format!("2026-11-{:02}", 20 + day);
+                let date = common::day(day as i64);
                 let country = if i % 2 == 0 { "CN" } else { "US" };
                 events.push(json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
                     "experiment": "pricing-q4", "variant": variant, "ts": format!("{date}T10:00:00Z"),

@@ -192,9 +192,9 @@ async fn the_daily_series_accumulates_day_by_day(backend: Backend) {
             let variant = if i % 2 == 0 { "control" } else { "premium" };
             [
                 json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
-                       "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-21T08:00:00Z"}),
+                       "experiment": "pricing-q4", "variant": variant, "ts": format!("{}T08:00:00Z", common::day(1))}),
                 json!({"id": format!("p-{user}"), "type": "track", "user": user,
-                       "event": "purchase", "value": 10.0, "ts": "2026-11-21T09:00:00Z"}),
+                       "event": "purchase", "value": 10.0, "ts": format!("{}T09:00:00Z", common::day(1))}),
             ]
         })
         .collect();
@@ -213,7 +213,10 @@ async fn the_daily_series_accumulates_day_by_day(backend: Backend) {
         .filter(|p| p["metric"] == "purchase")
         .collect();
     assert_eq!(purchase.len(), 2, "{series:?}");
-    assert_eq!(purchase[0]["through"], "2026-11-21T00:00:00Z");
+    assert_eq!(
+        purchase[0]["through"],
+        format!("{}T00:00:00Z", common::day(1))
+    );
     assert_eq!(
         (
             purchase[0]["baseline_users"].as_u64(),
@@ -268,7 +271,7 @@ async fn results_break_down_by_a_kept_dimension(backend: Backend) {
             let user = format!("{}-{i}", country.unwrap_or("none"));
             let variant = if i % 2 == 0 { "control" } else { "premium" };
             let mut exposure = json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
-                "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"});
+                "experiment": "pricing-q4", "variant": variant, "ts": format!("{}T10:00:00Z", common::day(0))});
             if let Some(country) = country {
                 exposure["attributes"] = json!({"country": country, "email": "not@kept.example"});
             }
@@ -276,7 +279,7 @@ async fn results_break_down_by_a_kept_dimension(backend: Backend) {
             if i % 5 == 0 {
                 events.push(
                     json!({"id": format!("p-{user}"), "type": "track", "user": user,
-                    "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
+                    "event": "purchase", "value": 10.0, "ts": format!("{}T11:00:00Z", common::day(0))}),
                 );
             }
         }

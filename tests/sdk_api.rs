@@ -194,19 +194,20 @@ fn purchase(id: &str, user: &str, value: f64, ts: &str) -> Value {
 }
 
 async fn events_are_stored_once_and_folded_from_first_exposure(backend: Backend) {
+    let (d0, d1, d2) = (common::day(0), common::day(1), common::day(2));
     let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let alice = "アリス'; DROP TABLE events; --";
     let batch = json!({"events": [
         // bought before being exposed: not counted
-        purchase("p0", alice, 99.0, "2026-11-01T09:00:00Z"),
-        exposure("x1", alice, "premium", "2026-11-01T10:00:00Z"),
-        purchase("p1", alice, 249.0, "2026-11-01T11:00:00Z"),
-        purchase("p2", alice, 249.0, "2026-11-02T11:00:00Z"),
-        exposure("x2", "bob", "control", "2026-11-01T10:00:00Z"),
-        exposure("x3", "carol", "control", "2026-11-01T10:00:00Z"),
-        purchase("p3", "carol", 199.0, "2026-11-01T12:00:00Z"),
+        purchase("p0", alice, 99.0, &format!("{d0}T09:00:00Z")),
+        exposure("x1", alice, "premium", &format!("{d0}T10:00:00Z")),
+        purchase("p1", alice, 249.0, &format!("{d0}T11:00:00Z")),
+        purchase("p2", alice, 249.0, &format!("{d1}T11:00:00Z")),
+        exposure("x2", "bob", "control", &format!("{d0}T10:00:00Z")),
+        exposure("x3", "carol", "control", &format!("{d0}T10:00:00Z")),
+        purchase("p3", "carol", 199.0, &format!("{d0}T12:00:00Z")),
     ]});
     let reply = app.post("/sdk/v1/events", &app.sdk, batch.clone()).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
@@ -224,13 +225,13 @@ async fn events_are_stored_once_and_folded_from_first_exposure(backend: Backend)
     app.post(
         "/sdk/v1/events",
         &app.sdk,
-        json!({"events": [purchase("p4", "dave", 199.0, "2026-11-03T12:00:00Z")]}),
+        json!({"events": [purchase("p4", "dave", 199.0, &format!("{d2}T12:00:00Z"))]}),
     )
     .await;
     app.post(
         "/sdk/v1/events",
         &app.sdk,
-        json!({"events": [exposure("x4", "dave", "control", "2026-11-03T10:00:00Z")]}),
+        json!({"events": [exposure("x4", "dave", "control", &format!("{d2}T10:00:00Z"))]}),
     )
     .await;
 
@@ -251,6 +252,7 @@ async fn events_are_stored_once_and_folded_from_first_exposure(backend: Backend)
 }
 
 async fn users_seen_in_two_variants_are_set_apart(backend: Backend) {
+    let d0 = common::day(0);
     let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
@@ -258,8 +260,8 @@ async fn users_seen_in_two_variants_are_set_apart(backend: Backend) {
         "/sdk/v1/events",
         &app.sdk,
         json!({"events": [
-            exposure("a", "eve", "control", "2026-11-01T10:00:00Z"),
-            exposure("b", "frank", "premium", "2026-11-01T10:00:00Z"),
+            exposure("a", "eve", "control", &format!("{d0}T10:00:00Z")),
+            exposure("b", "frank", "premium", &format!("{d0}T10:00:00Z")),
         ]}),
     )
     .await;
@@ -267,7 +269,7 @@ async fn users_seen_in_two_variants_are_set_apart(backend: Backend) {
         "/sdk/v1/events",
         &app.sdk,
         json!({"events": [
-            exposure("c", "eve", "premium", "2026-11-01T11:00:00Z"),
+            exposure("c", "eve", "premium", &format!("{d0}T11:00:00Z")),
         ]}),
     )
     .await;
@@ -277,13 +279,14 @@ async fn users_seen_in_two_variants_are_set_apart(backend: Backend) {
 }
 
 async fn one_bad_event_rejects_the_whole_batch(backend: Backend) {
+    let d0 = common::day(0);
     let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     let mut events = vec![
-        exposure("ok1", "u1", "control", "2026-11-01T10:00:00Z"),
+        exposure("ok1", "u1", "control", &format!("{d0}T10:00:00Z")),
         exposure("bad", "u2", "premium", "last tuesday"),
-        purchase("ok2", "u1", 1.0, "2026-11-01T10:00:00Z"),
+        purchase("ok2", "u1", 1.0, &format!("{d0}T10:00:00Z")),
     ];
     let reply = app
         .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
@@ -308,7 +311,7 @@ async fn one_bad_event_rejects_the_whole_batch(backend: Backend) {
         "events[0].value"
     );
 
-    events[1] = exposure("bad", "u2", "premium", "2026-11-01T10:00:00Z");
+    events[1] = exposure("bad", "u2", "premium", &format!("{d0}T10:00:00Z"));
     let fixed = app
         .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
         .await;
@@ -621,3 +624,30 @@ async fn a_key_past_its_rate_limit_gets_429_with_retry_after() {
     let management = call("/api/v1/experiments", admin.clone()).await;
     assert_eq!(management.status(), StatusCode::OK);
 }
+
+/// Regression (issue 12): an exposure stamped before the experiment started
+/// counted the user's earlier conversions. It now counts from the start.
+async fn a_back_dated_exposure_cannot_claim_conversions_from_before_the_start(backend: Backend) {
+    use sluice::domain::{format_millis, now_millis};
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let days_ago = |days: i64| format_millis(now_millis() - days * 86_400_000);
+    let batch = json!({"events": [
+        purchase("before", "mallory", 249.0, &days_ago(2)),
+        exposure("back-dated", "mallory", "premium", &days_ago(3)),
+        purchase("after", "trent", 249.0, &format!("{}T11:00:00Z", common::day(0))),
+        exposure("on-time", "trent", "premium", &format!("{}T10:00:00Z", common::day(0))),
+    ]});
+    let reply = app.post("/sdk/v1/events", &app.sdk, batch).await;
+    assert_eq!(reply.body["accepted"], 4, "{:?}", reply.body);
+    let totals = app
+        .store
+        .variant_totals("pricing-q4", "purchase")
+        .await
+        .unwrap();
+    let premium = totals.iter().find(|t| t.variant == "premium").unwrap();
+    assert_eq!((premium.users, premium.value_sum), (2, 249.0), "{totals:?}");
+}
+
+on_both_backends!(a_back_dated_exposure_cannot_claim_conversions_from_before_the_start);

@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::domain::event::{validate_batch, EventInput, SkippedEvent, UnknownExposure};
+use crate::domain::event::{
+    validate_batch, Clock, EventInput, ServedFacts, SkippedEvent, UnknownExposure,
+};
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
 use crate::domain::totals::VariantTotals;
@@ -123,6 +125,8 @@ pub struct Control {
     keys: Keys,
     sessions: Sessions,
     guard_health: GuardHealth,
+    /// How far ahead of this server's clock an event may be stamped.
+    max_event_skew: Millis,
 }
 
 impl Control {
@@ -132,6 +136,7 @@ impl Control {
         ingest: IngestQueue,
         exposures: Arc<ExposureLog>,
         leadership: Arc<Leadership>,
+        max_event_skew: Millis,
     ) -> Self {
         Self {
             keys: Keys::new(store.clone()),
@@ -142,6 +147,7 @@ impl Control {
             exposures,
             leadership,
             guard_health: GuardHealth::default(),
+            max_event_skew,
         }
     }
 
@@ -359,13 +365,20 @@ impl Control {
     ) -> Result<Ingested, ControlError> {
         let rulesets = self.rulesets.current();
         let snapshot = rulesets.environment(environment);
-        let batch = validate_batch(inputs, now_millis(), |experiment, variant| {
+        let clock = Clock {
+            now: now_millis(),
+            max_skew: self.max_event_skew,
+        };
+        let batch = validate_batch(inputs, clock, |experiment, variant| {
             let served = snapshot
                 .served
                 .get(experiment)
                 .ok_or(UnknownExposure::Experiment)?;
             if served.variants.iter().any(|v| v == variant) {
-                Ok(served.dimensions.as_slice())
+                Ok(ServedFacts {
+                    dimensions: &served.dimensions,
+                    exposed_from: served.exposed_from,
+                })
             } else {
                 Err(UnknownExposure::Variant)
             }

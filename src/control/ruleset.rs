@@ -32,6 +32,8 @@ pub struct ServedExperiment {
     pub variants: Vec<String>,
     /// The attributes kept at exposure for breakdowns.
     pub dimensions: Vec<String>,
+    /// No exposure counts from before this time (the experiment's start).
+    pub exposed_from: Millis,
 }
 
 /// What one environment is served, ready to evaluate and to serve. Its version is
@@ -58,18 +60,27 @@ impl RulesetSnapshot {
         &self.compiled.ruleset().experiments
     }
 
-    fn build(ruleset: Ruleset, updated_at: Millis) -> Self {
+    fn build(
+        experiments: &[&Experiment],
+        rules: Vec<ExperimentRule>,
+        source: &RulesetSource,
+    ) -> Self {
+        let ruleset = Ruleset {
+            version: source.version,
+            experiments: rules,
+        };
         let body = Bytes::from(serde_json::to_vec(&ruleset).unwrap_or_default());
         let content = serde_json::to_vec(&ruleset.experiments).unwrap_or_default();
         let etag = format!("\"{}\"", &hex(&Sha256::digest(&content))[..24]);
-        let served = ruleset
-            .experiments
+        let served = experiments
             .iter()
-            .map(|rule| {
+            .zip(&ruleset.experiments)
+            .map(|(experiment, rule)| {
                 let served = ServedExperiment {
                     hash_attribute: rule.hash_attribute.clone(),
                     variants: rule.variants.iter().map(|v| v.key.clone()).collect(),
                     dimensions: rule.dimensions.clone(),
+                    exposed_from: experiment.exposed_from(),
                 };
                 (rule.key.clone(), served)
             })
@@ -77,7 +88,7 @@ impl RulesetSnapshot {
         let growthbook = serde_json::json!({
             "status": 200,
             "features": growthbook::features(&ruleset.experiments),
-            "dateUpdated": growthbook::date_updated(updated_at),
+            "dateUpdated": growthbook::date_updated(source.updated_at),
         });
         let growthbook = Bytes::from(serde_json::to_vec(&growthbook).unwrap_or_default());
         let (compiled, warnings) = CompiledRuleset::compile(ruleset);
@@ -125,28 +136,22 @@ impl Rulesets {
         named.sort_unstable();
         named.dedup();
         let snapshot = |environment: Option<&str>| {
-            let rules: Vec<ExperimentRule> = source
+            let experiments: Vec<&Experiment> = source
                 .experiments
                 .iter()
                 .filter(|e| match environment {
                     None => e.spec.environments.is_empty(),
                     Some(env) => is_served_in(&e.spec.environments, env),
                 })
-                .map(Experiment::to_rule)
                 .collect();
+            let rules: Vec<ExperimentRule> = experiments.iter().map(|e| e.to_rule()).collect();
             let before = previous.map(|p| match environment {
                 None => &p.everywhere,
                 Some(env) => p.environment(env),
             });
             match before {
                 Some(before) if before.rules() == rules => before.clone(),
-                _ => Arc::new(RulesetSnapshot::build(
-                    Ruleset {
-                        version: source.version,
-                        experiments: rules,
-                    },
-                    source.updated_at,
-                )),
+                _ => Arc::new(RulesetSnapshot::build(&experiments, rules, source)),
             }
         };
         Self {

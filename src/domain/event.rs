@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::validation::{Problems, ValidationError};
 use super::{parse_rfc3339, Millis};
 
-/// Events further in the future than this are rejected as a clock or unit mistake.
-const MAX_CLOCK_SKEW_MS: Millis = 24 * 3600 * 1000;
+/// By default, events further in the future than this are refused as a clock or
+/// unit mistake.
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: Millis = 24 * 3600 * 1000;
 const MAX_ID_CHARS: usize = 128;
 const MAX_USER_CHARS: usize = 256;
 const MAX_NAME_CHARS: usize = 128;
@@ -73,6 +74,24 @@ impl UnknownExposure {
     }
 }
 
+/// What validation needs to know of a served experiment.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedFacts<'d> {
+    /// The attributes to keep with an exposure.
+    pub dimensions: &'d [String],
+    /// An exposure stamped earlier is counted from this time (the start), so
+    /// that a back-dated exposure cannot claim conversions from before the
+    /// experiment ran.
+    pub exposed_from: Millis,
+}
+
+/// When a batch is validated and how far ahead of it an event may be stamped.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: Millis,
+    pub max_skew: Millis,
+}
+
 /// An event of a batch that is not counted, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SkippedEvent {
@@ -106,11 +125,12 @@ pub fn keep_dimensions(
 
 /// Validates every event; on any problem nothing is accepted and each problem names
 /// its event as `events[i].field`. An exposure `check_exposure` does not know is
-/// skipped, not a problem. Events without `ts` get `now`.
+/// skipped, not a problem. Events without `ts` get `clock.now`; an event stamped
+/// more than `clock.max_skew` ahead of it is refused.
 pub fn validate_batch<'d>(
     inputs: Vec<EventInput>,
-    now: Millis,
-    check_exposure: impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
+    clock: Clock,
+    check_exposure: impl Fn(&str, &str) -> Result<ServedFacts<'d>, UnknownExposure>,
 ) -> Result<ValidBatch, ValidationError> {
     let mut problems = Problems::default();
     let mut batch = ValidBatch {
@@ -118,7 +138,7 @@ pub fn validate_batch<'d>(
         skipped: Vec::new(),
     };
     for (index, input) in inputs.into_iter().enumerate() {
-        match validate_one(input, now, &check_exposure, &mut problems, index) {
+        match validate_one(input, clock, &check_exposure, &mut problems, index) {
             Some(Ok(event)) => batch.events.push(event),
             Some(Err(unknown)) => batch.skipped.push(SkippedEvent {
                 index,
@@ -132,8 +152,8 @@ pub fn validate_batch<'d>(
 
 fn validate_one<'d>(
     input: EventInput,
-    now: Millis,
-    check_exposure: &impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
+    Clock { now, max_skew }: Clock,
+    check_exposure: &impl Fn(&str, &str) -> Result<ServedFacts<'d>, UnknownExposure>,
     problems: &mut Problems,
     i: usize,
 ) -> Option<Result<Event, UnknownExposure>> {
@@ -144,9 +164,11 @@ fn validate_one<'d>(
     let ts = match &input.ts {
         None => now,
         Some(text) => match parse_rfc3339(text) {
-            Some(ts) if ts <= now + MAX_CLOCK_SKEW_MS => ts,
+            Some(ts) if ts <= now.saturating_add(max_skew) => ts,
             Some(_) => {
-                problems.add(field("ts"), "is more than a day in the future");
+                let seconds = max_skew / 1000;
+                let problem = format!("is more than {seconds} s ahead of the server's clock");
+                problems.add(field("ts"), problem);
                 now
             }
             None => {
@@ -157,27 +179,28 @@ fn validate_one<'d>(
     };
     let kind = match input.kind.as_str() {
         "exposure" => exposure_kind(&input, check_exposure, problems, &field),
-        "track" => track_kind(&input, problems, &field).map(Ok),
+        "track" => track_kind(&input, problems, &field).map(|kind| Ok((kind, Millis::MIN))),
         _ => {
             problems.add(field("type"), "must be \"exposure\" or \"track\"");
             None
         }
     };
     let kind = kind.filter(|_| problems.len() == before)?;
-    Some(kind.map(|kind| Event {
+    Some(kind.map(|(kind, counts_from)| Event {
         id: input.id,
         user: input.user,
-        ts,
+        ts: ts.max(counts_from),
         kind,
     }))
 }
 
+/// An exposure's kind, and the earliest time it counts from.
 fn exposure_kind<'d>(
     input: &EventInput,
-    check_exposure: &impl Fn(&str, &str) -> Result<&'d [String], UnknownExposure>,
+    check_exposure: &impl Fn(&str, &str) -> Result<ServedFacts<'d>, UnknownExposure>,
     problems: &mut Problems,
     field: &impl Fn(&str) -> String,
-) -> Option<Result<EventKind, UnknownExposure>> {
+) -> Option<Result<(EventKind, Millis), UnknownExposure>> {
     let (Some(experiment), Some(variant)) = (&input.experiment, &input.variant) else {
         problems.add(
             field("experiment"),
@@ -185,15 +208,16 @@ fn exposure_kind<'d>(
         );
         return None;
     };
-    Some(check_exposure(experiment, variant).map(|dimensions| {
-        EventKind::Exposure {
+    Some(check_exposure(experiment, variant).map(|served| {
+        let kind = EventKind::Exposure {
             experiment: experiment.clone(),
             variant: variant.clone(),
             dimensions: input
                 .attributes
                 .as_ref()
-                .and_then(|a| keep_dimensions(a, dimensions)),
-        }
+                .and_then(|a| keep_dimensions(a, served.dimensions)),
+        };
+        (kind, served.exposed_from)
     }))
 }
 
@@ -231,9 +255,21 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    fn known(experiment: &str, variant: &str) -> Result<&'static [String], UnknownExposure> {
+    const STARTED: Millis = 1_000_000;
+
+    fn clock(now: Millis) -> Clock {
+        Clock {
+            now,
+            max_skew: DEFAULT_MAX_CLOCK_SKEW_MS,
+        }
+    }
+
+    fn known(experiment: &str, variant: &str) -> Result<ServedFacts<'static>, UnknownExposure> {
         match (experiment, variant) {
-            ("exp", "a" | "b") => Ok(&[]),
+            ("exp", "a" | "b") => Ok(ServedFacts {
+                dimensions: &[],
+                exposed_from: STARTED,
+            }),
             ("exp", _) => Err(UnknownExposure::Variant),
             _ => Err(UnknownExposure::Experiment),
         }
@@ -247,7 +283,7 @@ mod tests {
                 input(serde_json::json!({"id": "1", "type": "exposure", "user": "ユーザー", "experiment": "exp", "variant": "b", "ts": "2026-01-01T00:00:00Z"})),
                 input(serde_json::json!({"id": "2", "type": "track", "user": "u", "event": "purchase"})),
             ],
-            now,
+            clock(now),
             known,
         )
         .unwrap()
@@ -271,7 +307,7 @@ mod tests {
                 input(serde_json::json!({"id": "2", "type": "exposure", "user": "u", "experiment": "exp", "variant": "zz"})),
                 input(serde_json::json!({"id": "3", "type": "exposure", "user": "u", "experiment": "exp", "variant": "a"})),
             ],
-            0,
+            clock(STARTED),
             known,
         )
         .unwrap();
@@ -296,11 +332,49 @@ mod tests {
     fn a_malformed_event_rejects_the_batch_even_when_it_names_an_unknown_experiment() {
         let err = validate_batch(
             vec![input(serde_json::json!({"id": "", "type": "exposure", "user": "u", "experiment": "other", "variant": "a"}))],
-            0,
+            clock(STARTED),
             known,
         )
         .unwrap_err();
         assert_eq!(err.problems[0].field, "events[0].id");
+    }
+
+    #[test]
+    fn a_back_dated_exposure_counts_from_the_start_and_tracks_keep_their_time() {
+        let batch = validate_batch(
+            vec![
+                input(serde_json::json!({"id": "1", "type": "exposure", "user": "u", "experiment": "exp", "variant": "a", "ts": "1970-01-01T00:00:00Z"})),
+                input(serde_json::json!({"id": "2", "type": "track", "user": "u", "event": "buy", "ts": "1970-01-01T00:00:00Z"})),
+            ],
+            clock(STARTED + 5),
+            known,
+        )
+        .unwrap();
+        assert_eq!(batch.events[0].ts, STARTED);
+        assert_eq!(batch.events[1].ts, 0);
+    }
+
+    #[test]
+    fn the_allowed_clock_skew_is_configurable() {
+        let ahead = || {
+            vec![input(
+                serde_json::json!({"id": "1", "type": "track", "user": "u", "event": "e", "ts": "1970-01-01T00:01:00Z"}),
+            )]
+        };
+        let strict = Clock {
+            now: 0,
+            max_skew: 30_000,
+        };
+        let err = validate_batch(ahead(), strict, known).unwrap_err();
+        assert_eq!(
+            err.problems[0].problem,
+            "is more than 30 s ahead of the server's clock"
+        );
+        let lenient = Clock {
+            now: 0,
+            max_skew: 60_000,
+        };
+        assert!(validate_batch(ahead(), lenient, known).is_ok());
     }
 
     #[test]
@@ -313,7 +387,7 @@ mod tests {
                 input(serde_json::json!({"id": "4", "type": "track", "user": "u", "event": "e", "ts": "soon"})),
                 input(serde_json::json!({"id": "5", "type": "track", "user": "u", "event": "e", "ts": "2099-01-01T00:00:00Z"})),
             ],
-            0,
+            clock(STARTED),
             known,
         )
         .unwrap_err();

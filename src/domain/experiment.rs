@@ -283,6 +283,13 @@ pub struct Experiment {
     pub revision: u64,
     #[serde(with = "super::rfc3339")]
     pub created_at: Millis,
+    /// When it was started: no exposure counts from before then.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::rfc3339_option"
+    )]
+    pub started_at: Option<Millis>,
     #[serde(with = "super::rfc3339")]
     pub updated_at: Millis,
 }
@@ -297,6 +304,7 @@ impl Experiment {
         "rollout",
         "revision",
         "created_at",
+        "started_at",
         "updated_at",
     ];
 }
@@ -511,8 +519,15 @@ impl Experiment {
             rollout: None,
             revision: 1,
             created_at: now,
+            started_at: None,
             updated_at: now,
         }
+    }
+
+    /// The earliest time an exposure counts from: the start (the creation, for
+    /// experiments started before the start was recorded).
+    pub fn exposed_from(&self) -> Millis {
+        self.started_at.unwrap_or(self.created_at)
     }
 
     pub fn key(&self) -> &str {
@@ -538,6 +553,9 @@ impl Experiment {
         };
         if let LifecycleAction::Ship { variant } = action {
             self.shipped_variant = Some(variant.clone());
+        }
+        if *action == LifecycleAction::Start {
+            self.started_at = Some(now);
         }
         if let (LifecycleAction::Start, Some(first)) = (action, self.spec.stages.first()) {
             self.spec.coverage = first.coverage;

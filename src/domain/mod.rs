@@ -79,7 +79,7 @@ pub mod rfc3339 {
 
 /// Serde for optional [`Millis`] fields: an RFC 3339 string or null.
 pub mod rfc3339_option {
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(
         ms: &Option<super::Millis>,
@@ -89,6 +89,17 @@ pub mod rfc3339_option {
             Some(ms) => super::rfc3339::serialize(ms, serializer),
             None => serializer.serialize_none(),
         }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<super::Millis>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        super::parse_rfc3339(&text)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}")))
     }
 }
 

@@ -17,7 +17,7 @@ use axum::routing::post;
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sluice::app::Server;
+use sluice::app::{Server, ServerOptions};
 use sluice::control::{KeyRequest, Keys};
 use sluice::domain::{Actor, Role};
 use sluice::store::Store;
@@ -169,7 +169,13 @@ impl TestApp {
         for role in [Role::Admin, Role::Editor, Role::Analyst, Role::Sdk] {
             keys.push(mint_key(&store, role, &format!("{}-tester", role.as_str())).await);
         }
-        let server = Server::build(store.clone()).await.expect("build server");
+        let options = ServerOptions {
+            max_event_skew: TEST_EVENT_SKEW,
+            ..ServerOptions::default()
+        };
+        let server = Server::build_with(store.clone(), options)
+            .await
+            .expect("build server");
         let [admin, editor, analyst, sdk] = <[String; 4]>::try_from(keys).unwrap();
         Self {
             router: server.router.clone(),
@@ -250,18 +256,36 @@ impl TestApp {
 
 /// Events for `users` users exposed to `variant` of pricing-q4, the first `buyers`
 /// of whom buy for 10 an hour later.
+/// The date `n` days after tomorrow (UTC), `YYYY-MM-DD`: traffic in tests is
+/// stamped after the experiment started (an exposure counts from the start), a
+/// few days ahead, within the skew test servers allow.
+pub fn day(n: i64) -> String {
+    let date = time::OffsetDateTime::now_utc().date() + time::Duration::days(1 + n);
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// How far ahead test servers let events be stamped.
+pub const TEST_EVENT_SKEW: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
 pub fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
+    let exposed_at = format!("{}T10:00:00Z", day(0));
+    let bought_at = format!("{}T11:00:00Z", day(0));
     let mut events = Vec::new();
     for i in 0..users {
         let user = format!("{variant}-{i}");
         events.push(
             json!({"id": format!("x-{user}"), "type": "exposure", "user": user,
-            "experiment": "pricing-q4", "variant": variant, "ts": "2026-11-20T10:00:00Z"}),
+            "experiment": "pricing-q4", "variant": variant, "ts": exposed_at}),
         );
         if i < buyers {
             events.push(
                 json!({"id": format!("p-{user}"), "type": "track", "user": user,
-                "event": "purchase", "value": 10.0, "ts": "2026-11-20T11:00:00Z"}),
+                "event": "purchase", "value": 10.0, "ts": bought_at}),
             );
         }
     }
