@@ -5,6 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
+use std::marker::PhantomData;
 
 use super::error::ApiError;
 use super::limits::{SlowDown, Surface};
@@ -15,12 +16,6 @@ use crate::domain::{Actor, ApiKey, Role};
 pub(crate) struct Caller(pub ApiKey);
 
 impl Caller {
-    /// Fails with 403 unless the caller's role grants `role`.
-    pub(crate) fn require(&self, role: Role) -> Result<&ApiKey, ApiError> {
-        self.0.require(role)?;
-        Ok(&self.0)
-    }
-
     /// Who the audit log records.
     pub(crate) fn actor(&self) -> Actor {
         Actor::Key(self.0.name.clone())
@@ -38,6 +33,12 @@ impl FromRequestParts<ApiState> for Caller {
         let secret = bearer(header)?;
         authenticate(state, secret, Surface::Management).await
     }
+}
+
+async fn sdk_caller(state: &ApiState, secret: &str) -> Result<SdkCaller, ApiError> {
+    let Caller(key) = authenticate(state, secret, Surface::Sdk).await?;
+    key.require(Role::Sdk)?;
+    Ok(SdkCaller(key))
 }
 
 /// The key with this secret, if it is within its rate limit on `surface`.
@@ -63,11 +64,53 @@ fn bearer(header: &HeaderValue) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer KEY\""))
 }
 
+/// A role a handler needs, as a type, so that the check runs while the request is
+/// extracted: before its body is read, so a caller without the role learns
+/// nothing from validation errors.
+pub(crate) trait NeedsRole {
+    const ROLE: Role;
+}
+
+pub(crate) struct AdminRole;
+pub(crate) struct EditorRole;
+pub(crate) struct AnalystRole;
+
+impl NeedsRole for AdminRole {
+    const ROLE: Role = Role::Admin;
+}
+impl NeedsRole for EditorRole {
+    const ROLE: Role = Role::Editor;
+}
+impl NeedsRole for AnalystRole {
+    const ROLE: Role = Role::Analyst;
+}
+
+/// A caller whose key grants the role `R` (403 otherwise).
+pub(crate) struct Authorized<R>(Caller, PhantomData<R>);
+
+impl<R> std::ops::Deref for Authorized<R> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<R: NeedsRole> FromRequestParts<ApiState> for Authorized<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.0.require(R::ROLE)?;
+        Ok(Authorized(caller, PhantomData))
+    }
+}
+
 /// The caller of an SDK endpoint: by `Authorization: Bearer KEY`, `X-API-Key`,
 /// or a `key` query parameter, for what a browser cannot send with a header
 /// (`EventSource`, `navigator.sendBeacon`). SDK keys are public by design; the
-/// management API takes the header alone.
-pub(crate) struct SdkCaller(pub Caller);
+/// management API takes the header alone. The key must grant the `sdk` role.
+pub(crate) struct SdkCaller(pub ApiKey);
 
 impl FromRequestParts<ApiState> for SdkCaller {
     type Rejection = ApiError;
@@ -75,9 +118,7 @@ impl FromRequestParts<ApiState> for SdkCaller {
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         if let Some(header) = parts.headers.get(AUTHORIZATION) {
             let secret = bearer(header)?;
-            return authenticate(state, secret, Surface::Sdk)
-                .await
-                .map(SdkCaller);
+            return sdk_caller(state, secret).await;
         }
         let in_query = parts.uri.query().and_then(|query| {
             serde_urlencoded::from_str::<Vec<(String, String)>>(query)
@@ -96,8 +137,6 @@ impl FromRequestParts<ApiState> for SdkCaller {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing Authorization: Bearer KEY (or X-API-Key, or ?key=)")
             })?;
-        authenticate(state, secret.trim(), Surface::Sdk)
-            .await
-            .map(SdkCaller)
+        sdk_caller(state, secret.trim()).await
     }
 }

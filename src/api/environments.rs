@@ -6,11 +6,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 
-use super::auth::Caller;
+use super::auth::{AdminRole, AnalystRole, Authorized};
 use super::error::ApiError;
 use super::json::{AppJson, Definition};
 use super::ApiState;
-use crate::domain::{Environment, Role};
+use crate::domain::Environment;
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new().route("/api/v1/environments", get(list).post(create))
@@ -18,18 +18,16 @@ pub(crate) fn router() -> Router<ApiState> {
 
 async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AnalystRole>,
 ) -> Result<AppJson<Vec<Environment>>, ApiError> {
-    caller.require(Role::Analyst)?;
     Ok(AppJson(state.control.list_environments().await?))
 }
 
 async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Authorized<AdminRole>,
     Definition(environment): Definition<Environment>,
 ) -> Result<(StatusCode, AppJson<Environment>), ApiError> {
-    caller.require(Role::Admin)?;
     let created = state
         .control
         .create_environment(environment, &caller.actor())

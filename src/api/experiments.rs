@@ -7,13 +7,13 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::Caller;
+use super::auth::{AnalystRole, Authorized, EditorRole};
 use super::error::ApiError;
 use super::json::{parse, AppJson};
 use super::ApiState;
 use crate::control::guard::GuardDecision;
 use crate::domain::validation::from_json_exact;
-use crate::domain::{AuditEntry, Experiment, ExperimentSpec, LifecycleAction, Role, Status};
+use crate::domain::{AuditEntry, Experiment, ExperimentSpec, LifecycleAction, Status};
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -26,10 +26,9 @@ pub(crate) fn router() -> Router<ApiState> {
 
 async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Authorized<EditorRole>,
     AppJson(mut body): AppJson<Value>,
 ) -> Result<(StatusCode, AppJson<Experiment>), ApiError> {
-    caller.require(Role::Editor)?;
     // The body may say `"status": "draft"`, as API.md shows; nothing else.
     let status = body.as_object_mut().and_then(|b| b.remove("status"));
     if status.is_some_and(|s| s != Status::Draft.as_str()) {
@@ -48,28 +47,25 @@ async fn create(
 
 async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AnalystRole>,
 ) -> Result<AppJson<Vec<Experiment>>, ApiError> {
-    caller.require(Role::Analyst)?;
     Ok(AppJson(state.control.list_experiments().await?))
 }
 
 async fn show(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AnalystRole>,
     Path(key): Path<String>,
 ) -> Result<AppJson<Experiment>, ApiError> {
-    caller.require(Role::Analyst)?;
     Ok(AppJson(state.control.get_experiment(&key).await?))
 }
 
 async fn update(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Authorized<EditorRole>,
     Path(key): Path<String>,
     AppJson(patch): AppJson<Value>,
 ) -> Result<AppJson<Experiment>, ApiError> {
-    caller.require(Role::Editor)?;
     let experiment = state
         .control
         .patch_experiment(&key, &patch, &caller.actor())
@@ -84,11 +80,10 @@ struct ShipBody {
 
 async fn act(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Authorized<EditorRole>,
     Path((key, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<AppJson<Experiment>, ApiError> {
-    caller.require(Role::Editor)?;
     let variant = match action.as_str() {
         "ship" => Some(parse::<ShipBody>(&body)?.variant),
         _ => None,
@@ -104,18 +99,16 @@ async fn act(
 
 async fn audit(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AnalystRole>,
     Path(key): Path<String>,
 ) -> Result<AppJson<Vec<AuditEntry>>, ApiError> {
-    caller.require(Role::Analyst)?;
     Ok(AppJson(state.control.audit_log(&key).await?))
 }
 
 async fn guard_check(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<EditorRole>,
     Path(key): Path<String>,
 ) -> Result<AppJson<GuardDecision>, ApiError> {
-    caller.require(Role::Editor)?;
     Ok(AppJson(state.control.guard_check(&key).await?))
 }

@@ -9,7 +9,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::Caller;
+use super::auth::{AdminRole, Authorized};
 use super::error::ApiError;
 use super::json::{AppJson, Definition};
 use super::ApiState;
@@ -34,10 +34,9 @@ struct CreateKey {
 
 async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Authorized<AdminRole>,
     Definition(body): Definition<CreateKey>,
 ) -> Result<(StatusCode, AppJson<Value>), ApiError> {
-    caller.require(Role::Admin)?;
     let request = KeyRequest {
         role: body.role,
         name: body.name,
@@ -55,18 +54,16 @@ async fn create(
 
 async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AdminRole>,
 ) -> Result<AppJson<Vec<ApiKey>>, ApiError> {
-    caller.require(Role::Admin)?;
     Ok(AppJson(state.control.keys().list().await?))
 }
 
 async fn revoke(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Authorized<AdminRole>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
     state.control.keys().revoke(id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -76,9 +73,8 @@ const SETTINGS_AUDIT_LIMIT: u32 = 500;
 
 async fn settings_audit(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AdminRole>,
 ) -> Result<AppJson<Vec<AuditEntry>>, ApiError> {
-    caller.require(Role::Admin)?;
     let entries = state
         .control
         .settings_audit_log(SETTINGS_AUDIT_LIMIT)

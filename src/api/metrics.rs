@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 
-use super::auth::Caller;
+use super::auth::{AnalystRole, Authorized, EditorRole};
 use super::error::ApiError;
 use super::json::{AppJson, Definition};
 use super::ApiState;
-use crate::domain::{Metric, Role};
+use crate::domain::Metric;
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -19,27 +19,24 @@ pub(crate) fn router() -> Router<ApiState> {
 
 async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<EditorRole>,
     Definition(metric): Definition<Metric>,
 ) -> Result<(StatusCode, AppJson<Metric>), ApiError> {
-    caller.require(Role::Editor)?;
     let metric = state.control.create_metric(metric).await?;
     Ok((StatusCode::CREATED, AppJson(metric)))
 }
 
 async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AnalystRole>,
 ) -> Result<AppJson<Vec<Metric>>, ApiError> {
-    caller.require(Role::Analyst)?;
     Ok(AppJson(state.control.list_metrics().await?))
 }
 
 async fn show(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AnalystRole>,
     Path(key): Path<String>,
 ) -> Result<AppJson<Metric>, ApiError> {
-    caller.require(Role::Analyst)?;
     Ok(AppJson(state.control.get_metric(&key).await?))
 }

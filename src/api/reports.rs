@@ -7,13 +7,13 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::{AnalystRole, Authorized};
 use super::error::ApiError;
 use super::json::{AppJson, AppQuery};
 use super::ApiState;
 use crate::control::planning::{plan, PowerPlan, PowerQuery};
 use crate::control::ReportOptions;
-use crate::domain::{Role, ValidationError};
+use crate::domain::ValidationError;
 use crate::http::csv_attachment;
 use crate::report::Correction;
 
@@ -37,11 +37,10 @@ struct ReportQuery {
 
 async fn report(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AnalystRole>,
     Path(key): Path<String>,
     AppQuery(query): AppQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Analyst)?;
     let correction = query
         .correction
         .as_deref()
@@ -69,9 +68,8 @@ async fn report(
 }
 
 async fn power(
-    caller: Caller,
+    _caller: Authorized<AnalystRole>,
     AppQuery(query): AppQuery<PowerQuery>,
 ) -> Result<AppJson<PowerPlan>, ApiError> {
-    caller.require(Role::Analyst)?;
     Ok(AppJson(plan(&query)?))
 }

@@ -23,7 +23,7 @@ use super::error::ApiError;
 use super::json::AppJson;
 use super::ApiState;
 use crate::domain::event::{keep_dimensions, EventInput};
-use crate::domain::{FieldProblem, Role};
+use crate::domain::FieldProblem;
 
 /// Events per batch; larger batches are refused with 413.
 pub const MAX_EVENTS_PER_BATCH: usize = 10_000;
@@ -73,10 +73,9 @@ pub(super) fn cors(origins: &super::CorsOrigins) -> CorsLayer {
 
 async fn ruleset(
     State(state): State<ApiState>,
-    SdkCaller(caller): SdkCaller,
+    SdkCaller(key): SdkCaller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let key = caller.require(Role::Sdk)?;
     let rulesets = state.control.rulesets().current();
     let snapshot = rulesets.environment(key.served_environment());
     let etag = snapshot.etag.as_str();
@@ -110,9 +109,8 @@ pub(super) fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
 /// key's environment is served something new.
 async fn stream(
     State(state): State<ApiState>,
-    SdkCaller(caller): SdkCaller,
+    SdkCaller(key): SdkCaller,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let key = caller.require(Role::Sdk)?;
     let mut shutdown = state.shutdown.clone();
     let environment = key.served_environment().to_owned();
     let versions = state
@@ -152,10 +150,9 @@ struct AssignResponse<'r> {
 
 async fn assign(
     State(state): State<ApiState>,
-    SdkCaller(caller): SdkCaller,
+    SdkCaller(key): SdkCaller,
     AppJson(request): AppJson<AssignRequest>,
 ) -> Result<Response, ApiError> {
-    let key = caller.require(Role::Sdk)?;
     let rulesets = state.control.rulesets().current();
     let snapshot = rulesets.environment(key.served_environment());
     let compiled = &snapshot.compiled;
@@ -221,10 +218,9 @@ struct EventBatch {
 
 async fn events(
     State(state): State<ApiState>,
-    SdkCaller(caller): SdkCaller,
+    SdkCaller(key): SdkCaller,
     AppJson(batch): AppJson<EventBatch>,
 ) -> Result<(StatusCode, AppJson<serde_json::Value>), ApiError> {
-    let key = caller.require(Role::Sdk)?;
     if batch.events.len() > MAX_EVENTS_PER_BATCH {
         return Err(ApiError::too_large(format!(
             "a batch holds at most {MAX_EVENTS_PER_BATCH} events; this one has {}",

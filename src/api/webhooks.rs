@@ -5,12 +5,11 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::Router;
 
-use super::auth::Caller;
+use super::auth::{AdminRole, Authorized};
 use super::error::ApiError;
 use super::json::{AppJson, Definition};
 use super::ApiState;
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
-use crate::domain::Role;
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -21,37 +20,33 @@ pub(crate) fn router() -> Router<ApiState> {
 
 async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Authorized<AdminRole>,
     Definition(hook): Definition<NewWebhook>,
 ) -> Result<(StatusCode, AppJson<Webhook>), ApiError> {
-    caller.require(Role::Admin)?;
     let stored = state.control.create_webhook(hook, &caller.actor()).await?;
     Ok((StatusCode::CREATED, AppJson(stored)))
 }
 
 async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AdminRole>,
 ) -> Result<AppJson<Vec<Webhook>>, ApiError> {
-    caller.require(Role::Admin)?;
     Ok(AppJson(state.control.list_webhooks().await?))
 }
 
 async fn remove(
     State(state): State<ApiState>,
-    caller: Caller,
+    caller: Authorized<AdminRole>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
     state.control.delete_webhook(id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn deliveries(
     State(state): State<ApiState>,
-    caller: Caller,
+    _caller: Authorized<AdminRole>,
     Path(id): Path<i64>,
 ) -> Result<AppJson<Vec<Delivery>>, ApiError> {
-    caller.require(Role::Admin)?;
     Ok(AppJson(state.control.webhook_deliveries(id).await?))
 }
