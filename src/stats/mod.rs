@@ -2,7 +2,9 @@
 //! ([`Moments`]: n, Σx, Σx²). No I/O, no async, nothing from the rest of the crate.
 //!
 //! What is here, each in its own file:
-//! - `moments`: [`Moments`], [`MetricType`], [`Arm`] — the inputs and their variance;
+//! - `moments`: [`Moments`], [`MetricType`], [`Arm`] — the inputs
+//!   and their variance — and the summary of an arm (n, mean, unadjusted mean, a
+//!   unit's variance) that every test below is computed from;
 //! - `frequentist`: Welch t-tests on the absolute and the relative (delta-method)
 //!   effect, two-sided and one-sided ([`one_sided_t_test`]);
 //! - `sequential`: always-valid tests from asymptotic confidence sequences
@@ -239,10 +241,23 @@ pub struct Comparison {
 /// the checks run in the order mixed types, invalid input or settings, too few units,
 /// zero baseline (relative only), zero variance.
 pub fn compare(control: Arm, treatment: Arm, settings: &Settings) -> Comparison {
+    compare_estimates(
+        |difference| frequentist::estimate(control, treatment, difference),
+        settings,
+    )
+}
+
+/// Every figure of a [`Comparison`] from `estimate`, which gives the effect of either
+/// [`Difference`] for one kind of metric: the tests only ever see an
+/// [`Estimate`](frequentist::Estimate).
+fn compare_estimates(
+    estimate: impl Fn(Difference) -> Result<frequentist::Estimate, Reason>,
+    settings: &Settings,
+) -> Comparison {
     let mut out = Comparison::default();
     let absolute = settings
         .validate()
-        .and_then(|()| frequentist::estimate(control, treatment, Difference::Absolute))
+        .and_then(|()| estimate(Difference::Absolute))
         .and_then(|est| frequentist::two_sided(est, settings.alpha).map(|t| (est, t)));
     match absolute {
         Ok((est, t)) => {
@@ -254,7 +269,7 @@ pub fn compare(control: Arm, treatment: Arm, settings: &Settings) -> Comparison 
     }
     let relative = || -> Result<_, Reason> {
         settings.validate()?;
-        let est = frequentist::estimate(control, treatment, Difference::Relative)?;
+        let est = estimate(Difference::Relative)?;
         let fixed = frequentist::two_sided(est, settings.alpha)?;
         let seq = sequential::two_sided(est, settings.alpha, settings.sequential_tuning)?;
         let post = bayesian::posterior(est, settings.alpha, settings.higher_is_better)?;
@@ -280,86 +295,14 @@ pub fn compare(control: Arm, treatment: Arm, settings: &Settings) -> Comparison 
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::{arm, assert_close, assert_close_pair, cases};
+    use super::testutil::{arm, assert_all_finite, check_comparisons};
     use super::*;
 
     #[test]
     fn compare_matches_gbstats() {
-        let mut checked = 0;
-        for case in cases("compare.json") {
-            let name = case["name"].as_str().unwrap();
-            let (c, t) = (arm(&case, "control"), arm(&case, "treatment"));
-            let want = &case["want"];
-            let alpha = case["settings"]["alpha"].as_f64().unwrap();
-            let higher_is_better = case["settings"]["higher_is_better"].as_bool().unwrap();
-            let seq = want["sequential"].as_object().cloned().unwrap_or_default();
-            let tunings: Vec<String> = if seq.is_empty() {
-                vec!["5000".into()]
-            } else {
-                seq.keys().cloned().collect()
-            };
-            for n_star in tunings {
-                let settings = Settings {
-                    alpha,
-                    sequential_tuning: n_star.parse().unwrap(),
-                    higher_is_better,
-                };
-                let got = compare(c, t, &settings);
-                let label = format!("{name}/N*={n_star}");
-                assert_eq!(
-                    got.abs_reason.map(|r| r.as_str()),
-                    want["abs_reason"].as_str(),
-                    "{label} abs_reason"
-                );
-                assert_eq!(
-                    got.rel_reason.map(|r| r.as_str()),
-                    want["rel_reason"].as_str(),
-                    "{label} rel_reason"
-                );
-                // Where gbstats refuses, we refuse too.
-                if !want["gbstats_error"].is_null() {
-                    assert!(
-                        got.p_value.is_none() && got.chance_to_win.is_none(),
-                        "{label}"
-                    );
-                }
-                if !want["gbstats_abs_error"].is_null() {
-                    assert!(got.abs_p_value.is_none(), "{label}");
-                }
-                assert_close(&label, "abs_effect", got.abs_effect, &want["abs_effect"]);
-                assert_close_pair(&label, "abs_ci", got.abs_ci, &want["abs_ci"]);
-                assert_close(&label, "abs_p_value", got.abs_p_value, &want["abs_p_value"]);
-                assert_close(&label, "rel_effect", got.rel_effect, &want["rel_effect"]);
-                assert_close_pair(&label, "rel_ci", got.rel_ci, &want["rel_ci"]);
-                assert_close(&label, "p_value", got.p_value, &want["p_value"]);
-                let ws = &want["sequential"][&n_star];
-                assert_close_pair(&label, "seq_rel_ci", got.seq_rel_ci, &ws["seq_rel_ci"]);
-                assert_close(&label, "seq_p_value", got.seq_p_value, &ws["seq_p_value"]);
-                assert_close(
-                    &label,
-                    "chance_to_win",
-                    got.chance_to_win,
-                    &want["chance_to_win"],
-                );
-                assert_close(&label, "risk", got.risk, &want["risk"]);
-                assert_close(
-                    &label,
-                    "risk_control",
-                    got.risk_control,
-                    &want["risk_control"],
-                );
-                assert_close_pair(
-                    &label,
-                    "credible_interval",
-                    got.credible_interval,
-                    &want["credible_interval"],
-                );
-                if let Some(s) = want["significant"].as_bool() {
-                    assert_eq!(got.significant, s, "{label} significant");
-                }
-                checked += 1;
-            }
-        }
+        let checked = check_comparisons("compare.json", |_, case, settings| {
+            compare(arm(case, "control"), arm(case, "treatment"), settings)
+        });
         assert!(checked >= 50, "only {checked} comparisons checked");
     }
 
@@ -404,25 +347,7 @@ mod tests {
         for a in shapes {
             for b in shapes {
                 let got = compare(Arm::new(m, a), Arm::new(m, b), &Settings::default());
-                let nums = [
-                    got.abs_effect,
-                    got.abs_p_value,
-                    got.rel_effect,
-                    got.p_value,
-                    got.seq_p_value,
-                    got.chance_to_win,
-                    got.risk,
-                    got.risk_control,
-                ];
-                assert!(nums.iter().flatten().all(|x| x.is_finite()), "{a:?} {b:?}");
-                for ci in [
-                    got.abs_ci,
-                    got.rel_ci,
-                    got.seq_rel_ci,
-                    got.credible_interval,
-                ] {
-                    assert!(ci.iter().flatten().all(|x| x.is_finite()), "{a:?} {b:?}");
-                }
+                assert_all_finite(&format!("{a:?} {b:?}"), &got);
             }
         }
     }

@@ -1,8 +1,11 @@
 //! Sufficient statistics of one arm for one metric: `n`, `Σx` and `Σx²`, mergeable
-//! with `+`, and the metric type that decides how a variance is derived from them.
+//! with `+`; the metric type that decides how a variance is derived from them; and the
+//! [`Summary`] of an arm that every test is built on.
 
 use std::iter::Sum;
 use std::ops::{Add, AddAssign};
+
+use super::Reason;
 
 /// How a metric's per-user values are distributed, which decides its variance.
 ///
@@ -138,6 +141,50 @@ impl Arm {
     pub fn stddev(&self) -> Option<f64> {
         self.variance().map(f64::sqrt)
     }
+
+    /// [`Reason::InvalidInput`] for impossible moments: non-finite sums, `Σx² < 0`, or
+    /// a proportion's conversions outside `[0, n]`.
+    pub(super) fn validate(&self) -> Result<(), Reason> {
+        let m = self.moments;
+        let sums_ok = m.sum.is_finite() && m.sum_squares.is_finite() && m.sum_squares >= 0.0;
+        let proportion_ok = match self.metric {
+            MetricType::Proportion => m.sum >= 0.0 && m.sum <= m.n as f64,
+            MetricType::Mean => true,
+        };
+        if sums_ok && proportion_ok {
+            Ok(())
+        } else {
+            Err(Reason::InvalidInput)
+        }
+    }
+
+    /// The arm as the tests see it: its mean and a unit's variance.
+    pub(super) fn summary(&self) -> Result<Summary, Reason> {
+        let mean = self.mean().ok_or(Reason::TooFewUnits)?;
+        Ok(Summary {
+            n: self.moments.n,
+            mean,
+            unadjusted_mean: mean,
+            variance: self.variance().ok_or(Reason::TooFewUnits)?,
+        })
+    }
+}
+
+/// One arm of a comparison as the tests see it, whatever kind of metric it is: every
+/// effect, interval and p-value is computed from two of these (see
+/// `frequentist::estimate_from`). Built only by the kinds' `summary` functions, after
+/// they have checked `n ≥ 2`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Summary {
+    /// Number of units.
+    pub(super) n: u64,
+    /// The mean the effect is measured on.
+    pub(super) mean: f64,
+    /// The mean a relative effect divides by, and the delta method's means: the same
+    /// as `mean` unless the metric is regression-adjusted (gbstats `unadjusted_mean`).
+    pub(super) unadjusted_mean: f64,
+    /// Variance of one unit's value (the effect's variance divides it by `n`).
+    pub(super) variance: f64,
 }
 
 #[cfg(test)]
