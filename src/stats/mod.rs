@@ -1,8 +1,9 @@
 //! Statistics of experiments: pure functions on per-arm sufficient statistics
-//! ([`Moments`]: n, Σx, Σx²). No I/O, no async, nothing from the rest of the crate.
+//! ([`Moments`]: n, Σx, Σx²; [`PairedMoments`]: the same for per-user pairs plus Σxy).
+//! No I/O, no async, nothing from the rest of the crate.
 //!
 //! What is here, each in its own file:
-//! - `moments`: [`Moments`], [`MetricType`], [`Arm`] — the inputs
+//! - `moments`: [`Moments`], [`PairedMoments`], [`MetricType`], [`Arm`] — the inputs
 //!   and their variance — and the summary of an arm (n, mean, unadjusted mean, a
 //!   unit's variance) that every test below is computed from;
 //! - `frequentist`: Welch t-tests on the absolute and the relative (delta-method)
@@ -12,9 +13,20 @@
 //! - `bayesian`: chance to win, risk and credible interval (flat Gaussian prior);
 //! - [`compare`] (this file): all of the above for one variant against the control, as
 //!   a report needs it ([`Comparison`]);
+//! - `ratio`: [`RatioArm`] and [`compare_ratio`] — ratio metrics Σx/Σy with the
+//!   delta-method variance (gbstats `RatioStatistic`);
+//! - `cuped`: [`CupedArm`] and [`compare_cuped`] — regression adjustment by a
+//!   pre-exposure covariate with θ pooled over the two arms (gbstats
+//!   `RegressionAdjustedStatistic`, `compute_theta`), giving a [`CupedComparison`] with
+//!   θ and the variance reduction;
 //! - `srm`: sample-ratio mismatch, chi-square goodness of fit ([`srm`]);
 //! - `correction`: [`holm`] and [`benjamini_hochberg`] adjusted p-values;
 //! - `power`: [`sample_size_per_variant`], [`minimum_detectable_effect`], [`power`].
+//!
+//! Ratio and CUPED arms differ from plain ones only in how an arm is summarised; the
+//! tests and the [`Comparison`] they fill are the same code for all three. Caps are
+//! not here: a capped metric caps each user's value before the sums are taken, and is
+//! then an ordinary [`Arm`].
 //!
 //! The numbers follow gbstats 0.8.0 (GrowthBook's engine), scipy and statsmodels; the
 //! tests compare them, within 1e-6 relative, to fixtures in `tests/fixtures/stats/`
@@ -32,22 +44,49 @@
 //! let c = compare(control, premium, &Settings::default());
 //! assert!(c.p_value.unwrap() > 0.05 && !c.significant);
 //! ```
+//!
+//! Revenue per order, with CUPED on revenue per user (each user's `(x, y)` pair: for
+//! the ratio numerator and denominator, for CUPED the metric and its pre-exposure
+//! value):
+//!
+//! ```
+//! use sluice::stats::{compare_cuped, compare_ratio, CupedArm, RatioArm};
+//! use sluice::stats::{MetricType::Mean, PairedMoments, Settings};
+//!
+//! let per_order =
+//!     |pairs: &[(f64, f64)]| RatioArm::new(Mean, Mean, PairedMoments::from_pairs(pairs));
+//! let control = per_order(&[(30.0, 1.0), (0.0, 0.0), (95.0, 2.0), (12.0, 1.0)]);
+//! let premium = per_order(&[(41.0, 1.0), (70.0, 2.0), (0.0, 0.0), (55.0, 1.0)]);
+//! assert_eq!(control.mean(), Some(137.0 / 4.0));
+//! assert!(compare_ratio(control, premium, &Settings::default()).p_value.is_some());
+//!
+//! let cuped =
+//!     |pairs: &[(f64, f64)]| CupedArm::new(Mean, PairedMoments::from_pairs(pairs));
+//! let control = cuped(&[(30.0, 25.0), (0.0, 2.0), (95.0, 80.0), (12.0, 20.0)]);
+//! let premium = cuped(&[(41.0, 30.0), (70.0, 61.0), (0.0, 5.0), (55.0, 40.0)]);
+//! let c = compare_cuped(control, premium, &Settings::default());
+//! assert!(c.theta.is_some() && c.variance_reduction.unwrap() > 0.0);
+//! ```
 
 mod bayesian;
 mod correction;
+mod cuped;
 mod dist;
 mod frequentist;
 mod moments;
 mod power;
+mod ratio;
 mod sequential;
 mod srm;
 #[cfg(test)]
 mod testutil;
 
 pub use correction::{benjamini_hochberg, holm};
+pub use cuped::{compare_cuped, CupedArm, CupedComparison};
 pub use frequentist::one_sided_t_test;
-pub use moments::{Arm, MetricType, Moments};
+pub use moments::{Arm, MetricType, Moments, PairedMoments};
 pub use power::{minimum_detectable_effect, power, sample_size_per_variant, Baseline};
+pub use ratio::{compare_ratio, RatioArm};
 pub use sequential::sequential_one_sided_test;
 pub use srm::{srm, SrmResult, SRM_THRESHOLD};
 
@@ -64,11 +103,19 @@ pub enum Reason {
     /// The control's mean is 0, so a relative effect is undefined.
     #[error("the control mean is 0, so the relative effect is undefined")]
     ZeroNegativeBaseline,
+    /// A ratio metric's denominator sums to 0 in an arm, so its ratio is undefined.
+    #[error("an arm's ratio denominator sums to 0")]
+    ZeroDenominator,
+    /// The CUPED covariate does not vary over both arms (e.g. only new users, whose
+    /// pre-exposure value is 0), so θ is undefined and the metric is left unadjusted.
+    #[error("the covariate does not vary, so CUPED cannot adjust")]
+    ZeroCovariateVariance,
     /// Control and treatment moments are of different metric types.
     #[error("control and treatment have different metric types")]
     MixedMetricTypes,
     /// The moments are impossible: non-finite sums, Σx² < 0, conversions outside
-    /// [0, n], or (SRM) counts and weights that do not match.
+    /// [0, n], more units than a `u64` counts, or (SRM) counts and weights that do
+    /// not match.
     #[error("the input statistics are invalid")]
     InvalidInput,
     /// A setting is out of range: α not in (0, 1), N* ≤ 0, power not in (α, 1), fewer
@@ -87,6 +134,8 @@ impl Reason {
             Reason::TooFewUnits => "TOO_FEW_UNITS",
             Reason::ZeroNegativeVariance => "ZERO_NEGATIVE_VARIANCE",
             Reason::ZeroNegativeBaseline => "ZERO_NEGATIVE_BASELINE_VARIATION",
+            Reason::ZeroDenominator => "ZERO_DENOMINATOR",
+            Reason::ZeroCovariateVariance => "ZERO_COVARIATE_VARIANCE",
             Reason::MixedMetricTypes => "MIXED_METRIC_TYPES",
             Reason::InvalidInput => "INVALID_INPUT",
             Reason::InvalidSettings => "INVALID_SETTINGS",
@@ -248,8 +297,8 @@ pub fn compare(control: Arm, treatment: Arm, settings: &Settings) -> Comparison 
 }
 
 /// Every figure of a [`Comparison`] from `estimate`, which gives the effect of either
-/// [`Difference`] for one kind of metric: the tests only ever see an
-/// [`Estimate`](frequentist::Estimate).
+/// [`Difference`] for one kind of metric ([`compare`], [`compare_ratio`],
+/// [`compare_cuped`]): the tests only ever see an [`Estimate`](frequentist::Estimate).
 fn compare_estimates(
     estimate: impl Fn(Difference) -> Result<frequentist::Estimate, Reason>,
     settings: &Settings,
@@ -363,5 +412,10 @@ mod tests {
             "ZERO_NEGATIVE_BASELINE_VARIATION"
         );
         assert_eq!(Reason::TooFewUnits.as_str(), "TOO_FEW_UNITS");
+        assert_eq!(Reason::ZeroDenominator.as_str(), "ZERO_DENOMINATOR");
+        assert_eq!(
+            Reason::ZeroCovariateVariance.as_str(),
+            "ZERO_COVARIATE_VARIANCE"
+        );
     }
 }

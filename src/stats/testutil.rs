@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Arm, Comparison, MetricType, Moments, Settings};
+use super::{Arm, Comparison, MetricType, Moments, PairedMoments, Settings};
 
 /// Relative tolerance against the reference numbers.
 pub(super) const RELATIVE: f64 = 1e-6;
@@ -45,6 +45,20 @@ pub(super) fn arm(case: &Value, key: &str) -> Arm {
             a["sum"].as_f64().unwrap(),
             a["sum_squares"].as_f64().unwrap(),
         ),
+    )
+}
+
+/// The paired moments of arm `key` of a ratio or CUPED case.
+pub(super) fn paired(case: &Value, key: &str) -> PairedMoments {
+    let a = &case[key];
+    let f = |k: &str| a[k].as_f64().unwrap();
+    PairedMoments::new(
+        a["n"].as_u64().unwrap(),
+        f("sum_x"),
+        f("sum_squares_x"),
+        f("sum_y"),
+        f("sum_squares_y"),
+        f("sum_products"),
     )
 }
 
