@@ -7,7 +7,7 @@ Regenerate (from the repository root):
     /tmp/sluice-stats-venv/bin/pip install -r scripts/stats/requirements.txt
     /tmp/sluice-stats-venv/bin/python scripts/stats/generate_fixtures.py
 
-Writes tests/fixtures/stats/{compare,one_sided,srm,correction,ratio,cuped,power}.json.
+Writes tests/fixtures/stats/{compare,one_sided,srm,correction,ratio,cuped,capped,power}.json.
 The output is deterministic (seeded simulations, no timestamps): a regeneration with
 the pinned versions gives the same cases and numbers, identical but for the last bit
 or two of a few of them on another machine (at most 5e-15 relative, seen on
@@ -36,6 +36,8 @@ Where a number comes from:
   relative effect (TwoSidedTTest.variance); gbstats 0.8.0 has no such figure, and no
   CUPED for ratio metrics (no RegressionAdjustedRatioStatistic), so there is no
   cuped_ratio.json.
+- capped.json: compare.json's tests on per-user values capped with numpy.minimum; the
+  raw values and the cap are in each case for end-to-end tests to replay.
 - srm.json: scipy.stats.chisquare and gbstats.utils.check_srm.
 - correction.json: statsmodels.stats.multitest.multipletests 'holm' and 'fdr_bh'.
 - power.json: statsmodels.stats.power.NormalIndPower (ratio 1, two-sided): its
@@ -599,6 +601,50 @@ def cuped_cases():
     return cases
 
 
+# --- capped.json ------------------------------------------------------------------
+
+
+def capped_cases():
+    """Mean and count metrics whose per-user values are capped before the sums (API.md,
+    "cap"): each case carries the raw per-user values, the cap, the capped moments
+    and the comparison of the capped values, for end-to-end tests to replay."""
+    rng = np.random.default_rng(20240615)
+    d = {"alpha": 0.05, "higher_is_better": True}
+
+    def revenue(n, mu, whales=0):
+        v = np.where(rng.random(n) < 0.15, rng.lognormal(mu, 1.3, n), 0.0)
+        v[rng.choice(n, whales, replace=False)] = rng.uniform(5000, 20000, whales)
+        return np.round(v, 2)
+
+    def events(n, rate, bots):
+        v = rng.poisson(rate, n).astype(float)
+        v[rng.choice(n, bots, replace=False)] = rng.integers(50, 300, bots)
+        return v
+
+    exps = [
+        ("revenue_cap500", 500.0, [revenue(400, 4.5), revenue(400, 4.6)], d),
+        ("revenue_cap500_3arm_whales", 500.0,
+         [revenue(300, 4.4, 3), revenue(300, 4.5, 1), revenue(300, 4.4, 5)], d),
+        ("count_cap5_bots", 5.0, [events(500, 1.2, 10), events(500, 1.3, 12)], d),
+        ("cap_not_binding", 1000.0,
+         [np.round(rng.gamma(2.0, 10.0, 250), 2), np.round(rng.gamma(2.0, 11.0, 250), 2)], d),
+        ("cap1_binds_most_buyers", 1.0, [revenue(600, 2.0), revenue(600, 2.1)], d),
+        ("tickets_cap3_lower_is_better_alpha10", 3.0,
+         [events(450, 0.5, 5), events(450, 0.42, 4)],
+         {"alpha": 0.10, "higher_is_better": False}),
+    ]
+    cases = []
+    for name, cap, arms, settings in exps:
+        capped = [arm_from_values(np.minimum(v, cap)) for v in arms]
+        for i in range(1, len(arms)):
+            case = compare_case(name, "mean", capped[0], capped[i], settings, i)
+            case["cap"] = cap
+            case["control_values"] = [float(x) for x in arms[0]]
+            case["treatment_values"] = [float(x) for x in arms[i]]
+            cases.append(case)
+    return cases
+
+
 # --- one_sided.json ---------------------------------------------------------------
 
 
@@ -870,6 +916,11 @@ def main():
           "figure); theta and variance_reduction are null, with cuped_reason, where "
           "src/stats reports them undefined; gbstats_theta is compute_theta's value",
           cuped_cases())
+    write("capped.json",
+          "gbstats SampleMeanStatistic on per-user values capped at `cap` "
+          "(numpy.minimum), in the same tests as compare.json; the raw values are "
+          "*_values",
+          capped_cases())
     write("power.json",
           "statsmodels NormalIndPower(ratio=1, two-sided), alpha Bonferroni-split over "
           "variants - 1 comparisons, effect size = mde_relative * |mean| / sqrt(variance)",

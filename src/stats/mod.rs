@@ -344,7 +344,7 @@ fn compare_estimates(
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::{arm, assert_all_finite, check_comparisons};
+    use super::testutil::{arm, assert_all_finite, assert_close, check_comparisons};
     use super::*;
 
     #[test]
@@ -353,6 +353,34 @@ mod tests {
             compare(arm(case, "control"), arm(case, "treatment"), settings)
         });
         assert!(checked >= 50, "only {checked} comparisons checked");
+    }
+
+    #[test]
+    fn capped_means_match_gbstats() {
+        let checked = check_comparisons("capped.json", |label, case, settings| {
+            let cap = case["cap"].as_f64().unwrap();
+            let [c, t] = ["control", "treatment"].map(|key| {
+                let values: Vec<f64> = case[&format!("{key}_values")]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap().min(cap))
+                    .collect();
+                let moments = Moments::from_values(&values);
+                let want = arm(case, key).moments;
+                assert_eq!(moments.n, want.n, "{label} {key} n");
+                assert_close(label, "sum", Some(moments.sum), &want.sum.into());
+                assert_close(
+                    label,
+                    "sum_squares",
+                    Some(moments.sum_squares),
+                    &want.sum_squares.into(),
+                );
+                Arm::new(MetricType::Mean, moments)
+            });
+            compare(c, t, settings)
+        });
+        assert!(checked >= 21, "only {checked} capped comparisons checked");
     }
 
     #[test]
