@@ -7,9 +7,11 @@ Regenerate (from the repository root):
     /tmp/sluice-stats-venv/bin/pip install -r scripts/stats/requirements.txt
     /tmp/sluice-stats-venv/bin/python scripts/stats/generate_fixtures.py
 
-Writes tests/fixtures/stats/{compare,one_sided,srm,correction,power}.json. The output
-is deterministic (seeded simulations, no timestamps), so a regeneration with the
-pinned versions gives a byte-identical diff-free result.
+Writes tests/fixtures/stats/{compare,one_sided,srm,correction,ratio,cuped,capped,power}.json.
+The output is deterministic (seeded simulations, no timestamps): a regeneration with
+the pinned versions gives the same cases and numbers, identical but for the last bit
+or two of a few of them on another machine (at most 5e-15 relative, seen on
+compare.json), far inside the tests' 1e-6.
 
 Where a number comes from:
 - compare.json: gbstats.frequentist.tests.TwoSidedTTest (relative and absolute),
@@ -22,6 +24,20 @@ Where a number comes from:
   `sequentialIntervalHalfwidthOneSided` and its p-value is the alpha where the bound
   touches 0, solved with scipy.optimize.brentq; GrowthBook's own 100-step bisection
   (tolerance 1e-6 on the bound, clamped to [1e-5, 0.4999]) is recorded beside it.
+- ratio.json: the same tests as compare.json on gbstats.models.statistics.RatioStatistic
+  (mean sum(x)/sum(y), delta-method variance with the covariance from sum(x*y)); for
+  sample-mean components the variance is cross-checked against numpy's sample variance
+  of x - R*y over mean(y)^2.
+- cuped.json: the same tests on RegressionAdjustedStatistic, theta from compute_theta
+  as gbstats' BaseABTest sets it (both arms pooled; theta 0 falls back to the
+  unadjusted statistics). theta is cross-checked against numpy.polyfit on the pooled
+  per-user values and each arm's adjusted variance against numpy's variance of
+  x - theta*y. variance_reduction is API.md's 1 - adjusted/unadjusted variance of the
+  relative effect (TwoSidedTTest.variance); gbstats 0.8.0 has no such figure, and no
+  CUPED for ratio metrics (no RegressionAdjustedRatioStatistic), so there is no
+  cuped_ratio.json.
+- capped.json: compare.json's tests on per-user values capped with numpy.minimum; the
+  raw values and the cap are in each case for end-to-end tests to replay.
 - srm.json: scipy.stats.chisquare and gbstats.utils.check_srm.
 - correction.json: statsmodels.stats.multitest.multipletests 'holm' and 'fdr_bh'.
 - power.json: statsmodels.stats.power.NormalIndPower (ratio 1, two-sided): its
@@ -50,7 +66,13 @@ from gbstats.frequentist.tests import (
     SequentialTwoSidedTTest,
     TwoSidedTTest,
 )
-from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
+from gbstats.models.statistics import (
+    ProportionStatistic,
+    RatioStatistic,
+    RegressionAdjustedStatistic,
+    SampleMeanStatistic,
+    compute_theta,
+)
 from gbstats.utils import check_srm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -208,16 +230,36 @@ def fnum(x):
 
 
 def compare_case(name, metric_type, c, t, settings, index):
+    abs_reason, rel_reason = expected_reasons(metric_type, c, t)
+    want = comparison_want(
+        name, lambda: (gb_stat(metric_type, c), gb_stat(metric_type, t)), settings,
+        abs_reason, rel_reason,
+    )
+    return {
+        "name": f"{name}/variant{index}",
+        "metric_type": metric_type,
+        "settings": settings,
+        "control": c,
+        "treatment": t,
+        "want": want,
+    }
+
+
+def comparison_want(name, make_stats, settings, abs_reason, rel_reason):
+    """The `want` of a comparison in compare.json's schema. make_stats() returns a fresh
+    (control, treatment) pair of gbstats statistics for each test, since gbstats' tests
+    set theta on RegressionAdjustedStatistic objects in place."""
     alpha = settings["alpha"]
-    sa, sb = gb_stat(metric_type, c), gb_stat(metric_type, t)
-    rel = TwoSidedTTest(sa, sb, FrequentistConfig(alpha=alpha, difference_type="relative"))
+    rel = TwoSidedTTest(*make_stats(),
+                        FrequentistConfig(alpha=alpha, difference_type="relative"))
     rel_r = rel.compute_result()
-    ab = TwoSidedTTest(sa, sb, FrequentistConfig(alpha=alpha, difference_type="absolute"))
+    ab = TwoSidedTTest(*make_stats(),
+                       FrequentistConfig(alpha=alpha, difference_type="absolute"))
     ab_r = ab.compute_result()
     bay = EffectBayesianABTest(
-        sa, sb, EffectBayesianConfig(alpha=alpha, inverse=not settings["higher_is_better"])
+        *make_stats(),
+        EffectBayesianConfig(alpha=alpha, inverse=not settings["higher_is_better"])
     ).compute_result()
-    abs_reason, rel_reason = expected_reasons(metric_type, c, t)
     want = {
         "abs_reason": abs_reason,
         "rel_reason": rel_reason,
@@ -230,7 +272,9 @@ def compare_case(name, metric_type, c, t, settings, index):
         want["abs_ci"] = [fnum(x) for x in ab_r.ci]
         want["abs_p_value"] = fnum(ab_r.p_value)
         want["abs_dof"] = fnum(ab.dof)
-        # Cross-check: scipy's Welch test from the same summary statistics.
+        # Cross-check: scipy's Welch test from the same summary statistics (the
+        # statistics as the test holds them: adjusted, for CUPED).
+        sa, sb = ab.stat_a, ab.stat_b
         sp = stats.ttest_ind_from_stats(
             sb.mean, math.sqrt(sb.variance), sb.n, sa.mean, math.sqrt(sa.variance), sa.n,
             equal_var=False,
@@ -245,7 +289,8 @@ def compare_case(name, metric_type, c, t, settings, index):
         seq = {}
         for n_star in SEQ_TUNINGS:
             s = SequentialTwoSidedTTest(
-                sa, sb, SequentialConfig(alpha=alpha, sequential_tuning_parameter=n_star)
+                *make_stats(),
+                SequentialConfig(alpha=alpha, sequential_tuning_parameter=n_star)
             ).compute_result()
             seq[str(int(n_star))] = {
                 "seq_rel_ci": [fnum(x) for x in s.ci],
@@ -257,14 +302,347 @@ def compare_case(name, metric_type, c, t, settings, index):
         want["risk"] = fnum(bay.risk[1])
         want["risk_control"] = fnum(bay.risk[0])
         want["credible_interval"] = [fnum(x) for x in bay.ci]
-    return {
-        "name": f"{name}/variant{index}",
-        "metric_type": metric_type,
-        "settings": settings,
-        "control": c,
-        "treatment": t,
-        "want": want,
-    }
+    return want
+
+
+# --- ratio.json -------------------------------------------------------------------
+
+
+def paired_arm(x, y):
+    """Sufficient statistics of per-user pairs (x, y), as src/stats' PairedMoments."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return {"n": int(x.size), "sum_x": float(x.sum()), "sum_squares_x": float((x * x).sum()),
+            "sum_y": float(y.sum()), "sum_squares_y": float((y * y).sum()),
+            "sum_products": float((x * y).sum())}
+
+
+def paired_arm_from_moments(n, mean_x, var_x, mean_y, var_y, cov):
+    """Sufficient statistics of n pairs with these means, sample variances, covariance."""
+    sx, sy = mean_x * n, mean_y * n
+    return {"n": int(n), "sum_x": sx, "sum_squares_x": var_x * (n - 1) + sx * sx / n,
+            "sum_y": sy, "sum_squares_y": var_y * (n - 1) + sy * sy / n,
+            "sum_products": cov * (n - 1) + sx * sy / n}
+
+
+def side(arm, axis):
+    """The plain moments of one side ("x" or "y") of a paired arm."""
+    return {"n": arm["n"], "sum": arm[f"sum_{axis}"], "sum_squares": arm[f"sum_squares_{axis}"]}
+
+
+def ratio_stat(num_type, den_type, arm):
+    return RatioStatistic(
+        n=arm["n"],
+        m_statistic=gb_stat(num_type, side(arm, "x")),
+        d_statistic=gb_stat(den_type, side(arm, "y")),
+        m_d_sum_of_products=arm["sum_products"],
+    )
+
+
+def stat_reasons(sa, sb):
+    """(absolute, relative) reason from gbstats statistics, in src/stats' order: zero
+    baseline (relative only; adjusted or unadjusted mean), then zero variance."""
+    abs_reason = "ZERO_NEGATIVE_VARIANCE" if sa.variance <= 0 or sb.variance <= 0 else None
+    baseline_zero = sa.mean == 0 or sa.unadjusted_mean == 0
+    return abs_reason, "ZERO_NEGATIVE_BASELINE_VARIATION" if baseline_zero else abs_reason
+
+
+def ratio_experiments():
+    """(name, numerator type, denominator type, arms, settings, raw pairs or None)."""
+    rng = np.random.default_rng(20240612)
+    d = {"alpha": 0.05, "higher_is_better": True}
+    out = []
+
+    def orders_revenue(n, rate, aov_mu):
+        orders = rng.poisson(rate, n)
+        revenue = np.array([rng.lognormal(aov_mu, 0.8, k).sum() for k in orders])
+        return np.round(revenue, 2), orders
+
+    def sessions_orders(n, p):
+        sessions = 1 + rng.poisson(3.0, n)
+        return rng.binomial(sessions, p), sessions
+
+    def add(name, num, den, pairs, settings=d):
+        out.append((name, num, den, [paired_arm(x, y) for x, y in pairs], settings, pairs))
+
+    add("revenue_per_order_3arm", "mean", "mean",
+        [orders_revenue(3000, 0.4, 3.5), orders_revenue(3000, 0.4, 3.56),
+         orders_revenue(2950, 0.42, 3.45)])
+    add("orders_per_session", "mean", "mean",
+        [sessions_orders(5000, 0.05), sessions_orders(5000, 0.056)])
+    # Numerator a 0/1 conversion metric (ProportionStatistic), denominator a count.
+    conv = []
+    for p in [0.10, 0.115]:
+        sessions = 1 + rng.poisson(2.0, 4000)
+        conv.append(((rng.random(4000) < p * np.sqrt(sessions)).astype(float), sessions))
+    add("conversions_per_session", "proportion", "mean", conv)
+    # Denominator a 0/1 conversion metric: revenue per buyer.
+    buyers = []
+    for mu in [3.0, 3.08]:
+        bought = rng.random(3000) < 0.09
+        buyers.append((np.where(bought, np.round(rng.lognormal(mu, 1.1, 3000), 2), 0.0),
+                       bought.astype(float)))
+    add("revenue_per_buyer", "mean", "proportion", buyers)
+    # Profit per order can be negative.
+    profit = []
+    for shift in [0.5, 1.5]:
+        orders = rng.poisson(0.8, 1500)
+        profit.append((np.round(orders * rng.normal(shift, 6.0, 1500), 2), orders))
+    add("profit_per_order_negative", "mean", "mean", profit)
+    add("cost_per_conversion_lower_is_better_alpha10", "mean", "mean",
+        [(np.round(rng.gamma(2.0, 5.0, 2500), 2), rng.poisson(0.3, 2500)),
+         (np.round(rng.gamma(2.0, 5.0, 2500), 2), rng.poisson(0.33, 2500))],
+        {"alpha": 0.10, "higher_is_better": False})
+    add("ratio_tiny_n10", "mean", "mean",
+        [(np.array([0, 12.5, 3, 0, 0, 8, 1, 0, 4, 2.5]),
+          np.array([0, 2, 1, 0, 1, 2, 1, 0, 1, 1])),
+         (np.array([5, 0, 0, 9, 2, 0, 7.5, 1, 0, 3]),
+          np.array([1, 0, 1, 2, 1, 0, 2, 1, 0, 1]))])
+    out.append(("ratio_huge_n1e8", "mean", "mean",
+                [paired_arm_from_moments(100_000_000, 2.0, 30.0, 0.5, 0.6, 3.0),
+                 paired_arm_from_moments(100_010_000, 2.002, 30.5, 0.5001, 0.6, 3.05)],
+                d, None))
+    # Degenerate inputs.
+    add("degenerate_n1", "mean", "mean",
+        [(np.array([4.0]), np.array([1.0])),
+         (np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 2.0]))])
+    add("degenerate_zero_denominator_control", "mean", "mean",
+        [(np.zeros(20), np.zeros(20)), (np.arange(20.0), np.arange(20) % 3)])
+    add("degenerate_zero_denominator_treatment", "mean", "mean",
+        [(np.arange(20.0), np.arange(20) % 3), (np.zeros(20), np.zeros(20))])
+    add("degenerate_zero_numerator_control", "mean", "mean",
+        [(np.zeros(30), np.arange(30) % 4), (np.arange(30.0), np.arange(30) % 4)])
+    return out
+
+
+def check_ratio_variance(name, num_type, den_type, stat, pairs):
+    """Cross-check gbstats' delta-method variance: for sample-mean components it is the
+    sample variance of x - R*y over mean(y)^2, R = sum(x)/sum(y)."""
+    if pairs is None or num_type != "mean" or den_type != "mean" or stat.n < 2:
+        return
+    x, y = (np.asarray(v, dtype=float) for v in pairs)
+    if y.sum() == 0:
+        return
+    direct = np.var(x - x.sum() / y.sum() * y, ddof=1) / y.mean() ** 2
+    assert math.isclose(direct, stat.variance, rel_tol=1e-9, abs_tol=1e-15), name
+
+
+def ratio_cases():
+    cases = []
+    for name, num, den, arms, settings, raw in ratio_experiments():
+        c = arms[0]
+        for i, t in enumerate(arms[1:], start=1):
+            sa, sb = ratio_stat(num, den, c), ratio_stat(num, den, t)
+            if raw is not None:
+                check_ratio_variance(name, num, den, sa, raw[0])
+                check_ratio_variance(name, num, den, sb, raw[i])
+            if c["n"] < 2 or t["n"] < 2:
+                reasons = ("TOO_FEW_UNITS", "TOO_FEW_UNITS")
+            elif c["sum_y"] == 0 or t["sum_y"] == 0:
+                reasons = ("ZERO_DENOMINATOR", "ZERO_DENOMINATOR")
+            else:
+                reasons = stat_reasons(sa, sb)
+            want = comparison_want(
+                name, lambda: (ratio_stat(num, den, c), ratio_stat(num, den, t)), settings,
+                *reasons)
+            cases.append({
+                "name": f"{name}/variant{i}",
+                "numerator_type": num,
+                "denominator_type": den,
+                "settings": settings,
+                "control": c,
+                "treatment": t,
+                "want": want,
+            })
+    return cases
+
+
+# --- cuped.json -------------------------------------------------------------------
+
+
+def cuped_stat(metric_type, arm):
+    return RegressionAdjustedStatistic(
+        n=arm["n"],
+        post_statistic=gb_stat(metric_type, side(arm, "x")),
+        pre_statistic=gb_stat(metric_type, side(arm, "y")),
+        post_pre_sum_of_products=arm["sum_products"],
+        theta=0,  # set by gbstats' tests from compute_theta
+    )
+
+
+def cuped_experiments():
+    """(name, metric type, arms, settings, raw pairs or None); x is the metric after
+    exposure, y its value over the lookback window before it."""
+    rng = np.random.default_rng(20240614)
+    d = {"alpha": 0.05, "higher_is_better": True}
+    out = []
+
+    def add(name, metric_type, pairs, settings=d):
+        out.append((name, metric_type, [paired_arm(x, y) for x, y in pairs], settings, pairs))
+
+    def revenue(n, lift):
+        rate = rng.gamma(0.5, 1.0, n)  # a user's propensity to buy, in both periods
+        spend = lambda k: np.array([rng.lognormal(3.0, 0.9, j).sum() for j in k])  # noqa: E731
+        pre, post = rng.poisson(rate), rng.poisson(rate * lift)
+        return np.round(spend(post), 2), np.round(spend(pre), 2)
+
+    add("revenue_3arm", "mean", [revenue(4000, 1.0), revenue(4000, 1.04), revenue(3900, 0.97)])
+
+    def conversion(n, lift):
+        p = rng.beta(0.3, 3.0, n)
+        return ((rng.random(n) < p * lift).astype(float), (rng.random(n) < p).astype(float))
+
+    add("conversion", "proportion", [conversion(5000, 1.0), conversion(5000, 1.08)])
+
+    def count(n, lift):
+        rate = rng.gamma(2.0, 1.0, n)
+        return rng.poisson(rate * lift), rng.poisson(rate)
+
+    add("count_lower_is_better_alpha01", "mean", [count(3000, 1.0), count(3000, 0.96)],
+        {"alpha": 0.01, "higher_is_better": False})
+    # A covariate unrelated to the metric: θ near 0, no reduction (or a slight loss).
+    add("weak_covariate", "mean",
+        [(rng.poisson(2.0, 2000), rng.poisson(2.0, 2000)),
+         (rng.poisson(2.1, 2000), rng.poisson(2.0, 2000))])
+
+    def normal(n, shift):
+        pre = rng.normal(-0.5, 2.0, n)
+        return 0.6 * pre + rng.normal(shift, 1.6, n), pre
+
+    add("negative_values", "mean", [normal(300, -0.2), normal(320, 0.1)])
+    add("cuped_tiny_n10", "mean",
+        [(np.array([0, 12.5, 3, 0, 0, 8, 1, 0, 4, 2.5]),
+          np.array([1, 10, 0, 0, 2, 5, 1, 0, 6, 2])),
+         (np.array([5, 0, 0, 9, 2, 0, 7.5, 1, 0, 3]),
+          np.array([4, 0, 1, 7, 2, 0, 5, 0, 0, 3]))])
+    out.append(("cuped_huge_n1e8", "mean",
+                [paired_arm_from_moments(100_000_000, 1.7, 25.0, 1.6, 24.0, 15.0),
+                 paired_arm_from_moments(99_990_000, 1.7003, 25.2, 1.6001, 24.0, 15.1)],
+                d, None))
+    # The treatment's users are all new (no pre-exposure activity), the control's not.
+    add("treatment_all_new_users", "mean",
+        [revenue(1500, 1.0), (revenue(1500, 1.0)[0], np.zeros(1500))])
+    # Degenerate inputs: θ undefined, so gbstats (and src/stats) analyse unadjusted.
+    add("all_new_users_zero_covariate", "mean",
+        [(revenue(1500, 1.0)[0], np.zeros(1500)), (revenue(1500, 1.05)[0], np.zeros(1500))])
+    add("constant_covariate", "mean",
+        [(rng.poisson(2.0, 800), np.ones(800)), (rng.poisson(2.2, 800), np.ones(800))])
+    add("degenerate_n1", "mean",
+        [(np.array([4.0]), np.array([3.0])),
+         (np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0]))])
+    add("degenerate_constant_metric", "mean",
+        [(np.full(40, 3.0), np.arange(40.0)), (np.full(35, 3.0), np.arange(35.0))])
+    return out
+
+
+def check_cuped(name, metric_type, test, pairs):
+    """Cross-checks for a sample-mean metric with raw values: gbstats' theta is the
+    slope of the pooled least-squares fit of x on y, and an arm's adjusted variance is
+    the sample variance of x - theta*y."""
+    reverted = not isinstance(test.stat_a, RegressionAdjustedStatistic)
+    too_few = min(test.stat_a.n, test.stat_b.n) < 2
+    if pairs is None or metric_type != "mean" or reverted or too_few:
+        return
+    x = np.concatenate([np.asarray(p[0], dtype=float) for p in pairs])
+    y = np.concatenate([np.asarray(p[1], dtype=float) for p in pairs])
+    theta = test.stat_a.theta
+    assert math.isclose(np.polyfit(y, x, 1)[0], theta, rel_tol=1e-9, abs_tol=1e-12), name
+    for stat, (xa, ya) in zip([test.stat_a, test.stat_b], pairs):
+        direct = np.var(np.asarray(xa, float) - theta * np.asarray(ya, float), ddof=1)
+        assert math.isclose(direct, stat.variance, rel_tol=1e-9), name
+
+
+def cuped_case(name, metric_type, c, t, settings, pairs):
+    make = lambda: (cuped_stat(metric_type, c), cuped_stat(metric_type, t))  # noqa: E731
+    joint = lambda axis: gb_stat(metric_type, {  # noqa: E731
+        k: side(c, axis)[k] + side(t, axis)[k] for k in ["n", "sum", "sum_squares"]})
+    gb_theta = compute_theta(*make())
+    if joint("x").variance <= 0:
+        theta_reason = "ZERO_NEGATIVE_VARIANCE"
+    elif joint("y").variance <= 0:
+        theta_reason = "ZERO_COVARIATE_VARIANCE"
+    else:
+        theta_reason = None
+    adjusted = TwoSidedTTest(*make(), FrequentistConfig(difference_type="relative"))
+    check_cuped(name, metric_type, adjusted, pairs)
+    unadjusted = TwoSidedTTest(gb_stat(metric_type, side(c, "x")),
+                               gb_stat(metric_type, side(t, "x")),
+                               FrequentistConfig(difference_type="relative"))
+    if c["n"] < 2 or t["n"] < 2:
+        reasons = unadjusted_rel_reason = ("TOO_FEW_UNITS", "TOO_FEW_UNITS")
+    else:
+        # The statistics as gbstats' test holds them: theta set, or reverted to the
+        # unadjusted ones where theta is 0.
+        reasons = stat_reasons(adjusted.stat_a, adjusted.stat_b)
+        unadjusted_rel_reason = stat_reasons(unadjusted.stat_a, unadjusted.stat_b)
+    want = comparison_want(name, make, settings, *reasons)
+    cuped_reason = theta_reason or reasons[1] or unadjusted_rel_reason[1]
+    want["theta"] = None if theta_reason else fnum(gb_theta)
+    want["variance_reduction"] = (
+        None if cuped_reason else fnum(1 - adjusted.variance / unadjusted.variance))
+    want["cuped_reason"] = cuped_reason
+    want["gbstats_theta"] = fnum(gb_theta)
+    return want
+
+
+def cuped_cases():
+    cases = []
+    for name, metric_type, arms, settings, raw in cuped_experiments():
+        c = arms[0]
+        for i, t in enumerate(arms[1:], start=1):
+            pairs = None if raw is None else [raw[0], raw[i]]
+            cases.append({
+                "name": f"{name}/variant{i}",
+                "metric_type": metric_type,
+                "settings": settings,
+                "control": c,
+                "treatment": t,
+                "want": cuped_case(name, metric_type, c, t, settings, pairs),
+            })
+    return cases
+
+
+# --- capped.json ------------------------------------------------------------------
+
+
+def capped_cases():
+    """Mean and count metrics whose per-user values are capped before the sums (API.md,
+    "cap"): each case carries the raw per-user values, the cap, the capped moments
+    and the comparison of the capped values, for end-to-end tests to replay."""
+    rng = np.random.default_rng(20240615)
+    d = {"alpha": 0.05, "higher_is_better": True}
+
+    def revenue(n, mu, whales=0):
+        v = np.where(rng.random(n) < 0.15, rng.lognormal(mu, 1.3, n), 0.0)
+        v[rng.choice(n, whales, replace=False)] = rng.uniform(5000, 20000, whales)
+        return np.round(v, 2)
+
+    def events(n, rate, bots):
+        v = rng.poisson(rate, n).astype(float)
+        v[rng.choice(n, bots, replace=False)] = rng.integers(50, 300, bots)
+        return v
+
+    exps = [
+        ("revenue_cap500", 500.0, [revenue(400, 4.5), revenue(400, 4.6)], d),
+        ("revenue_cap500_3arm_whales", 500.0,
+         [revenue(300, 4.4, 3), revenue(300, 4.5, 1), revenue(300, 4.4, 5)], d),
+        ("count_cap5_bots", 5.0, [events(500, 1.2, 10), events(500, 1.3, 12)], d),
+        ("cap_not_binding", 1000.0,
+         [np.round(rng.gamma(2.0, 10.0, 250), 2), np.round(rng.gamma(2.0, 11.0, 250), 2)], d),
+        ("cap1_binds_most_buyers", 1.0, [revenue(600, 2.0), revenue(600, 2.1)], d),
+        ("tickets_cap3_lower_is_better_alpha10", 3.0,
+         [events(450, 0.5, 5), events(450, 0.42, 4)],
+         {"alpha": 0.10, "higher_is_better": False}),
+    ]
+    cases = []
+    for name, cap, arms, settings in exps:
+        capped = [arm_from_values(np.minimum(v, cap)) for v in arms]
+        for i in range(1, len(arms)):
+            case = compare_case(name, "mean", capped[0], capped[i], settings, i)
+            case["cap"] = cap
+            case["control_values"] = [float(x) for x in arms[0]]
+            case["treatment_values"] = [float(x) for x in arms[i]]
+            cases.append(case)
+    return cases
 
 
 # --- one_sided.json ---------------------------------------------------------------
@@ -524,6 +902,25 @@ def main():
           srm_cases(exps))
     write("correction.json", "statsmodels multipletests holm and fdr_bh",
           correction_cases(compare))
+    write("ratio.json",
+          "gbstats RatioStatistic (delta-method variance with the numerator-denominator "
+          "covariance) in TwoSidedTTest (relative, absolute), SequentialTwoSidedTTest per "
+          "N*, EffectBayesianABTest (flat prior); arms are PairedMoments with x the "
+          "numerator, y the denominator",
+          ratio_cases())
+    write("cuped.json",
+          "gbstats RegressionAdjustedStatistic with theta from compute_theta (both arms "
+          "pooled; 0 reverts to unadjusted) in the same tests as compare.json; x the "
+          "metric, y its pre-exposure covariate; variance_reduction = 1 - adjusted / "
+          "unadjusted TwoSidedTTest relative variance (API.md; gbstats has no such "
+          "figure); theta and variance_reduction are null, with cuped_reason, where "
+          "src/stats reports them undefined; gbstats_theta is compute_theta's value",
+          cuped_cases())
+    write("capped.json",
+          "gbstats SampleMeanStatistic on per-user values capped at `cap` "
+          "(numpy.minimum), in the same tests as compare.json; the raw values are "
+          "*_values",
+          capped_cases())
     write("power.json",
           "statsmodels NormalIndPower(ratio=1, two-sided), alpha Bonferroni-split over "
           "variants - 1 comparisons, effect size = mde_relative * |mean| / sqrt(variance)",

@@ -5,6 +5,7 @@
 //! (`TTest`, `TwoSidedTTest`, `OneSidedTreatment{Greater,Lesser}TTest`).
 
 use super::dist::{t_cdf, t_ppf, t_sf};
+use super::moments::Summary;
 use super::{finite, Arm, Difference, OneSided, Reason, Settings, Side};
 
 /// A treatment-vs-control effect with its sampling variance and Welch degrees of
@@ -31,11 +32,7 @@ impl Estimate {
 /// Checks the arms and returns the effect estimate, or why there is none.
 ///
 /// Reasons, in this order: [`Reason::MixedMetricTypes`], [`Reason::InvalidInput`],
-/// [`Reason::TooFewUnits`] (an arm with n < 2: no sample variance, and Welch's df
-/// divides by n − 1), [`Reason::ZeroNegativeBaseline`] (relative only, control mean
-/// exactly 0, as gbstats checks `stat_a.mean == 0`), [`Reason::ZeroNegativeVariance`]
-/// (either arm, as gbstats' `_has_zero_variance`: with 0% or 100% conversions the normal
-/// approximation says nothing).
+/// then those of [`require_units`] and [`estimate_from`].
 pub(super) fn estimate(
     control: Arm,
     treatment: Arm,
@@ -44,33 +41,54 @@ pub(super) fn estimate(
     if control.metric != treatment.metric {
         return Err(Reason::MixedMetricTypes);
     }
-    validate(control)?;
-    validate(treatment)?;
-    if control.moments.n < 2 || treatment.moments.n < 2 {
-        return Err(Reason::TooFewUnits);
+    control.validate()?;
+    treatment.validate()?;
+    require_units(control.moments.n, treatment.moments.n)?;
+    estimate_from(control.summary()?, treatment.summary()?, difference)
+}
+
+/// [`Reason::TooFewUnits`] if an arm has n < 2: no sample variance, and Welch's df
+/// divides by n − 1. Every kind of metric checks this before building its
+/// [`Summary`].
+pub(super) fn require_units(control: u64, treatment: u64) -> Result<(), Reason> {
+    if control < 2 || treatment < 2 {
+        Err(Reason::TooFewUnits)
+    } else {
+        Ok(())
     }
-    let (n_c, n_t) = (control.moments.n as f64, treatment.moments.n as f64);
-    let (m_c, m_t) = (
-        control.mean().ok_or(Reason::TooFewUnits)?,
-        treatment.mean().ok_or(Reason::TooFewUnits)?,
-    );
-    let (v_c, v_t) = (
-        control.variance().ok_or(Reason::TooFewUnits)?,
-        treatment.variance().ok_or(Reason::TooFewUnits)?,
-    );
-    if difference == Difference::Relative && m_c == 0.0 {
+}
+
+/// The effect estimate from two arm summaries, whatever their metric kind.
+///
+/// Reasons, in this order: [`Reason::ZeroNegativeBaseline`] (relative only, control
+/// mean exactly 0, adjusted or not, as gbstats checks `stat_a.mean == 0` and
+/// `stat_a.unadjusted_mean == 0`), [`Reason::ZeroNegativeVariance`] (either arm, as
+/// gbstats' `_has_zero_variance`: with 0% or 100% conversions the normal approximation
+/// says nothing).
+pub(super) fn estimate_from(
+    control: Summary,
+    treatment: Summary,
+    difference: Difference,
+) -> Result<Estimate, Reason> {
+    let (n_c, n_t) = (control.n as f64, treatment.n as f64);
+    let (m_c, m_t) = (control.unadjusted_mean, treatment.unadjusted_mean);
+    let (v_c, v_t) = (control.variance, treatment.variance);
+    if difference == Difference::Relative && (control.mean == 0.0 || m_c == 0.0) {
         return Err(Reason::ZeroNegativeBaseline);
     }
     if v_c <= 0.0 || v_t <= 0.0 {
         return Err(Reason::ZeroNegativeVariance);
     }
+    let diff = treatment.mean - control.mean;
     let (effect, variance) = match difference {
         // Var(μ̂_t − μ̂_c) = σ_t²/n_t + σ_c²/n_c.
-        Difference::Absolute => (m_t - m_c, v_t / n_t + v_c / n_c),
+        Difference::Absolute => (diff, v_t / n_t + v_c / n_c),
         // Delta method for μ̂_t/μ̂_c − 1 (gbstats `frequentist_variance`, relative):
-        // Var ≈ σ_t²/(μ_c² n_t) + σ_c² μ_t²/(μ_c⁴ n_c).
+        // Var ≈ σ_t²/(μ_c² n_t) + σ_c² μ_t²/(μ_c⁴ n_c). Under CUPED the σ² are the
+        // adjusted variances and the μ the unadjusted means, as gbstats passes
+        // `unadjusted_mean` to both `frequentist_diff` and `frequentist_variance`.
         Difference::Relative => (
-            (m_t - m_c) / m_c,
+            diff / m_c,
             v_t / (m_c.powi(2) * n_t) + v_c * m_t.powi(2) / (m_c.powi(4) * n_c),
         ),
     };
@@ -85,20 +103,6 @@ pub(super) fn estimate(
         dof: finite(dof)?,
         units: n_c + n_t,
     })
-}
-
-fn validate(arm: Arm) -> Result<(), Reason> {
-    let m = arm.moments;
-    let sums_ok = m.sum.is_finite() && m.sum_squares.is_finite() && m.sum_squares >= 0.0;
-    let proportion_ok = match arm.metric {
-        super::MetricType::Proportion => m.sum >= 0.0 && m.sum <= m.n as f64,
-        super::MetricType::Mean => true,
-    };
-    if sums_ok && proportion_ok {
-        Ok(())
-    } else {
-        Err(Reason::InvalidInput)
-    }
 }
 
 /// A two-sided interval and p-value.

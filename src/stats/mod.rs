@@ -1,8 +1,11 @@
 //! Statistics of experiments: pure functions on per-arm sufficient statistics
-//! ([`Moments`]: n, Σx, Σx²). No I/O, no async, nothing from the rest of the crate.
+//! ([`Moments`]: n, Σx, Σx²; [`PairedMoments`]: the same for per-user pairs plus Σxy).
+//! No I/O, no async, nothing from the rest of the crate.
 //!
 //! What is here, each in its own file:
-//! - `moments`: [`Moments`], [`MetricType`], [`Arm`] — the inputs and their variance;
+//! - `moments`: [`Moments`], [`PairedMoments`], [`MetricType`], [`Arm`] — the inputs
+//!   and their variance — and the summary of an arm (n, mean, unadjusted mean, a
+//!   unit's variance) that every test below is computed from;
 //! - `frequentist`: Welch t-tests on the absolute and the relative (delta-method)
 //!   effect, two-sided and one-sided ([`one_sided_t_test`]);
 //! - `sequential`: always-valid tests from asymptotic confidence sequences
@@ -10,9 +13,20 @@
 //! - `bayesian`: chance to win, risk and credible interval (flat Gaussian prior);
 //! - [`compare`] (this file): all of the above for one variant against the control, as
 //!   a report needs it ([`Comparison`]);
+//! - `ratio`: [`RatioArm`] and [`compare_ratio`] — ratio metrics Σx/Σy with the
+//!   delta-method variance (gbstats `RatioStatistic`);
+//! - `cuped`: [`CupedArm`] and [`compare_cuped`] — regression adjustment by a
+//!   pre-exposure covariate with θ pooled over the two arms (gbstats
+//!   `RegressionAdjustedStatistic`, `compute_theta`), giving a [`CupedComparison`] with
+//!   θ and the variance reduction;
 //! - `srm`: sample-ratio mismatch, chi-square goodness of fit ([`srm`]);
 //! - `correction`: [`holm`] and [`benjamini_hochberg`] adjusted p-values;
 //! - `power`: [`sample_size_per_variant`], [`minimum_detectable_effect`], [`power`].
+//!
+//! Ratio and CUPED arms differ from plain ones only in how an arm is summarised; the
+//! tests and the [`Comparison`] they fill are the same code for all three. Caps are
+//! not here: a capped metric caps each user's value before the sums are taken, and is
+//! then an ordinary [`Arm`].
 //!
 //! The numbers follow gbstats 0.8.0 (GrowthBook's engine), scipy and statsmodels; the
 //! tests compare them, within 1e-6 relative, to fixtures in `tests/fixtures/stats/`
@@ -30,22 +44,49 @@
 //! let c = compare(control, premium, &Settings::default());
 //! assert!(c.p_value.unwrap() > 0.05 && !c.significant);
 //! ```
+//!
+//! Revenue per order, with CUPED on revenue per user (each user's `(x, y)` pair: for
+//! the ratio numerator and denominator, for CUPED the metric and its pre-exposure
+//! value):
+//!
+//! ```
+//! use sluice::stats::{compare_cuped, compare_ratio, CupedArm, RatioArm};
+//! use sluice::stats::{MetricType::Mean, PairedMoments, Settings};
+//!
+//! let per_order =
+//!     |pairs: &[(f64, f64)]| RatioArm::new(Mean, Mean, PairedMoments::from_pairs(pairs));
+//! let control = per_order(&[(30.0, 1.0), (0.0, 0.0), (95.0, 2.0), (12.0, 1.0)]);
+//! let premium = per_order(&[(41.0, 1.0), (70.0, 2.0), (0.0, 0.0), (55.0, 1.0)]);
+//! assert_eq!(control.mean(), Some(137.0 / 4.0));
+//! assert!(compare_ratio(control, premium, &Settings::default()).p_value.is_some());
+//!
+//! let cuped =
+//!     |pairs: &[(f64, f64)]| CupedArm::new(Mean, PairedMoments::from_pairs(pairs));
+//! let control = cuped(&[(30.0, 25.0), (0.0, 2.0), (95.0, 80.0), (12.0, 20.0)]);
+//! let premium = cuped(&[(41.0, 30.0), (70.0, 61.0), (0.0, 5.0), (55.0, 40.0)]);
+//! let c = compare_cuped(control, premium, &Settings::default());
+//! assert!(c.theta.is_some() && c.variance_reduction.unwrap() > 0.0);
+//! ```
 
 mod bayesian;
 mod correction;
+mod cuped;
 mod dist;
 mod frequentist;
 mod moments;
 mod power;
+mod ratio;
 mod sequential;
 mod srm;
 #[cfg(test)]
 mod testutil;
 
 pub use correction::{benjamini_hochberg, holm};
+pub use cuped::{compare_cuped, CupedArm, CupedComparison};
 pub use frequentist::one_sided_t_test;
-pub use moments::{Arm, MetricType, Moments};
+pub use moments::{Arm, MetricType, Moments, PairedMoments};
 pub use power::{minimum_detectable_effect, power, sample_size_per_variant, Baseline};
+pub use ratio::{compare_ratio, RatioArm};
 pub use sequential::sequential_one_sided_test;
 pub use srm::{srm, SrmResult, SRM_THRESHOLD};
 
@@ -62,11 +103,19 @@ pub enum Reason {
     /// The control's mean is 0, so a relative effect is undefined.
     #[error("the control mean is 0, so the relative effect is undefined")]
     ZeroNegativeBaseline,
+    /// A ratio metric's denominator sums to 0 in an arm, so its ratio is undefined.
+    #[error("an arm's ratio denominator sums to 0")]
+    ZeroDenominator,
+    /// The CUPED covariate does not vary over both arms (e.g. only new users, whose
+    /// pre-exposure value is 0), so θ is undefined and the metric is left unadjusted.
+    #[error("the covariate does not vary, so CUPED cannot adjust")]
+    ZeroCovariateVariance,
     /// Control and treatment moments are of different metric types.
     #[error("control and treatment have different metric types")]
     MixedMetricTypes,
     /// The moments are impossible: non-finite sums, Σx² < 0, conversions outside
-    /// [0, n], or (SRM) counts and weights that do not match.
+    /// [0, n], more units than a `u64` counts, or (SRM) counts and weights that do
+    /// not match.
     #[error("the input statistics are invalid")]
     InvalidInput,
     /// A setting is out of range: α not in (0, 1), N* ≤ 0, power not in (α, 1), fewer
@@ -85,6 +134,8 @@ impl Reason {
             Reason::TooFewUnits => "TOO_FEW_UNITS",
             Reason::ZeroNegativeVariance => "ZERO_NEGATIVE_VARIANCE",
             Reason::ZeroNegativeBaseline => "ZERO_NEGATIVE_BASELINE_VARIATION",
+            Reason::ZeroDenominator => "ZERO_DENOMINATOR",
+            Reason::ZeroCovariateVariance => "ZERO_COVARIATE_VARIANCE",
             Reason::MixedMetricTypes => "MIXED_METRIC_TYPES",
             Reason::InvalidInput => "INVALID_INPUT",
             Reason::InvalidSettings => "INVALID_SETTINGS",
@@ -239,10 +290,23 @@ pub struct Comparison {
 /// the checks run in the order mixed types, invalid input or settings, too few units,
 /// zero baseline (relative only), zero variance.
 pub fn compare(control: Arm, treatment: Arm, settings: &Settings) -> Comparison {
+    compare_estimates(
+        |difference| frequentist::estimate(control, treatment, difference),
+        settings,
+    )
+}
+
+/// Every figure of a [`Comparison`] from `estimate`, which gives the effect of either
+/// [`Difference`] for one kind of metric ([`compare`], [`compare_ratio`],
+/// [`compare_cuped`]): the tests only ever see an [`Estimate`](frequentist::Estimate).
+fn compare_estimates(
+    estimate: impl Fn(Difference) -> Result<frequentist::Estimate, Reason>,
+    settings: &Settings,
+) -> Comparison {
     let mut out = Comparison::default();
     let absolute = settings
         .validate()
-        .and_then(|()| frequentist::estimate(control, treatment, Difference::Absolute))
+        .and_then(|()| estimate(Difference::Absolute))
         .and_then(|est| frequentist::two_sided(est, settings.alpha).map(|t| (est, t)));
     match absolute {
         Ok((est, t)) => {
@@ -254,7 +318,7 @@ pub fn compare(control: Arm, treatment: Arm, settings: &Settings) -> Comparison 
     }
     let relative = || -> Result<_, Reason> {
         settings.validate()?;
-        let est = frequentist::estimate(control, treatment, Difference::Relative)?;
+        let est = estimate(Difference::Relative)?;
         let fixed = frequentist::two_sided(est, settings.alpha)?;
         let seq = sequential::two_sided(est, settings.alpha, settings.sequential_tuning)?;
         let post = bayesian::posterior(est, settings.alpha, settings.higher_is_better)?;
@@ -280,87 +344,43 @@ pub fn compare(control: Arm, treatment: Arm, settings: &Settings) -> Comparison 
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::{arm, assert_close, assert_close_pair, cases};
+    use super::testutil::{arm, assert_all_finite, assert_close, check_comparisons};
     use super::*;
 
     #[test]
     fn compare_matches_gbstats() {
-        let mut checked = 0;
-        for case in cases("compare.json") {
-            let name = case["name"].as_str().unwrap();
-            let (c, t) = (arm(&case, "control"), arm(&case, "treatment"));
-            let want = &case["want"];
-            let alpha = case["settings"]["alpha"].as_f64().unwrap();
-            let higher_is_better = case["settings"]["higher_is_better"].as_bool().unwrap();
-            let seq = want["sequential"].as_object().cloned().unwrap_or_default();
-            let tunings: Vec<String> = if seq.is_empty() {
-                vec!["5000".into()]
-            } else {
-                seq.keys().cloned().collect()
-            };
-            for n_star in tunings {
-                let settings = Settings {
-                    alpha,
-                    sequential_tuning: n_star.parse().unwrap(),
-                    higher_is_better,
-                };
-                let got = compare(c, t, &settings);
-                let label = format!("{name}/N*={n_star}");
-                assert_eq!(
-                    got.abs_reason.map(|r| r.as_str()),
-                    want["abs_reason"].as_str(),
-                    "{label} abs_reason"
-                );
-                assert_eq!(
-                    got.rel_reason.map(|r| r.as_str()),
-                    want["rel_reason"].as_str(),
-                    "{label} rel_reason"
-                );
-                // Where gbstats refuses, we refuse too.
-                if !want["gbstats_error"].is_null() {
-                    assert!(
-                        got.p_value.is_none() && got.chance_to_win.is_none(),
-                        "{label}"
-                    );
-                }
-                if !want["gbstats_abs_error"].is_null() {
-                    assert!(got.abs_p_value.is_none(), "{label}");
-                }
-                assert_close(&label, "abs_effect", got.abs_effect, &want["abs_effect"]);
-                assert_close_pair(&label, "abs_ci", got.abs_ci, &want["abs_ci"]);
-                assert_close(&label, "abs_p_value", got.abs_p_value, &want["abs_p_value"]);
-                assert_close(&label, "rel_effect", got.rel_effect, &want["rel_effect"]);
-                assert_close_pair(&label, "rel_ci", got.rel_ci, &want["rel_ci"]);
-                assert_close(&label, "p_value", got.p_value, &want["p_value"]);
-                let ws = &want["sequential"][&n_star];
-                assert_close_pair(&label, "seq_rel_ci", got.seq_rel_ci, &ws["seq_rel_ci"]);
-                assert_close(&label, "seq_p_value", got.seq_p_value, &ws["seq_p_value"]);
-                assert_close(
-                    &label,
-                    "chance_to_win",
-                    got.chance_to_win,
-                    &want["chance_to_win"],
-                );
-                assert_close(&label, "risk", got.risk, &want["risk"]);
-                assert_close(
-                    &label,
-                    "risk_control",
-                    got.risk_control,
-                    &want["risk_control"],
-                );
-                assert_close_pair(
-                    &label,
-                    "credible_interval",
-                    got.credible_interval,
-                    &want["credible_interval"],
-                );
-                if let Some(s) = want["significant"].as_bool() {
-                    assert_eq!(got.significant, s, "{label} significant");
-                }
-                checked += 1;
-            }
-        }
+        let checked = check_comparisons("compare.json", |_, case, settings| {
+            compare(arm(case, "control"), arm(case, "treatment"), settings)
+        });
         assert!(checked >= 50, "only {checked} comparisons checked");
+    }
+
+    #[test]
+    fn capped_means_match_gbstats() {
+        let checked = check_comparisons("capped.json", |label, case, settings| {
+            let cap = case["cap"].as_f64().unwrap();
+            let [c, t] = ["control", "treatment"].map(|key| {
+                let values: Vec<f64> = case[&format!("{key}_values")]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap().min(cap))
+                    .collect();
+                let moments = Moments::from_values(&values);
+                let want = arm(case, key).moments;
+                assert_eq!(moments.n, want.n, "{label} {key} n");
+                assert_close(label, "sum", Some(moments.sum), &want.sum.into());
+                assert_close(
+                    label,
+                    "sum_squares",
+                    Some(moments.sum_squares),
+                    &want.sum_squares.into(),
+                );
+                Arm::new(MetricType::Mean, moments)
+            });
+            compare(c, t, settings)
+        });
+        assert!(checked >= 21, "only {checked} capped comparisons checked");
     }
 
     #[test]
@@ -404,25 +424,7 @@ mod tests {
         for a in shapes {
             for b in shapes {
                 let got = compare(Arm::new(m, a), Arm::new(m, b), &Settings::default());
-                let nums = [
-                    got.abs_effect,
-                    got.abs_p_value,
-                    got.rel_effect,
-                    got.p_value,
-                    got.seq_p_value,
-                    got.chance_to_win,
-                    got.risk,
-                    got.risk_control,
-                ];
-                assert!(nums.iter().flatten().all(|x| x.is_finite()), "{a:?} {b:?}");
-                for ci in [
-                    got.abs_ci,
-                    got.rel_ci,
-                    got.seq_rel_ci,
-                    got.credible_interval,
-                ] {
-                    assert!(ci.iter().flatten().all(|x| x.is_finite()), "{a:?} {b:?}");
-                }
+                assert_all_finite(&format!("{a:?} {b:?}"), &got);
             }
         }
     }
@@ -438,5 +440,10 @@ mod tests {
             "ZERO_NEGATIVE_BASELINE_VARIATION"
         );
         assert_eq!(Reason::TooFewUnits.as_str(), "TOO_FEW_UNITS");
+        assert_eq!(Reason::ZeroDenominator.as_str(), "ZERO_DENOMINATOR");
+        assert_eq!(
+            Reason::ZeroCovariateVariance.as_str(),
+            "ZERO_COVARIATE_VARIANCE"
+        );
     }
 }
