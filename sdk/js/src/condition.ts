@@ -56,9 +56,12 @@ const join = (at: string, key: string) => (at ? `${at}.${key}` : key);
 /** Reads one step of a path: an own property, or a canonical index of an array; else null. */
 export function property(key: string): (cur: unknown) => unknown {
   const index = /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : -1;
+  // Only a key Object.prototype has needs the slower own-property check.
+  const inherited = key in Object.prototype;
   return (cur) => {
+    if (cur === null || typeof cur !== "object") return null;
     if (Array.isArray(cur)) return cur[index] ?? null;
-    return cur !== null && typeof cur === "object" && hasOwn(cur, key) ? (cur as Json)[key] ?? null : null;
+    return inherited && !hasOwn(cur, key) ? null : (cur as Json)[key] ?? null;
   };
 }
 
@@ -70,7 +73,11 @@ export function pathGetter(path: string): (doc: unknown) => unknown {
 }
 
 function allOf(parts: Test[]): Test {
-  return parts.length === 1 ? parts[0] : (x) => parts.every((p) => p(x));
+  if (parts.length === 1) return parts[0];
+  return (x) => {
+    for (const p of parts) if (!p(x)) return false;
+    return true;
+  };
 }
 
 function anyOf(parts: Predicate[]): Predicate {
@@ -111,25 +118,18 @@ const TYPES = ["string", "number", "boolean", "object", "array", "null"];
 /** Look-around and back-references: JavaScript has them, the Rust regex dialect of the spec does not. */
 function unsupportedRegex(pattern: string): string | null {
   let inClass = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === "\\") {
-      const next = pattern[++i] ?? "";
-      if (/[1-9]/.test(next) || (next === "k" && pattern[i + 1] === "<")) return "back-references";
-    } else if (inClass) {
-      inClass = c !== "]";
-    } else if (c === "[") {
-      inClass = true;
-    } else if (c === "(" && /^\(\?<?[=!]/.test(pattern.slice(i, i + 4))) {
-      return "look-around";
-    }
+  // Escapes are matched first, so `\(?=` and `\[` are literals.
+  for (const [token] of pattern.matchAll(/\\k<|\\[^]?|\[|\]|\(\?<?[=!]/g)) {
+    if (/^\\([1-9]|k<)/.test(token)) return "back-references";
+    if (token === "[" || token === "]") inClass = token === "[";
+    else if (token[0] === "(" && !inClass) return "look-around";
   }
   return null;
 }
 
 function stringTest(s: string, fold: boolean): Test {
   const lower = s.toLowerCase();
-  return fold ? (v) => String(v).toLowerCase() === lower : (v) => String(v) === s;
+  return fold ? (v) => String(v).toLowerCase() === lower : (v) => v === s || String(v) === s;
 }
 
 /** GrowthBook's `isIn`, with strings lower-cased first for `$ini`. */

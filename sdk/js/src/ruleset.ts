@@ -258,25 +258,24 @@ export function compile(ruleset: unknown): Compiled {
   const warnings: Warning[] = [];
   const conditionOf = conditionCache();
   const byKey = new Map<string, Experiment>();
-  const source = isObject(ruleset) && Array.isArray(ruleset.experiments) ? ruleset.experiments : [];
-  if (!isObject(ruleset) || !Array.isArray(ruleset.experiments)) warnings.push({ experiment: "", message: "no experiments array" });
-  source.forEach((rule: unknown, i) => {
+  const { experiments, version } = isObject(ruleset) ? ruleset : EMPTY;
+  if (!Array.isArray(experiments)) warnings.push({ experiment: "", message: "no experiments array" });
+  (Array.isArray(experiments) ? experiments : []).forEach((rule: unknown, i) => {
     const key = isObject(rule) && typeof rule.key === "string" ? rule.key : null;
     const warn = (message: string) => warnings.push({ experiment: key ?? `experiments[${i}]`, message });
     if (key === null) warn("no key: skipped");
     else if (byKey.has(key)) warn("duplicate key: skipped");
     else byKey.set(key, compileRule(rule as Json, key, conditionOf, warn));
   });
-  const experiments = [...byKey.values()];
-  const version = isObject(ruleset) && typeof ruleset.version === "number" ? ruleset.version : 0;
+  const all = [...byKey.values()];
   return {
-    version,
+    version: typeof version === "number" ? version : 0,
     warnings,
     assign: (key, attributes) => byKey.get(key)?.evaluate(attributesOf(attributes), null) ?? null,
     assignAll: (attributes) => {
       const doc = attributesOf(attributes);
       const memo: Memo = [];
-      return experiments.map((e) => e.evaluate(doc, memo));
+      return all.map((e) => e.evaluate(doc, memo));
     },
     exposureRule: (key) => byKey.get(key),
   };
