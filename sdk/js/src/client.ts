@@ -138,25 +138,20 @@ export function createClient(options: ClientOptions): Client {
   /** One ruleset fetch: a 304 keeps the current one, an older version is ignored. */
   async function fetchRuleset(): Promise<void> {
     stats.rulesetFetches++;
-    try {
-      const res = await request("/sdk/v1/ruleset", { headers: etag ? { "If-None-Match": etag } : {} });
-      if (res.status === 304) {
-        stats.rulesetNotModified++;
-        return;
-      }
-      const body = res.ok ? await res.json() : null;
-      if (typeof body?.version !== "number") throw new Error(`ruleset: HTTP ${res.status}`);
-      if (rules && body.version < rules.version) {
-        stats.rulesetsStale++;
-        return;
-      }
-      etag = res.headers.get("ETag");
+    const res = await request("/sdk/v1/ruleset", { headers: etag ? { "If-None-Match": etag } : {} }).catch(() => null);
+    const body = res?.ok ? await res.json().catch(() => null) : null;
+    if (res?.status === 304) {
+      stats.rulesetNotModified++;
+    } else if (typeof body?.version !== "number") {
+      stats.fetchErrors++;
+    } else if (rules && body.version < rules.version) {
+      stats.rulesetsStale++;
+    } else {
+      etag = res?.headers.get("ETag") ?? null;
       if (!rules || body.version > rules.version) {
         rules = compile(body);
         stats.rulesetUpdates++;
       }
-    } catch {
-      stats.fetchErrors++;
     }
   }
 
