@@ -42,6 +42,7 @@ function rejectedIndices(body: any): Set<number> {
   return new Set(named.filter(Boolean).map(Number));
 }
 
+/** The client's event buffer and its sender; `stats` counts what becomes of each event. */
 export function eventQueue(transport: Transport, o: EventOptions, stats: ClientStats): EventQueue {
   let buffered: ApiEvent[] = [];
   /** The batch being delivered, and whether it is waiting for a retry. */
