@@ -2,7 +2,7 @@
 // the /sdk/v1/stream push, polling as a fallback), exposures logged once per
 // user and experiment, and events batched to /sdk/v1/events.
 
-import { EventQueue, type Event } from "./events.js";
+import { eventQueue, type ApiEvent, type Transport } from "./events.js";
 import { compile, unitId, type Assignment, type Attributes, type Compiled, type Warning } from "./ruleset.js";
 import { readEvents } from "./sse.js";
 
@@ -11,7 +11,11 @@ export interface ClientOptions {
   apiHost: string;
   /** A key with the `sdk` role. */
   sdkKey: string;
-  /** Follow the change stream (default true); polling runs either way. */
+  /**
+   * Follow the change stream (default true): with EventSource where the
+   * runtime has one and no `fetch` is given, else with a streaming fetch.
+   * Polling runs either way.
+   */
   stream?: boolean;
   /** Milliseconds between ruleset polls (default 30 000). */
   pollInterval?: number;
@@ -30,7 +34,7 @@ export interface ClientOptions {
   requestTimeout?: number;
   /** How long close() keeps trying to deliver, ms (default 5000). */
   closeTimeout?: number;
-  /** The fetch to use (default the global one). */
+  /** The fetch to use (default the global one); the stream then uses it too, not EventSource. */
   fetch?: typeof fetch;
 }
 
@@ -40,6 +44,8 @@ export interface ClientStats {
   /** Not buffered (the buffer was full) or given up when closing. */
   eventsDropped: number;
   eventsSent: number;
+  /** Handed to `navigator.sendBeacon` as the page went away; the browser sends them, unanswered. */
+  eventsBeaconed: number;
   /** Accepted by the server but not counted (`skipped`: unknown experiment or variant). */
   eventsSkipped: number;
   /** Refused by the server (400 naming them, or another 4xx). */
@@ -75,6 +81,7 @@ export interface Client {
   warnings(): readonly Warning[];
 }
 
+/** A reconnecting stream idle this long (the server sends keep-alives every 15 s) was dropped on the way. */
 const STREAM_IDLE_MS = 60_000;
 
 /** A version 4 UUID; without crypto.randomUUID (React Native, plain-HTTP pages) from Math.random. */
@@ -84,7 +91,7 @@ function uuid(): string {
   return "10000000-1000-4000-8000-100000000000".replace(/[018]/g, (c) => (+c ^ ((Math.random() * 16) >> (+c / 4))).toString(16));
 }
 
-const event = (fields: Record<string, unknown> & Pick<Event, "type" | "user">): Event => ({ id: uuid(), ...fields, ts: new Date().toISOString() });
+const event = (fields: Record<string, unknown> & Pick<ApiEvent, "type" | "user">): ApiEvent => ({ id: uuid(), ...fields, ts: new Date().toISOString() });
 
 /** Creates a client and starts fetching the ruleset; `await client.ready()` before the first assign. */
 export function createClient(options: ClientOptions): Client {
@@ -94,109 +101,118 @@ export function createClient(options: ClientOptions): Client {
     ...options,
   };
   const host = o.apiHost.replace(/\/+$/, "");
+  /** For what cannot send the key in a header: EventSource, beacons. */
+  const withKey = (path: string) => `${host}${path}?key=${encodeURIComponent(o.sdkKey)}`;
   const stats: ClientStats = {
-    eventsQueued: 0, eventsDropped: 0, eventsSent: 0, eventsSkipped: 0, eventsRejected: 0, sendRetries: 0,
+    eventsQueued: 0, eventsDropped: 0, eventsSent: 0, eventsBeaconed: 0, eventsSkipped: 0, eventsRejected: 0, sendRetries: 0,
     exposuresDeduplicated: 0, rulesetFetches: 0, rulesetNotModified: 0, rulesetUpdates: 0, rulesetsStale: 0,
     fetchErrors: 0, streamConnects: 0,
   };
   let rules: Compiled | null = null;
   let etag: string | null = null;
   let closed = false;
+  let stopStream = () => {};
   const seen = new Set<string>();
-  const stream = new AbortController();
 
-  const request = async (path: string, init: RequestInit, timeout = o.requestTimeout): Promise<Response> => {
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), timeout);
-    init.signal?.addEventListener("abort", () => abort.abort());
+  async function request(path: string, init: RequestInit = {}, abort = new AbortController()): Promise<Response> {
+    const timer = setTimeout(() => abort.abort(), o.requestTimeout);
     try {
       const headers = { Authorization: `Bearer ${o.sdkKey}`, ...init.headers };
       return await o.fetch(host + path, { ...init, headers, signal: abort.signal });
     } finally {
       clearTimeout(timer);
     }
-  };
+  }
 
-  const events = new EventQueue(
-    (body, keepalive) => request("/sdk/v1/events", { method: "POST", body, keepalive, headers: { "Content-Type": "application/json" } }),
-    o,
-    stats,
-  );
+  // The last requests of a page carry no headers: a CORS preflight might not
+  // finish before the page is gone.
+  const transport: Transport = {
+    post: (body, keepalive) =>
+      keepalive
+        ? o.fetch(withKey("/sdk/v1/events"), { method: "POST", body, keepalive })
+        : request("/sdk/v1/events", { method: "POST", body, headers: { "Content-Type": "application/json" } }),
+    beacon: typeof navigator === "object" && navigator.sendBeacon ? (body) => navigator.sendBeacon(withKey("/sdk/v1/events"), body) : undefined,
+  };
+  const events = eventQueue(transport, o, stats);
 
   /** One ruleset fetch: a 304 keeps the current one, an older version is ignored. */
   async function fetchRuleset(): Promise<void> {
     stats.rulesetFetches++;
-    try {
-      const res = await request("/sdk/v1/ruleset", { headers: etag ? { "If-None-Match": etag } : {} });
-      if (res.status === 304) {
-        stats.rulesetNotModified++;
-        return;
-      }
-      const body = res.ok ? await res.json() : null;
-      if (typeof body?.version !== "number") throw new Error(`ruleset: HTTP ${res.status}`);
-      if (rules && body.version < rules.version) {
-        stats.rulesetsStale++;
-        return;
-      }
-      etag = res.headers.get("ETag");
+    const res = await request("/sdk/v1/ruleset", { headers: etag ? { "If-None-Match": etag } : {} }).catch(() => null);
+    const body = res?.ok ? await res.json().catch(() => null) : null;
+    if (res?.status === 304) {
+      stats.rulesetNotModified++;
+    } else if (typeof body?.version !== "number") {
+      stats.fetchErrors++;
+    } else if (rules && body.version < rules.version) {
+      stats.rulesetsStale++;
+    } else {
+      etag = res?.headers.get("ETag") ?? null;
       if (!rules || body.version > rules.version) {
         rules = compile(body);
         stats.rulesetUpdates++;
       }
-    } catch {
-      stats.fetchErrors++;
     }
   }
 
-  // Fetches never overlap; a request made during one runs once it is done.
-  let fetching: Promise<void> | null = null;
-  let again = false;
+  // Fetches never overlap; those asked for during one become one after it.
+  let fetches = Promise.resolve();
+  let queued = false;
   function refresh(): Promise<void> {
-    if (fetching) {
-      again = true;
-      return fetching;
+    if (!queued) {
+      queued = true;
+      fetches = fetches.then(() => {
+        queued = false;
+        return fetchRuleset();
+      });
     }
-    const loop = async () => {
-      do {
-        again = false;
-        await fetchRuleset();
-      } while (again && !closed);
-    };
-    return (fetching = loop().finally(() => (fetching = null)));
+    return fetches;
   }
 
-  /** Follows the SSE stream with a streaming fetch (EventSource cannot send the key header). */
-  async function follow(): Promise<void> {
+  /** A `ruleset` event: fetch when it names a newer version. The server sends one on connecting, too. */
+  function onRuleset(data: string): void {
+    let version = Infinity;
+    try {
+      version = JSON.parse(data).version;
+    } catch {
+      // Unreadable: fetch to be sure.
+    }
+    if (!(version <= (rules?.version ?? -1))) refresh();
+  }
+
+  /** EventSource reconnects by itself; it cannot send headers, hence the key in the URL. */
+  function listen(): void {
+    const source = new EventSource(withKey("/sdk/v1/stream"));
+    source.onopen = () => stats.streamConnects++;
+    source.addEventListener("ruleset", (e) => onRuleset((e as MessageEvent).data));
+    stopStream = () => source.close();
+  }
+
+  /** Reads the stream with a streaming fetch, reconnecting with backoff. */
+  async function read(): Promise<void> {
     for (let delay = o.retryInitial; !closed; delay = Math.min(delay * 2, o.retryMax)) {
+      const connection = new AbortController();
+      stopStream = () => connection.abort();
       try {
-        const res = await request("/sdk/v1/stream", { headers: { Accept: "text/event-stream" }, signal: stream.signal }, STREAM_IDLE_MS);
+        const res = await request("/sdk/v1/stream", { headers: { Accept: "text/event-stream" } }, connection);
         const reader = res.ok ? res.body?.getReader() : undefined;
         if (res.ok && !reader) return; // no streaming fetch here (React Native): polling only
         if (reader) {
           stats.streamConnects++;
           delay = o.retryInitial;
-          refresh();
-          await readEvents(reader, STREAM_IDLE_MS, (name, data) => {
-            if (name === "ruleset" && newer(data)) refresh();
-          });
+          await readEvents(reader, STREAM_IDLE_MS, (name, data) => name === "ruleset" && onRuleset(data));
         }
       } catch {
         // Reconnect below.
       }
-      await new Promise<void>((resolve) => {
+      if (closed) return;
+      // close() clears the timer: the loop then ends here.
+      await new Promise((resolve) => {
         const timer = setTimeout(resolve, delay);
-        stream.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        stopStream = () => clearTimeout(timer);
       });
     }
   }
-
-  const newer = (data: string) => {
-    try {
-      return JSON.parse(data).version > (rules?.version ?? -1);
-    } catch {
-      return true;
-    }
-  };
 
   function logExposure(a: Assignment, attributes: Attributes): void {
     const rule = a.in_experiment && rules?.exposureRule(a.experiment);
@@ -216,19 +232,19 @@ export function createClient(options: ClientOptions): Client {
     if (seen.size > o.dedupeSize) seen.delete(seen.values().next().value as string);
   }
 
-  const hidden = () => {
-    if (document.visibilityState !== "visible") events.sendBeforeUnload();
+  // pagehide fires while the page is still visible; visibilitychange covers
+  // mobile browsers, which may end a hidden page without a pagehide.
+  const hidden = (e: Event) => {
+    if (e.type === "pagehide" || document.visibilityState === "hidden") events.sendBeforeUnload();
   };
-  const browser = typeof document !== "undefined" && typeof addEventListener === "function";
-  if (browser) {
-    addEventListener("pagehide", hidden);
-    document.addEventListener("visibilitychange", hidden);
-  }
+  const pageEvents = typeof document === "object" && typeof addEventListener === "function" ? ["pagehide", "visibilitychange"] : [];
+  for (const type of pageEvents) addEventListener(type, hidden);
 
   const first = refresh().then(() => rules !== null);
   const poller = setInterval(refresh, o.pollInterval);
-  const flusher = setInterval(() => events.flush(), o.flushInterval);
-  if (o.stream) first.then(follow);
+  const flusher = setInterval(events.flush, o.flushInterval);
+  const follow = typeof EventSource === "function" && !options.fetch ? listen : read;
+  if (o.stream) first.then(() => closed || follow());
 
   return {
     ready: () => first,
@@ -247,16 +263,13 @@ export function createClient(options: ClientOptions): Client {
       if (Number.isFinite(value)) e.value = value;
       events.push(e);
     },
-    flush: () => events.flush(),
+    flush: events.flush,
     async close() {
       closed = true;
       clearInterval(poller);
       clearInterval(flusher);
-      stream.abort();
-      if (browser) {
-        removeEventListener("pagehide", hidden);
-        document.removeEventListener("visibilitychange", hidden);
-      }
+      stopStream();
+      for (const type of pageEvents) removeEventListener(type, hidden);
       events.stop(Date.now() + o.closeTimeout);
       await events.flush();
     },

@@ -1,14 +1,18 @@
 // Exposure and track events: a bounded buffer, batches to POST /sdk/v1/events
-// with retry and exponential backoff, and a last keepalive send when a page goes
-// away. Event ids make every resend safe: the server stores each id once.
+// with retry and exponential backoff, and a last send when a page goes away.
+// Event ids make every resend safe: the server stores each id once.
 
 import type { ClientStats } from "./client.js";
 
 /** One event as the API takes it. */
-export type Event = { id: string; type: "exposure" | "track"; user: string; ts: string } & Record<string, unknown>;
+export type ApiEvent = { id: string; type: "exposure" | "track"; user: string; ts: string } & Record<string, unknown>;
 
-/** Sends a JSON batch; rejects on a network failure. */
-export type Post = (body: string, keepalive: boolean) => Promise<Response>;
+export interface Transport {
+  /** Sends a JSON batch; rejects on a network failure. */
+  post(body: string, keepalive: boolean): Promise<Response>;
+  /** `navigator.sendBeacon` where the runtime has it: false when it refused the body. */
+  beacon?: (body: string) => boolean;
+}
 
 export interface EventOptions {
   batchSize: number;
@@ -17,111 +21,135 @@ export interface EventOptions {
   retryMax: number;
 }
 
-/** Keepalive requests may carry 64 KiB in all. */
-const KEEPALIVE_BYTES = 60_000;
+export interface EventQueue {
+  /** Buffers an event; false (and counted as dropped) when the buffer is full. */
+  push(event: ApiEvent): boolean;
+  /** Sends everything buffered, in batches; resolves once each is stored or given up. */
+  flush(): Promise<void>;
+  /** For close(): ends the wait before a retry, and retries stop at `deadline` (ms since the epoch). */
+  stop(deadline: number): void;
+  /** The page is going away: sends what fits in one beacon or keepalive request. */
+  sendBeforeUnload(): void;
+}
+
+/** Beacons and keepalive requests may have 64 KiB in flight in all. */
+const UNLOAD_BYTES = 60_000;
 
 /** The indices of the events a 400 names in its `details` (`events[3].user`). */
 function rejectedIndices(body: any): Set<number> {
-  const fields: unknown[] = (body?.error?.details ?? []).map((d: any) => d?.field);
-  return new Set(fields.map((f) => /^events\[(\d+)\]/.exec(String(f))?.[1]).filter(Boolean).map(Number));
+  const details = body?.error?.details;
+  const named = Array.isArray(details) ? details.map((d) => /^events\[(\d+)\]/.exec(d?.field)?.[1]) : [];
+  return new Set(named.filter(Boolean).map(Number));
 }
 
-export class EventQueue {
-  private queue: Event[] = [];
-  private sending: Event[] = [];
-  private busy: Promise<void> | null = null;
-  private backingOff = false;
-  private wake = () => {};
-  /** Set by close(): retries stop at this time (ms since the epoch). */
-  deadline = Infinity;
+/** The client's event buffer and its sender; `stats` counts what becomes of each event. */
+export function eventQueue(transport: Transport, o: EventOptions, stats: ClientStats): EventQueue {
+  let buffered: ApiEvent[] = [];
+  /** The batch being delivered, and whether it is waiting for a retry. */
+  let sending: ApiEvent[] = [];
+  let backingOff = false;
+  let busy: Promise<void> | null = null;
+  let deadline = Infinity;
+  let wake = () => {};
 
-  constructor(private readonly post: Post, private readonly o: EventOptions, private readonly stats: ClientStats) {}
-
-  /** Buffers an event; false (and counted as dropped) when the buffer is full. */
-  push(event: Event): boolean {
-    if (this.queue.length + this.sending.length >= this.o.bufferSize) {
-      this.stats.eventsDropped++;
-      return false;
-    }
-    this.queue.push(event);
-    this.stats.eventsQueued++;
-    if (this.queue.length >= this.o.batchSize) this.flush();
-    return true;
-  }
-
-  /** Sends everything buffered, in batches; resolves once each is stored or given up. */
-  flush(): Promise<void> {
-    return (this.busy ??= this.drain().finally(() => (this.busy = null)));
-  }
-
-  /** Stops waiting between retries (for close). */
-  stop(deadline: number): void {
-    this.deadline = deadline;
-    this.wake();
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.length) {
-      this.sending = this.queue.splice(0, this.o.batchSize);
-      await this.deliver();
-      this.sending = [];
-    }
-  }
-
-  /** Delivers `sending`, retrying with backoff until stored, rejected or past the deadline. */
-  private async deliver(): Promise<void> {
-    for (let delay = this.o.retryInitial; this.sending.length; delay = Math.min(delay * 2, this.o.retryMax)) {
-      const rest = await this.send(this.sending, false);
-      if (rest) {
-        this.sending = rest;
-        continue;
-      }
-      this.stats.sendRetries++;
-      if (Date.now() + delay > this.deadline) {
-        this.stats.eventsDropped += this.sending.length;
-        return;
-      }
-      this.backingOff = true;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.wake = () => (clearTimeout(timer), resolve());
-      });
-      this.backingOff = false;
-    }
-  }
-
-  /** One attempt: the events still to send (none when done), or null to retry them all. */
-  private async send(batch: Event[], keepalive: boolean): Promise<Event[] | null> {
-    const res = await this.post(JSON.stringify({ events: batch }), keepalive).catch(() => null);
+  /**
+   * One attempt: the events still to send (none when done), or null to retry
+   * them all. A 400 drops only the events it names; a 413 sends half now and
+   * puts the other half back in the buffer.
+   */
+  async function send(batch: ApiEvent[], keepalive: boolean): Promise<ApiEvent[] | null> {
+    const res = await transport.post(JSON.stringify({ events: batch }), keepalive).catch(() => null);
     if (!res || res.status >= 500 || res.status === 408 || res.status === 429) return null;
+    if (res.status === 413 && batch.length > 1) {
+      buffered.unshift(...batch.splice(Math.floor(batch.length / 2)));
+      return batch;
+    }
     const body = await res.json().catch(() => null);
     if (res.ok) {
       const skipped = Array.isArray(body?.skipped) ? body.skipped.length : 0;
-      this.stats.eventsSkipped += skipped;
-      this.stats.eventsSent += batch.length - skipped;
+      stats.eventsSkipped += skipped;
+      stats.eventsSent += batch.length - skipped;
       return [];
     }
-    // A 400 names the invalid events: drop those and send the others again.
     const bad = res.status === 400 ? rejectedIndices(body) : new Set<number>();
     const rest = bad.size ? batch.filter((_, i) => !bad.has(i)) : [];
-    this.stats.eventsRejected += batch.length - rest.length;
+    stats.eventsRejected += batch.length - rest.length;
     return rest;
   }
 
-  /**
-   * The page is going away: send what fits in one keepalive request, a batch
-   * waiting to be retried included. If the page stays, what did not go
-   * through is buffered again.
-   */
-  sendBeforeUnload(): void {
-    let bytes = 0;
-    const fits = (e: Event) => (bytes += JSON.stringify(e).length + 1) <= KEEPALIVE_BYTES;
-    const pending = this.backingOff ? this.sending.splice(0) : [];
-    pending.push(...this.queue.splice(0));
-    const count = pending.findIndex((e) => !fits(e));
-    const batch = pending.splice(0, count < 0 ? pending.length : count);
-    this.queue.unshift(...pending);
-    this.wake();
-    if (batch.length) this.send(batch, true).then((rest) => this.queue.unshift(...(rest ?? batch)));
+  /** Delivers `sending`, retrying with backoff until stored, rejected or past the deadline. */
+  async function deliver(): Promise<void> {
+    let delay = o.retryInitial;
+    while (sending.length) {
+      const rest = await send(sending, false);
+      if (rest) {
+        sending = rest;
+        continue;
+      }
+      stats.sendRetries++;
+      if (Date.now() + delay > deadline) {
+        stats.eventsDropped += sending.length;
+        return;
+      }
+      backingOff = true;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        wake = () => (clearTimeout(timer), resolve());
+      });
+      backingOff = false;
+      delay = Math.min(delay * 2, o.retryMax);
+    }
   }
+
+  async function drain(): Promise<void> {
+    while (buffered.length) {
+      sending = buffered.splice(0, o.batchSize);
+      await deliver();
+      sending = [];
+    }
+  }
+
+  /** Takes the events that fit in UNLOAD_BYTES of JSON, a batch waiting to be retried first. */
+  function takeForUnload(): ApiEvent[] {
+    const pending = [...(backingOff ? sending.splice(0) : []), ...buffered];
+    const encoder = new TextEncoder();
+    let bytes = 0;
+    const count = pending.findIndex((e) => (bytes += encoder.encode(JSON.stringify(e)).length + 1) > UNLOAD_BYTES);
+    buffered = count < 0 ? [] : pending.splice(count);
+    return pending;
+  }
+
+  const flush = () => (busy ??= drain().finally(() => (busy = null)));
+  return {
+    push(event) {
+      if (buffered.length + sending.length >= o.bufferSize) {
+        stats.eventsDropped++;
+        return false;
+      }
+      buffered.push(event);
+      stats.eventsQueued++;
+      if (buffered.length >= o.batchSize) flush();
+      return true;
+    },
+    flush,
+    stop(at) {
+      deadline = at;
+      wake();
+    },
+    // The browser may end the page before any answer: a beacon where there is
+    // one, else a keepalive request, whose answer is read if the page stays.
+    // What does not go out stays buffered.
+    sendBeforeUnload() {
+      const batch = takeForUnload();
+      wake(); // a batch waiting for its retry may be in this one: the wait is over
+      if (!batch.length) return;
+      if (!transport.beacon) {
+        send(batch, true).then((rest) => buffered.unshift(...(rest ?? batch)));
+      } else if (transport.beacon(JSON.stringify({ events: batch }))) {
+        stats.eventsBeaconed += batch.length;
+      } else {
+        buffered.unshift(...batch);
+      }
+    },
+  };
 }

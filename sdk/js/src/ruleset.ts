@@ -8,7 +8,7 @@
 // every possible result built and frozen, so evaluation allocates nothing.
 
 import { chooseVariation, clampCoverage, getBucketRanges, inNamespace, weightProblem } from "./bucket.js";
-import { compileCondition, ConditionError, property, type Predicate } from "./condition.js";
+import { compileCondition, isObject, property, type Predicate } from "./condition.js";
 import { bucketV1, bucketV2, fnv1a32, fnvFeed } from "./hash.js";
 
 /** Why a user got the variant they got. */
@@ -63,10 +63,6 @@ const EMPTY: Attributes = Object.freeze({});
 /** Statuses that serve control to everyone, with the status as the reason. */
 const STOPPED: Reason[] = ["draft", "paused", "rolled_back", "stopped"];
 
-function isObject(v: unknown): v is Json {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
 /** JSON with sorted keys: equal conditions, whatever their key order, share one id. */
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_, x) => (isObject(x) ? Object.fromEntries(Object.entries(x).sort()) : x));
@@ -82,22 +78,25 @@ export function unitId(value: unknown): string | null {
   return value === true ? "true" : null;
 }
 
-/** Shared, per ruleset, by every experiment with the same condition. */
-class Conditions {
-  private readonly ids = new Map<string, number>();
-  readonly list: Predicate[] = [];
+/** A condition as the experiments of one ruleset share it; `problem` makes it unusable. */
+interface Condition {
+  readonly id: number;
+  readonly predicate: Predicate;
+  readonly problem: string | undefined;
+}
 
-  /** The id of `condition`, compiled strictly (throws a ConditionError). */
-  id(condition: unknown): number {
-    const key = canonical(condition);
-    let id = this.ids.get(key);
-    if (id === undefined) {
-      const predicate = compileCondition(condition);
-      id = this.list.push(guarded(predicate)) - 1;
-      this.ids.set(key, id);
+/** Compiles each distinct condition of a ruleset once. */
+function conditionCache(): (condition: unknown) => Condition {
+  const byJson = new Map<string, Condition>();
+  return (condition) => {
+    const json = canonical(condition);
+    let c = byJson.get(json);
+    if (!c) {
+      const { predicate, problems } = compileCondition(condition);
+      byJson.set(json, (c = { id: byJson.size, predicate: guarded(predicate), problem: problems[0] }));
     }
-    return id;
-  }
+    return c;
+  };
 }
 
 /** Attributes that make a condition throw (a BigInt, a throwing getter) do not match it. */
@@ -117,34 +116,41 @@ interface Variant {
   value: unknown;
 }
 
-function variantsOf(rule: Json, invalid: (m: string) => void): Variant[] {
-  if (!Array.isArray(rule.variants)) {
-    invalid("variants: not an array");
-    return [];
-  }
-  const variants = rule.variants.map((v: unknown, i): Variant => {
-    if (!isObject(v) || typeof v.key !== "string") {
-      invalid(`variants[${i}]: no key`);
-      return { key: "", weight: NaN, value: null };
+function variantsOf(rule: Json, fail: (m: string) => void): Variant[] {
+  if (!Array.isArray(rule.variants)) fail("variants: not an array");
+  const variants = (Array.isArray(rule.variants) ? rule.variants : []).map((v: unknown, i): Variant => {
+    if (isObject(v) && typeof v.key === "string") {
+      return { key: v.key, weight: typeof v.weight === "number" ? v.weight : NaN, value: v.value ?? null };
     }
-    return { key: v.key, weight: typeof v.weight === "number" ? v.weight : NaN, value: v.value ?? null };
+    fail(`variants[${i}]: no key`);
+    return { key: "", weight: NaN, value: null };
   });
-  if (variants.length < 2) invalid(`${variants.length} variants`);
+  if (variants.length < 2) fail(`${variants.length} variants`);
   variants.forEach((v, i) => {
-    if (variants.findIndex((w) => w.key === v.key) < i) invalid(`variant ${v.key} twice`);
+    if (variants.findIndex((w) => w.key === v.key) < i) fail(`variant ${v.key} twice`);
   });
   return variants;
 }
 
+type Result = (i: number, reason: Reason) => Assignment;
+
 /** Compiles one rule; problems go to `warn`. */
-function compileRule(rule: Json, key: string, conditions: Conditions, warn: (m: string) => void): Experiment {
+function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condition, warn: (m: string) => void): Experiment {
+  const hashAttribute = typeof rule.hash_attribute === "string" && rule.hash_attribute !== "" ? rule.hash_attribute : "id";
+  if (rule.hash_attribute === "") warn('hash_attribute "": using "id"');
+  const dimensions = Array.isArray(rule.dimensions) ? rule.dimensions.filter((d): d is string => typeof d === "string") : [];
+  return { hashAttribute, dimensions, evaluate: evaluator(rule, key, hashAttribute, conditionOf, warn) };
+}
+
+/** How one experiment assigns: a fixed result for a stopped, shipped or invalid rule, else `running`. */
+function evaluator(rule: Json, key: string, hashAttribute: string, conditionOf: (c: unknown) => Condition, warn: (m: string) => void): Evaluate {
   let invalid = false;
   const fail = (m: string) => {
     invalid = true;
     warn(`${m}: control for all`);
   };
   const variants = variantsOf(rule, fail);
-  const result = (i: number, reason: Reason): Assignment =>
+  const result: Result = (i, reason) =>
     Object.freeze({
       experiment: key,
       variant: variants[i]?.key ?? "",
@@ -152,37 +158,20 @@ function compileRule(rule: Json, key: string, conditions: Conditions, warn: (m: 
       in_experiment: reason === "split",
       reason,
     });
-  const control = (reason: Reason): Evaluate => {
-    const r = result(0, reason);
-    return () => r;
-  };
-  const hashAttribute = typeof rule.hash_attribute === "string" && rule.hash_attribute !== "" ? rule.hash_attribute : "id";
-  if (rule.hash_attribute === "") warn('hash_attribute "": using "id"');
-  const dimensions = Array.isArray(rule.dimensions) ? rule.dimensions.filter((d): d is string => typeof d === "string") : [];
-  const exposure = { hashAttribute, dimensions };
+  const fixed = (r: Assignment): Evaluate => () => r;
 
   const hashVersion = rule.hash_version ?? 2;
   if (hashVersion !== 1 && hashVersion !== 2) fail(`hash_version ${hashVersion}`);
   const namespace = namespaceOf(rule.namespace, warn, fail);
-  let condition = -1;
-  if (rule.condition !== undefined && rule.condition !== null) {
-    try {
-      condition = conditions.id(rule.condition);
-    } catch (e) {
-      if (!(e instanceof ConditionError)) throw e;
-      fail(`condition ${e.message}`);
-    }
-  }
+  const condition = rule.condition === undefined || rule.condition === null ? null : conditionOf(rule.condition);
+  if (condition?.problem) fail(`condition ${condition.problem}`);
   const shipped = shippedIndex(rule, variants, warn);
 
   const status = rule.status as Reason | "running";
-  if (status !== "running" && STOPPED.includes(status)) return { ...exposure, evaluate: control(status) };
+  if (status !== "running" && STOPPED.includes(status)) return fixed(result(0, status));
   if (status !== "running" && status !== "shipped") fail(`status ${status}`);
-  if (invalid) return { ...exposure, evaluate: control("invalid_rule") };
-  if (status === "shipped") {
-    const r = result(shipped, "shipped");
-    return { ...exposure, evaluate: () => r };
-  }
+  if (invalid) return fixed(result(0, "invalid_rule"));
+  if (status === "shipped") return fixed(result(shipped, "shipped"));
 
   const coverage = rule.coverage === undefined ? 1 : typeof rule.coverage === "number" ? rule.coverage : NaN;
   if (clampCoverage(coverage) !== coverage) warn(`coverage ${coverage}: using ${clampCoverage(coverage)}`);
@@ -190,13 +179,8 @@ function compileRule(rule: Json, key: string, conditions: Conditions, warn: (m: 
   const problem = weightProblem(variants.length, weights);
   if (problem) warn(`${problem}: equal weights`);
   const seed = typeof rule.seed === "string" && rule.seed !== "" ? rule.seed : key;
-  const split = {
-    ranges: getBucketRanges(variants.length, coverage, weights),
-    bucket: bucketer(seed, hashVersion as 1 | 2),
-    results: variants.map((_, i) => result(i, "split")),
-  };
-  const evaluate = running(property(hashAttribute), condition, conditions.list[condition], namespace, split, result);
-  return { ...exposure, evaluate };
+  const ranges = getBucketRanges(variants.length, coverage, weights);
+  return running(property(hashAttribute), condition, namespace, ranges, bucketer(seed, hashVersion as 1 | 2), result);
 }
 
 /** The hash in [0, 1) of a unit id under this seed and hash version. */
@@ -206,32 +190,28 @@ function bucketer(seed: string, version: 1 | 2): (id: string) => number {
   return (id) => bucketV2(fnvFeed(seedState, id)) / 10000;
 }
 
-interface Split {
-  ranges: [number, number][];
-  bucket: (id: string) => number;
-  results: Assignment[];
-}
-
 /** The evaluation order of a running experiment: condition, unit id, namespace, split. */
 function running(
   attribute: (doc: unknown) => unknown,
-  conditionId: number,
-  condition: Predicate | undefined,
+  condition: Condition | null,
   namespace: Namespace | null,
-  split: Split,
-  result: (i: number, reason: Reason) => Assignment,
+  ranges: [number, number][],
+  bucket: (id: string) => number,
+  result: Result,
 ): Evaluate {
   const [noMatch, noId, outside, uncovered] = (["condition", "no_hash_attribute", "namespace", "coverage"] as const).map((r) => result(0, r));
+  const split = ranges.map((_, i) => result(i, "split"));
   return (attributes, memo) => {
     if (condition) {
-      const passes = memo ? (memo[conditionId] ??= condition(attributes)) : condition(attributes);
+      const { id, predicate } = condition;
+      const passes = memo ? (memo[id] ??= predicate(attributes)) : predicate(attributes);
       if (!passes) return noMatch;
     }
     const id = unitId(attribute(attributes));
     if (id === null) return noId;
     if (namespace && !inNamespace(id, namespace.name, namespace.range)) return outside;
-    const i = chooseVariation(split.bucket(id), split.ranges);
-    return i < 0 ? uncovered : split.results[i];
+    const i = chooseVariation(bucket(id), ranges);
+    return i < 0 ? uncovered : split[i];
   };
 }
 
@@ -276,27 +256,26 @@ export interface Compiled extends CompiledRuleset {
 /** Compiles a ruleset as served by `GET /sdk/v1/ruleset`. Never throws. */
 export function compile(ruleset: unknown): Compiled {
   const warnings: Warning[] = [];
-  const conditions = new Conditions();
+  const conditionOf = conditionCache();
   const byKey = new Map<string, Experiment>();
-  const source = isObject(ruleset) && Array.isArray(ruleset.experiments) ? ruleset.experiments : [];
-  if (!isObject(ruleset) || !Array.isArray(ruleset.experiments)) warnings.push({ experiment: "", message: "no experiments array" });
-  source.forEach((rule: unknown, i) => {
+  const { experiments, version } = isObject(ruleset) ? ruleset : EMPTY;
+  if (!Array.isArray(experiments)) warnings.push({ experiment: "", message: "no experiments array" });
+  (Array.isArray(experiments) ? experiments : []).forEach((rule: unknown, i) => {
     const key = isObject(rule) && typeof rule.key === "string" ? rule.key : null;
     const warn = (message: string) => warnings.push({ experiment: key ?? `experiments[${i}]`, message });
     if (key === null) warn("no key: skipped");
     else if (byKey.has(key)) warn("duplicate key: skipped");
-    else byKey.set(key, compileRule(rule as Json, key, conditions, warn));
+    else byKey.set(key, compileRule(rule as Json, key, conditionOf, warn));
   });
-  const experiments = [...byKey.values()];
-  const version = isObject(ruleset) && typeof ruleset.version === "number" ? ruleset.version : 0;
+  const all = [...byKey.values()];
   return {
-    version,
+    version: typeof version === "number" ? version : 0,
     warnings,
     assign: (key, attributes) => byKey.get(key)?.evaluate(attributesOf(attributes), null) ?? null,
     assignAll: (attributes) => {
       const doc = attributesOf(attributes);
       const memo: Memo = [];
-      return experiments.map((e) => e.evaluate(doc, memo));
+      return all.map((e) => e.evaluate(doc, memo));
     },
     exposureRule: (key) => byKey.get(key),
   };

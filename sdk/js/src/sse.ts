@@ -1,4 +1,6 @@
-// Reading a Server-Sent Events stream (text/event-stream) from a fetch body.
+// Reading Server-Sent Events (text/event-stream) from a fetch body, where
+// there is no EventSource: the fields the client uses, `event` and one line
+// of `data`, which is all the server sends.
 
 /**
  * Calls `onEvent(name, data)` for each event until the stream ends, or
@@ -12,8 +14,6 @@ export async function readEvents(
 ): Promise<void> {
   const decoder = new TextDecoder();
   let buffer = "";
-  let name = "";
-  let data: string | null = null;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     for (;;) {
@@ -21,21 +21,12 @@ export async function readEvents(
       timer = setTimeout(() => reader.cancel(), idleMs);
       const { done, value } = await reader.read();
       if (done) return;
-      const lines = (buffer + decoder.decode(value, { stream: true })).split(/\r\n|\r|\n/);
-      buffer = lines.pop() ?? "";
-      for (const line of lines) {
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const text = colon < 0 ? "" : line.slice(colon + (line[colon + 1] === " " ? 2 : 1));
-        if (line === "") {
-          if (data !== null) onEvent(name || "message", data);
-          name = "";
-          data = null;
-        } else if (field === "event") {
-          name = text;
-        } else if (field === "data") {
-          data = data === null ? text : `${data}\n${text}`;
-        }
+      // Events end with a blank line; the last piece may be incomplete.
+      const events = (buffer + decoder.decode(value, { stream: true })).split(/\r?\n\r?\n/);
+      buffer = events.pop() ?? "";
+      for (const lines of events) {
+        const data = /^data: ?(.*)/m.exec(lines);
+        if (data) onEvent(/^event: ?(.*)/m.exec(lines)?.[1] ?? "message", data[1]);
       }
     }
   } finally {

@@ -5,14 +5,8 @@ import assert from "node:assert/strict";
 import { compile } from "../dist/index.js";
 import { compileCondition } from "../dist/condition.js";
 
-const errorOf = (condition) => {
-  try {
-    compileCondition(condition);
-    return null;
-  } catch (e) {
-    return e.message;
-  }
-};
+/** The first problem strict compilation (rulesets) would refuse the condition for. */
+const errorOf = (condition) => compileCondition(condition).problems[0] ?? null;
 
 test("strict compilation names the offending part", () => {
   assert.equal(errorOf({ country: { $regex: "(unclosed" } }), "country.$regex: Invalid regular expression: /(unclosed/: Unterminated group");
@@ -28,8 +22,22 @@ test("strict compilation names the offending part", () => {
   assert.equal(errorOf({ name: { $regex: "[(?=]\\(?=x" } }), null);
 });
 
+test("every problem is listed; the predicate is GrowthBook's lenient one", () => {
+  const { predicate, problems } = compileCondition({ a: { $exists: 1 }, b: { $nin: 5 }, $or: [{ c: { $regex: "(?=x)x" } }] });
+  assert.deepEqual(problems, ["a.$exists: expected a boolean", "b.$nin: expected an array", "$or[0].c.$regex: regex: no look-around"]);
+  assert.equal(predicate({ a: 1, b: 1, c: "x" }), false); // a non-array $nin never holds
+  assert.equal(compileCondition({ a: { $exists: 1 } }).predicate({ a: 0 }), true);
+  assert.equal(compileCondition({ $or: [{ c: { $regex: "(?=x)x" } }] }).predicate({ c: "x" }), true);
+  assert.equal(compileCondition({ $not: { x: { $bad: 1 } } }).predicate({}), true); // an unknown operator never matches
+  assert.equal(compileCondition({ $not: 5 }).predicate({}), false); // malformed structure never matches
+});
+
 test("the spec's corners", () => {
-  const matches = (condition, attributes) => compileCondition(condition)(attributes);
+  const matches = (condition, attributes) => {
+    const { predicate, problems } = compileCondition(condition);
+    assert.deepEqual(problems, [], JSON.stringify(condition));
+    return predicate(attributes);
+  };
   assert.equal(matches({ $nor: [] }, {}), false);
   assert.equal(matches({ $or: [] }, {}), true);
   assert.equal(matches({ o: { b: 2, a: [1, { c: null }] } }, { o: { a: [1.0, { c: null }], b: 2 } }), true);

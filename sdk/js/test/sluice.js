@@ -1,6 +1,6 @@
 // Test helpers: a real `sluice serve` on a free port with a temporary SQLite
-// database, its keys, and an HTTP proxy in front of it that can lose
-// responses, go down, or serve static files (for the browser test).
+// database, its keys, an HTTP proxy in front of it that can lose responses or
+// go down, and a static file server (the browser test's page origin).
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, request } from "node:http";
@@ -91,14 +91,11 @@ export async function reported(api, key) {
 /**
  * An HTTP proxy to `target`. `hooks.lose(req)` true: the request reaches
  * sluice but the client gets a 503 instead of its answer; `hooks.down`: every
- * connection is reset; `files`: path → [content type, file] served directly.
+ * connection is reset.
  */
-export async function startProxy(target, hooks = {}, files = {}) {
+export async function startProxy(target, hooks = {}) {
   const server = createServer(async (req, res) => {
     if (hooks.down) return req.socket.destroy();
-    const file = files[req.url.split("?")[0]];
-    if (file) return res.writeHead(200, { "Content-Type": file[0] }).end(readFileSync(file[1]));
-    hooks.seen?.(req);
     const chunks = [];
     for await (const c of req) chunks.push(c);
     const lose = hooks.lose?.(req) ?? false;
@@ -113,6 +110,20 @@ export async function startProxy(target, hooks = {}, files = {}) {
     upstream.on("error", () => res.destroy());
     upstream.end(Buffer.concat(chunks));
   });
+  return listen(server);
+}
+
+/** A static file server: path → [content type, file]; anything else is a 404. */
+export async function startStatic(files) {
+  const server = createServer((req, res) => {
+    const file = files[req.url.split("?")[0]];
+    if (!file) return res.writeHead(404).end();
+    res.writeHead(200, { "Content-Type": file[0] }).end(readFileSync(file[1]));
+  });
+  return listen(server);
+}
+
+async function listen(server) {
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
