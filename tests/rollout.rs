@@ -105,7 +105,91 @@ async fn a_rollout_holds_until_its_hold_passes_and_on_harm(backend: Backend) {
     assert_eq!(held["coverage"], 0.05);
 }
 
+fn users(variant: &str, from: usize, to: usize) -> Vec<Value> {
+    (from..to)
+        .flat_map(|i| {
+            let user = format!("{variant}-{i}");
+            let at = format!("{}T10:00:00Z", common::day(0));
+            let mut events = vec![json!({"id": format!("x-{user}"), "type": "exposure",
+                "user": user, "experiment": "pricing-q4", "variant": variant, "ts": at})];
+            if i % 10 == 0 {
+                events.push(
+                    json!({"id": format!("p-{user}"), "type": "track", "user": user,
+                    "event": "purchase", "value": 10.0, "ts": at}),
+                );
+            }
+            events
+        })
+        .collect()
+}
+
+/// Regression (issue 12): the ramp freeze was a one-way latch, so one transient
+/// sample ratio mismatch held a staged rollout for ever. It thaws after three
+/// consecutive clean checks (audited as `guard_unfreeze`), or when an editor
+/// resumes it (audited as `resume`).
+async fn a_frozen_ramp_thaws_when_its_cause_clears_or_an_editor_resumes(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    staged(&app, 0).await;
+    let mut lopsided = users("control", 0, 700);
+    lopsided.extend(users("premium", 0, 400));
+    app.post("/sdk/v1/events", &app.sdk, json!({"events": lopsided}))
+        .await;
+    let frozen = check(&app).await;
+    assert_eq!(frozen["action"], "freeze", "{frozen}");
+
+    let late = users("premium", 400, 700);
+    app.post("/sdk/v1/events", &app.sdk, json!({"events": late}))
+        .await;
+    for round in 1..3 {
+        let held = check(&app).await;
+        assert_eq!(held["action"], "none", "clean check {round}: {held}");
+        assert_eq!(held["stage"]["advance"], false);
+    }
+    let thawed = check(&app).await;
+    assert_eq!(thawed["action"], "unfreeze", "{thawed}");
+    let advanced = check(&app).await;
+    assert_eq!(advanced["action"], "advance", "{advanced}");
+
+    let audit = app
+        .get("/api/v1/experiments/pricing-q4/audit", &app.analyst)
+        .await
+        .body;
+    let unfreeze = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "guard_unfreeze")
+        .unwrap()
+        .clone();
+    assert_eq!(unfreeze["actor"], "guard");
+    assert_eq!(unfreeze["after"]["guard"]["ramp_frozen"], false);
+
+    let imbalance = users("control", 700, 1400);
+    app.post("/sdk/v1/events", &app.sdk, json!({"events": imbalance}))
+        .await;
+    assert_eq!(check(&app).await["action"], "freeze");
+    let resumed = app
+        .post(
+            "/api/v1/experiments/pricing-q4/resume",
+            &app.editor,
+            json!({}),
+        )
+        .await;
+    assert_eq!(resumed.status, StatusCode::OK, "{:?}", resumed.body);
+    assert_eq!(resumed.body["guard"]["ramp_frozen"], false);
+    assert_eq!(resumed.body["status"], "running");
+    let again = app
+        .post(
+            "/api/v1/experiments/pricing-q4/resume",
+            &app.editor,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "nothing left to resume");
+}
+
 on_both_backends!(
+    a_frozen_ramp_thaws_when_its_cause_clears_or_an_editor_resumes,
     a_healthy_rollout_advances_stage_by_stage,
     a_rollout_holds_until_its_hold_passes_and_on_harm,
 );

@@ -28,6 +28,11 @@ use crate::domain::{
 use crate::guard::{strongest_action, GuardStatus, GuardrailVerdict};
 use crate::rollout::{next_stage, StageDecision};
 
+/// A frozen ramp thaws once its cause (a sample ratio mismatch, a breach) has
+/// been clear for this many consecutive checks, so one transient blip does not
+/// hold a staged rollout for ever; an editor may also resume it at once.
+pub const UNFREEZE_AFTER_CLEAN_CHECKS: u32 = 3;
+
 /// How long a supervisor waits before starting a loop that ended again, so a loop
 /// that fails at once does not spin.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -39,8 +44,9 @@ pub struct GuardDecision {
     pub status: Status,
     pub health: GuardStatus,
     /// `rollback`, `adjust`, `pause`, `alert`, `warn` (a guardrail turned yellow),
-    /// `freeze` (sample ratio mismatch), `clear` (the breach is over), `advance`
-    /// (the staged rollout moved on) or `none`.
+    /// `freeze` (sample ratio mismatch), `clear` (the breach is over), `unfreeze`
+    /// (a frozen ramp's cause stayed clear), `advance` (the staged rollout moved
+    /// on) or `none`.
     #[serde(serialize_with = "decision_action")]
     pub action: Option<AuditAction>,
     pub reason: String,
@@ -69,7 +75,16 @@ impl Control {
             decision.reason = format!("the experiment is {}", experiment.status.as_str());
             return Ok(decision);
         }
-        let Some(plan) = plan(&experiment, &decision.verdicts, report.srm.ok) else {
+        let clean = report.srm.ok
+            && !experiment.guard.tripped
+            && decision
+                .verdicts
+                .iter()
+                .all(|v| v.status == GuardStatus::Green);
+        let clean_checks = self
+            .frozen_ramps
+            .count(key, experiment.guard.ramp_frozen && clean);
+        let Some(plan) = plan(&experiment, &decision.verdicts, report.srm.ok, clean_checks) else {
             decision.reason = "no action needed".to_owned();
             if decision.stage.advance {
                 let evidence =
@@ -86,6 +101,9 @@ impl Control {
             "reason": plan.reason,
         });
         let after = self.save_guard_action(experiment, &plan, evidence).await?;
+        if plan.action == GuardAction::Unfreeze {
+            self.frozen_ramps.count(key, false);
+        }
         decision.action = Some(AuditAction::Guard(plan.action));
         decision.reason = plan.reason;
         decision.status = after.status;
@@ -162,8 +180,35 @@ fn decision_action<S: Serializer>(
     })
 }
 
-/// Decides from the verdicts and the experiment's memory of earlier breaches.
-fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) -> Option<Plan> {
+/// How many consecutive checks found each frozen ramp's cause clear, on this
+/// server (a new leader starts counting again).
+#[derive(Debug, Default)]
+pub(crate) struct FrozenRamps(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl FrozenRamps {
+    /// Counts one more clean check of `key`, or starts again; the count so far.
+    fn count(&self, key: &str, clean: bool) -> u32 {
+        let Ok(mut counts) = self.0.lock() else {
+            return 0;
+        };
+        if !clean {
+            counts.remove(key);
+            return 0;
+        }
+        let count = counts.entry(key.to_owned()).or_default();
+        *count += 1;
+        *count
+    }
+}
+
+/// Decides from the verdicts, the experiment's memory of earlier breaches, and
+/// how many consecutive checks found a frozen ramp's cause clear.
+fn plan(
+    experiment: &Experiment,
+    verdicts: &[GuardrailVerdict],
+    srm_ok: bool,
+    clean_checks: u32,
+) -> Option<Plan> {
     let state = &experiment.guard;
     if let Some((action, red)) = strongest_action(&experiment.spec.guardrails, verdicts) {
         if state.tripped {
@@ -209,6 +254,18 @@ fn plan(experiment: &Experiment, verdicts: &[GuardrailVerdict], srm_ok: bool) ->
         });
     }
     let all_green = verdicts.iter().all(|v| v.status == GuardStatus::Green);
+    if state.ramp_frozen && !state.tripped && clean_checks >= UNFREEZE_AFTER_CLEAN_CHECKS {
+        return Some(Plan {
+            action: GuardAction::Unfreeze,
+            guard: GuardState {
+                ramp_frozen: false,
+                ..state.clone()
+            },
+            reason: format!(
+                "the cause of the frozen ramp has been clear for {clean_checks} consecutive checks"
+            ),
+        });
+    }
     ((state.tripped || state.warned) && all_green && srm_ok).then(|| Plan {
         action: GuardAction::Clear,
         guard: GuardState {

@@ -125,6 +125,7 @@ pub struct Control {
     keys: Keys,
     sessions: Sessions,
     guard_health: GuardHealth,
+    frozen_ramps: guard::FrozenRamps,
     /// How far ahead of this server's clock an event may be stamped.
     max_event_skew: Millis,
 }
@@ -147,6 +148,7 @@ impl Control {
             exposures,
             leadership,
             guard_health: GuardHealth::default(),
+            frozen_ramps: guard::FrozenRamps::default(),
             max_event_skew,
         }
     }

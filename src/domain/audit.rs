@@ -48,10 +48,12 @@ pub enum GuardAction {
     Freeze,
     /// Every guardrail is green again.
     Clear,
+    /// The cause of a frozen ramp cleared for enough consecutive checks.
+    Unfreeze,
 }
 
 impl GuardAction {
-    pub const ALL: [GuardAction; 7] = [
+    pub const ALL: [GuardAction; 8] = [
         GuardAction::Rollback,
         GuardAction::Adjust,
         GuardAction::Pause,
@@ -59,6 +61,7 @@ impl GuardAction {
         GuardAction::Warn,
         GuardAction::Freeze,
         GuardAction::Clear,
+        GuardAction::Unfreeze,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +73,7 @@ impl GuardAction {
             GuardAction::Warn => "warn",
             GuardAction::Freeze => "freeze",
             GuardAction::Clear => "clear",
+            GuardAction::Unfreeze => "unfreeze",
         }
     }
 }
@@ -127,6 +131,7 @@ impl AuditAction {
             AuditAction::Guard(GuardAction::Warn) => "guard_warn",
             AuditAction::Guard(GuardAction::Freeze) => "guard_freeze",
             AuditAction::Guard(GuardAction::Clear) => "guard_clear",
+            AuditAction::Guard(GuardAction::Unfreeze) => "guard_unfreeze",
             AuditAction::KeyCreate => "key_create",
             AuditAction::KeyRevoke => "key_revoke",
             AuditAction::WebhookCreate => "webhook_create",
@@ -346,7 +351,7 @@ mod tests {
                 AuditAction::EnvironmentCreate,
             ])
             .collect();
-        assert_eq!(all.len(), 21);
+        assert_eq!(all.len(), 22);
         let names: std::collections::HashSet<&str> = all.iter().map(|a| a.as_str()).collect();
         assert_eq!(names.len(), all.len(), "{names:?}");
     }

@@ -541,6 +541,8 @@ impl Experiment {
             (LifecycleAction::Start, Draft) => Running,
             (LifecycleAction::Pause, Running) => Paused,
             (LifecycleAction::Resume, Paused) => Running,
+            // A running experiment whose ramp is frozen resumes its ramp.
+            (LifecycleAction::Resume, Running) if self.guard.ramp_frozen => Running,
             (LifecycleAction::Rollback, Running | Paused) => RolledBack,
             (LifecycleAction::Ship { .. }, Running | Paused) => Shipped,
             (LifecycleAction::Stop, Running | Paused) => Stopped,
@@ -554,8 +556,10 @@ impl Experiment {
         if let LifecycleAction::Ship { variant } = action {
             self.shipped_variant = Some(variant.clone());
         }
-        if *action == LifecycleAction::Start {
-            self.started_at = Some(now);
+        match action {
+            LifecycleAction::Start => self.started_at = Some(now),
+            LifecycleAction::Resume => self.guard.ramp_frozen = false,
+            _ => {}
         }
         if let (LifecycleAction::Start, Some(first)) = (action, self.spec.stages.first()) {
             self.spec.coverage = first.coverage;
