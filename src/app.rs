@@ -9,7 +9,7 @@ use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, ApiState, CorsOrigins, RateLimits};
+use crate::api::{self, ApiState, CorsOrigins, Limits};
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
 use crate::domain::event::DEFAULT_MAX_CLOCK_SKEW_MS;
 use crate::store::{Store, StoreError};
@@ -38,8 +38,8 @@ pub struct ServerOptions {
     pub cookies: CookieSecurity,
     /// Which browser origins may call the SDK endpoints.
     pub cors_origins: CorsOrigins,
-    /// Requests per second per key.
-    pub rate_limits: RateLimits,
+    /// Requests per second per key, bytes of event batches in flight.
+    pub limits: Limits,
     /// How far ahead of the server's clock an event may be stamped.
     pub max_event_skew: Duration,
 }
@@ -49,7 +49,7 @@ impl Default for ServerOptions {
         Self {
             cookies: CookieSecurity::default(),
             cors_origins: CorsOrigins::default(),
-            rate_limits: RateLimits::default(),
+            limits: Limits::default(),
             max_event_skew: Duration::from_millis(DEFAULT_MAX_CLOCK_SKEW_MS as u64),
         }
     }
@@ -150,7 +150,7 @@ fn compose(
     shutdown: watch::Receiver<bool>,
     options: ServerOptions,
 ) -> Router {
-    let api_state = ApiState::new(control.clone(), shutdown, options.rate_limits);
+    let api_state = ApiState::new(control.clone(), shutdown, options.limits);
     let routes = api::router(api_state.clone(), &options.cors_origins)
         .merge(web::router(control, options.cookies));
     api::around(routes, &api_state)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sluice::api::{CorsOrigins, RateLimits};
+use sluice::api::{CorsOrigins, Limits, RateLimits, DEFAULT_EVENT_BYTES_IN_FLIGHT};
 use sluice::app::{Server, ServerOptions};
 use sluice::control::planning::{self, PowerQuery};
 use sluice::control::{KeyRequest, Keys};
@@ -74,6 +74,10 @@ enum Command {
         /// The same for the management API (`/api/v1`).
         #[arg(long, env = "SLUICE_API_RATE_LIMIT", default_value_t = RateLimits::default().management)]
         api_rate_limit: u32,
+        /// How many bytes of event batches may be received but not yet stored at
+        /// once; beyond it a batch waits a second, then gets 503 with Retry-After.
+        #[arg(long, env = "SLUICE_MAX_EVENT_BYTES_IN_FLIGHT", default_value_t = DEFAULT_EVENT_BYTES_IN_FLIGHT)]
+        max_event_bytes_in_flight: usize,
         /// How many seconds ahead of this server's clock an event may be stamped;
         /// a batch with one further ahead is refused (400).
         #[arg(long, env = "SLUICE_MAX_EVENT_SKEW_SECONDS", default_value_t = 86_400)]
@@ -184,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
             sdk_rate_limit,
             api_rate_limit,
             max_event_skew_seconds,
+            max_event_bytes_in_flight,
         } => {
             let cookies = match (secure_cookies, trust_forwarded_proto) {
                 (true, _) => CookieSecurity::Always,
@@ -193,9 +198,12 @@ async fn main() -> anyhow::Result<()> {
             let options = ServerOptions {
                 cookies,
                 cors_origins,
-                rate_limits: RateLimits {
-                    sdk: sdk_rate_limit,
-                    management: api_rate_limit,
+                limits: Limits {
+                    rates: RateLimits {
+                        sdk: sdk_rate_limit,
+                        management: api_rate_limit,
+                    },
+                    event_bytes_in_flight: max_event_bytes_in_flight,
                 },
                 max_event_skew: Duration::from_secs(max_event_skew_seconds),
             };

@@ -582,16 +582,19 @@ async fn sdk_endpoints_answer_browsers_on_other_origins(backend: Backend) {
 /// keys and the other surface are not slowed down.
 #[tokio::test]
 async fn a_key_past_its_rate_limit_gets_429_with_retry_after() {
-    use sluice::api::RateLimits;
+    use sluice::api::{Limits, RateLimits};
     use sluice::app::{Server, ServerOptions};
     let db = common::TestDb::new(Backend::Sqlite).await;
     let store = sluice::store::open(&db.url).await.unwrap();
     let sdk = common::mint_key(&store, sluice::domain::Role::Sdk, "runaway").await;
     let admin = common::mint_key(&store, sluice::domain::Role::Admin, "admin").await;
     let options = ServerOptions {
-        rate_limits: RateLimits {
-            sdk: 10,
-            management: 5,
+        limits: Limits {
+            rates: RateLimits {
+                sdk: 10,
+                management: 5,
+            },
+            ..Limits::default()
         },
         ..ServerOptions::default()
     };
@@ -651,3 +654,67 @@ async fn a_back_dated_exposure_cannot_claim_conversions_from_before_the_start(ba
 }
 
 on_both_backends!(a_back_dated_exposure_cannot_claim_conversions_from_before_the_start);
+
+/// Regression (issue 12): event batches in flight were bounded in number, not in
+/// bytes, so sixteen 16 MiB batches at once grew the process without limit. Room
+/// is now reserved by the body's size before it is read and held until the batch
+/// is committed; a batch that finds no room within a second gets 503.
+#[tokio::test]
+async fn event_batches_beyond_the_byte_budget_wait_then_get_503() {
+    use sluice::api::Limits;
+    use sluice::app::{Server, ServerOptions};
+    let db = common::TestDb::new(Backend::Sqlite).await;
+    let store = sluice::store::open(&db.url).await.unwrap();
+    let sdk = common::mint_key(&store, sluice::domain::Role::Sdk, "app").await;
+    let options = ServerOptions {
+        limits: Limits {
+            event_bytes_in_flight: 64 * 1024,
+            ..Limits::default()
+        },
+        ..ServerOptions::default()
+    };
+    let server = Server::build_with(store, options).await.unwrap();
+    let batch = |id: &str, padding: usize| {
+        json!({"events": [{"id": id, "type": "track", "user": "u1", "event": "e",
+            "attributes": {"padding": "x".repeat(padding)}}]})
+        .to_string()
+    };
+    let post = |body: Body, length: usize| {
+        Request::post("/sdk/v1/events")
+            .header("authorization", format!("Bearer {sdk}"))
+            .header("content-type", "application/json")
+            .header("content-length", length.to_string())
+            .body(body)
+            .unwrap()
+    };
+
+    let slow = batch("slow", 63 * 1024);
+    let (feed, chunks) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let streamed = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(chunks));
+    let pending = tokio::spawn(server.router.clone().oneshot(post(streamed, slow.len())));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let small = batch("small", 10);
+    let turned_away = server
+        .router
+        .clone()
+        .oneshot(post(Body::from(small.clone()), small.len()))
+        .await
+        .unwrap();
+    assert_eq!(turned_away.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(turned_away.headers()["retry-after"], "1");
+
+    feed.send(Ok(slow.into_bytes())).await.unwrap();
+    drop(feed);
+    assert_eq!(
+        pending.await.unwrap().unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    let admitted = server
+        .router
+        .clone()
+        .oneshot(post(Body::from(small.clone()), small.len()))
+        .await
+        .unwrap();
+    assert_eq!(admitted.status(), StatusCode::ACCEPTED);
+}

@@ -34,6 +34,13 @@ impl ApiError {
         }
     }
 
+    /// 503: the server has no room for the request now; retry in a second.
+    pub(crate) fn busy(message: &str) -> Self {
+        let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message);
+        err.retry_after = Some(1);
+        err
+    }
+
     /// 429: this key sent more than its rate limit allows.
     pub(crate) fn too_many_requests(wait: std::time::Duration) -> Self {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

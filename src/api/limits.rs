@@ -1,13 +1,28 @@
-//! Per-key rate limits: a runaway loop in one app must not take the server from
-//! everyone else. Each key gets `rate` requests a second on each surface, with
-//! bursts of two seconds' worth, by the generic cell rate algorithm: one atomic
-//! "theoretical arrival time" per key, no lock on the hot path once the key is
-//! known.
+//! Limits that keep one caller from taking the server from everyone else.
+//!
+//! Per-key rate limits: each key gets `rate` requests a second on each surface,
+//! with bursts of two seconds' worth, by the generic cell rate algorithm: one
+//! atomic "theoretical arrival time" per key, no lock on the hot path once the key
+//! is known.
+//!
+//! A byte budget for event batches in flight: a batch reserves its body's size
+//! before the body is read and keeps it until its events are committed (so the
+//! budget covers the ingest queue too); when the budget is spent, a batch waits a
+//! moment, then gets 503 with `Retry-After`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::request::Parts;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::ApiError;
+use super::sdk::MAX_EVENTS_BODY_BYTES;
+use super::ApiState;
 
 /// How long a burst may run ahead of the steady rate.
 const BURST: Duration = Duration::from_secs(2);
@@ -28,6 +43,41 @@ impl Default for RateLimits {
         Self {
             sdk: 5_000,
             management: 100,
+        }
+    }
+}
+
+/// By default, how many bytes of event batches may be in flight at once.
+pub const DEFAULT_EVENT_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
+/// How long a batch waits for room before it is turned away.
+const ROOM_WAIT: Duration = Duration::from_secs(1);
+/// The budget's unit, so that the semaphore's permits fit in a `u32`.
+const KIB: usize = 1024;
+
+/// Bytes of event batches in flight, bounded.
+pub(crate) struct EventBytes {
+    room: Arc<Semaphore>,
+    capacity_kib: u32,
+}
+
+impl EventBytes {
+    pub(crate) fn new(bytes: usize) -> Self {
+        let capacity_kib = u32::try_from(bytes.div_ceil(KIB).max(1)).unwrap_or(u32::MAX);
+        Self {
+            room: Arc::new(Semaphore::new(capacity_kib as usize)),
+            capacity_kib,
+        }
+    }
+
+    /// Reserves room for a body of `bytes` (a body larger than the whole budget
+    /// waits for all of it), waiting a moment for room; `None` when there is none.
+    pub(crate) async fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(KIB).max(1)).unwrap_or(u32::MAX);
+        let wanted = kib.min(self.capacity_kib);
+        let room = self.room.clone().acquire_many_owned(wanted);
+        match tokio::time::timeout(ROOM_WAIT, room).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => None,
         }
     }
 }
@@ -103,6 +153,33 @@ fn gcra(arrival: &AtomicU64, now: u64, interval: u64, tolerance: u64) -> Result<
         match arrival.compare_exchange_weak(seen, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return Ok(()),
             Err(current) => seen = current,
+        }
+    }
+}
+
+/// Room for an event batch's body, reserved before the body is read (its
+/// `Content-Length`, or the largest body allowed when the length is not given)
+/// and held until the handler is done with the batch.
+pub(crate) struct BatchRoom {
+    _room: OwnedSemaphorePermit,
+}
+
+impl FromRequestParts<ApiState> for BatchRoom {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let length = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(MAX_EVENTS_BODY_BYTES)
+            .min(MAX_EVENTS_BODY_BYTES);
+        match state.event_bytes.reserve(length).await {
+            Some(room) => Ok(BatchRoom { _room: room }),
+            None => Err(ApiError::busy(
+                "too many event batches are being stored; retry in a second",
+            )),
         }
     }
 }

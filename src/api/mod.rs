@@ -28,7 +28,24 @@ use crate::control::Control;
 use crate::domain::ApiKey;
 
 pub use error::ApiError;
-pub use limits::RateLimits;
+pub use limits::{RateLimits, DEFAULT_EVENT_BYTES_IN_FLIGHT};
+
+/// What one caller may take of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub rates: RateLimits,
+    /// Bytes of event batches received but not yet committed.
+    pub event_bytes_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            rates: RateLimits::default(),
+            event_bytes_in_flight: DEFAULT_EVENT_BYTES_IN_FLIGHT,
+        }
+    }
+}
 pub use sdk::MAX_EVENTS_PER_BATCH;
 
 /// Request bodies other than event batches are small definitions.
@@ -40,20 +57,19 @@ pub struct ApiState {
     control: Arc<Control>,
     telemetry: Arc<telemetry::Telemetry>,
     limiter: Arc<limits::Limiter>,
+    /// Bytes of event batches between being received and being committed.
+    event_bytes: Arc<limits::EventBytes>,
     /// Flips to true when the server begins to shut down; long-lived streams end.
     shutdown: watch::Receiver<bool>,
 }
 
 impl ApiState {
-    pub fn new(
-        control: Arc<Control>,
-        shutdown: watch::Receiver<bool>,
-        rate_limits: RateLimits,
-    ) -> Self {
+    pub fn new(control: Arc<Control>, shutdown: watch::Receiver<bool>, limits: Limits) -> Self {
         Self {
             control,
             telemetry: Arc::default(),
-            limiter: Arc::new(limits::Limiter::new(rate_limits)),
+            limiter: Arc::new(limits::Limiter::new(limits.rates)),
+            event_bytes: Arc::new(limits::EventBytes::new(limits.event_bytes_in_flight)),
             shutdown,
         }
     }

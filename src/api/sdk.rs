@@ -21,13 +21,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::auth::SdkCaller;
 use super::error::ApiError;
 use super::json::AppJson;
+use super::limits::BatchRoom;
 use super::ApiState;
 use crate::domain::event::{keep_dimensions, EventInput};
 use crate::domain::FieldProblem;
 
 /// Events per batch; larger batches are refused with 413.
 pub const MAX_EVENTS_PER_BATCH: usize = 10_000;
-const MAX_EVENTS_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub(super) const MAX_EVENTS_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// The SDK routes. Each also takes `OPTIONS`, so that a browser's preflight
 /// reaches the CORS layer instead of the "method not allowed" answer.
@@ -219,6 +220,7 @@ struct EventBatch {
 async fn events(
     State(state): State<ApiState>,
     SdkCaller(key): SdkCaller,
+    _room: BatchRoom,
     AppJson(batch): AppJson<EventBatch>,
 ) -> Result<(StatusCode, AppJson<serde_json::Value>), ApiError> {
     if batch.events.len() > MAX_EVENTS_PER_BATCH {
