@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState, CorsOrigins, Limits};
-use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
+use crate::control::{Control, ExposureLog, IngestQueue, Leadership, PublicUrl, RulesetHub};
 use crate::domain::event::DEFAULT_MAX_CLOCK_SKEW_MS;
 use crate::store::{Store, StoreError};
 use crate::web::{self, CookieSecurity};
@@ -42,6 +42,8 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// How far ahead of the server's clock an event may be stamped.
     pub max_event_skew: Duration,
+    /// Where people reach the dashboard, for links in chat messages.
+    pub public_url: PublicUrl,
 }
 
 impl Default for ServerOptions {
@@ -51,6 +53,7 @@ impl Default for ServerOptions {
             cors_origins: CorsOrigins::default(),
             limits: Limits::default(),
             max_event_skew: Duration::from_millis(DEFAULT_MAX_CLOCK_SKEW_MS as u64),
+            public_url: PublicUrl::default(),
         }
     }
 }
@@ -73,6 +76,7 @@ impl Server {
         let webhook_sender = tokio::spawn(crate::control::webhooks::run(
             store.clone(),
             leadership.clone(),
+            options.public_url.clone(),
             shutdown_rx.clone(),
         ));
         let changes = store.changes().await?;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use sluice::api::{CorsOrigins, Limits, RateLimits, DEFAULT_EVENT_BYTES_IN_FLIGHT};
 use sluice::app::{Server, ServerOptions};
 use sluice::control::planning::{self, PowerQuery};
-use sluice::control::{KeyRequest, Keys};
+use sluice::control::{KeyRequest, Keys, PublicUrl};
 use sluice::domain::{Actor, Role};
 use sluice::report::Correction;
 use sluice::web::CookieSecurity;
@@ -82,6 +82,10 @@ enum Command {
         /// a batch with one further ahead is refused (400).
         #[arg(long, env = "SLUICE_MAX_EVENT_SKEW_SECONDS", default_value_t = 86_400)]
         max_event_skew_seconds: u64,
+        /// The dashboard's address as people reach it (https://ab.example.com),
+        /// for the links in chat messages; default http:// and the listen address.
+        #[arg(long, env = "SLUICE_PUBLIC_URL", value_parser = PublicUrl::parse)]
+        public_url: Option<PublicUrl>,
     },
     /// Create or upgrade the database schema.
     Migrate {
@@ -189,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
             api_rate_limit,
             max_event_skew_seconds,
             max_event_bytes_in_flight,
+            public_url,
         } => {
             let cookies = match (secure_cookies, trust_forwarded_proto) {
                 (true, _) => CookieSecurity::Always,
@@ -206,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
                     event_bytes_in_flight: max_event_bytes_in_flight,
                 },
                 max_event_skew: Duration::from_secs(max_event_skew_seconds),
+                public_url: public_url.unwrap_or_else(|| PublicUrl::of_listener(addr)),
             };
             serve(&db.db, addr, guard_interval_seconds, options).await
         }

@@ -209,7 +209,12 @@ async fn two_servers_share_changes_leadership_and_deliveries() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(headers, _)| headers["x-sluice-delivery"].to_str().unwrap().to_owned())
+        .map(|hit| {
+            hit.headers["x-sluice-delivery"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let distinct: BTreeSet<String> = delivered.iter().cloned().collect();
     if delivered.len() != distinct.len() {

@@ -455,6 +455,7 @@ async fn admins_read_a_webhook_delivery_log(backend: Backend) {
     assert!(list
         .html
         .contains(&format!(r#"href="/settings/webhooks/{id}""#)));
+    assert!(list.html.contains("<td>json</td>"), "the format is listed");
     let log = get(&app, &format!("/settings/webhooks/{id}"), &app.admin).await;
     assert_eq!(log.status, StatusCode::OK);
     assert!(log.html.contains("<td>create</td>"), "{}", log.html);

@@ -1,13 +1,16 @@
 //! Webhooks: signed deliveries of breaker actions, a delivery log, retries for a
-//! dead receiver, and admin-only management.
+//! dead receiver, and admin-only management; the chat formats, each checked
+//! against the body its service documents (signatures recomputed as the services'
+//! own samples do).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::{traffic, webhook_receiver, Backend, TestApp};
+use common::{traffic, webhook_receiver, Backend, Hit, Received, TestApp, PUBLIC_URL};
 use serde_json::{json, Value};
 use sluice::domain::webhook::signature;
 
@@ -56,7 +59,7 @@ async fn a_rollback_is_announced_signed_and_logged(backend: Backend) {
     let started = Instant::now();
     let (headers, body) = loop {
         if let Some(first) = received.lock().unwrap().first().cloned() {
-            break first;
+            break (first.headers, first.body);
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -154,8 +157,29 @@ async fn webhooks_are_admin_only_and_validated(backend: Backend) {
         )
         .await;
     let id = created.body["id"].as_i64().unwrap();
+    assert_eq!(created.body["format"], "json", "the default format");
     let listed = app.get("/api/v1/webhooks", &app.admin).await.body;
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["format"], "json");
+    for (body, field) in [
+        (
+            json!({"url": "http://x", "events": ["*"], "format": "teams"}),
+            "format",
+        ),
+        (json!({"url": "http://x", "events": ["*"]}), "secret"),
+        (
+            json!({"url": "http://x", "secret": SECRET, "events": ["*"], "format": "slack"}),
+            "secret",
+        ),
+    ] {
+        let refused = app.post("/api/v1/webhooks", &app.admin, body).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            refused.body["error"]["details"][0]["field"], field,
+            "{:?}",
+            refused.body
+        );
+    }
     let gone = app
         .send(
             axum::http::Method::DELETE,
@@ -176,7 +200,202 @@ async fn webhooks_are_admin_only_and_validated(backend: Backend) {
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 }
 
+/// A receiver for each format, each webhook subscribed to `events`: json (the
+/// default, so created without a format), slack, feishu and dingtalk signing with
+/// their secrets, wecom.
+async fn a_webhook_per_format(app: &TestApp, events: &[&str]) -> Vec<(&'static str, Received)> {
+    let mut hooks = Vec::new();
+    for format in ["json", "slack", "feishu", "dingtalk", "wecom"] {
+        let (url, received) = webhook_receiver().await;
+        let mut body = json!({"url": url, "events": events, "format": format});
+        match format {
+            "json" => body = json!({"url": url, "events": events, "secret": SECRET}),
+            "feishu" => body["secret"] = FEISHU_SECRET.into(),
+            "dingtalk" => body["secret"] = DINGTALK_SECRET.into(),
+            _ => {}
+        }
+        let hook = app.post("/api/v1/webhooks", &app.admin, body).await;
+        assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+        assert_eq!(hook.body["format"], format);
+        hooks.push((format, received));
+    }
+    hooks
+}
+
+const FEISHU_SECRET: &str = "feishu-bot-secret-0123";
+const DINGTALK_SECRET: &str = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
+
+/// The first request a receiver got for `event`, waiting up to 5 s for it.
+async fn first_hit(received: &Received, event: &str) -> Hit {
+    let started = Instant::now();
+    loop {
+        if let Some(hit) = received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|hit| hit.headers["x-sluice-event"] == event)
+            .cloned()
+        {
+            return hit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no {event} delivery within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn hmac_base64(key: &[u8], message: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(message);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// A timestamp the services would accept: theirs must be within an hour of now.
+fn assert_recent(timestamp: &str, per_second: i64) {
+    let now = sluice::domain::now_millis() / (1000 / per_second);
+    let stamped: i64 = timestamp.parse().unwrap();
+    assert!(
+        (now - stamped).abs() <= 60 * per_second,
+        "{timestamp} vs {now}"
+    );
+}
+
+fn text_of(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("a string: {value}"))
+}
+
+/// Checks a chat delivery against its service's documented body and signature;
+/// returns every text it shows people, for the caller to look for its numbers.
+fn documented_text(format: &str, hit: &Hit) -> String {
+    assert!(
+        hit.headers.get("x-sluice-signature").is_none(),
+        "{format} bodies are not Sluice's to sign"
+    );
+    let body: Value = serde_json::from_slice(&hit.body).unwrap();
+    match format {
+        // Slack incoming webhook: `text` (the notification's fallback) and blocks.
+        "slack" => {
+            let blocks = body["blocks"].as_array().unwrap();
+            assert_eq!(blocks[0]["type"], "header");
+            assert_eq!(blocks[0]["text"]["type"], "plain_text");
+            let mut text = text_of(&body["text"]).to_owned();
+            for block in blocks {
+                text.push('\n');
+                text.push_str(text_of(&block["text"]["text"]));
+            }
+            text
+        }
+        // Feishu custom bot: msg_type post, content.post.LOCALE.{title, content:
+        // [[{tag, text | href}]]}; signed with timestamp (s) and sign in the body.
+        "feishu" => {
+            assert_eq!(body["msg_type"], "post");
+            let timestamp = text_of(&body["timestamp"]);
+            assert_recent(timestamp, 1);
+            let key = format!("{timestamp}\n{FEISHU_SECRET}");
+            assert_eq!(text_of(&body["sign"]), hmac_base64(key.as_bytes(), b""));
+            let mut text = String::new();
+            for locale in ["zh_cn", "en_us"] {
+                let post = &body["content"]["post"][locale];
+                text.push_str(text_of(&post["title"]));
+                for paragraph in post["content"].as_array().unwrap() {
+                    for element in paragraph.as_array().unwrap() {
+                        match text_of(&element["tag"]) {
+                            "text" => text.push_str(text_of(&element["text"])),
+                            "a" => text.push_str(text_of(&element["href"])),
+                            other => panic!("tag {other}"),
+                        }
+                        text.push('\n');
+                    }
+                }
+            }
+            text
+        }
+        // DingTalk custom robot: msgtype markdown, markdown.{title, text}; signed
+        // with timestamp (ms) and sign in the query.
+        "dingtalk" => {
+            assert_eq!(body["msgtype"], "markdown");
+            let query: HashMap<String, String> =
+                serde_urlencoded::from_str(hit.query.as_deref().unwrap()).unwrap();
+            assert_recent(&query["timestamp"], 1000);
+            let message = format!("{}\n{DINGTALK_SECRET}", query["timestamp"]);
+            assert_eq!(
+                query["sign"],
+                hmac_base64(DINGTALK_SECRET.as_bytes(), message.as_bytes())
+            );
+            format!(
+                "{}\n{}",
+                text_of(&body["markdown"]["title"]),
+                text_of(&body["markdown"]["text"])
+            )
+        }
+        // WeCom group robot: msgtype markdown, markdown.content (4096 bytes at most).
+        "wecom" => {
+            assert_eq!(body["msgtype"], "markdown");
+            let content = text_of(&body["markdown"]["content"]);
+            assert!(content.len() <= 4096);
+            content.to_owned()
+        }
+        other => panic!("format {other}"),
+    }
+}
+
+fn assert_mentions(format: &str, text: &str, wanted: &[&str]) {
+    let link = format!("{PUBLIC_URL}/experiments/pricing-q4");
+    for part in wanted.iter().chain([&link.as_str()]) {
+        assert!(text.contains(part), "{format} lacks {part:?}: {text}");
+    }
+}
+
+async fn each_chat_format_tells_of_a_rollback_as_its_service_documents(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let hooks = a_webhook_per_format(&app, &["guard_rollback"]).await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    app.send_traffic((3000, 300), (3000, 150)).await;
+    let decision = app
+        .post(
+            "/api/v1/experiments/pricing-q4/guard/check",
+            &app.editor,
+            json!({}),
+        )
+        .await;
+    assert_eq!(decision.body["action"], "rollback");
+
+    for (format, received) in &hooks {
+        let hit = first_hit(received, "guard_rollback").await;
+        if *format == "json" {
+            assert_eq!(
+                hit.headers["x-sluice-signature"],
+                signature(SECRET, &hit.body).as_str()
+            );
+            let payload: Value = serde_json::from_slice(&hit.body).unwrap();
+            assert_eq!(payload["event"], "guard_rollback");
+            assert_eq!(payload["evidence"]["verdicts"][0]["status"], "red");
+            continue;
+        }
+        let text = documented_text(format, &hit);
+        // Control converts 10%, premium 5%: a 50% drop, on 3000 users each.
+        let happened = if matches!(*format, "slack" | "feishu") {
+            "Guard rolled back pricing-q4"
+        } else {
+            "熔断：实验 pricing-q4 已自动回滚"
+        };
+        assert_mentions(
+            format,
+            &text,
+            &[happened, "purchase", "premium", "50.0%", "3000", "0.0001"],
+        );
+    }
+}
+
 on_both_backends!(
     a_rollback_is_announced_signed_and_logged,
     webhooks_are_admin_only_and_validated,
+    each_chat_format_tells_of_a_rollback_as_its_service_documents,
 );

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::watch;
 
 use super::{experiment_report, Control, ControlError, ReportOptions};
@@ -26,6 +26,7 @@ use crate::domain::{
     now_millis, Actor, AuditAction, Experiment, GuardAction, LifecycleAction, Millis, Status,
 };
 use crate::guard::{strongest_action, GuardStatus, GuardrailVerdict};
+use crate::report::SrmBlock;
 use crate::rollout::{next_stage, StageDecision};
 
 /// A frozen ramp thaws once its cause (a sample ratio mismatch, a breach) has
@@ -54,6 +55,22 @@ pub struct GuardDecision {
     pub coverage: f64,
     /// The staged rollout: whether it advanced, or why it holds.
     pub stage: StageDecision,
+}
+
+/// The numbers a guard or scheduler action decided on: its audit entry's evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardEvidence {
+    pub verdicts: Vec<GuardrailVerdict>,
+    pub srm: SrmBlock,
+    /// Why the guard acted (a stage advance needs no reason beyond the numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl GuardEvidence {
+    fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 impl Control {
@@ -87,20 +104,25 @@ impl Control {
         let Some(plan) = plan(&experiment, &decision.verdicts, report.srm.ok, clean_checks) else {
             decision.reason = "no action needed".to_owned();
             if decision.stage.advance {
-                let evidence =
-                    serde_json::json!({"verdicts": decision.verdicts, "srm": report.srm});
-                let after = self.advance(experiment, evidence).await?;
+                let evidence = GuardEvidence {
+                    verdicts: decision.verdicts.clone(),
+                    srm: report.srm,
+                    reason: None,
+                };
+                let after = self.advance(experiment, evidence.to_value()).await?;
                 decision.action = Some(AuditAction::Advance);
                 decision.coverage = after.spec.coverage;
             }
             return Ok(decision);
         };
-        let evidence = serde_json::json!({
-            "verdicts": decision.verdicts,
-            "srm": report.srm,
-            "reason": plan.reason,
-        });
-        let after = self.save_guard_action(experiment, &plan, evidence).await?;
+        let evidence = GuardEvidence {
+            verdicts: decision.verdicts.clone(),
+            srm: report.srm,
+            reason: Some(plan.reason.clone()),
+        };
+        let after = self
+            .save_guard_action(experiment, &plan, evidence.to_value())
+            .await?;
         if plan.action == GuardAction::Unfreeze {
             self.frozen_ramps.count(key, false);
         }

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod ingest;
 pub mod keys;
 pub mod leader;
+pub mod notify;
 pub mod planning;
 pub mod ruleset;
 pub mod sessions;
@@ -37,6 +38,7 @@ pub use guard::GuardHealth;
 pub use ingest::{IngestClosed, IngestQueue};
 pub use keys::{KeyRequest, Keys};
 pub use leader::Leadership;
+pub use notify::PublicUrl;
 pub use ruleset::{RulesetHub, RulesetSnapshot, Rulesets};
 pub use sessions::Sessions;
 
@@ -311,7 +313,8 @@ impl Control {
         actor: &Actor,
     ) -> Result<Webhook, ControlError> {
         hook.validate()?;
-        let after = serde_json::json!({"url": hook.url, "events": hook.events});
+        let after =
+            serde_json::json!({"url": hook.url, "events": hook.events, "format": hook.format});
         let at = now_millis();
         let audit = |id| {
             settings_entry(

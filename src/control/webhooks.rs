@@ -1,8 +1,8 @@
 //! Webhook delivery: a background task sends queued deliveries (queued with their
-//! audit entries, see the store) as signed JSON POSTs, concurrently and with a
-//! timeout, so a slow or dead receiver never holds up anything else. Failures are
-//! retried with exponential backoff for a bounded time, then given up; every
-//! attempt is in the delivery log.
+//! audit entries, see the store) as POSTs in each webhook's format (see
+//! [`super::notify`]), concurrently and with a timeout, so a slow or dead receiver
+//! never holds up anything else. Failures are retried with exponential backoff for
+//! a bounded time, then given up; every attempt is in the delivery log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +10,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::watch;
 
+use super::notify::{accepted, outgoing, Outgoing, PublicUrl};
 use super::Leadership;
-use crate::domain::webhook::{signature, Delivery, DeliveryOutcome, Webhook};
+use crate::domain::webhook::{Delivery, DeliveryOutcome, Webhook};
 use crate::domain::{now_millis, Millis};
 use crate::store::Store;
 
@@ -23,10 +24,11 @@ const MAX_RETRY_MS: Millis = 5 * 60 * 1_000;
 /// After this long a delivery is given up.
 const GIVE_UP_AFTER_MS: Millis = 60 * 60 * 1_000;
 
-/// Delivers until `shutdown` flips.
+/// Delivers until `shutdown` flips; chat messages link to pages under `public_url`.
 pub async fn run(
     store: Arc<dyn Store>,
     leadership: Arc<Leadership>,
+    public_url: PublicUrl,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
@@ -40,7 +42,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(POLL_EVERY) => {
                 if leadership.check(store.as_ref()).await {
-                    deliver_due(store.as_ref(), &client).await;
+                    deliver_due(store.as_ref(), &client, &public_url).await;
                 }
             }
             _ = crate::control::stopping(&mut shutdown) => return,
@@ -48,7 +50,7 @@ pub async fn run(
     }
 }
 
-async fn deliver_due(store: &dyn Store, client: &reqwest::Client) {
+async fn deliver_due(store: &dyn Store, client: &reqwest::Client, public_url: &PublicUrl) {
     let due = match store.due_deliveries(now_millis(), BATCH).await {
         Ok(due) => due,
         Err(err) => {
@@ -56,41 +58,70 @@ async fn deliver_due(store: &dyn Store, client: &reqwest::Client) {
             return;
         }
     };
-    join_all(due.iter().map(|(d, hook)| attempt(store, client, d, hook))).await;
+    join_all(
+        due.iter()
+            .map(|(d, hook)| attempt(store, client, d, hook, public_url)),
+    )
+    .await;
 }
 
-async fn attempt(store: &dyn Store, client: &reqwest::Client, delivery: &Delivery, hook: &Webhook) {
-    let body = delivery.payload.clone();
-    let sent = client
-        .post(&hook.url)
-        .header("content-type", "application/json")
-        .header(
-            "x-sluice-signature",
-            signature(&hook.secret, body.as_bytes()),
-        )
-        .header("x-sluice-event", &delivery.event)
-        .header("x-sluice-delivery", delivery.id.to_string())
-        .body(body)
-        .send()
-        .await;
-    let error = match sent {
-        Ok(response) if response.status().is_success() => None,
-        Ok(response) => Some(format!("HTTP {}", response.status())),
-        Err(err) => Some(err.to_string()),
-    };
+async fn attempt(
+    store: &dyn Store,
+    client: &reqwest::Client,
+    delivery: &Delivery,
+    hook: &Webhook,
+    public_url: &PublicUrl,
+) {
     let now = now_millis();
-    let outcome = match error {
-        None => DeliveryOutcome::Delivered { at: now },
-        Some(error) if now - delivery.created_at >= GIVE_UP_AFTER_MS => {
-            DeliveryOutcome::GaveUp { error }
-        }
-        Some(error) => DeliveryOutcome::Retry {
-            error,
-            next_attempt_at: now + backoff(delivery.attempts),
+    let outcome = match outgoing(hook, &delivery.payload, public_url, now) {
+        Ok(request) => match send(client, delivery, hook, request).await {
+            None => DeliveryOutcome::Delivered { at: now_millis() },
+            Some(error) => retry_or_give_up(delivery, error),
+        },
+        // Sending it again would fail the same way.
+        Err(err) => DeliveryOutcome::GaveUp {
+            error: format!("the queued payload cannot be rendered: {err}"),
         },
     };
     if let Err(err) = store.record_delivery(delivery.id, &outcome).await {
         tracing::error!(error = %err, delivery = delivery.id, "recording a webhook delivery failed");
+    }
+}
+
+/// Sends one request; the error, if it was not accepted.
+async fn send(
+    client: &reqwest::Client,
+    delivery: &Delivery,
+    hook: &Webhook,
+    request: Outgoing,
+) -> Option<String> {
+    let mut builder = client
+        .post(&hook.url)
+        .query(&request.query)
+        .header("content-type", "application/json")
+        .header("x-sluice-event", &delivery.event)
+        .header("x-sluice-delivery", delivery.id.to_string());
+    for (name, value) in request.headers {
+        builder = builder.header(name, value);
+    }
+    let response = match builder.body(request.body).send().await {
+        Ok(response) => response,
+        Err(err) => return Some(err.to_string()),
+    };
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    accepted(hook.format, status, &body).err()
+}
+
+fn retry_or_give_up(delivery: &Delivery, error: String) -> DeliveryOutcome {
+    let now = now_millis();
+    if now - delivery.created_at >= GIVE_UP_AFTER_MS {
+        DeliveryOutcome::GaveUp { error }
+    } else {
+        DeliveryOutcome::Retry {
+            error,
+            next_attempt_at: now + backoff(delivery.attempts),
+        }
     }
 }
 

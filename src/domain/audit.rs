@@ -2,7 +2,7 @@
 //! webhooks, environments), by whom, before and after. Its actions are one enum, which is also
 //! what webhooks subscribe to and what the guard reports it decided.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::experiment::{GuardrailAction, LifecycleAction};
@@ -113,6 +113,23 @@ impl AuditAction {
         .chain(GuardAction::ALL.into_iter().map(Guard))
     }
 
+    /// Every action, the settings' too.
+    fn all() -> impl Iterator<Item = AuditAction> {
+        use AuditAction::*;
+        Self::experiment_actions().chain([
+            KeyCreate,
+            KeyRevoke,
+            WebhookCreate,
+            WebhookDelete,
+            EnvironmentCreate,
+        ])
+    }
+
+    /// The action named `name` by [`AuditAction::as_str`].
+    pub fn parse(name: &str) -> Option<AuditAction> {
+        Self::all().find(|action| action.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::Create => "create",
@@ -159,6 +176,14 @@ impl Serialize for AuditAction {
     }
 }
 
+impl<'de> Deserialize<'de> for AuditAction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        AuditAction::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown action {name:?}")))
+    }
+}
+
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -173,7 +198,7 @@ pub enum Actor {
 }
 
 /// The kinds of [`Actor`], as the audit JSON's `actor_kind` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     Key,
@@ -342,18 +367,13 @@ mod tests {
 
     #[test]
     fn every_action_has_a_name_of_its_own() {
-        let all: Vec<AuditAction> = AuditAction::experiment_actions()
-            .chain([
-                AuditAction::KeyCreate,
-                AuditAction::KeyRevoke,
-                AuditAction::WebhookCreate,
-                AuditAction::WebhookDelete,
-                AuditAction::EnvironmentCreate,
-            ])
-            .collect();
+        let all: Vec<AuditAction> = AuditAction::all().collect();
         assert_eq!(all.len(), 22);
         let names: std::collections::HashSet<&str> = all.iter().map(|a| a.as_str()).collect();
         assert_eq!(names.len(), all.len(), "{names:?}");
+        for action in all {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        }
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //!   harm smaller than `max_drop` (or before `min_users`), or a sample ratio mismatch;
 //! - green: no evidence of harm.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::experiment::Guardrail;
 use crate::stats::{sequential_one_sided_test, Arm, Difference, Settings, Side};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GuardStatus {
     Green,
@@ -30,7 +30,7 @@ impl GuardStatus {
 }
 
 /// The decision for one treatment against the control, with the numbers behind it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuardrailVerdict {
     pub metric: String,
     pub variant: String,

@@ -8,7 +8,7 @@ mod csv;
 pub mod series;
 mod table;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::csv::to_csv;
 pub use table::to_table;
@@ -80,7 +80,7 @@ pub struct Report {
     pub series: Option<Vec<series::SeriesPoint>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SrmBlock {
     pub p_value: Option<f64>,
     pub ok: bool,

@@ -15,7 +15,7 @@ use super::WebState;
 use crate::control::{ControlError, KeyRequest};
 use crate::domain::environment::PRODUCTION;
 use crate::domain::validation::from_json;
-use crate::domain::webhook::{event_types, Delivery, NewWebhook, Webhook};
+use crate::domain::webhook::{event_types, Delivery, NewWebhook, Webhook, WebhookFormat};
 use crate::domain::{format_millis, Environment, FieldProblem, Metric, Role};
 
 /// The problems to show beside fields, or the error page for anything else.
@@ -140,6 +140,8 @@ struct WebhooksPage {
     chrome: Chrome,
     webhooks: Vec<Webhook>,
     url: Field,
+    format: Field,
+    format_choices: Vec<Choice>,
     secret: Field,
     events: Vec<Choice>,
     events_error: Option<String>,
@@ -156,14 +158,29 @@ async fn webhooks_page(
         values,
         problems: problems.clone(),
     };
+    let format = b.field(
+        "format",
+        "Format",
+        "json: Sluice's own signed JSON. slack, feishu, dingtalk, wecom: a readable message \
+         for that service's incoming webhook (Feishu, DingTalk and WeCom in Chinese).",
+    );
+    let formats: Vec<&str> = WebhookFormat::ALL.map(WebhookFormat::as_str).to_vec();
     Ok(WebhooksPage {
         chrome: session.chrome(),
         webhooks: state.control.list_webhooks().await?,
-        url: b.field("url", "URL", "Where the signed POST requests go."),
+        url: b.field("url", "URL", "Where the POST requests go."),
+        format_choices: choices(
+            &pairs(&formats),
+            std::slice::from_ref(&format.value),
+            &format.id,
+        ),
+        format,
         secret: b.field(
             "secret",
             "Signing secret",
-            "16 to 256 characters; requests carry an HMAC-SHA256 signature made with it.",
+            "16 to 256 characters. json: required, requests carry an HMAC-SHA256 signature \
+             made with it. feishu, dingtalk: the bot's signing secret, if its \"sign\" security \
+             is on. slack, wecom: leave empty.",
         ),
         events: choices(&pairs(&event_types()), &values.all("events"), "event"),
         events_error: b.claim(|field| field.starts_with("events")),
@@ -186,8 +203,10 @@ pub(crate) async fn create_webhook(
 ) -> Result<Response, WebError> {
     form.session.require(Role::Admin)?;
     let f = &form.fields;
-    let document =
-        json!({"url": f.get("url").trim(), "secret": f.get("secret"), "events": f.all("events")});
+    // Left empty, each is absent: no secret, the default format.
+    let given = |name: &str| Some(f.get(name)).filter(|value| !value.is_empty());
+    let document = json!({"url": f.get("url").trim(), "secret": given("secret"),
+                          "events": f.all("events"), "format": given("format")});
     let outcome = match from_json::<NewWebhook>(document) {
         Ok(hook) => {
             state

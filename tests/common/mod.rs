@@ -171,6 +171,7 @@ impl TestApp {
         }
         let options = ServerOptions {
             max_event_skew: TEST_EVENT_SKEW,
+            public_url: sluice::control::PublicUrl::parse(PUBLIC_URL).unwrap(),
             ..ServerOptions::default()
         };
         let server = Server::build_with(store.clone(), options)
@@ -269,6 +270,9 @@ pub fn day(n: i64) -> String {
     )
 }
 
+/// Where test servers say their dashboard is, for links in chat messages.
+pub const PUBLIC_URL: &str = "https://sluice.test";
+
 /// How far ahead test servers let events be stamped.
 pub const TEST_EVENT_SKEW: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
@@ -325,7 +329,16 @@ pub fn pricing_spec() -> Value {
     })
 }
 
-pub type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+/// One request a webhook receiver got.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The query string of the URL it was sent to.
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub type Received = Arc<Mutex<Vec<Hit>>>;
 
 /// A webhook receiver on a free port: its URL and what it received.
 pub async fn webhook_receiver() -> (String, Received) {
@@ -333,13 +346,20 @@ pub async fn webhook_receiver() -> (String, Received) {
     let sink = received.clone();
     let router = Router::new().route(
         "/hook",
-        post(move |headers: HeaderMap, body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push((headers, body));
-                StatusCode::OK
-            }
-        }),
+        post(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let query = uri.query().map(str::to_owned);
+                    sink.lock().unwrap().push(Hit {
+                        query,
+                        headers,
+                        body,
+                    });
+                    StatusCode::OK
+                }
+            },
+        ),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());

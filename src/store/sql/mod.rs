@@ -13,7 +13,7 @@ use super::{
     AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError,
     TrackFact, VariantTotals,
 };
-use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
+use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook, WebhookFormat};
 use crate::domain::{
     format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Environment, Event, Experiment,
     Metric, Millis, NewApiKey, NewAuditEntry, Role,
@@ -623,11 +623,12 @@ where
         let created_at = crate::domain::now_millis();
         let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO webhooks (url, secret, events, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO webhooks (url, secret, events, format, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(&hook.url)
-        .bind(&hook.secret)
+        .bind(hook.secret.as_deref().unwrap_or(NO_SECRET))
         .bind(encode(&hook.events))
+        .bind(hook.format.as_str())
         .bind(created_at)
         .fetch_one(&mut *tx)
         .await?;
@@ -638,15 +639,17 @@ where
             url: hook.url.clone(),
             secret: hook.secret.clone(),
             events: hook.events.clone(),
+            format: hook.format,
             created_at,
         })
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
-        let rows: Vec<WebhookRow> =
-            sqlx::query_as("SELECT id, url, secret, events, created_at FROM webhooks ORDER BY id")
-                .fetch_all(&self.reader)
-                .await?;
+        let rows: Vec<WebhookRow> = sqlx::query_as(
+            "SELECT id, url, secret, events, format, created_at FROM webhooks ORDER BY id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
         rows.into_iter().map(webhook).collect()
     }
 
@@ -746,14 +749,20 @@ fn api_key(row: ApiKeyRow) -> Result<ApiKey, StoreError> {
     })
 }
 
-type WebhookRow = (i64, String, String, String, Millis);
+/// The stored `secret` of a webhook without one (see the webhook_formats migration).
+const NO_SECRET: &str = "";
 
-fn webhook((id, url, secret, events, created_at): WebhookRow) -> Result<Webhook, StoreError> {
+type WebhookRow = (i64, String, String, String, String, Millis);
+
+fn webhook(row: WebhookRow) -> Result<Webhook, StoreError> {
+    let (id, url, secret, events, format, created_at) = row;
     Ok(Webhook {
         id,
         url,
-        secret,
+        secret: Some(secret).filter(|secret| secret != NO_SECRET),
         events: decode(&events)?,
+        format: WebhookFormat::parse(&format)
+            .ok_or_else(|| StoreError::Corrupt(format!("webhook {id}: format {format:?}")))?,
         created_at,
     })
 }
