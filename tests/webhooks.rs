@@ -1,7 +1,8 @@
 //! Webhooks: signed deliveries of breaker actions, a delivery log, retries for a
 //! dead receiver, and admin-only management; the chat formats, each checked
 //! against the body its service documents (signatures recomputed as the services'
-//! own samples do).
+//! own samples do); the one `report_ready` notification `report_after_hours`
+//! after the start.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
@@ -12,7 +13,10 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use common::{traffic, webhook_receiver, Backend, Hit, Received, TestApp, PUBLIC_URL};
 use serde_json::{json, Value};
+use sluice::app::Server;
+use sluice::control::guard::check_all;
 use sluice::domain::webhook::signature;
+use sluice::domain::{Actor, AuditAction, NewAuditEntry};
 
 const SECRET: &str = "s3cret-s3cret-s3cret";
 
@@ -394,8 +398,157 @@ async fn each_chat_format_tells_of_a_rollback_as_its_service_documents(backend: 
     }
 }
 
+/// Moves the experiment's recorded start `minutes` into the past, as if it had
+/// been running that long.
+async fn backdate_start(app: &TestApp, minutes: i64) {
+    let mut experiment = app
+        .store
+        .get_experiment("pricing-q4")
+        .await
+        .unwrap()
+        .unwrap();
+    let read = experiment.revision;
+    let now = sluice::domain::now_millis();
+    experiment.started_at = Some(now - minutes * 60_000);
+    experiment.revision += 1;
+    let audit =
+        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Update, None, &experiment, now);
+    app.store
+        .update_experiment(&experiment, read, &audit)
+        .await
+        .unwrap();
+}
+
+/// The queued deliveries of `event` to every webhook.
+async fn queued(app: &TestApp, event: &str) -> usize {
+    let hooks = app.get("/api/v1/webhooks", &app.admin).await.body;
+    let mut count = 0;
+    for hook in hooks.as_array().unwrap() {
+        let log = app
+            .get(
+                &format!("/api/v1/webhooks/{}/deliveries", hook["id"]),
+                &app.admin,
+            )
+            .await
+            .body;
+        count += log
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["event"] == event)
+            .count();
+    }
+    count
+}
+
+async fn report_after_hours_sends_one_report_ready_in_every_format(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    // The json webhook takes every event: `*` covers report_ready too.
+    let mut hooks = a_webhook_per_format(&app, &["report_ready"]).await;
+    let (url, everything) = webhook_receiver().await;
+    app.post(
+        "/api/v1/webhooks",
+        &app.admin,
+        json!({"url": url, "secret": SECRET, "events": ["*"]}),
+    )
+    .await;
+    hooks.push(("json", everything));
+    for metric in common::pricing_metrics() {
+        app.post("/api/v1/metrics", &app.editor, metric).await;
+    }
+    let mut spec = common::pricing_spec();
+    spec["report_after_hours"] = json!(1);
+    let created = app.post("/api/v1/experiments", &app.editor, spec).await;
+    assert_eq!(created.body["report_after_hours"], 1.0);
+    app.start("pricing-q4").await;
+    // Control converts 10%, premium 11%: a 10% lift, not significant yet.
+    app.send_traffic((3000, 300), (3000, 330)).await;
+    let control = app.server.control();
+
+    backdate_start(&app, 30).await;
+    check_all(control).await;
+    assert_eq!(queued(&app, "report_ready").await, 0, "not before its time");
+
+    backdate_start(&app, 61).await;
+    tokio::join!(check_all(control), check_all(control));
+    check_all(control).await;
+    let formats = hooks.len();
+    assert_eq!(
+        queued(&app, "report_ready").await,
+        formats,
+        "one per webhook"
+    );
+
+    for (format, received) in &hooks {
+        let hit = first_hit(received, "report_ready").await;
+        if *format == "json" {
+            let payload: Value = serde_json::from_slice(&hit.body).unwrap();
+            assert_eq!(payload["actor"], "scheduler");
+            let headline = &payload["evidence"];
+            assert_eq!(headline["health"], "green");
+            assert_eq!(headline["metric"], "purchase");
+            let premium = &headline["comparisons"][0];
+            assert_eq!(premium["variant"], "premium");
+            assert!((premium["rel_effect"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+            assert_eq!(premium["rel_ci"].as_array().unwrap().len(), 2);
+            assert!(premium["p_value"].as_f64().unwrap() > 0.05);
+            assert_eq!(premium["significant"], false);
+            continue;
+        }
+        let text = documented_text(format, &hit);
+        let happened = if matches!(*format, "slack" | "feishu") {
+            "Report ready: pricing-q4"
+        } else {
+            "实验报告已生成：pricing-q4"
+        };
+        let significance = if *format == "slack" {
+            "not significant"
+        } else {
+            "不显著"
+        };
+        assert_mentions(
+            format,
+            &text,
+            &[
+                happened,
+                "purchase",
+                "premium",
+                "+10.0%",
+                "95%",
+                "p = 0.",
+                significance,
+                "🟢",
+            ],
+        );
+    }
+
+    // A restarted server reads that the report went out.
+    let restarted = Server::build(app.store.clone()).await.unwrap();
+    check_all(restarted.control()).await;
+    restarted.shutdown.send_replace(true);
+    assert_eq!(queued(&app, "report_ready").await, formats);
+    let experiment = app
+        .get("/api/v1/experiments/pricing-q4", &app.analyst)
+        .await
+        .body;
+    assert!(experiment["report_sent_at"].is_string(), "{experiment}");
+    let audit = app
+        .get("/api/v1/experiments/pricing-q4/audit", &app.analyst)
+        .await
+        .body;
+    let reports: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["action"] == "report_ready")
+        .collect();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["actor_kind"], "scheduler");
+}
+
 on_both_backends!(
     a_rollback_is_announced_signed_and_logged,
     webhooks_are_admin_only_and_validated,
     each_chat_format_tells_of_a_rollback_as_its_service_documents,
+    report_after_hours_sends_one_report_ready_in_every_format,
 );

@@ -4,7 +4,8 @@
 //! the verdicts it decided on, and a new ruleset version pushed to SDKs. One breach
 //! is acted on once: the experiment remembers it until every guardrail is green.
 //! When the breakers have nothing to do, the same check advances a staged rollout
-//! whose stage may move on (see [`crate::rollout`]), as `scheduler`.
+//! whose stage may move on (see [`crate::rollout`]), as `scheduler`; each pass
+//! also sends the reports that are due (see [`super::report_ready`]).
 //!
 //! The loop is supervised: a check that fails or panics is logged and counted and
 //! the others still run; a loop that ends is started again. [`GuardHealth`] says
@@ -385,7 +386,8 @@ async fn run_loop(control: Arc<Control>, interval: Duration, mut shutdown: watch
     }
 }
 
-/// One pass: every watched experiment is checked, whatever happens to the others.
+/// One pass: every watched experiment is checked, and every report that is due
+/// is sent, whatever happens to the others.
 pub async fn check_all(control: &Control) {
     if !control.leadership().check(control.store()).await {
         return;
@@ -399,27 +401,41 @@ pub async fn check_all(control: &Control) {
             return;
         }
     };
-    let watched = |e: &&Experiment| {
+    let watched = |e: &Experiment| {
         e.status == Status::Running && (!e.spec.guardrails.is_empty() || e.rollout.is_some())
     };
-    for experiment in experiments.iter().filter(watched) {
+    let now = now_millis();
+    for experiment in &experiments {
         let key = experiment.key();
-        match AssertUnwindSafe(control.guard_check(key))
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                health.record_failure();
-                tracing::error!(experiment = key, error = %err, "guard check failed");
-            }
-            Err(_) => {
-                health.record_failure();
-                tracing::error!(experiment = key, "guard check panicked");
-            }
+        if watched(experiment) {
+            contain(health, key, "guard check", control.guard_check(key)).await;
+        }
+        if experiment.report_due(now) {
+            contain(health, key, "report", control.send_report_if_due(key)).await;
         }
     }
     health.record_pass(now_millis());
+}
+
+/// Runs one experiment's step of a pass; a failure or a panic is logged and
+/// counted, and the pass goes on.
+async fn contain<T>(
+    health: &GuardHealth,
+    key: &str,
+    step: &str,
+    work: impl Future<Output = Result<T, ControlError>>,
+) {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => {
+            health.record_failure();
+            tracing::error!(experiment = key, step, error = %err, "check failed");
+        }
+        Err(_) => {
+            health.record_failure();
+            tracing::error!(experiment = key, step, "check panicked");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod leader;
 pub mod notify;
 pub mod planning;
+mod report_ready;
 pub mod ruleset;
 pub mod sessions;
 pub mod webhooks;

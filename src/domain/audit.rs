@@ -24,6 +24,8 @@ pub enum AuditAction {
     Advance,
     /// The guard acted on its own.
     Guard(GuardAction),
+    /// The scheduler sent the report due `report_after_hours` after the start.
+    ReportReady,
     KeyCreate,
     KeyRevoke,
     WebhookCreate,
@@ -103,7 +105,7 @@ impl From<&LifecycleAction> for AuditAction {
 }
 
 impl AuditAction {
-    /// Every action that changes an experiment: what a webhook may subscribe to.
+    /// Every action about an experiment: what a webhook may subscribe to.
     pub fn experiment_actions() -> impl Iterator<Item = AuditAction> {
         use AuditAction::*;
         [
@@ -111,6 +113,7 @@ impl AuditAction {
         ]
         .into_iter()
         .chain(GuardAction::ALL.into_iter().map(Guard))
+        .chain([ReportReady])
     }
 
     /// Every action, the settings' too.
@@ -149,6 +152,7 @@ impl AuditAction {
             AuditAction::Guard(GuardAction::Freeze) => "guard_freeze",
             AuditAction::Guard(GuardAction::Clear) => "guard_clear",
             AuditAction::Guard(GuardAction::Unfreeze) => "guard_unfreeze",
+            AuditAction::ReportReady => "report_ready",
             AuditAction::KeyCreate => "key_create",
             AuditAction::KeyRevoke => "key_revoke",
             AuditAction::WebhookCreate => "webhook_create",
@@ -368,7 +372,7 @@ mod tests {
     #[test]
     fn every_action_has_a_name_of_its_own() {
         let all: Vec<AuditAction> = AuditAction::all().collect();
-        assert_eq!(all.len(), 22);
+        assert_eq!(all.len(), 23);
         let names: std::collections::HashSet<&str> = all.iter().map(|a| a.as_str()).collect();
         assert_eq!(names.len(), all.len(), "{names:?}");
         for action in all {

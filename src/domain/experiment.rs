@@ -11,6 +11,9 @@ const MAX_VARIANTS: usize = 20;
 const MAX_STAGES: usize = 20;
 const MAX_DIMENSIONS: usize = 10;
 const WEIGHT_SUM_TOLERANCE: f64 = 1e-6;
+/// Ten years: a report due later than that is a typo.
+const MAX_REPORT_AFTER_HOURS: f64 = 87_600.0;
+const MILLIS_PER_HOUR: f64 = 3_600_000.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Variant {
@@ -101,6 +104,10 @@ pub struct ExperimentSpec {
     /// intervals are tightest.
     #[serde(default = "default_sequential_tuning")]
     pub sequential_tuning: f64,
+    /// Hours after the start at which one `report_ready` notification carries the
+    /// headline results to the webhooks (fractions allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_after_hours: Option<f64>,
 }
 
 fn default_alpha() -> f64 {
@@ -290,6 +297,13 @@ pub struct Experiment {
         with = "super::rfc3339_option"
     )]
     pub started_at: Option<Millis>,
+    /// When the `report_ready` notification was queued: it is sent once.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::rfc3339_option"
+    )]
+    pub report_sent_at: Option<Millis>,
     #[serde(with = "super::rfc3339")]
     pub updated_at: Millis,
 }
@@ -305,6 +319,7 @@ impl Experiment {
         "revision",
         "created_at",
         "started_at",
+        "report_sent_at",
         "updated_at",
     ];
 }
@@ -352,6 +367,13 @@ impl ExperimentSpec {
             "sequential_tuning",
             "must be a number of users, at least 1",
         );
+        if let Some(hours) = self.report_after_hours {
+            problems.check(
+                hours > 0.0 && hours <= MAX_REPORT_AFTER_HOURS,
+                "report_after_hours",
+                format!("must be a number of hours above 0, at most {MAX_REPORT_AFTER_HOURS}"),
+            );
+        }
         problems.into_result()
     }
 
@@ -520,8 +542,27 @@ impl Experiment {
             revision: 1,
             created_at: now,
             started_at: None,
+            report_sent_at: None,
             updated_at: now,
         }
+    }
+
+    /// Whether the `report_ready` notification is due at `now`: the experiment is
+    /// live (running or paused), asked for one, has not had it, and started at
+    /// least `report_after_hours` ago.
+    pub fn report_due(&self, now: Millis) -> bool {
+        let (Some(started), Some(hours)) = (self.started_at, self.spec.report_after_hours) else {
+            return false;
+        };
+        let live = matches!(self.status, Status::Running | Status::Paused);
+        let due_at = started.saturating_add((hours * MILLIS_PER_HOUR) as Millis);
+        live && self.report_sent_at.is_none() && now >= due_at
+    }
+
+    /// Records that the `report_ready` notification was queued.
+    pub fn mark_report_sent(&mut self, now: Millis) {
+        self.report_sent_at = Some(now);
+        self.touch(now);
     }
 
     /// The earliest time an exposure counts from: the start (the creation, for
@@ -704,6 +745,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::validation::from_json_exact;
     use serde_json::json;
 
     fn spec(json: Value) -> ExperimentSpec {
@@ -830,6 +872,41 @@ mod tests {
             Err(ChangeRefused::Frozen {
                 fields: vec!["variants", "seed"]
             })
+        );
+    }
+
+    #[test]
+    fn report_after_hours_must_be_positive_hours() {
+        for (hours, problems) in [(48.0, 0), (0.5, 0), (0.0, 1), (-1.0, 1), (f64::NAN, 1)] {
+            let mut s = pricing();
+            s.report_after_hours = Some(hours);
+            assert_eq!(problems_of(&s).len(), problems, "{hours}");
+        }
+        let exact = from_json_exact::<ExperimentSpec>(json!({
+            "key": "k", "variants": [], "report_after_hours": 48
+        }));
+        assert_eq!(exact.unwrap().report_after_hours, Some(48.0));
+    }
+
+    #[test]
+    fn the_report_is_due_once_that_long_after_the_start_while_live() {
+        const HOUR: Millis = 3_600_000;
+        let mut s = pricing();
+        s.report_after_hours = Some(1.5);
+        let mut e = Experiment::new_draft(s, 0);
+        assert!(!e.report_due(10 * HOUR), "a draft has not started");
+        e.apply(&LifecycleAction::Start, HOUR).unwrap();
+        assert!(!e.report_due(HOUR + HOUR));
+        assert!(e.report_due(HOUR + 3 * HOUR / 2));
+        e.mark_report_sent(3 * HOUR);
+        assert!(!e.report_due(4 * HOUR), "sent once");
+
+        let mut stopped = Experiment::new_draft(e.spec.clone(), 0);
+        stopped.apply(&LifecycleAction::Start, 0).unwrap();
+        stopped.apply(&LifecycleAction::Stop, HOUR).unwrap();
+        assert!(
+            !stopped.report_due(2 * HOUR),
+            "the team has decided already"
         );
     }
 

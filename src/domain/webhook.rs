@@ -1,5 +1,5 @@
-//! Webhooks: a URL told about changes (audit actions such as `guard_rollback`).
-//! Each one has a [`WebhookFormat`]: Sluice's own JSON, signed with
+//! Webhooks: a URL told about changes (audit actions such as `guard_rollback`, and
+//! `report_ready`). Each one has a [`WebhookFormat`]: Sluice's own JSON, signed with
 //! HMAC-SHA256 over the body using the webhook's secret, or the message a chat
 //! service's incoming webhook expects (rendered at delivery, see
 //! [`crate::control::notify`]), signed the way that service defines, if at all.
@@ -195,7 +195,7 @@ pub struct Notification {
     pub at: Millis,
     /// The experiment's status after the change.
     pub status: Option<Status>,
-    /// The numbers an automatic action decided on.
+    /// The numbers an automatic action decided on, or a report's headline.
     pub evidence: Option<serde_json::Value>,
 }
 

@@ -5,12 +5,14 @@
 
 pub mod breakdown;
 mod csv;
+mod headline;
 pub mod series;
 mod table;
 
 use serde::{Deserialize, Serialize};
 
 pub use self::csv::to_csv;
+pub use headline::{Headline, HeadlineComparison};
 pub use table::to_table;
 
 use crate::domain::totals::{ExposureSummary, VariantTotals};

@@ -95,6 +95,12 @@ pub(super) fn spec_document(values: &Fields) -> Result<Value, ValidationError> {
     if filled("hash_attribute".to_owned()) {
         document.insert("hash_attribute".into(), text("hash_attribute").into());
     }
+    let report_after_hours =
+        filled("report_after_hours".to_owned()).then(|| number(values.get("report_after_hours")));
+    document.insert(
+        "report_after_hours".into(),
+        report_after_hours.unwrap_or(Value::Null),
+    );
     let condition = json_text(values, "condition", &mut problems);
     document.insert("condition".into(), condition.unwrap_or(Value::Null));
     document.insert("namespace".into(), namespace.unwrap_or(Value::Null));
@@ -138,6 +144,9 @@ pub(super) fn values_of(experiment: &Experiment) -> Fields {
     ];
     if let Some(condition) = &spec.condition {
         pairs.push(("condition".to_owned(), condition.to_string()));
+    }
+    if let Some(hours) = spec.report_after_hours {
+        pairs.push(("report_after_hours".to_owned(), view::number(hours)));
     }
     if let Some(namespace) = &spec.namespace {
         pairs.push(("namespace.name".to_owned(), namespace.name.clone()));
@@ -216,7 +225,7 @@ mod tests {
             "primary_metric": "purchase", "secondary_metrics": ["revenue"],
             "guardrails": [{"metric": "purchase", "max_drop": 0.2, "min_users": 500, "action": "rollback"}],
             "stages": [{"coverage": 0.05, "hold_seconds": 259200}, {"coverage": 1.0}],
-            "dimensions": ["country", "device"], "alpha": 0.1
+            "dimensions": ["country", "device"], "alpha": 0.1, "report_after_hours": 48
         }))
         .unwrap()
     }

@@ -80,6 +80,7 @@ struct FormPage {
     stages_error: Option<String>,
     dimensions: Field,
     alpha: Field,
+    report_after_hours: Field,
 }
 
 /// What the form shows besides the values and problems.
@@ -244,6 +245,11 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
             "alpha",
             "Significance level",
             "Reports and guardrails use it; 0.05 is usual.",
+        ),
+        report_after_hours: b.field(
+            "report_after_hours",
+            "Report after (hours)",
+            "Webhooks get the headline results once, this long after the start; empty for none.",
         ),
         problems,
     }

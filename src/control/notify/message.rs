@@ -8,7 +8,7 @@ use crate::control::guard::GuardEvidence;
 use crate::domain::webhook::Notification;
 use crate::domain::{AuditAction, GuardAction, Status};
 use crate::guard::{GuardStatus, GuardrailVerdict};
-use crate::report::SrmBlock;
+use crate::report::{Headline, HeadlineComparison, SrmBlock};
 
 /// A chat message shows this many lines of numbers at most; the page has the rest.
 const MAX_FACTS: usize = 10;
@@ -140,6 +140,7 @@ fn title(notification: &Notification, language: Language) -> String {
             "The ramp of {experiment} thawed",
             "实验 {experiment} 已解除放量冻结",
         ),
+        ReportReady => ("Report ready: {experiment}", "实验报告已生成：{experiment}"),
         // Changes to the settings are not sent to webhooks.
         KeyCreate | KeyRevoke | WebhookCreate | WebhookDelete | EnvironmentCreate => {
             ("{actor}: {event}", "{actor}：{event}")
@@ -158,6 +159,9 @@ fn title(notification: &Notification, language: Language) -> String {
 /// The numbers behind the event, from its evidence.
 fn facts(notification: &Notification, language: Language) -> Vec<String> {
     match notification.event {
+        AuditAction::ReportReady => {
+            evidence::<Headline>(notification).map(|headline| report_facts(&headline, language))
+        }
         AuditAction::Guard(_) | AuditAction::Advance => {
             evidence::<GuardEvidence>(notification).map(|evidence| guard_facts(&evidence, language))
         }
@@ -178,6 +182,26 @@ fn guard_facts(evidence: &GuardEvidence, language: Language) -> Vec<String> {
         .filter(|v| v.status != GuardStatus::Green)
         .map(|v| verdict_fact(v, language));
     verdicts.chain(srm_fact(&evidence.srm, language)).collect()
+}
+
+fn report_facts(headline: &Headline, language: Language) -> Vec<String> {
+    let health = health_name(headline.health, language);
+    let mut facts = vec![format!("{}{health}", language.pick("Health: ", "健康度："))];
+    match &headline.metric {
+        None => facts.push(
+            language
+                .pick("No metric to report on", "没有可报告的指标")
+                .to_owned(),
+        ),
+        Some(metric) => facts.extend(
+            headline
+                .comparisons
+                .iter()
+                .map(|c| comparison_fact(metric, c, headline.alpha, language)),
+        ),
+    }
+    facts.extend(srm_fact(&headline.srm, language));
+    facts
 }
 
 /// `purchase · premium: 50.0% worse than control, one-sided p < 0.0001, users: 3000 (control 3000)`
@@ -207,6 +231,41 @@ fn verdict_fact(verdict: &GuardrailVerdict, language: Language) -> String {
     }
 }
 
+/// `premium vs control · purchase: +4.1% (95% CI -1.2% to +9.4%), p = 0.1300, not significant · users 5012 / 4988`
+fn comparison_fact(
+    metric: &str,
+    comparison: &HeadlineComparison,
+    alpha: f64,
+    language: Language,
+) -> String {
+    let lift = percent(comparison.rel_effect, language);
+    let level = ((1.0 - alpha) * 1000.0).round() / 10.0;
+    let ci = comparison.rel_ci.map(|[low, high]| {
+        let (low, high) = (percent(Some(low), language), percent(Some(high), language));
+        match language {
+            Language::English => format!(" ({level}% CI {low} to {high})"),
+            Language::Chinese => format!("（{level}% 置信区间 {low} ~ {high}）"),
+        }
+    });
+    let ci = ci.unwrap_or_default();
+    let p = p_value(comparison.p_value, language);
+    let significant = if comparison.significant {
+        language.pick("significant", "显著")
+    } else {
+        language.pick("not significant", "不显著")
+    };
+    let (variant, baseline) = (&comparison.variant, &comparison.baseline);
+    let (users, baseline_users) = (comparison.users, comparison.baseline_users);
+    match language {
+        Language::English => format!(
+            "{variant} vs {baseline} · {metric}: {lift}{ci}, {p}, {significant} · users {users} / {baseline_users}"
+        ),
+        Language::Chinese => format!(
+            "{variant} 对比 {baseline} · {metric}：{lift}{ci}，{p}，{significant} · 用户数 {users} / {baseline_users}"
+        ),
+    }
+}
+
 fn srm_fact(srm: &SrmBlock, language: Language) -> Option<String> {
     if srm.ok {
         return None;
@@ -228,6 +287,21 @@ fn p_value(p: Option<f64>, language: Language) -> String {
         None => language.pick("p unknown", "p 值未知").to_owned(),
         Some(p) if p < 0.0001 => "p < 0.0001".to_owned(),
         Some(p) => format!("p = {p:.4}"),
+    }
+}
+
+fn percent(value: Option<f64>, language: Language) -> String {
+    value.map_or_else(
+        || language.pick("n/a", "暂无").to_owned(),
+        |v| format!("{:+.1}%", v * 100.0),
+    )
+}
+
+fn health_name(health: GuardStatus, language: Language) -> &'static str {
+    match health {
+        GuardStatus::Green => language.pick("🟢 green", "🟢 绿"),
+        GuardStatus::Yellow => language.pick("🟡 yellow", "🟡 黄"),
+        GuardStatus::Red => language.pick("🔴 red", "🔴 红"),
     }
 }
 
@@ -304,6 +378,32 @@ mod tests {
             ]
         );
         assert_eq!(chinese.link_text, "在 Sluice 中查看");
+    }
+
+    #[test]
+    fn a_report_gives_lift_interval_p_value_and_health() {
+        let headline = json!({"health": "yellow", "alpha": 0.05, "srm": srm(false), "metric": "purchase",
+            "comparisons": [{"variant": "premium", "baseline": "control", "users": 2500, "baseline_users": 3000,
+                "rel_effect": 0.041, "rel_ci": [-0.012, 0.094], "p_value": 0.13, "significant": false}]});
+        let mut report = notification(AuditAction::ReportReady, headline);
+        report.status = Some(Status::Running);
+        let english = said(&report, Language::English);
+        assert_eq!(english.title, "Report ready: pricing-q4");
+        assert_eq!(
+            english.lines,
+            [
+                "Health: 🟡 yellow",
+                "premium vs control · purchase: +4.1% (95% CI -1.2% to +9.4%), p = 0.1300, not significant · users 2500 / 3000",
+                "Sample ratio mismatch, p < 0.0001 (users: control 3000, premium 2500)",
+                "Status: running"
+            ]
+        );
+        let chinese = said(&report, Language::Chinese);
+        assert_eq!(chinese.title, "实验报告已生成：pricing-q4");
+        assert_eq!(
+            chinese.lines[1],
+            "premium 对比 control · purchase：+4.1%（95% 置信区间 -1.2% ~ +9.4%），p = 0.1300，不显著 · 用户数 2500 / 3000"
+        );
     }
 
     #[test]
