@@ -304,6 +304,23 @@ impl Control {
         Ok(environment)
     }
 
+    /// Erases everything stored about a user (their events, aggregates and part of
+    /// the running totals); the audit entry names the user by a hash of the id.
+    /// Returns how many events were erased.
+    pub async fn erase_user(&self, user: &str, actor: &Actor) -> Result<u64, ControlError> {
+        if user.is_empty() {
+            return Err(ValidationError::single("user", "must not be empty").into());
+        }
+        let audit = settings_entry(
+            AuditSubject::User(crate::domain::key::hash_secret(user)),
+            actor,
+            AuditAction::UserErase,
+            None,
+            now_millis(),
+        );
+        Ok(self.store.erase_user(user, &audit).await?)
+    }
+
     /// Subscribes a URL to changes.
     pub async fn create_webhook(
         &self,

@@ -207,6 +207,11 @@ pub trait Store: Send + Sync + 'static {
     /// (in an earlier batch or earlier in this one) is counted as a duplicate.
     async fn ingest(&self, batches: &[&[Event]]) -> Result<Vec<IngestOutcome>, StoreError>;
 
+    /// Erases a user: their raw events, their per-user aggregates and their part
+    /// of every running total, with the audit entry, in one transaction. Returns
+    /// how many raw events were erased.
+    async fn erase_user(&self, user: &str, audit: &NewAuditEntry) -> Result<u64, StoreError>;
+
     async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError>;
     /// Per-variant totals of `event` for an experiment, read from the running totals:
     /// the cost grows with variants, not with users or events.
