@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState, CorsOrigins, Limits};
 use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
 use crate::domain::event::DEFAULT_MAX_CLOCK_SKEW_MS;
+use crate::domain::pseudonym::Pseudonyms;
 use crate::store::{Store, StoreError};
 use crate::web::{self, CookieSecurity};
 
@@ -42,6 +43,8 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// How far ahead of the server's clock an event may be stamped.
     pub max_event_skew: Duration,
+    /// Store user ids as keyed hashes (`--pseudonymize-users`).
+    pub pseudonymize_users: bool,
 }
 
 impl Default for ServerOptions {
@@ -51,6 +54,7 @@ impl Default for ServerOptions {
             cors_origins: CorsOrigins::default(),
             limits: Limits::default(),
             max_event_skew: Duration::from_millis(DEFAULT_MAX_CLOCK_SKEW_MS as u64),
+            pseudonymize_users: false,
         }
     }
 }
@@ -66,7 +70,10 @@ impl Server {
         options: ServerOptions,
     ) -> Result<Server, StoreError> {
         let rulesets = RulesetHub::load(store.as_ref()).await?;
-        let (ingest, event_writer) = IngestQueue::spawn(store.clone());
+        let (mut ingest, event_writer) = IngestQueue::spawn(store.clone());
+        if options.pseudonymize_users {
+            ingest = ingest.pseudonymizing(pseudonyms(store.as_ref()).await?);
+        }
         let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let leadership = Arc::new(Leadership::default());
@@ -142,6 +149,13 @@ impl Server {
             Err(_) => tracing::error!("event writer did not finish in time"),
         }
     }
+}
+
+/// The key of pseudonymous user ids, made once per database.
+async fn pseudonyms(store: &dyn Store) -> Result<Pseudonyms, StoreError> {
+    let fresh = crate::domain::hex(&rand::random::<[u8; 32]>());
+    let key = store.server_secret("pseudonym_key", &fresh).await?;
+    Ok(Pseudonyms::new(key.into_bytes()))
 }
 
 /// The API and the dashboard on one router.

@@ -74,6 +74,11 @@ enum Command {
         /// The same for the management API (`/api/v1`).
         #[arg(long, env = "SLUICE_API_RATE_LIMIT", default_value_t = RateLimits::default().management)]
         api_rate_limit: u32,
+        /// Store user ids as keyed hashes (HMAC-SHA256 with a secret kept in the
+        /// database), in events and aggregates alike; assignment is unchanged.
+        /// Turn it on before the first events arrive.
+        #[arg(long, env = "SLUICE_PSEUDONYMIZE_USERS")]
+        pseudonymize_users: bool,
         /// How many bytes of event batches may be received but not yet stored at
         /// once; beyond it a batch waits a second, then gets 503 with Retry-After.
         #[arg(long, env = "SLUICE_MAX_EVENT_BYTES_IN_FLIGHT", default_value_t = DEFAULT_EVENT_BYTES_IN_FLIGHT)]
@@ -189,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
             api_rate_limit,
             max_event_skew_seconds,
             max_event_bytes_in_flight,
+            pseudonymize_users,
         } => {
             let cookies = match (secure_cookies, trust_forwarded_proto) {
                 (true, _) => CookieSecurity::Always,
@@ -206,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
                     event_bytes_in_flight: max_event_bytes_in_flight,
                 },
                 max_event_skew: Duration::from_secs(max_event_skew_seconds),
+                pseudonymize_users,
             };
             serve(&db.db, addr, guard_interval_seconds, options).await
         }

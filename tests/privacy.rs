@@ -93,7 +93,9 @@ async fn an_erased_user_leaves_no_trace_in_the_totals(backend: Backend) {
         let fresh_report = fresh
             .get("/api/v1/experiments/pricing-q4/report", &fresh.analyst)
             .await;
-        assert!(report.body["metrics"].as_array().is_some_and(|m| !m.is_empty()));
+        assert!(report.body["metrics"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()));
         assert_eq!(report.body["metrics"], fresh_report.body["metrics"]);
 
         let audit = app.get("/api/v1/audit", &app.admin).await;
@@ -112,3 +114,61 @@ async fn an_erased_user_leaves_no_trace_in_the_totals(backend: Backend) {
 }
 
 on_both_backends!(an_erased_user_leaves_no_trace_in_the_totals);
+
+/// With `--pseudonymize-users`, the database holds keyed hashes, never the ids
+/// apps send (from `/sdk/v1/events` and from server-side exposures alike); the
+/// report counts the same users, and erasing by the raw id still works.
+async fn pseudonymized_servers_store_no_user_id(backend: Backend) {
+    use sluice::app::ServerOptions;
+    let db = common::TestDb::new(backend).await;
+    let store = sluice::store::open(&db.url).await.unwrap();
+    let options = || ServerOptions {
+        pseudonymize_users: true,
+        max_event_skew: common::TEST_EVENT_SKEW,
+        ..ServerOptions::default()
+    };
+    let app = TestApp::on_db_with(db, options()).await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let reply = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": traffic(None)}))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let assign = json!({"user": {"id": "zoe", "country": "CN"}, "experiments": ["pricing-q4"]});
+    app.post("/sdk/v1/assign", &app.sdk, assign).await;
+
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = app.store.exposed_users("pricing-q4").await.unwrap();
+        if stored.len() == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        stored.len(),
+        6,
+        "five users in one variant and zoe: {stored:?}"
+    );
+    for user in &stored {
+        assert_eq!(user.user.len(), 64, "{user:?}");
+        assert!(["alice", "erin", "zoe"]
+            .iter()
+            .all(|id| !user.user.contains(id)));
+    }
+    let key = store
+        .server_secret("pseudonym_key", "another")
+        .await
+        .unwrap();
+    assert_ne!(
+        key, "another",
+        "the first key made is kept, for every server"
+    );
+    let path = "/api/v1/users/erin";
+    let erased = app
+        .send(Method::DELETE, path, Some(&app.admin), Body::empty())
+        .await;
+    assert_eq!(erased.body["events_erased"], 3, "{:?}", erased.body);
+}
+
+on_both_backends!(pseudonymized_servers_store_no_user_id);

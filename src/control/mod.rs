@@ -318,7 +318,8 @@ impl Control {
             None,
             now_millis(),
         );
-        Ok(self.store.erase_user(user, &audit).await?)
+        let stored = self.ingest.stored_user_id(user);
+        Ok(self.store.erase_user(&stored, &audit).await?)
     }
 
     /// Subscribes a URL to changes.

@@ -207,6 +207,10 @@ pub trait Store: Send + Sync + 'static {
     /// (in an earlier batch or earlier in this one) is counted as a duplicate.
     async fn ingest(&self, batches: &[&[Event]]) -> Result<Vec<IngestOutcome>, StoreError>;
 
+    /// The secret named `name`, made from `fresh` the first time it is asked for
+    /// (by whichever server asks first).
+    async fn server_secret(&self, name: &str, fresh: &str) -> Result<String, StoreError>;
+
     /// Erases a user: their raw events, their per-user aggregates and their part
     /// of every running total, with the audit entry, in one transaction. Returns
     /// how many raw events were erased.

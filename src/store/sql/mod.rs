@@ -475,6 +475,22 @@ where
         Ok(writes::outcomes_per_batch(batches, &is_new))
     }
 
+    async fn server_secret(&self, name: &str, fresh: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fresh)
+        .execute(&self.writer)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.writer)
+                .await?,
+        )
+    }
+
     async fn erase_user(&self, user: &str, audit: &NewAuditEntry) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
         DB::prepare_ingestion(&mut tx, &[user]).await?;
