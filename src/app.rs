@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState, CorsOrigins, Limits};
-use crate::control::{Control, ExposureLog, IngestQueue, Leadership, RulesetHub};
+use crate::control::{Control, ExposureLog, IngestQueue, Leadership, Retention, RulesetHub};
 use crate::domain::event::DEFAULT_MAX_CLOCK_SKEW_MS;
 use crate::domain::pseudonym::Pseudonyms;
 use crate::store::{Store, StoreError};
@@ -45,6 +45,8 @@ pub struct ServerOptions {
     pub max_event_skew: Duration,
     /// Store user ids as keyed hashes (`--pseudonymize-users`).
     pub pseudonymize_users: bool,
+    /// How long raw events are kept (`--retain-events-days`).
+    pub retention: Retention,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +57,7 @@ impl Default for ServerOptions {
             limits: Limits::default(),
             max_event_skew: Duration::from_millis(DEFAULT_MAX_CLOCK_SKEW_MS as u64),
             pseudonymize_users: false,
+            retention: Retention::default(),
         }
     }
 }
@@ -91,6 +94,11 @@ impl Server {
             exposures.clone(),
             leadership,
             options.max_event_skew.as_millis() as i64,
+            options.retention,
+        ));
+        tokio::spawn(crate::control::retention::run(
+            Arc::downgrade(&control),
+            shutdown_rx.clone(),
         ));
         tokio::spawn(crate::control::ruleset::follow_changes(
             Arc::downgrade(&control),

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use sluice::api::{CorsOrigins, Limits, RateLimits, DEFAULT_EVENT_BYTES_IN_FLIGHT};
 use sluice::app::{Server, ServerOptions};
 use sluice::control::planning::{self, PowerQuery};
+use sluice::control::Retention;
 use sluice::control::{KeyRequest, Keys};
 use sluice::domain::{Actor, Role};
 use sluice::report::Correction;
@@ -79,6 +80,11 @@ enum Command {
         /// Turn it on before the first events arrive.
         #[arg(long, env = "SLUICE_PSEUDONYMIZE_USERS")]
         pseudonymize_users: bool,
+        /// Delete raw events older than this many days once nothing reads them
+        /// again (reports read aggregates and stay); events that old are not
+        /// counted. Kept for ever without it.
+        #[arg(long, env = "SLUICE_RETAIN_EVENTS_DAYS")]
+        retain_events_days: Option<u32>,
         /// How many bytes of event batches may be received but not yet stored at
         /// once; beyond it a batch waits a second, then gets 503 with Retry-After.
         #[arg(long, env = "SLUICE_MAX_EVENT_BYTES_IN_FLIGHT", default_value_t = DEFAULT_EVENT_BYTES_IN_FLIGHT)]
@@ -195,6 +201,7 @@ async fn main() -> anyhow::Result<()> {
             max_event_skew_seconds,
             max_event_bytes_in_flight,
             pseudonymize_users,
+            retain_events_days,
         } => {
             let cookies = match (secure_cookies, trust_forwarded_proto) {
                 (true, _) => CookieSecurity::Always,
@@ -213,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 max_event_skew: Duration::from_secs(max_event_skew_seconds),
                 pseudonymize_users,
+                retention: retain_events_days.map(Retention::days).unwrap_or_default(),
             };
             serve(&db.db, addr, guard_interval_seconds, options).await
         }

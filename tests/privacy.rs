@@ -172,3 +172,105 @@ async fn pseudonymized_servers_store_no_user_id(backend: Backend) {
 }
 
 on_both_backends!(pseudonymized_servers_store_no_user_id);
+
+/// With `--retain-events-days`, raw events of a finished experiment older than the
+/// window are deleted; the report, read from aggregates, does not change, and an
+/// event older than the window is not counted.
+async fn expired_raw_events_go_and_reports_stay(backend: Backend) {
+    use sluice::app::ServerOptions;
+    use sluice::control::Retention;
+    use sluice::domain::{now_millis, Event, EventKind};
+    let options = ServerOptions {
+        retention: Retention::days(7),
+        max_event_skew: common::TEST_EVENT_SKEW,
+        ..ServerOptions::default()
+    };
+    let app = TestApp::on_db_with(common::TestDb::new(backend).await, options).await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let month_ago = now_millis() - 30 * 86_400_000;
+    let old: Vec<Event> = (0..40)
+        .flat_map(|i| {
+            let user = format!("u{i}");
+            let variant = if i % 2 == 0 { "control" } else { "premium" };
+            let exposure = Event {
+                id: format!("x{i}"),
+                user: user.clone(),
+                ts: month_ago,
+                kind: EventKind::Exposure {
+                    experiment: "pricing-q4".into(),
+                    variant: variant.into(),
+                    dimensions: None,
+                },
+            };
+            let purchase = Event {
+                id: format!("p{i}"),
+                user,
+                ts: month_ago + 3_600_000,
+                kind: EventKind::Track {
+                    event: "purchase".into(),
+                    value: 10.0,
+                },
+            };
+            [exposure, purchase]
+        })
+        .collect();
+    app.store.ingest(&[old.as_slice()]).await.unwrap();
+    let stop = app
+        .post(
+            "/api/v1/experiments/pricing-q4/stop",
+            &app.editor,
+            json!({}),
+        )
+        .await;
+    assert_eq!(stop.status, StatusCode::OK);
+    let report = || async {
+        let body = app
+            .get("/api/v1/experiments/pricing-q4/report", &app.analyst)
+            .await
+            .body;
+        body["metrics"].clone()
+    };
+    let before = report().await;
+    assert_eq!(
+        app.store
+            .tracks_since_exposure("pricing-q4", "purchase")
+            .await
+            .unwrap()
+            .len(),
+        40
+    );
+
+    app.server
+        .control()
+        .expire_events(now_millis())
+        .await
+        .unwrap();
+    assert_eq!(report().await, before, "reports read aggregates");
+    assert_eq!(
+        app.store
+            .tracks_since_exposure("pricing-q4", "purchase")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        app.store
+            .exposure_summary("pricing-q4")
+            .await
+            .unwrap()
+            .users
+            .len(),
+        2
+    );
+
+    let late = json!({"events": [{"id": "p-late", "type": "track", "user": "u1",
+        "event": "purchase", "ts": sluice::domain::format_millis(month_ago)}]});
+    let reply = app.post("/sdk/v1/events", &app.sdk, late).await;
+    assert_eq!(
+        reply.body["skipped"][0]["problem"],
+        "older than the raw events kept"
+    );
+}
+
+on_both_backends!(expired_raw_events_go_and_reports_stay);

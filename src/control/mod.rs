@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod keys;
 pub mod leader;
 pub mod planning;
+pub mod retention;
 pub mod ruleset;
 pub mod sessions;
 pub mod webhooks;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::domain::event::{
-    validate_batch, Clock, EventInput, ServedFacts, SkippedEvent, UnknownExposure,
+    validate_batch, Clock, EventInput, NotCounted, ServedFacts, SkippedEvent,
 };
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
@@ -37,6 +38,7 @@ pub use guard::GuardHealth;
 pub use ingest::{IngestClosed, IngestQueue};
 pub use keys::{KeyRequest, Keys};
 pub use leader::Leadership;
+pub use retention::Retention;
 pub use ruleset::{RulesetHub, RulesetSnapshot, Rulesets};
 pub use sessions::Sessions;
 
@@ -128,6 +130,7 @@ pub struct Control {
     frozen_ramps: guard::FrozenRamps,
     /// How far ahead of this server's clock an event may be stamped.
     max_event_skew: Millis,
+    retention: Retention,
 }
 
 impl Control {
@@ -138,6 +141,7 @@ impl Control {
         exposures: Arc<ExposureLog>,
         leadership: Arc<Leadership>,
         max_event_skew: Millis,
+        retention: Retention,
     ) -> Self {
         Self {
             keys: Keys::new(store.clone()),
@@ -150,6 +154,7 @@ impl Control {
             guard_health: GuardHealth::default(),
             frozen_ramps: guard::FrozenRamps::default(),
             max_event_skew,
+            retention,
         }
     }
 
@@ -385,22 +390,24 @@ impl Control {
     ) -> Result<Ingested, ControlError> {
         let rulesets = self.rulesets.current();
         let snapshot = rulesets.environment(environment);
+        let now = now_millis();
         let clock = Clock {
-            now: now_millis(),
+            now,
             max_skew: self.max_event_skew,
+            kept_from: self.retention.kept_from(now),
         };
         let batch = validate_batch(inputs, clock, |experiment, variant| {
             let served = snapshot
                 .served
                 .get(experiment)
-                .ok_or(UnknownExposure::Experiment)?;
+                .ok_or(NotCounted::Experiment)?;
             if served.variants.iter().any(|v| v == variant) {
                 Ok(ServedFacts {
                     dimensions: &served.dimensions,
                     exposed_from: served.exposed_from,
                 })
             } else {
-                Err(UnknownExposure::Variant)
+                Err(NotCounted::Variant)
             }
         })?;
         let stored = if batch.events.is_empty() {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::event::Expiry;
 pub use crate::domain::totals::{ExposedUser, ExposureSummary, TrackFact, VariantTotals};
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
@@ -210,6 +211,9 @@ pub trait Store: Send + Sync + 'static {
     /// The secret named `name`, made from `fresh` the first time it is asked for
     /// (by whichever server asks first).
     async fn server_secret(&self, name: &str, fresh: &str) -> Result<String, StoreError>;
+
+    /// Deletes the raw events `expiry` names; aggregates and totals stay.
+    async fn expire_events(&self, expiry: &Expiry) -> Result<(), StoreError>;
 
     /// Erases a user: their raw events, their per-user aggregates and their part
     /// of every running total, with the audit entry, in one transaction. Returns

@@ -15,6 +15,7 @@ use super::{
     AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError,
     TrackFact, VariantTotals,
 };
+use crate::domain::event::Expiry;
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
     format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Environment, Event, Experiment,
@@ -473,6 +474,25 @@ where
         let is_new = Self::store_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(writes::outcomes_per_batch(batches, &is_new))
+    }
+
+    async fn expire_events(&self, expiry: &Expiry) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for experiment in &expiry.finished {
+            sqlx::query(
+                "DELETE FROM events WHERE kind = 'exposure' AND experiment = $1 AND ts < $2",
+            )
+            .bind(experiment)
+            .bind(expiry.before)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM events WHERE kind = 'track' AND ts < $1")
+            .bind(expiry.tracks_before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn server_secret(&self, name: &str, fresh: &str) -> Result<String, StoreError> {
