@@ -10,8 +10,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState, CorsOrigins, Limits};
-use crate::control::{Control, ExposureLog, IngestQueue, Leadership, PublicUrl, RulesetHub};
+use crate::control::{
+    Control, ExposureLog, IngestQueue, Leadership, PublicUrl, Retention, RulesetHub,
+};
 use crate::domain::event::DEFAULT_MAX_CLOCK_SKEW_MS;
+use crate::domain::pseudonym::Pseudonyms;
 use crate::store::{Store, StoreError};
 use crate::web::{self, CookieSecurity};
 
@@ -42,6 +45,10 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// How far ahead of the server's clock an event may be stamped.
     pub max_event_skew: Duration,
+    /// Store user ids as keyed hashes (`--pseudonymize-users`).
+    pub pseudonymize_users: bool,
+    /// How long raw events are kept (`--retain-events-days`).
+    pub retention: Retention,
     /// Where people reach the dashboard, for links in chat messages.
     pub public_url: PublicUrl,
 }
@@ -53,6 +60,8 @@ impl Default for ServerOptions {
             cors_origins: CorsOrigins::default(),
             limits: Limits::default(),
             max_event_skew: Duration::from_millis(DEFAULT_MAX_CLOCK_SKEW_MS as u64),
+            pseudonymize_users: false,
+            retention: Retention::default(),
             public_url: PublicUrl::default(),
         }
     }
@@ -69,7 +78,10 @@ impl Server {
         options: ServerOptions,
     ) -> Result<Server, StoreError> {
         let rulesets = RulesetHub::load(store.as_ref()).await?;
-        let (ingest, event_writer) = IngestQueue::spawn(store.clone());
+        let (mut ingest, event_writer) = IngestQueue::spawn(store.clone());
+        if options.pseudonymize_users {
+            ingest = ingest.pseudonymizing(pseudonyms(store.as_ref()).await?);
+        }
         let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let leadership = Arc::new(Leadership::default());
@@ -88,6 +100,11 @@ impl Server {
             exposures.clone(),
             leadership,
             options.max_event_skew.as_millis() as i64,
+            options.retention,
+        ));
+        tokio::spawn(crate::control::retention::run(
+            Arc::downgrade(&control),
+            shutdown_rx.clone(),
         ));
         tokio::spawn(crate::control::ruleset::follow_changes(
             Arc::downgrade(&control),
@@ -146,6 +163,13 @@ impl Server {
             Err(_) => tracing::error!("event writer did not finish in time"),
         }
     }
+}
+
+/// The key of pseudonymous user ids, made once per database.
+async fn pseudonyms(store: &dyn Store) -> Result<Pseudonyms, StoreError> {
+    let fresh = crate::domain::hex(&rand::random::<[u8; 32]>());
+    let key = store.server_secret("pseudonym_key", &fresh).await?;
+    Ok(Pseudonyms::new(key.into_bytes()))
 }
 
 /// The API and the dashboard on one router.

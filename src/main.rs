@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use sluice::api::{CorsOrigins, Limits, RateLimits, DEFAULT_EVENT_BYTES_IN_FLIGHT};
 use sluice::app::{Server, ServerOptions};
 use sluice::control::planning::{self, PowerQuery};
+use sluice::control::Retention;
 use sluice::control::{KeyRequest, Keys, PublicUrl};
 use sluice::domain::{Actor, Role};
 use sluice::report::Correction;
@@ -74,6 +75,16 @@ enum Command {
         /// The same for the management API (`/api/v1`).
         #[arg(long, env = "SLUICE_API_RATE_LIMIT", default_value_t = RateLimits::default().management)]
         api_rate_limit: u32,
+        /// Store user ids as keyed hashes (HMAC-SHA256 with a secret kept in the
+        /// database), in events and aggregates alike; assignment is unchanged.
+        /// Turn it on before the first events arrive.
+        #[arg(long, env = "SLUICE_PSEUDONYMIZE_USERS")]
+        pseudonymize_users: bool,
+        /// Delete raw events older than this many days once nothing reads them
+        /// again (reports read aggregates and stay); events that old are not
+        /// counted. Kept for ever without it.
+        #[arg(long, env = "SLUICE_RETAIN_EVENTS_DAYS")]
+        retain_events_days: Option<u32>,
         /// How many bytes of event batches may be received but not yet stored at
         /// once; beyond it a batch waits a second, then gets 503 with Retry-After.
         #[arg(long, env = "SLUICE_MAX_EVENT_BYTES_IN_FLIGHT", default_value_t = DEFAULT_EVENT_BYTES_IN_FLIGHT)]
@@ -193,6 +204,8 @@ async fn main() -> anyhow::Result<()> {
             api_rate_limit,
             max_event_skew_seconds,
             max_event_bytes_in_flight,
+            pseudonymize_users,
+            retain_events_days,
             public_url,
         } => {
             let cookies = match (secure_cookies, trust_forwarded_proto) {
@@ -211,6 +224,8 @@ async fn main() -> anyhow::Result<()> {
                     event_bytes_in_flight: max_event_bytes_in_flight,
                 },
                 max_event_skew: Duration::from_secs(max_event_skew_seconds),
+                pseudonymize_users,
+                retention: retain_events_days.map(Retention::days).unwrap_or_default(),
                 public_url: public_url.unwrap_or_else(|| PublicUrl::of_listener(addr)),
             };
             serve(&db.db, addr, guard_interval_seconds, options).await

@@ -68,6 +68,7 @@ const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/keys", Access::Role(Role::Admin)),
     ("DELETE", "/api/v1/keys/{id}", Access::Role(Role::Admin)),
     ("GET", "/api/v1/audit", Access::Role(Role::Admin)),
+    ("DELETE", "/api/v1/users/{id}", Access::Role(Role::Admin)),
     ("GET", "/api/v1/webhooks", Access::Role(Role::Admin)),
     ("POST", "/api/v1/webhooks", Access::Role(Role::Admin)),
     ("DELETE", "/api/v1/webhooks/{id}", Access::Role(Role::Admin)),

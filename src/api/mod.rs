@@ -15,6 +15,7 @@ mod ops;
 mod reports;
 mod sdk;
 mod telemetry;
+mod users;
 mod webhooks;
 
 use std::sync::Arc;
@@ -133,6 +134,7 @@ pub fn router(state: ApiState, cors: &CorsOrigins) -> Router {
         )
         .merge(ops::router())
         .merge(webhooks::router())
+        .merge(users::router())
         .with_state(state)
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
+use crate::domain::pseudonym::Pseudonyms;
 use crate::domain::Event;
 use crate::store::{IngestOutcome, Store, StoreError};
 
@@ -26,6 +27,8 @@ struct Job {
 #[derive(Clone)]
 pub struct IngestQueue {
     jobs: mpsc::Sender<Job>,
+    /// With `--pseudonymize-users`: what user ids become before they are stored.
+    pseudonyms: Option<Arc<Pseudonyms>>,
 }
 
 /// The writer has stopped: the server is shutting down.
@@ -49,14 +52,37 @@ impl IngestQueue {
                 }
             }
         });
-        (Self { jobs }, all)
+        let queue = Self {
+            jobs,
+            pseudonyms: None,
+        };
+        (queue, all)
+    }
+
+    /// Stores every user id as its pseudonym from now on.
+    pub fn pseudonymizing(mut self, pseudonyms: Pseudonyms) -> Self {
+        self.pseudonyms = Some(Arc::new(pseudonyms));
+        self
+    }
+
+    /// The id under which `user` is stored: itself, or its pseudonym.
+    pub fn stored_user_id(&self, user: &str) -> String {
+        match &self.pseudonyms {
+            Some(pseudonyms) => pseudonyms.of(user),
+            None => user.to_owned(),
+        }
     }
 
     /// Stores a validated batch; returns after it is committed.
     pub async fn submit(
         &self,
-        events: Vec<Event>,
+        mut events: Vec<Event>,
     ) -> Result<Result<IngestOutcome, StoreError>, IngestClosed> {
+        if let Some(pseudonyms) = &self.pseudonyms {
+            for event in &mut events {
+                event.user = pseudonyms.of(&event.user);
+            }
+        }
         let (done, outcome) = oneshot::channel();
         self.jobs
             .send(Job { events, done })

@@ -11,6 +11,7 @@ pub mod leader;
 pub mod notify;
 pub mod planning;
 mod report_ready;
+pub mod retention;
 pub mod ruleset;
 pub mod sessions;
 pub mod webhooks;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::domain::event::{
-    validate_batch, Clock, EventInput, ServedFacts, SkippedEvent, UnknownExposure,
+    validate_batch, Clock, EventInput, NotCounted, ServedFacts, SkippedEvent,
 };
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
@@ -40,6 +41,7 @@ pub use ingest::{IngestClosed, IngestQueue};
 pub use keys::{KeyRequest, Keys};
 pub use leader::Leadership;
 pub use notify::PublicUrl;
+pub use retention::Retention;
 pub use ruleset::{RulesetHub, RulesetSnapshot, Rulesets};
 pub use sessions::Sessions;
 
@@ -131,6 +133,7 @@ pub struct Control {
     frozen_ramps: guard::FrozenRamps,
     /// How far ahead of this server's clock an event may be stamped.
     max_event_skew: Millis,
+    retention: Retention,
 }
 
 impl Control {
@@ -141,6 +144,7 @@ impl Control {
         exposures: Arc<ExposureLog>,
         leadership: Arc<Leadership>,
         max_event_skew: Millis,
+        retention: Retention,
     ) -> Self {
         Self {
             keys: Keys::new(store.clone()),
@@ -153,6 +157,7 @@ impl Control {
             guard_health: GuardHealth::default(),
             frozen_ramps: guard::FrozenRamps::default(),
             max_event_skew,
+            retention,
         }
     }
 
@@ -307,6 +312,24 @@ impl Control {
         Ok(environment)
     }
 
+    /// Erases everything stored about a user (their events, aggregates and part of
+    /// the running totals); the audit entry names the user by a hash of the id.
+    /// Returns how many events were erased.
+    pub async fn erase_user(&self, user: &str, actor: &Actor) -> Result<u64, ControlError> {
+        if user.is_empty() {
+            return Err(ValidationError::single("user", "must not be empty").into());
+        }
+        let audit = settings_entry(
+            AuditSubject::User(crate::domain::key::hash_secret(user)),
+            actor,
+            AuditAction::UserErase,
+            None,
+            now_millis(),
+        );
+        let stored = self.ingest.stored_user_id(user);
+        Ok(self.store.erase_user(&stored, &audit).await?)
+    }
+
     /// Subscribes a URL to changes.
     pub async fn create_webhook(
         &self,
@@ -371,22 +394,24 @@ impl Control {
     ) -> Result<Ingested, ControlError> {
         let rulesets = self.rulesets.current();
         let snapshot = rulesets.environment(environment);
+        let now = now_millis();
         let clock = Clock {
-            now: now_millis(),
+            now,
             max_skew: self.max_event_skew,
+            kept_from: self.retention.kept_from(now),
         };
         let batch = validate_batch(inputs, clock, |experiment, variant| {
             let served = snapshot
                 .served
                 .get(experiment)
-                .ok_or(UnknownExposure::Experiment)?;
+                .ok_or(NotCounted::Experiment)?;
             if served.variants.iter().any(|v| v == variant) {
                 Ok(ServedFacts {
                     dimensions: &served.dimensions,
                     exposed_from: served.exposed_from,
                 })
             } else {
-                Err(UnknownExposure::Variant)
+                Err(NotCounted::Variant)
             }
         })?;
         let stored = if batch.events.is_empty() {

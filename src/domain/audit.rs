@@ -31,6 +31,8 @@ pub enum AuditAction {
     WebhookCreate,
     WebhookDelete,
     EnvironmentCreate,
+    /// A user's data was erased (`DELETE /api/v1/users/{id}`).
+    UserErase,
 }
 
 /// What the breakers may do to a running experiment.
@@ -125,6 +127,7 @@ impl AuditAction {
             WebhookCreate,
             WebhookDelete,
             EnvironmentCreate,
+            UserErase,
         ])
     }
 
@@ -158,6 +161,7 @@ impl AuditAction {
             AuditAction::WebhookCreate => "webhook_create",
             AuditAction::WebhookDelete => "webhook_delete",
             AuditAction::EnvironmentCreate => "environment_create",
+            AuditAction::UserErase => "user_erase",
         }
     }
 
@@ -170,6 +174,7 @@ impl AuditAction {
                 | AuditAction::WebhookCreate
                 | AuditAction::WebhookDelete
                 | AuditAction::EnvironmentCreate
+                | AuditAction::UserErase
         )
     }
 }
@@ -267,14 +272,17 @@ pub enum AuditSubject {
     ApiKey(i64),
     Webhook(i64),
     Environment(String),
+    /// An erased user, by the SHA-256 of their id: the log must not keep the id.
+    User(String),
 }
 
 impl AuditSubject {
-    /// The stored kind: `experiment`, `api_key`, `webhook` or `environment`.
+    /// The stored kind: `experiment`, `api_key`, `webhook`, `environment` or `user`.
     pub fn kind(&self) -> &'static str {
         match self {
             AuditSubject::Experiment(_) => "experiment",
             AuditSubject::Environment(_) => "environment",
+            AuditSubject::User(_) => "user",
             AuditSubject::ApiKey(_) => "api_key",
             AuditSubject::Webhook(_) => "webhook",
         }
@@ -283,7 +291,9 @@ impl AuditSubject {
     /// The stored identifier: the experiment's key, or the key's or webhook's id.
     pub fn id(&self) -> String {
         match self {
-            AuditSubject::Experiment(key) | AuditSubject::Environment(key) => key.clone(),
+            AuditSubject::Experiment(key)
+            | AuditSubject::Environment(key)
+            | AuditSubject::User(key) => key.clone(),
             AuditSubject::ApiKey(id) | AuditSubject::Webhook(id) => id.to_string(),
         }
     }
@@ -303,6 +313,7 @@ impl AuditSubject {
             "api_key" => id.parse().ok().map(AuditSubject::ApiKey),
             "webhook" => id.parse().ok().map(AuditSubject::Webhook),
             "environment" => Some(AuditSubject::Environment(id.to_owned())),
+            "user" => Some(AuditSubject::User(id.to_owned())),
             _ => None,
         }
     }
@@ -372,7 +383,7 @@ mod tests {
     #[test]
     fn every_action_has_a_name_of_its_own() {
         let all: Vec<AuditAction> = AuditAction::all().collect();
-        assert_eq!(all.len(), 23);
+        assert_eq!(all.len(), 24);
         let names: std::collections::HashSet<&str> = all.iter().map(|a| a.as_str()).collect();
         assert_eq!(names.len(), all.len(), "{names:?}");
         for action in all {

@@ -57,21 +57,33 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-/// Why a well-formed exposure is not counted: it names what this server does not
-/// serve to the key's environment.
+/// Why a well-formed event is not counted: it names what this server does not
+/// serve to the key's environment, or it is older than the raw events kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownExposure {
+pub enum NotCounted {
     Experiment,
     Variant,
+    Expired,
 }
 
-impl UnknownExposure {
+impl NotCounted {
     pub fn problem(self) -> &'static str {
         match self {
-            UnknownExposure::Experiment => "unknown experiment",
-            UnknownExposure::Variant => "unknown variant",
+            NotCounted::Experiment => "unknown experiment",
+            NotCounted::Variant => "unknown variant",
+            NotCounted::Expired => "older than the raw events kept",
         }
     }
+}
+
+/// The cut-offs of one pass of raw-event retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    /// Finished experiments whose exposure events before `before` go.
+    pub finished: Vec<String>,
+    pub before: Millis,
+    /// Track events before this go.
+    pub tracks_before: Millis,
 }
 
 /// What validation needs to know of a served experiment.
@@ -85,11 +97,14 @@ pub struct ServedFacts<'d> {
     pub exposed_from: Millis,
 }
 
-/// When a batch is validated and how far ahead of it an event may be stamped.
+/// When a batch is validated, how far ahead of it an event may be stamped, and
+/// the oldest time raw events are kept from (an older event could not be kept
+/// nor told apart from one already expired, so it is not counted).
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     pub now: Millis,
     pub max_skew: Millis,
+    pub kept_from: Millis,
 }
 
 /// An event of a batch that is not counted, and why.
@@ -130,7 +145,7 @@ pub fn keep_dimensions(
 pub fn validate_batch<'d>(
     inputs: Vec<EventInput>,
     clock: Clock,
-    check_exposure: impl Fn(&str, &str) -> Result<ServedFacts<'d>, UnknownExposure>,
+    check_exposure: impl Fn(&str, &str) -> Result<ServedFacts<'d>, NotCounted>,
 ) -> Result<ValidBatch, ValidationError> {
     let mut problems = Problems::default();
     let mut batch = ValidBatch {
@@ -152,11 +167,15 @@ pub fn validate_batch<'d>(
 
 fn validate_one<'d>(
     input: EventInput,
-    Clock { now, max_skew }: Clock,
-    check_exposure: &impl Fn(&str, &str) -> Result<ServedFacts<'d>, UnknownExposure>,
+    Clock {
+        now,
+        max_skew,
+        kept_from,
+    }: Clock,
+    check_exposure: &impl Fn(&str, &str) -> Result<ServedFacts<'d>, NotCounted>,
     problems: &mut Problems,
     i: usize,
-) -> Option<Result<Event, UnknownExposure>> {
+) -> Option<Result<Event, NotCounted>> {
     let before = problems.len();
     let field = |name: &str| format!("events[{i}].{name}");
     check_name(problems, &field("id"), &input.id, MAX_ID_CHARS);
@@ -186,6 +205,9 @@ fn validate_one<'d>(
         }
     };
     let kind = kind.filter(|_| problems.len() == before)?;
+    if ts < kept_from {
+        return Some(Err(NotCounted::Expired));
+    }
     Some(kind.map(|(kind, counts_from)| Event {
         id: input.id,
         user: input.user,
@@ -197,10 +219,10 @@ fn validate_one<'d>(
 /// An exposure's kind, and the earliest time it counts from.
 fn exposure_kind<'d>(
     input: &EventInput,
-    check_exposure: &impl Fn(&str, &str) -> Result<ServedFacts<'d>, UnknownExposure>,
+    check_exposure: &impl Fn(&str, &str) -> Result<ServedFacts<'d>, NotCounted>,
     problems: &mut Problems,
     field: &impl Fn(&str) -> String,
-) -> Option<Result<(EventKind, Millis), UnknownExposure>> {
+) -> Option<Result<(EventKind, Millis), NotCounted>> {
     let (Some(experiment), Some(variant)) = (&input.experiment, &input.variant) else {
         problems.add(
             field("experiment"),
@@ -261,17 +283,18 @@ mod tests {
         Clock {
             now,
             max_skew: DEFAULT_MAX_CLOCK_SKEW_MS,
+            kept_from: Millis::MIN,
         }
     }
 
-    fn known(experiment: &str, variant: &str) -> Result<ServedFacts<'static>, UnknownExposure> {
+    fn known(experiment: &str, variant: &str) -> Result<ServedFacts<'static>, NotCounted> {
         match (experiment, variant) {
             ("exp", "a" | "b") => Ok(ServedFacts {
                 dimensions: &[],
                 exposed_from: STARTED,
             }),
-            ("exp", _) => Err(UnknownExposure::Variant),
-            _ => Err(UnknownExposure::Experiment),
+            ("exp", _) => Err(NotCounted::Variant),
+            _ => Err(NotCounted::Experiment),
         }
     }
 
@@ -355,6 +378,30 @@ mod tests {
     }
 
     #[test]
+    fn events_older_than_the_raw_events_kept_are_not_counted() {
+        let batch = validate_batch(
+            vec![
+                input(serde_json::json!({"id": "1", "type": "track", "user": "u", "event": "e", "ts": "1970-01-01T00:00:01Z"})),
+                input(serde_json::json!({"id": "2", "type": "track", "user": "u", "event": "e", "ts": "1970-01-01T00:00:03Z"})),
+            ],
+            Clock {
+                kept_from: 2_000,
+                ..clock(STARTED)
+            },
+            known,
+        )
+        .unwrap();
+        assert_eq!(batch.events.len(), 1);
+        assert_eq!(
+            batch.skipped,
+            [SkippedEvent {
+                index: 0,
+                problem: "older than the raw events kept"
+            }]
+        );
+    }
+
+    #[test]
     fn the_allowed_clock_skew_is_configurable() {
         let ahead = || {
             vec![input(
@@ -362,8 +409,8 @@ mod tests {
             )]
         };
         let strict = Clock {
-            now: 0,
             max_skew: 30_000,
+            ..clock(0)
         };
         let err = validate_batch(ahead(), strict, known).unwrap_err();
         assert_eq!(
@@ -371,8 +418,8 @@ mod tests {
             "is more than 30 s ahead of the server's clock"
         );
         let lenient = Clock {
-            now: 0,
             max_skew: 60_000,
+            ..clock(0)
         };
         assert!(validate_batch(ahead(), lenient, known).is_ok());
     }

@@ -7,6 +7,7 @@ pub mod event;
 pub mod experiment;
 pub mod key;
 pub mod metric;
+pub mod pseudonym;
 pub mod totals;
 pub mod validation;
 pub mod webhook;

@@ -36,22 +36,12 @@ impl CupedArm {
     /// `x̄ − θ·ȳ`, unadjusted mean `x̄`, and a unit's variance
     /// `Var(x − θy) = σx² + θ²·σy² − 2θ·cov(x, y)`.
     fn summary(&self, theta: f64) -> Result<Summary, Reason> {
-        let x = Arm::new(self.metric, self.moments.x());
-        let y = Arm::new(self.metric, self.moments.y());
-        let (mean_x, mean_y) = (
-            x.mean().ok_or(Reason::TooFewUnits)?,
-            y.mean().ok_or(Reason::TooFewUnits)?,
-        );
-        let (var_x, var_y) = (
-            x.variance().ok_or(Reason::TooFewUnits)?,
-            y.variance().ok_or(Reason::TooFewUnits)?,
-        );
-        let cov = self.moments.covariance().ok_or(Reason::TooFewUnits)?;
+        let d = self.moments.describe(self.metric, self.metric)?;
         Ok(Summary {
             n: self.moments.n,
-            mean: mean_x - theta * mean_y,
-            unadjusted_mean: mean_x,
-            variance: var_x + theta.powi(2) * var_y - 2.0 * theta * cov,
+            mean: d.mean_x - theta * d.mean_y,
+            unadjusted_mean: d.mean_x,
+            variance: d.variance_x + theta.powi(2) * d.variance_y - 2.0 * theta * d.covariance,
         })
     }
 }

@@ -237,6 +237,25 @@ impl PairedMoments {
         (self.n >= 2).then(|| (self.sum_products - self.sum_x * self.sum_y / n) / (n - 1.0))
     }
 
+    /// Both sides' means and per-unit variances, each by its metric type, and their
+    /// covariance: what the ratio's and CUPED's variances are built from.
+    /// [`Reason::TooFewUnits`] when any is undefined.
+    pub(super) fn describe(
+        &self,
+        x_metric: MetricType,
+        y_metric: MetricType,
+    ) -> Result<PairedDescription, Reason> {
+        let x = Arm::new(x_metric, self.x());
+        let y = Arm::new(y_metric, self.y());
+        Ok(PairedDescription {
+            mean_x: x.mean().ok_or(Reason::TooFewUnits)?,
+            mean_y: y.mean().ok_or(Reason::TooFewUnits)?,
+            variance_x: x.variance().ok_or(Reason::TooFewUnits)?,
+            variance_y: y.variance().ok_or(Reason::TooFewUnits)?,
+            covariance: self.covariance().ok_or(Reason::TooFewUnits)?,
+        })
+    }
+
     /// [`Reason::InvalidInput`] unless both sides are valid moments of `x_metric` and
     /// `y_metric` ([`Arm::validate`]) and `Σxy` is finite.
     pub(super) fn validate(
@@ -252,6 +271,16 @@ impl PairedMoments {
             Err(Reason::InvalidInput)
         }
     }
+}
+
+/// Means, per-unit variances and covariance of a pair of metrics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct PairedDescription {
+    pub(super) mean_x: f64,
+    pub(super) mean_y: f64,
+    pub(super) variance_x: f64,
+    pub(super) variance_y: f64,
+    pub(super) covariance: f64,
 }
 
 impl Add for PairedMoments {

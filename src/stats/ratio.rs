@@ -6,7 +6,7 @@
 
 use super::frequentist::{estimate_from, require_units, Estimate};
 use super::moments::Summary;
-use super::{compare_estimates, Arm, Comparison, Difference, MetricType, PairedMoments};
+use super::{compare_estimates, Comparison, Difference, MetricType, PairedMoments};
 use super::{Reason, Settings};
 
 /// One arm of a ratio metric: the numerator `x` and denominator `y` of each user,
@@ -47,23 +47,14 @@ impl RatioArm {
     /// covariance from `Σxy` with n − 1.
     fn summary(&self) -> Result<Summary, Reason> {
         let ratio = self.mean().ok_or(Reason::ZeroDenominator)?;
-        let x = Arm::new(self.numerator, self.moments.x());
-        let y = Arm::new(self.denominator, self.moments.y());
-        let (mean_x, mean_y) = (
-            x.mean().ok_or(Reason::TooFewUnits)?,
-            y.mean().ok_or(Reason::TooFewUnits)?,
-        );
-        let (var_x, var_y) = (
-            x.variance().ok_or(Reason::TooFewUnits)?,
-            y.variance().ok_or(Reason::TooFewUnits)?,
-        );
-        let cov = self.moments.covariance().ok_or(Reason::TooFewUnits)?;
+        let d = self.moments.describe(self.numerator, self.denominator)?;
         Ok(Summary {
             n: self.moments.n,
             mean: ratio,
             unadjusted_mean: ratio,
-            variance: var_x / mean_y.powi(2) - 2.0 * cov * mean_x / mean_y.powi(3)
-                + mean_x.powi(2) * var_y / mean_y.powi(4),
+            variance: d.variance_x / d.mean_y.powi(2)
+                - 2.0 * d.covariance * d.mean_x / d.mean_y.powi(3)
+                + d.mean_x.powi(2) * d.variance_y / d.mean_y.powi(4),
         })
     }
 }
@@ -100,7 +91,7 @@ mod tests {
     use super::super::testutil::{
         assert_all_finite, check_comparisons, close, metric_type, paired,
     };
-    use super::super::{compare, Moments};
+    use super::super::{compare, Arm, Moments};
     use super::*;
 
     fn arm(case: &serde_json::Value, key: &str) -> RatioArm {

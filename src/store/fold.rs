@@ -98,6 +98,16 @@ impl TotalsChanges {
         self.contribute(experiment, after.0, after.1, 1);
     }
 
+    /// Takes a user's contribution out (the user is erased).
+    pub(crate) fn remove(
+        &mut self,
+        experiment: &str,
+        exposure: &FirstExposure,
+        metrics: &UserMetrics,
+    ) {
+        self.contribute(experiment, exposure, metrics, -1);
+    }
+
     fn contribute(
         &mut self,
         experiment: &str,

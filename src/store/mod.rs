@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::event::Expiry;
 pub use crate::domain::totals::{ExposedUser, ExposureSummary, TrackFact, VariantTotals};
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
@@ -206,6 +207,18 @@ pub trait Store: Send + Sync + 'static {
     /// aggregates; returns each batch's outcome only after commit. An id seen before
     /// (in an earlier batch or earlier in this one) is counted as a duplicate.
     async fn ingest(&self, batches: &[&[Event]]) -> Result<Vec<IngestOutcome>, StoreError>;
+
+    /// The secret named `name`, made from `fresh` the first time it is asked for
+    /// (by whichever server asks first).
+    async fn server_secret(&self, name: &str, fresh: &str) -> Result<String, StoreError>;
+
+    /// Deletes the raw events `expiry` names; aggregates and totals stay.
+    async fn expire_events(&self, expiry: &Expiry) -> Result<(), StoreError>;
+
+    /// Erases a user: their raw events, their per-user aggregates and their part
+    /// of every running total, with the audit entry, in one transaction. Returns
+    /// how many raw events were erased.
+    async fn erase_user(&self, user: &str, audit: &NewAuditEntry) -> Result<u64, StoreError>;
 
     async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError>;
     /// Per-variant totals of `event` for an experiment, read from the running totals:

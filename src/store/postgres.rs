@@ -100,10 +100,7 @@ impl Dialect for Postgres {
         dimension.to_owned()
     }
 
-    async fn prepare_ingestion(
-        conn: &mut PgConnection,
-        events: &[&Event],
-    ) -> Result<(), StoreError> {
+    async fn prepare_ingestion(conn: &mut PgConnection, users: &[&str]) -> Result<(), StoreError> {
         // Ingestion reads a user's stored state, then writes what changed: two
         // transactions folding the same user at once would both add to the running
         // totals. Each locks its users (in one order, so they cannot deadlock) and
@@ -113,7 +110,7 @@ impl Dialect for Postgres {
         // LATERAL and fenced with OFFSET 0). While a young table grows faster than
         // autovacuum analyses it, the planner believes it tiny and would rather scan
         // all of it; for this transaction, it may only walk the indexes by key.
-        let mut keys: Vec<i32> = events.iter().map(|e| user_lock_key(&e.user)).collect();
+        let mut keys: Vec<i32> = users.iter().map(|user| user_lock_key(user)).collect();
         keys.sort_unstable();
         keys.dedup();
         let one_by_one = keys.len() <= MAX_USER_LOCKS;

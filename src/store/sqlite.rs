@@ -68,7 +68,7 @@ impl Dialect for Sqlite {
         format!("$.\"{dimension}\"")
     }
 
-    async fn prepare_ingestion(_: &mut SqliteConnection, _: &[&Event]) -> Result<(), StoreError> {
+    async fn prepare_ingestion(_: &mut SqliteConnection, _: &[&str]) -> Result<(), StoreError> {
         // The single writer connection already serialises ingestion.
         Ok(())
     }

@@ -164,16 +164,21 @@ impl TestApp {
 
     /// A server on a database prepared by the caller.
     pub async fn on_db(db: TestDb) -> Self {
-        let store = sluice::store::open(&db.url).await.expect("open store");
-        let mut keys = Vec::new();
-        for role in [Role::Admin, Role::Editor, Role::Analyst, Role::Sdk] {
-            keys.push(mint_key(&store, role, &format!("{}-tester", role.as_str())).await);
-        }
         let options = ServerOptions {
             max_event_skew: TEST_EVENT_SKEW,
             public_url: sluice::control::PublicUrl::parse(PUBLIC_URL).unwrap(),
             ..ServerOptions::default()
         };
+        Self::on_db_with(db, options).await
+    }
+
+    /// A server with these options on a database prepared by the caller.
+    pub async fn on_db_with(db: TestDb, options: ServerOptions) -> Self {
+        let store = sluice::store::open(&db.url).await.expect("open store");
+        let mut keys = Vec::new();
+        for role in [Role::Admin, Role::Editor, Role::Analyst, Role::Sdk] {
+            keys.push(mint_key(&store, role, &format!("{}-tester", role.as_str())).await);
+        }
         let server = Server::build_with(store.clone(), options)
             .await
             .expect("build server");

@@ -142,7 +142,7 @@ fn title(notification: &Notification, language: Language) -> String {
         ),
         ReportReady => ("Report ready: {experiment}", "实验报告已生成：{experiment}"),
         // Changes to the settings are not sent to webhooks.
-        KeyCreate | KeyRevoke | WebhookCreate | WebhookDelete | EnvironmentCreate => {
+        KeyCreate | KeyRevoke | WebhookCreate | WebhookDelete | EnvironmentCreate | UserErase => {
             ("{actor}: {event}", "{actor}：{event}")
         }
     };

@@ -5,14 +5,17 @@
 
 mod writes;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
-use super::fold::{FirstExposure, UserKey, UserMetric};
+use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
     AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError,
     TrackFact, VariantTotals,
 };
+use crate::domain::event::Expiry;
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook, WebhookFormat};
 use crate::domain::{
     format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Environment, Event, Experiment,
@@ -39,7 +42,7 @@ pub(crate) trait Dialect: Database {
     /// server, may fold the same users until it ends.
     async fn prepare_ingestion(
         conn: &mut Self::Connection,
-        events: &[&Event],
+        users: &[&str],
     ) -> Result<(), StoreError>;
 
     // Bulk statements: each backend reads and writes many rows its fastest way.
@@ -466,10 +469,97 @@ where
             return Ok(vec![IngestOutcome::default(); batches.len()]);
         }
         let mut tx = self.writer.begin().await?;
-        DB::prepare_ingestion(&mut tx, &events).await?;
+        let users: Vec<&str> = events.iter().map(|e| e.user.as_str()).collect();
+        DB::prepare_ingestion(&mut tx, &users).await?;
         let is_new = Self::store_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(writes::outcomes_per_batch(batches, &is_new))
+    }
+
+    async fn expire_events(&self, expiry: &Expiry) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for experiment in &expiry.finished {
+            sqlx::query(
+                "DELETE FROM events WHERE kind = 'exposure' AND experiment = $1 AND ts < $2",
+            )
+            .bind(experiment)
+            .bind(expiry.before)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM events WHERE kind = 'track' AND ts < $1")
+            .bind(expiry.tracks_before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn server_secret(&self, name: &str, fresh: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fresh)
+        .execute(&self.writer)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.writer)
+                .await?,
+        )
+    }
+
+    async fn erase_user(&self, user: &str, audit: &NewAuditEntry) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        DB::prepare_ingestion(&mut tx, &[user]).await?;
+        let exposures: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT experiment, variant, multiple FROM exposures WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_all(&mut *tx)
+        .await?;
+        let rows: Vec<(String, String, f64, i64)> = sqlx::query_as(
+            "SELECT experiment, event, total, count FROM user_metrics WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut metrics: HashMap<String, UserMetrics> = HashMap::new();
+        for (experiment, event, total, count) in rows {
+            let metric = UserMetric { total, count };
+            metrics.entry(experiment).or_default().insert(event, metric);
+        }
+        let mut changes = TotalsChanges::default();
+        for (experiment, variant, multiple) in exposures {
+            let exposure = FirstExposure {
+                variant,
+                first_ts: 0,
+                multiple,
+                dimensions: None,
+            };
+            let of_user = metrics.remove(&experiment).unwrap_or_default();
+            changes.remove(&experiment, &exposure, &of_user);
+        }
+        Self::write_totals(&mut tx, &changes).await?;
+        for table in ["user_metrics", "exposures"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let erased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE user_id = $1")
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM events WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(erased as u64)
     }
 
     async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError> {

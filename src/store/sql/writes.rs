@@ -331,7 +331,7 @@ where
             .collect();
         DB::upsert_exposures(conn, &writes).await
     }
-    async fn write_totals(
+    pub(super) async fn write_totals(
         conn: &mut DB::Connection,
         changes: &TotalsChanges,
     ) -> Result<(), StoreError> {
