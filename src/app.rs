@@ -30,8 +30,6 @@ pub struct Server {
     /// Sends webhook deliveries; ends when the server shuts down.
     pub webhook_sender: JoinHandle<()>,
     control: Arc<Control>,
-    /// Other servers may share the store.
-    shared: bool,
 }
 
 /// How a server is set up beyond its store.
@@ -51,6 +49,10 @@ pub struct ServerOptions {
     pub retention: Retention,
     /// Where people reach the dashboard, for links in chat messages.
     pub public_url: PublicUrl,
+    /// Never lead where servers share the store: for a server that runs no guard
+    /// loop, so the guard, the scheduler and webhook delivery stay with one that
+    /// runs them all. A lone server leads regardless.
+    pub stand_aside: bool,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +65,7 @@ impl Default for ServerOptions {
             pseudonymize_users: false,
             retention: Retention::default(),
             public_url: PublicUrl::default(),
+            stand_aside: false,
         }
     }
 }
@@ -84,15 +87,17 @@ impl Server {
         }
         let (exposures, exposure_writer) = ExposureLog::spawn(ingest.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let changes = store.changes().await?;
         let leadership = Arc::new(Leadership::default());
+        if changes.is_some() && options.stand_aside {
+            leadership.step_aside();
+        }
         let webhook_sender = tokio::spawn(crate::control::webhooks::run(
             store.clone(),
             leadership.clone(),
             options.public_url.clone(),
             shutdown_rx.clone(),
         ));
-        let changes = store.changes().await?;
-        let shared = changes.is_some();
         let control = Arc::new(Control::new(
             store,
             rulesets,
@@ -119,22 +124,12 @@ impl Server {
             event_writer,
             webhook_sender,
             control,
-            shared,
         })
     }
 
     /// The control plane behind the router, for in-process use (`sluice demo`).
     pub fn control(&self) -> &Arc<Control> {
         &self.control
-    }
-
-    /// Runs this server without a guard loop. Where servers share the database it
-    /// then never leads, so the guard, the scheduler and webhook delivery stay with
-    /// one that runs them all; a lone server still delivers webhooks.
-    pub fn without_guard(&self) {
-        if self.shared {
-            self.control.leadership().step_aside();
-        }
     }
 
     /// Starts the supervised guard loop: every `interval`, the breakers check each

@@ -227,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
                 pseudonymize_users,
                 retention: retain_events_days.map(Retention::days).unwrap_or_default(),
                 public_url: public_url.unwrap_or_else(|| PublicUrl::of_listener(addr)),
+                stand_aside: guard_interval_seconds == 0,
             };
             serve(&db.db, addr, guard_interval_seconds, options).await
         }
@@ -359,8 +360,6 @@ async fn serve(
     tracing::info!(%addr, db, "sluice is serving");
     if guard_interval_seconds > 0 {
         server.spawn_guard(std::time::Duration::from_secs(guard_interval_seconds));
-    } else {
-        server.without_guard();
     }
     let shutdown = server.shutdown.clone();
     axum::serve(listener, server.router.clone())

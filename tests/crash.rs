@@ -102,15 +102,7 @@ async fn setup(base: &str, admin: &str) {
 }
 
 fn start(db: &str) -> (std::process::Child, String) {
-    let (process, port) = serve(
-        db,
-        &[
-            "--guard-interval",
-            "0",
-            "--max-event-skew-seconds",
-            "604800",
-        ],
-    );
+    let (process, port) = serve(db, &["--guard-interval", "0"]);
     (process, format!("http://127.0.0.1:{port}"))
 }
 

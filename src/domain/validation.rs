@@ -16,12 +16,20 @@ pub struct ValidationError {
     pub problems: Vec<FieldProblem>,
 }
 
+/// How many problems the one-line message names; `details` lists them all.
+const SUMMARIZED_PROBLEMS: usize = 5;
+
 fn summary(problems: &[FieldProblem]) -> String {
-    problems
+    let named = problems
         .iter()
+        .take(SUMMARIZED_PROBLEMS)
         .map(|p| format!("{}: {}", p.field, p.problem))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    match problems.len().saturating_sub(SUMMARIZED_PROBLEMS) {
+        0 => named,
+        more => format!("{named}; and {more} more (see details)"),
+    }
 }
 
 impl ValidationError {
@@ -166,5 +174,23 @@ mod tests {
         assert!(!is_valid_key("'; DROP TABLE experiments; --"));
         assert!(!is_valid_key("prix-été"));
         assert!(!is_valid_key(&"k".repeat(65)));
+    }
+
+    #[test]
+    fn a_batch_of_bad_events_does_not_repeat_every_problem_in_the_message() {
+        let problems: Vec<FieldProblem> = (0..10_000)
+            .map(|i| FieldProblem {
+                field: format!("events[{i}].ts"),
+                problem: "is more than 86400 s ahead of the server's clock".to_owned(),
+            })
+            .collect();
+        let message = ValidationError { problems }.to_string();
+        assert!(message.starts_with("validation failed: events[0].ts: is more"));
+        assert!(message.contains("events[4].ts"));
+        assert!(!message.contains("events[5].ts"));
+        assert!(
+            message.ends_with("; and 9995 more (see details)"),
+            "{message}"
+        );
     }
 }

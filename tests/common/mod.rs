@@ -260,8 +260,6 @@ impl TestApp {
     }
 }
 
-/// Events for `users` users exposed to `variant` of pricing-q4, the first `buyers`
-/// of whom buy for 10 an hour later.
 /// The date `n` days after tomorrow (UTC), `YYYY-MM-DD`: traffic in tests is
 /// stamped after the experiment started (an exposure counts from the start), a
 /// few days ahead, within the skew test servers allow.
@@ -281,6 +279,8 @@ pub const PUBLIC_URL: &str = "https://sluice.test";
 /// How far ahead test servers let events be stamped.
 pub const TEST_EVENT_SKEW: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
+/// Events for `users` users exposed to `variant` of pricing-q4, the first `buyers`
+/// of whom buy for 10 an hour later.
 pub fn traffic(variant: &str, users: usize, buyers: usize) -> Vec<Value> {
     let exposed_at = format!("{}T10:00:00Z", day(0));
     let bought_at = format!("{}T11:00:00Z", day(0));

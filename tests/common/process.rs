@@ -34,6 +34,10 @@ pub fn serve(db: &str, extra: &[&str]) -> (Child, u16) {
         .port();
     let server = sluice()
         .args(["serve", "--db", db, "--addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "--max-event-skew-seconds",
+            &super::TEST_EVENT_SKEW.as_secs().to_string(),
+        ])
         .args(extra)
         .stderr(Stdio::null())
         .spawn()
