@@ -6,6 +6,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use super::error::ApiError;
 use super::limits::{SlowDown, Surface};
@@ -13,7 +14,7 @@ use super::ApiState;
 use crate::domain::{Actor, ApiKey, Role};
 
 /// The caller, authenticated by `Authorization: Bearer KEY`.
-pub(crate) struct Caller(pub ApiKey);
+pub(crate) struct Caller(pub Arc<ApiKey>);
 
 impl Caller {
     /// Who the audit log records.
@@ -110,7 +111,7 @@ impl<R: NeedsRole> FromRequestParts<ApiState> for Authorized<R> {
 /// or a `key` query parameter, for what a browser cannot send with a header
 /// (`EventSource`, `navigator.sendBeacon`). SDK keys are public by design; the
 /// management API takes the header alone. The key must grant the `sdk` role.
-pub(crate) struct SdkCaller(pub ApiKey);
+pub(crate) struct SdkCaller(pub Arc<ApiKey>);
 
 impl FromRequestParts<ApiState> for SdkCaller {
     type Rejection = ApiError;

@@ -5,6 +5,7 @@
 //! `{"status", "error"}`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -62,7 +63,7 @@ impl From<ControlError> for GrowthBookError {
     }
 }
 
-async fn sdk_key(state: &ApiState, secret: &str) -> Result<ApiKey, GrowthBookError> {
+async fn sdk_key(state: &ApiState, secret: &str) -> Result<Arc<ApiKey>, GrowthBookError> {
     let key = state.control.keys().authenticate(secret).await?;
     key.require(Role::Sdk)
         .map_err(|refused| GrowthBookError(StatusCode::FORBIDDEN, refused.to_string()))?;
@@ -81,17 +82,13 @@ async fn features(
     let key = sdk_key(&state, &secret).await?;
     let rulesets = state.control.rulesets().current();
     let snapshot = rulesets.environment(key.served_environment());
-    let etag = snapshot.etag.as_str();
     let headers_out = [
-        (
-            ETAG,
-            HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\"")),
-        ),
+        (ETAG, snapshot.etag.clone()),
         (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (CONTENT_TYPE, HeaderValue::from_static("application/json")),
         (SSE_SUPPORT, HeaderValue::from_static("enabled")),
     ];
-    Ok(if matches_etag(&headers, etag) {
+    Ok(if matches_etag(&headers, &snapshot.etag) {
         (StatusCode::NOT_MODIFIED, headers_out).into_response()
     } else {
         (headers_out, snapshot.growthbook.clone()).into_response()

@@ -5,6 +5,8 @@
 //! included. Every answer, errors too, is JSON with the flag's `key`, a `reason`,
 //! a `variant` and a `metadata` object, which some providers require.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, RETRY_AFTER};
@@ -135,7 +137,7 @@ impl From<ControlError> for Refused {
 }
 
 /// The key from `Authorization: Bearer KEY` or `X-API-Key: KEY`.
-async fn sdk_key(state: &ApiState, headers: &HeaderMap) -> Result<ApiKey, Refused> {
+async fn sdk_key(state: &ApiState, headers: &HeaderMap) -> Result<Arc<ApiKey>, Refused> {
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -177,7 +179,7 @@ fn context(body: &[u8]) -> Result<Attributes, (ErrorCode, String)> {
 
 /// Evaluates one flag and logs its exposure as `/sdk/v1/assign` does;
 /// `targetingKey` stands for the hash attribute when the context lacks it.
-fn evaluate(
+async fn evaluate(
     state: &ApiState,
     snapshot: &RulesetSnapshot,
     flag: &str,
@@ -204,7 +206,8 @@ fn evaluate(
         snapshot,
         attributes,
         std::slice::from_ref(&assignment),
-    );
+    )
+    .await;
     let reason = match assignment.reason {
         Reason::Split => "SPLIT",
         Reason::Shipped => "STATIC",
@@ -240,7 +243,7 @@ async fn single(
     };
     let rulesets = state.control.rulesets().current();
     let snapshot = rulesets.environment(key.served_environment());
-    Ok(evaluate(&state, snapshot, &flag, &context))
+    Ok(evaluate(&state, snapshot, &flag, &context).await)
 }
 
 async fn bulk(
@@ -258,18 +261,15 @@ async fn bulk(
     };
     let rulesets = state.control.rulesets().current();
     let snapshot = rulesets.environment(key.served_environment());
-    let flags: Vec<FlagAnswer> = snapshot
-        .compiled
-        .ruleset()
-        .experiments
-        .iter()
-        .map(|rule| evaluate(&state, snapshot, &rule.key, &context))
-        .collect();
+    let mut flags = Vec::new();
+    for rule in &snapshot.compiled.ruleset().experiments {
+        flags.push(evaluate(&state, snapshot, &rule.key, &context).await);
+    }
     let body = serde_json::to_vec(&json!({ "flags": flags })).unwrap_or_default();
     let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..24]);
     let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
     let content_type = HeaderValue::from_static("application/json");
-    if matches_etag(&headers, etag.to_str().unwrap_or_default()) {
+    if matches_etag(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)]).into_response());
     }
     Ok(([(ETAG, etag), (CONTENT_TYPE, content_type)], body).into_response())

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures_util::{Stream, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use sluice_sdk::{unit_id, Assignment, Attributes};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -79,31 +79,27 @@ async fn ruleset(
 ) -> Result<Response, ApiError> {
     let rulesets = state.control.rulesets().current();
     let snapshot = rulesets.environment(key.served_environment());
-    let etag = snapshot.etag.as_str();
-    let cached = matches_etag(&headers, etag);
-    let status = if cached {
-        StatusCode::NOT_MODIFIED
-    } else {
-        StatusCode::OK
-    };
-    let headers = [
-        (ETAG, etag.to_owned()),
-        (CACHE_CONTROL, "no-cache".to_owned()),
-        (CONTENT_TYPE, "application/json".to_owned()),
+    let headers_out = [
+        (ETAG, snapshot.etag.clone()),
+        (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (CONTENT_TYPE, HeaderValue::from_static("application/json")),
     ];
-    Ok(if cached {
-        (status, headers).into_response()
+    Ok(if matches_etag(&headers, &snapshot.etag) {
+        (StatusCode::NOT_MODIFIED, headers_out).into_response()
     } else {
-        (status, headers, snapshot.body.clone()).into_response()
+        (headers_out, snapshot.body.clone()).into_response()
     })
 }
 
 /// Whether `If-None-Match` names `etag` (or `*`).
-pub(super) fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+pub(super) fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let etag = etag.as_bytes();
+    headers.get(IF_NONE_MATCH).is_some_and(|tags| {
+        tags.as_bytes()
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|tag| tag == etag || tag == b"*")
+    })
 }
 
 /// Sends the current version at once, then one `ruleset` event each time the
@@ -143,12 +139,6 @@ fn log_exposure_default() -> bool {
     true
 }
 
-#[derive(Serialize)]
-struct AssignResponse<'r> {
-    version: u64,
-    assignments: Vec<Assignment<'r>>,
-}
-
 async fn assign(
     State(state): State<ApiState>,
     SdkCaller(key): SdkCaller,
@@ -181,20 +171,26 @@ async fn assign(
         }
     };
     if request.log_exposure {
-        log_exposures(&state, snapshot, &request.user, &assignments);
+        log_exposures(&state, snapshot, &request.user, &assignments).await;
     }
-    let body = AssignResponse {
-        version: compiled.version(),
-        assignments,
-    };
-    Ok(AppJson(body).into_response())
+    let mut body = Vec::with_capacity(64 + 160 * assignments.len());
+    body.extend_from_slice(b"{\"version\":");
+    body.extend_from_slice(compiled.version().to_string().as_bytes());
+    body.extend_from_slice(b",\"assignments\":");
+    compiled.write_assignments(&assignments, &mut body);
+    body.push(b'}');
+    Ok((
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
 }
 
-pub(super) fn log_exposures(
+pub(super) async fn log_exposures(
     state: &ApiState,
     snapshot: &crate::control::RulesetSnapshot,
     user: &Attributes,
-    assignments: &[Assignment],
+    assignments: &[Assignment<'_>],
 ) {
     for assignment in assignments.iter().filter(|a| a.in_experiment) {
         let Some(served) = snapshot.served.get(assignment.experiment) else {
@@ -202,12 +198,11 @@ pub(super) fn log_exposures(
         };
         if let Some(id) = user.get(&served.hash_attribute).and_then(unit_id) {
             let dimensions = keep_dimensions(user, &served.dimensions);
-            state.control.exposures().record(
-                assignment.experiment,
-                assignment.variant,
-                &id,
-                dimensions,
-            );
+            state
+                .control
+                .exposures()
+                .record(assignment.experiment, assignment.variant, &id, dimensions)
+                .await;
         }
     }
 }

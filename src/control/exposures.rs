@@ -1,7 +1,9 @@
 //! Exposures logged by server-side assignment (`POST /sdk/v1/assign`). They are
-//! queued and written in batches by a background task so that assignment never waits
-//! on the database; a full queue drops (and counts) rather than slowing callers.
-//! Each exposure's id is derived from experiment, variant and user, so repeats are
+//! queued and written in batches by a background task so that assignment does not
+//! wait on the database. When first exposures arrive faster than the database takes
+//! them and the queue is full, assignment waits for room (at most
+//! [`QUEUE_FULL_WAIT`]): slowing callers beats losing exposures. Only past that is
+//! an exposure dropped, and counted. Each exposure's id is derived from experiment, variant and user, so repeats are
 //! stored once.
 //!
 //! Repeats are dropped before the queue: an app assigns the same user again and
@@ -24,6 +26,8 @@ use crate::domain::{now_millis, Event, EventKind};
 
 /// Distinct exposures waiting to be written.
 const QUEUE_CAPACITY: usize = 100_000;
+/// How long an assignment waits for room in a full queue before dropping.
+pub const QUEUE_FULL_WAIT: Duration = Duration::from_secs(2);
 const BATCH_SIZE: usize = 1_000;
 const MAX_ATTEMPTS: u32 = 5;
 /// Exposures remembered as logged, over both generations of [`Seen`]: about 10
@@ -74,7 +78,14 @@ impl ExposureLog {
         (log, writer)
     }
 
-    pub fn record(&self, experiment: &str, variant: &str, user: &str, dimensions: Option<String>) {
+    /// Queues a first exposure; waits while the queue is full (see the module).
+    pub async fn record(
+        &self,
+        experiment: &str,
+        variant: &str,
+        user: &str,
+        dimensions: Option<String>,
+    ) {
         let key = self.seen.key(experiment, variant, user);
         if self.seen.contains(key) {
             self.repeats.fetch_add(1, Ordering::Relaxed);
@@ -92,11 +103,19 @@ impl ExposureLog {
         };
         // Remembered only once queued: a dropped exposure is logged again by the
         // user's next assignment.
-        match self.queue.try_send(event) {
-            Ok(()) => self.seen.insert(key),
-            Err(_) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let queued = match self.queue.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(event)) => self
+                .queue
+                .send_timeout(event, QUEUE_FULL_WAIT)
+                .await
+                .is_ok(),
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if queued {
+            self.seen.insert(key);
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -212,8 +231,38 @@ struct Seen {
 
 #[derive(Default)]
 struct Generations {
-    young: HashSet<u64>,
-    old: HashSet<u64>,
+    young: HashSet<u64, AlreadyHashed>,
+    old: HashSet<u64, AlreadyHashed>,
+}
+
+/// The keys are keyed hashes already: hashing them again only costs time.
+#[derive(Default, Clone, Copy)]
+struct AlreadyHashed;
+
+impl BuildHasher for AlreadyHashed {
+    type Hasher = KeyAsHash;
+
+    fn build_hasher(&self) -> KeyAsHash {
+        KeyAsHash(0)
+    }
+}
+
+struct KeyAsHash(u64);
+
+impl std::hash::Hasher for KeyAsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
 }
 
 impl Seen {
@@ -268,28 +317,64 @@ mod tests {
         let store = crate::store::open("sqlite::memory:").await.unwrap();
         let (ingest, _writers) = IngestQueue::spawn(store.clone());
         let (log, writer) = ExposureLog::spawn_with(ingest, 10, 1000);
-        // A current-thread runtime: the writer drains nothing until this awaits.
+        // A current-thread runtime: the writer drains nothing until this waits.
         for user in 0..5 {
-            log.record("pricing", "control", &format!("u{user}"), None);
+            log.record("pricing", "control", &format!("u{user}"), None)
+                .await;
         }
         for round in 0..10_000 {
-            log.record("pricing", "control", &format!("u{}", round % 5), None);
+            log.record("pricing", "control", &format!("u{}", round % 5), None)
+                .await;
         }
         for user in 5..10 {
-            log.record("pricing", "control", &format!("u{user}"), None);
+            log.record("pricing", "control", &format!("u{user}"), None)
+                .await;
         }
         assert_eq!((log.dropped(), log.repeats()), (0, 10_000));
-
-        log.record("pricing", "control", "u10", None);
-        assert_eq!(log.dropped(), 1, "the queue is full: counted, not silent");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        log.record("pricing", "control", "u10", None);
-        assert_eq!(log.dropped(), 1, "a dropped exposure is logged again later");
-
         log.shutdown();
         writer.await.unwrap();
         let summary = store.exposure_summary("pricing").await.unwrap();
-        assert_eq!(summary.users, vec![("control".to_owned(), 11)]);
+        assert_eq!(summary.users, vec![("control".to_owned(), 10)]);
+    }
+
+    /// Regression (issue 16): at 100 experiments of new users, exposures arrived
+    /// faster than the database took them; a full queue dropped them.
+    #[tokio::test]
+    async fn a_full_queue_makes_assignment_wait_instead_of_dropping() {
+        let store = crate::store::open("sqlite::memory:").await.unwrap();
+        let (ingest, _writers) = IngestQueue::spawn(store.clone());
+        let (log, writer) = ExposureLog::spawn_with(ingest, 10, 100_000);
+        for user in 0..5_000 {
+            log.record("pricing", "control", &format!("u{user}"), None)
+                .await;
+        }
+        assert_eq!(log.dropped(), 0);
+        log.shutdown();
+        writer.await.unwrap();
+        let summary = store.exposure_summary("pricing").await.unwrap();
+        assert_eq!(summary.users, vec![("control".to_owned(), 5_000)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_that_stays_full_drops_and_counts() {
+        let (queue, _receiver) = mpsc::channel(1);
+        let (stop, _) = watch::channel(false);
+        let log = ExposureLog {
+            queue,
+            stop,
+            seen: Arc::new(Seen::new(100)),
+            dropped: Arc::default(),
+            repeats: AtomicU64::new(0),
+        };
+        log.record("pricing", "control", "u1", None).await;
+        log.record("pricing", "control", "u2", None).await;
+        assert_eq!(
+            log.dropped(),
+            1,
+            "no writer: counted after the wait, not silent"
+        );
+        log.record("pricing", "control", "u2", None).await;
+        assert_eq!(log.dropped(), 2, "a dropped exposure is tried again later");
     }
 
     #[test]

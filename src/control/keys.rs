@@ -7,9 +7,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{settings_entry, ControlError};
-use crate::domain::key::hash_secret;
+use crate::domain::key::secret_digest;
 use crate::domain::{
-    now_millis, Actor, ActorKind, ApiKey, AuditAction, AuditSubject, NewApiKey, Role,
+    hex, now_millis, Actor, ActorKind, ApiKey, AuditAction, AuditSubject, NewApiKey, Role,
     ValidationError,
 };
 use crate::store::{Store, StoreErrorKind};
@@ -105,22 +105,22 @@ impl Keys {
 
     /// The stored, unrevoked key whose secret this is, or [`ControlError::UnknownKey`].
     /// The API's bearer header and the dashboard's session both end here.
-    pub async fn authenticate(&self, secret: &str) -> Result<ApiKey, ControlError> {
-        let hash = hash_secret(secret);
-        if let Some(key) = self.cache.get(&hash, CACHE_TTL) {
+    pub async fn authenticate(&self, secret: &str) -> Result<Arc<ApiKey>, ControlError> {
+        let digest = secret_digest(secret);
+        if let Some(key) = self.cache.get(&digest, CACHE_TTL) {
             return Ok(key);
         }
-        let found = match self.store.find_api_key(&hash).await {
+        let found = match self.store.find_api_key(&hex(&digest)).await {
             Err(err) if err.kind() == StoreErrorKind::Unavailable => {
                 return self
                     .cache
-                    .get(&hash, CACHE_TTL_WHEN_UNREACHABLE)
+                    .get(&digest, CACHE_TTL_WHEN_UNREACHABLE)
                     .ok_or_else(|| err.into());
             }
             found => found?,
         };
-        let key = found.ok_or(ControlError::UnknownKey)?;
-        self.cache.put(hash, key.clone());
+        let key = Arc::new(found.ok_or(ControlError::UnknownKey)?);
+        self.cache.put(digest, key.clone());
         Ok(key)
     }
 
@@ -148,16 +148,19 @@ impl Keys {
     }
 }
 
-/// Recently verified keys, by hash.
+/// The SHA-256 of a key's secret.
+type SecretDigest = [u8; 32];
+
+/// Recently verified keys, by the digest of their secret, with when each was read.
 #[derive(Default)]
 struct KeyCache {
-    entries: RwLock<HashMap<String, (ApiKey, Instant)>>,
+    entries: RwLock<HashMap<SecretDigest, (Arc<ApiKey>, Instant)>>,
 }
 
 impl KeyCache {
-    fn get(&self, hash: &str, ttl: Duration) -> Option<ApiKey> {
+    fn get(&self, digest: &SecretDigest, ttl: Duration) -> Option<Arc<ApiKey>> {
         let entries = self.entries.read().ok()?;
-        let (key, at) = entries.get(hash)?;
+        let (key, at) = entries.get(digest)?;
         (at.elapsed() < ttl).then(|| key.clone())
     }
 
@@ -167,12 +170,12 @@ impl KeyCache {
         }
     }
 
-    fn put(&self, hash: String, key: ApiKey) {
+    fn put(&self, digest: SecretDigest, key: Arc<ApiKey>) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_MAX_ENTRIES {
                 entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL_WHEN_UNREACHABLE);
             }
-            entries.insert(hash, (key, Instant::now()));
+            entries.insert(digest, (key, Instant::now()));
         }
     }
 }

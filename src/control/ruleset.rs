@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
@@ -43,9 +44,10 @@ pub struct RulesetSnapshot {
     pub compiled: CompiledRuleset,
     /// The JSON body of `GET /sdk/v1/ruleset`, serialised once per version.
     pub body: Bytes,
-    /// Names the content alone, so that every server sharing a database gives
-    /// the same ETag for the same experiments whenever it read them.
-    pub etag: String,
+    /// The `ETag` of both bodies, ready to send. It names the content alone, so
+    /// that every server sharing a database gives the same ETag for the same
+    /// experiments whenever it read them.
+    pub etag: HeaderValue,
     pub served: HashMap<String, ServedExperiment>,
     /// The body of `GET /api/features/{key}`, for GrowthBook's SDKs.
     pub growthbook: Bytes,
@@ -72,6 +74,7 @@ impl RulesetSnapshot {
         let body = Bytes::from(serde_json::to_vec(&ruleset).unwrap_or_default());
         let content = serde_json::to_vec(&ruleset.experiments).unwrap_or_default();
         let etag = format!("\"{}\"", &hex(&Sha256::digest(&content))[..24]);
+        let etag = HeaderValue::try_from(etag).unwrap_or(HeaderValue::from_static("\"\""));
         let served = experiments
             .iter()
             .zip(&ruleset.experiments)

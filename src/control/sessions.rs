@@ -42,7 +42,7 @@ impl Sessions {
         self.store
             .insert_session(&hash_secret(&secret), key.id, now, expires_at)
             .await?;
-        Ok((secret, key))
+        Ok((secret, ApiKey::clone(&key)))
     }
 
     /// The key behind a live session, or [`ControlError::NoSession`].

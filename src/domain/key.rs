@@ -130,7 +130,12 @@ impl NewApiKey {
 
 /// The stored form of a key: hex SHA-256. Keys are random, so no salt is needed.
 pub fn hash_secret(secret: &str) -> String {
-    super::hex(&Sha256::digest(secret.as_bytes()))
+    super::hex(&secret_digest(secret))
+}
+
+/// The SHA-256 of a secret, whose hex form is what the store keeps.
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 #[cfg(test)]

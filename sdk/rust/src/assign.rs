@@ -97,6 +97,17 @@ pub struct Assignment<'r> {
     pub in_experiment: bool,
     /// Why.
     pub reason: Reason,
+    /// Where in the ruleset the experiment and the variant are, for writing the
+    /// assignment from bytes prepared once ([`CompiledRuleset::write_assignments`]).
+    #[serde(skip)]
+    pub(crate) at: Position,
+}
+
+/// An experiment's index in its ruleset and the served variant's in the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Position {
+    pub(crate) rule: usize,
+    pub(crate) variant: usize,
 }
 
 /// An [`Assignment`] that owns its data, for keeping past the ruleset.
@@ -350,6 +361,10 @@ impl CompiledRuleset {
                 value: &NULL,
                 in_experiment: false,
                 reason: Reason::InvalidRule,
+                at: Position {
+                    rule: usize::MAX,
+                    variant: 0,
+                },
             };
         };
         let pick = |v: usize, in_experiment: bool, reason: Reason| {
@@ -360,6 +375,10 @@ impl CompiledRuleset {
                 value: variant.map_or(&NULL, |v| &v.value),
                 in_experiment,
                 reason,
+                at: Position {
+                    rule: i,
+                    variant: v,
+                },
             }
         };
         let control = |reason| pick(0, false, reason);

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -189,7 +190,13 @@ pub struct CompiledRuleset {
     /// first `MAX_SLOTS` (which have slots) are kept.
     pub(crate) fields: Box<[Field]>,
     pub(crate) index: KeyIndex,
+    /// Each variant's assignment as JSON up to its `in_experiment` value, made
+    /// the first time assignments are written ([`crate::wire`]).
+    pub(crate) assignment_prefixes: OnceLock<AssignmentPrefixes>,
 }
+
+/// By rule, then variant.
+pub(crate) type AssignmentPrefixes = Box<[Box<[Box<[u8]>]>]>;
 
 /// Collects the warnings for one experiment.
 struct Findings<'a> {
@@ -420,6 +427,7 @@ impl CompiledRuleset {
                 order,
                 fields,
                 index,
+                assignment_prefixes: OnceLock::new(),
             },
             warnings,
         )

@@ -49,6 +49,7 @@ mod js;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
 mod ruleset;
+mod wire;
 
 pub use serde_json::Value;
 

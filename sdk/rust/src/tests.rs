@@ -424,3 +424,52 @@ fn compiled_ruleset_is_send_sync() {
     fn check<T: Send + Sync>() {}
     check::<CompiledRuleset>();
 }
+
+#[test]
+fn assignments_written_from_prepared_bytes_match_serde() {
+    let with = |key: &str, status, value: Value| {
+        let mut r = rule(status);
+        r.key = key.into();
+        r.seed = key.into();
+        r.variants[1].value = value;
+        r
+    };
+    let mut shipped = with("shipped", RuleStatus::Shipped, json!(null));
+    shipped.shipped_variant = Some("premium".into());
+    let mut no_variants = with("empty", RuleStatus::Running, json!(1));
+    no_variants.variants.clear();
+    let mut targeted = with("targeted", RuleStatus::Running, json!([1.5, "x"]));
+    targeted.condition = Some(json!({"country": "CN"}));
+    let (ruleset, _) = compile(vec![
+        with(
+            "copy-\"引号\"\n",
+            RuleStatus::Running,
+            json!({"headline": "满99元包邮 \u{1F600} \\ \t"}),
+        ),
+        shipped,
+        no_variants,
+        targeted,
+        with(
+            "paused",
+            RuleStatus::Paused,
+            json!({"deep": {"a": [true, false, null]}}),
+        ),
+    ]);
+    let (other, _) = compile(vec![rule(RuleStatus::Running)]);
+    for i in 0..200 {
+        let user = user(
+            json!({"id": format!("user-{i}"), "country": if i % 2 == 0 { "CN" } else { "US" }}),
+        );
+        let mut assignments: Vec<Assignment> = ruleset.assign_all(&user).collect();
+        assignments.extend(other.assign_all(&user));
+        let mut written = Vec::new();
+        ruleset.write_assignments(&assignments, &mut written);
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            serde_json::to_string(&assignments).unwrap()
+        );
+    }
+    let mut empty = Vec::new();
+    ruleset.write_assignments(&[], &mut empty);
+    assert_eq!(empty, b"[]");
+}
