@@ -185,14 +185,23 @@ fn parse_role(text: &str) -> Result<Role, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A server logs what it does. Other commands print their own results and log
+    // only what went wrong; the demo tells the guard's actions itself, so its
+    // story is not interleaved with the same events as log lines.
+    let default_filter = match cli.command {
+        Command::Serve { .. } => "info,sqlx=warn",
+        Command::Demo => "error",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve {
             db,
             addr,

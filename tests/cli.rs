@@ -206,12 +206,21 @@ fn power_answers_in_words() {
 
 #[test]
 fn demo_tells_the_story_of_a_rollback() {
-    let output = sluice().arg("demo").output().unwrap();
+    let output = sluice()
+        .arg("demo")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{output:?}");
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("The breaker fired at hour"), "{text}");
     assert!(text.contains("pricing-q4 (rolled_back)"), "{text}");
     assert!(text.contains("guard_rollback by guard"), "{text}");
+    let log = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        !log.contains("INFO") && !log.contains("WARN"),
+        "regression (issue 15): the demo's log lines interleaved with its story: {log}"
+    );
 }
 
 on_both_backends!(
