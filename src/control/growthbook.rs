@@ -3,7 +3,7 @@
 //! `/sdk/v1/assign` gives. Running experiments carry one experiment rule; the
 //! others are a plain default value.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sluice_sdk::{ExperimentRule, RuleStatus};
 
 use crate::domain::Millis;
@@ -20,19 +20,8 @@ pub(crate) fn date_updated(at: Millis) -> String {
         .unwrap_or_default()
 }
 
-/// The `features` object of the payload.
-pub(crate) fn features(rules: &[ExperimentRule]) -> Map<String, Value> {
-    let mut features = Map::new();
-    for rule in rules {
-        // The SDKs evaluate only the first rule with a key, as ours do.
-        if !features.contains_key(&rule.key) {
-            features.insert(rule.key.clone(), feature(rule));
-        }
-    }
-    features
-}
-
-fn feature(rule: &ExperimentRule) -> Value {
+/// One experiment's feature.
+pub(crate) fn feature(rule: &ExperimentRule) -> Value {
     let control = rule
         .variants
         .first()
@@ -115,9 +104,8 @@ mod tests {
 
     #[test]
     fn a_running_experiment_is_one_experiment_rule_with_every_hashing_field() {
-        let features = features(&[rule(RuleStatus::Running)]);
         assert_eq!(
-            features["pricing"],
+            feature(&rule(RuleStatus::Running)),
             json!({
                 "defaultValue": {"price": 199},
                 "rules": [{
@@ -141,11 +129,15 @@ mod tests {
             RuleStatus::RolledBack,
             RuleStatus::Stopped,
         ] {
-            let features = features(&[rule(status)]);
-            assert_eq!(features["pricing"], json!({"defaultValue": {"price": 199}}));
+            assert_eq!(
+                feature(&rule(status)),
+                json!({"defaultValue": {"price": 199}})
+            );
         }
-        let features = features(&[rule(RuleStatus::Shipped)]);
-        assert_eq!(features["pricing"], json!({"defaultValue": {"price": 249}}));
+        assert_eq!(
+            feature(&rule(RuleStatus::Shipped)),
+            json!({"defaultValue": {"price": 249}})
+        );
     }
 
     #[test]
@@ -153,14 +145,5 @@ mod tests {
         assert_eq!(date_updated(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(date_updated(1_764_700_000_500), "2025-12-02T18:26:40.500Z");
         assert!(date_updated(1_764_700_000_000) < date_updated(1_764_700_000_001));
-    }
-
-    #[test]
-    fn only_the_first_rule_with_a_key_becomes_a_feature() {
-        let mut second = rule(RuleStatus::Stopped);
-        second.variants[0].value = json!("other");
-        let features = features(&[rule(RuleStatus::Paused), second]);
-        assert_eq!(features.len(), 1);
-        assert_eq!(features["pricing"]["defaultValue"], json!({"price": 199}));
     }
 }

@@ -17,7 +17,9 @@ use tokio_stream::wrappers::WatchStream;
 use super::{growthbook, Control};
 use crate::domain::environment::is_served_in;
 use crate::domain::{hex, Experiment, Millis};
-use crate::store::{ChangeFeed, RulesetSource, Store, StoreError};
+use crate::store::{
+    ChangeFeed, KnownRevisions, RulesetSource, SourceExperiment, Store, StoreError,
+};
 
 /// How often a server re-reads the ruleset version even without a change
 /// notification, on every backend: a notification lost while the database or the
@@ -37,6 +39,44 @@ pub struct ServedExperiment {
     pub exposed_from: Millis,
 }
 
+/// One served experiment made ready once per revision: a change to one
+/// experiment neither reads, converts nor serialises the others again.
+struct PreparedRule {
+    revision: u64,
+    /// Where it is served (empty: everywhere).
+    environments: Vec<String>,
+    rule: ExperimentRule,
+    /// The rule as `GET /sdk/v1/ruleset` lists it.
+    json: Vec<u8>,
+    /// Its entry in the `features` of `GET /api/features/{key}`: `"key":{…}`.
+    feature: Vec<u8>,
+    served: ServedExperiment,
+}
+
+impl PreparedRule {
+    fn new(experiment: &Experiment) -> Self {
+        let rule = experiment.to_rule();
+        let json = serde_json::to_vec(&rule).unwrap_or_default();
+        let mut feature = serde_json::to_vec(&rule.key).unwrap_or_default();
+        feature.push(b':');
+        let _ = serde_json::to_writer(&mut feature, &growthbook::feature(&rule));
+        let served = ServedExperiment {
+            hash_attribute: rule.hash_attribute.clone(),
+            variants: rule.variants.iter().map(|v| v.key.clone()).collect(),
+            dimensions: rule.dimensions.clone(),
+            exposed_from: experiment.exposed_from(),
+        };
+        Self {
+            revision: experiment.revision,
+            environments: experiment.spec.environments.clone(),
+            rule,
+            json,
+            feature,
+            served,
+        }
+    }
+}
+
 /// What one environment is served, ready to evaluate and to serve. Its version is
 /// that of the store when its content last changed: a change elsewhere leaves it
 /// (and its ETag, and its stream) alone.
@@ -51,6 +91,8 @@ pub struct RulesetSnapshot {
     pub served: HashMap<String, ServedExperiment>,
     /// The body of `GET /api/features/{key}`, for GrowthBook's SDKs.
     pub growthbook: Bytes,
+    /// What it was made of, to tell whether a new version changes it.
+    prepared: Vec<Arc<PreparedRule>>,
 }
 
 impl RulesetSnapshot {
@@ -58,54 +100,68 @@ impl RulesetSnapshot {
         self.compiled.version()
     }
 
-    fn rules(&self) -> &[ExperimentRule] {
-        &self.compiled.ruleset().experiments
-    }
-
-    fn build(
-        experiments: &[&Experiment],
-        rules: Vec<ExperimentRule>,
-        source: &RulesetSource,
-    ) -> Self {
+    fn build(prepared: Vec<Arc<PreparedRule>>, source: &RulesetSource) -> Self {
+        let mut rules = b"[".to_vec();
+        for (i, p) in prepared.iter().enumerate() {
+            if i > 0 {
+                rules.push(b',');
+            }
+            rules.extend_from_slice(&p.json);
+        }
+        rules.push(b']');
+        let etag = format!("\"{}\"", &hex(&Sha256::digest(&rules))[..24]);
+        let etag = HeaderValue::try_from(etag).unwrap_or(HeaderValue::from_static("\"\""));
+        let mut body = format!("{{\"version\":{},\"experiments\":", source.version).into_bytes();
+        body.extend_from_slice(&rules);
+        body.push(b'}');
+        let served = prepared
+            .iter()
+            .map(|p| (p.rule.key.clone(), p.served.clone()))
+            .collect();
         let ruleset = Ruleset {
             version: source.version,
-            experiments: rules,
+            experiments: prepared.iter().map(|p| p.rule.clone()).collect(),
         };
-        let body = Bytes::from(serde_json::to_vec(&ruleset).unwrap_or_default());
-        let content = serde_json::to_vec(&ruleset.experiments).unwrap_or_default();
-        let etag = format!("\"{}\"", &hex(&Sha256::digest(&content))[..24]);
-        let etag = HeaderValue::try_from(etag).unwrap_or(HeaderValue::from_static("\"\""));
-        let served = experiments
-            .iter()
-            .zip(&ruleset.experiments)
-            .map(|(experiment, rule)| {
-                let served = ServedExperiment {
-                    hash_attribute: rule.hash_attribute.clone(),
-                    variants: rule.variants.iter().map(|v| v.key.clone()).collect(),
-                    dimensions: rule.dimensions.clone(),
-                    exposed_from: experiment.exposed_from(),
-                };
-                (rule.key.clone(), served)
-            })
-            .collect();
-        let growthbook = serde_json::json!({
-            "status": 200,
-            "features": growthbook::features(&ruleset.experiments),
-            "dateUpdated": growthbook::date_updated(source.updated_at),
-        });
-        let growthbook = Bytes::from(serde_json::to_vec(&growthbook).unwrap_or_default());
         let (compiled, warnings) = CompiledRuleset::compile(ruleset);
         for warning in warnings {
             tracing::warn!(%warning, "ruleset rule compiled to its safe default");
         }
         Self {
             compiled,
-            body,
+            body: Bytes::from(body),
             etag,
             served,
-            growthbook,
+            growthbook: Bytes::from(growthbook_body(&prepared, source.updated_at)),
+            prepared,
         }
     }
+
+    fn is_made_of(&self, prepared: &[Arc<PreparedRule>]) -> bool {
+        self.prepared.len() == prepared.len()
+            && self
+                .prepared
+                .iter()
+                .zip(prepared)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+/// `{"dateUpdated":…,"features":{…},"status":200}`, the features in key order
+/// as a JSON object writes them (keys are unique: they are the experiments').
+fn growthbook_body(prepared: &[Arc<PreparedRule>], updated_at: Millis) -> Vec<u8> {
+    let mut by_key: Vec<&PreparedRule> = prepared.iter().map(|p| &**p).collect();
+    by_key.sort_by(|a, b| a.rule.key.cmp(&b.rule.key));
+    let mut body = b"{\"dateUpdated\":".to_vec();
+    let _ = serde_json::to_writer(&mut body, &growthbook::date_updated(updated_at));
+    body.extend_from_slice(b",\"features\":{");
+    for (i, p) in by_key.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&p.feature);
+    }
+    body.extend_from_slice(b"},\"status\":200}");
+    body
 }
 
 /// Every environment's ruleset at one version of the store.
@@ -115,6 +171,8 @@ pub struct Rulesets {
     /// everywhere.
     everywhere: Arc<RulesetSnapshot>,
     named: HashMap<String, Arc<RulesetSnapshot>>,
+    /// Every served experiment, by key, made ready at its current revision.
+    prepared: HashMap<String, Arc<PreparedRule>>,
 }
 
 impl Rulesets {
@@ -128,43 +186,76 @@ impl Rulesets {
         self.named.get(environment).unwrap_or(&self.everywhere)
     }
 
+    /// The revision of each experiment these hold.
+    fn known(&self) -> KnownRevisions {
+        self.prepared
+            .iter()
+            .map(|(key, p)| (key.clone(), p.revision))
+            .collect()
+    }
+
     /// Builds each environment's snapshot, keeping `previous`'s where its
-    /// experiments did not change.
-    fn build(source: &RulesetSource, previous: Option<&Rulesets>) -> Self {
-        let mut named: Vec<&str> = source
+    /// experiments did not change, and preparing only the experiments the source
+    /// read again. `None` if the source names as unchanged an experiment
+    /// `previous` does not hold.
+    fn build(source: &RulesetSource, previous: Option<&Rulesets>) -> Option<Self> {
+        let ordered = source
             .experiments
             .iter()
-            .flat_map(|e| e.spec.environments.iter().map(String::as_str))
+            .map(|e| match e {
+                SourceExperiment::Read(experiment) => Some(Arc::new(PreparedRule::new(experiment))),
+                SourceExperiment::Unchanged(key) => previous?.prepared.get(key).cloned(),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let mut named: Vec<&str> = ordered
+            .iter()
+            .flat_map(|p| p.environments.iter().map(String::as_str))
             .collect();
         named.sort_unstable();
         named.dedup();
         let snapshot = |environment: Option<&str>| {
-            let experiments: Vec<&Experiment> = source
-                .experiments
+            let served: Vec<Arc<PreparedRule>> = ordered
                 .iter()
-                .filter(|e| match environment {
-                    None => e.spec.environments.is_empty(),
-                    Some(env) => is_served_in(&e.spec.environments, env),
+                .filter(|p| match environment {
+                    None => p.environments.is_empty(),
+                    Some(env) => is_served_in(&p.environments, env),
                 })
+                .cloned()
                 .collect();
-            let rules: Vec<ExperimentRule> = experiments.iter().map(|e| e.to_rule()).collect();
             let before = previous.map(|p| match environment {
                 None => &p.everywhere,
                 Some(env) => p.environment(env),
             });
             match before {
-                Some(before) if before.rules() == rules => before.clone(),
-                _ => Arc::new(RulesetSnapshot::build(&experiments, rules, source)),
+                Some(before) if before.is_made_of(&served) => before.clone(),
+                _ => Arc::new(RulesetSnapshot::build(served, source)),
             }
         };
-        Self {
+        Some(Self {
             version: source.version,
             everywhere: snapshot(None),
             named: named
                 .into_iter()
                 .map(|env| (env.to_owned(), snapshot(Some(env))))
                 .collect(),
+            prepared: ordered
+                .iter()
+                .map(|p| (p.rule.key.clone(), p.clone()))
+                .collect(),
+        })
+    }
+
+    /// Reads the source and builds from it, on top of `previous`.
+    async fn read(store: &dyn Store, previous: Option<&Rulesets>) -> Result<Self, StoreError> {
+        let known = previous.map(Rulesets::known).unwrap_or_default();
+        let source = store.ruleset_source(&known).await?;
+        if let Some(rulesets) = Rulesets::build(&source, previous) {
+            return Ok(rulesets);
         }
+        let source = store.ruleset_source(&KnownRevisions::new()).await?;
+        Rulesets::build(&source, None).ok_or_else(|| {
+            StoreError::Corrupt("the ruleset source named what it did not read".into())
+        })
     }
 }
 
@@ -178,8 +269,7 @@ pub struct RulesetHub {
 impl RulesetHub {
     /// Builds the hub from the store's current state.
     pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
-        let source = store.ruleset_source().await?;
-        let rulesets = Arc::new(Rulesets::build(&source, None));
+        let rulesets = Arc::new(Rulesets::read(store, None).await?);
         Ok(Self {
             current: watch::Sender::new(rulesets),
             refreshing: Mutex::new(()),
@@ -221,8 +311,7 @@ impl RulesetHub {
         if store.ruleset_version().await? <= current.version() {
             return Ok(());
         }
-        let source = store.ruleset_source().await?;
-        let rulesets = Rulesets::build(&source, Some(&current));
+        let rulesets = Rulesets::read(store, Some(&current)).await?;
         self.current.send_if_modified(|current| {
             let newer = rulesets.version() > current.version();
             if newer {
@@ -268,5 +357,104 @@ pub async fn follow_changes(
             return;
         };
         control.republish().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ExperimentSpec, LifecycleAction};
+    use serde_json::json;
+
+    fn running(key: &str, environments: &[&str], price: u32) -> Experiment {
+        let spec: ExperimentSpec = serde_json::from_value(json!({
+            "key": key,
+            "variants": [{"key": "control", "weight": 0.5, "value": {"price": 199}},
+                         {"key": "premium", "weight": 0.5, "value": {"price": price, "copy": "满99元包邮"}}],
+            "condition": {"country": {"$in": ["CN", "US"]}},
+            "environments": environments,
+        }))
+        .unwrap();
+        let mut experiment = Experiment::new_draft(spec, 1_000);
+        experiment.apply(&LifecycleAction::Start, 2_000).unwrap();
+        experiment
+    }
+
+    fn source(version: u64, experiments: Vec<Experiment>) -> RulesetSource {
+        RulesetSource {
+            version,
+            updated_at: 1_764_700_000_500,
+            experiments: experiments
+                .into_iter()
+                .map(|e| SourceExperiment::Read(Box::new(e)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn prepared_bodies_are_what_serde_writes_for_the_whole_ruleset() {
+        let experiments = vec![running("a-price", &[], 299), running("b-copy", &[], 249)];
+        let source = source(7, experiments.clone());
+        let rulesets = Rulesets::build(&source, None).unwrap();
+        let snapshot = rulesets.environment("production");
+        let rules: Vec<ExperimentRule> = experiments.iter().map(|e| e.to_rule()).collect();
+        let expected = Ruleset {
+            version: 7,
+            experiments: rules.clone(),
+        };
+        assert_eq!(snapshot.body, serde_json::to_vec(&expected).unwrap());
+        let content = serde_json::to_vec(&rules).unwrap();
+        let etag = format!("\"{}\"", &hex(&Sha256::digest(&content))[..24]);
+        assert_eq!(snapshot.etag, etag.as_str());
+        let features: serde_json::Map<String, serde_json::Value> = rules
+            .iter()
+            .map(|r| (r.key.clone(), growthbook::feature(r)))
+            .collect();
+        let growthbook = json!({
+            "status": 200,
+            "features": features,
+            "dateUpdated": growthbook::date_updated(source.updated_at),
+        });
+        assert_eq!(
+            snapshot.growthbook,
+            serde_json::to_vec(&growthbook).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_change_to_one_experiment_prepares_that_one_again_only() {
+        let experiments = vec![running("a", &[], 249), running("b", &["staging"], 249)];
+        let before = Rulesets::build(&source(1, experiments.clone()), None).unwrap();
+        assert_eq!(
+            before.known(),
+            KnownRevisions::from([("a".into(), 2), ("b".into(), 2)])
+        );
+        let mut b = experiments[1].clone();
+        b.revision += 1;
+        b.spec.variants[1].value = json!({"price": 259});
+        let changed = RulesetSource {
+            experiments: vec![
+                SourceExperiment::Unchanged("a".into()),
+                SourceExperiment::Read(Box::new(b)),
+            ],
+            ..source(2, Vec::new())
+        };
+        let after = Rulesets::build(&changed, Some(&before)).unwrap();
+        assert!(Arc::ptr_eq(&before.prepared["a"], &after.prepared["a"]));
+        assert!(!Arc::ptr_eq(&before.prepared["b"], &after.prepared["b"]));
+        assert!(
+            Arc::ptr_eq(
+                before.environment("production"),
+                after.environment("production")
+            ),
+            "production does not serve b: its snapshot, ETag and version stay"
+        );
+        let staging = after.environment("staging");
+        assert_eq!(staging.version(), 2);
+        assert!(String::from_utf8_lossy(&staging.body).contains("259"));
+        assert!(
+            Rulesets::build(&changed, None).is_none(),
+            "unchanged, but never read: built again from a full read"
+        );
     }
 }

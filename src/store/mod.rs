@@ -112,8 +112,20 @@ pub struct RulesetSource {
     pub version: u64,
     /// When the version was last bumped.
     pub updated_at: Millis,
-    pub experiments: Vec<Experiment>,
+    /// Every served experiment, in key order.
+    pub experiments: Vec<SourceExperiment>,
 }
+
+/// A served experiment as the ruleset source gives it: in full, or by key alone
+/// when the caller said it holds it at its current revision.
+#[derive(Debug, Clone)]
+pub enum SourceExperiment {
+    Unchanged(String),
+    Read(Box<Experiment>),
+}
+
+/// The revision the caller holds of each experiment, by key.
+pub type KnownRevisions = std::collections::HashMap<String, u64>;
 
 /// Makes the audit entry of a new row once its id is known, inside the transaction
 /// that stores both.
@@ -155,7 +167,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     async fn get_experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError>;
     async fn list_experiments(&self) -> Result<Vec<Experiment>, StoreError>;
-    async fn ruleset_source(&self) -> Result<RulesetSource, StoreError>;
+    /// The served experiments; those at a revision in `known` by key only, so that
+    /// a change to one experiment does not read and decode every other.
+    async fn ruleset_source(&self, known: &KnownRevisions) -> Result<RulesetSource, StoreError>;
     /// The current ruleset version alone: a cheap check before a re-read.
     async fn ruleset_version(&self) -> Result<u64, StoreError>;
     /// An experiment's audit entries, oldest first.

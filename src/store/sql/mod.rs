@@ -12,8 +12,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
-    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetSource, Store, StoreError,
-    TrackFact, VariantTotals,
+    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, KnownRevisions, RulesetSource,
+    SourceExperiment, Store, StoreError, TrackFact, VariantTotals,
 };
 use crate::domain::event::Expiry;
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook, WebhookFormat};
@@ -254,22 +254,53 @@ where
         Ok(version as u64)
     }
 
-    async fn ruleset_source(&self) -> Result<RulesetSource, StoreError> {
+    /// Experiments that changed since the caller's ruleset are read one by one up
+    /// to [`FEW_CHANGED`], in one scan past that (at startup, say).
+    async fn ruleset_source(&self, known: &KnownRevisions) -> Result<RulesetSource, StoreError> {
         let mut tx = self.reader.begin().await?;
         let (version, updated_at): (i64, i64) =
             sqlx::query_as("SELECT version, updated_at FROM ruleset_state WHERE id = 1")
                 .fetch_one(&mut *tx)
                 .await?;
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT definition FROM experiments WHERE status <> 'draft' ORDER BY key",
+        let served: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT key, revision FROM experiments WHERE status <> 'draft' ORDER BY key",
         )
         .fetch_all(&mut *tx)
         .await?;
+        let changed = served
+            .iter()
+            .filter(|(key, revision)| known.get(key) != Some(&(*revision as u64)))
+            .count();
+        let mut definitions: HashMap<String, String> = HashMap::with_capacity(changed);
+        if changed > FEW_CHANGED {
+            let all: Vec<(String, String)> =
+                sqlx::query_as("SELECT key, definition FROM experiments WHERE status <> 'draft'")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            definitions.extend(all);
+        }
+        let mut experiments = Vec::with_capacity(served.len());
+        for (key, revision) in served {
+            if known.get(&key) == Some(&(revision as u64)) {
+                experiments.push(SourceExperiment::Unchanged(key));
+                continue;
+            }
+            let definition = match definitions.remove(&key) {
+                Some(definition) => definition,
+                None => {
+                    sqlx::query_scalar("SELECT definition FROM experiments WHERE key = $1")
+                        .bind(&key)
+                        .fetch_one(&mut *tx)
+                        .await?
+                }
+            };
+            experiments.push(SourceExperiment::Read(Box::new(decode(&definition)?)));
+        }
         tx.commit().await?;
         Ok(RulesetSource {
             version: version as u64,
             updated_at,
-            experiments: rows.iter().map(|r| decode(r)).collect::<Result<_, _>>()?,
+            experiments,
         })
     }
 
@@ -823,6 +854,9 @@ where
         Ok(())
     }
 }
+
+/// Up to this many changed experiments, the ruleset source reads each by key.
+const FEW_CHANGED: usize = 16;
 
 const API_KEY_COLUMNS: &str = "id, name, role, environment, created_at, revoked_at";
 type ApiKeyRow = (i64, String, String, Option<String>, Millis, Option<Millis>);
