@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::ingest::IngestQueue;
+use crate::domain::validation::is_storable;
 use crate::domain::{now_millis, Event, EventKind};
 
 /// Distinct exposures waiting to be written.
@@ -74,7 +75,14 @@ impl ExposureLog {
         (log, writer)
     }
 
+    /// Queues an exposure. One for an id that cannot be stored (see
+    /// [`is_storable`]) is dropped here: in a batch, it would fail every other
+    /// exposure of the batch on PostgreSQL.
     pub fn record(&self, experiment: &str, variant: &str, user: &str, dimensions: Option<String>) {
+        if !is_storable(user) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let key = self.seen.key(experiment, variant, user);
         if self.seen.contains(key) {
             self.repeats.fetch_add(1, Ordering::Relaxed);
@@ -100,7 +108,8 @@ impl ExposureLog {
         }
     }
 
-    /// Exposures lost: the queue was full, or the database refused them for good.
+    /// Exposures lost: the queue was full, the id could not be stored, or the
+    /// database refused them for good.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::validation::{Problems, ValidationError};
+use super::validation::{is_storable, Problems, ValidationError, NUL_RULE};
 use super::{parse_rfc3339, Millis};
 
 /// By default, events further in the future than this are refused as a clock or
@@ -267,6 +267,7 @@ fn check_name(problems: &mut Problems, field: &str, text: &str, max_chars: usize
     if text.is_empty() || text.chars().count() > max_chars {
         problems.add(field, format!("must be 1 to {max_chars} characters"));
     }
+    problems.check(is_storable(text), field, NUL_RULE);
 }
 
 #[cfg(test)]
