@@ -710,7 +710,44 @@ async fn an_assigned_id_with_a_nul_character_is_dropped_alone(backend: Backend) 
     assert_eq!(users, 2);
 }
 
+/// Regression (issue 12, found by `tests/fuzz.rs` in a long run): a track value of
+/// 1e308 was accepted; its square made the variant's sum of squares infinite, and
+/// on SQLite every later batch for that variant then failed with 500 (inf − inf is
+/// NaN, which SQLite stores as NULL). Values beyond ±1e15 are now refused.
+async fn a_value_too_large_to_square_is_refused_and_ingestion_goes_on(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    let at = format!("{}T11:00:00Z", common::day(0));
+    let huge = json!({"events": [
+        exposure("x1", "u1", "premium", &at),
+        purchase("p1", "u1", 1e308, &at),
+    ]});
+    let reply = app.post("/sdk/v1/events", &app.sdk, huge).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(
+        reply.body["error"]["details"][0]["field"],
+        "events[1].value"
+    );
+    let fine = json!({"events": [
+        exposure("x1", "u1", "premium", &at),
+        purchase("p1", "u1", 1e15, &at),
+        purchase("p2", "u1", -1e15, &at),
+    ]});
+    let reply = app.post("/sdk/v1/events", &app.sdk, fine).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let reply = app
+        .post(
+            "/sdk/v1/events",
+            &app.sdk,
+            json!({"events": [purchase("p3", "u1", 1.0, &at)]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+}
+
 on_both_backends!(
+    a_value_too_large_to_square_is_refused_and_ingestion_goes_on,
     an_event_with_a_nul_character_is_refused_not_a_500,
     an_assigned_id_with_a_nul_character_is_dropped_alone,
 );
