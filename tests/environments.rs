@@ -290,7 +290,21 @@ async fn next_event(body: &mut Body) -> Option<String> {
     }
 }
 
+/// Regression (issue 12, found by `tests/fuzz.rs` on PostgreSQL, whose text cannot
+/// hold U+0000): an environment named with a NUL character was a 500. It is now
+/// refused with 400 on both backends.
+async fn an_environment_name_with_a_nul_character_is_refused(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let staging = json!({"key": "staging", "name": "Sta\u{0}ging"});
+    let reply = app.post("/api/v1/environments", &app.admin, staging).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(reply.body["error"]["details"][0]["field"], "name");
+    let listed = app.get("/api/v1/environments", &app.analyst).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+}
+
 on_both_backends!(
+    an_environment_name_with_a_nul_character_is_refused,
     environments_are_listed_created_once_and_validated,
     an_experiment_may_name_only_defined_environments,
     each_key_is_served_its_environment_only,

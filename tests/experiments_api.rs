@@ -547,7 +547,40 @@ async fn unknown_fields_in_definitions_are_refused_by_name(backend: Backend) {
     assert_eq!(round_trip.body["coverage"], 0.5);
 }
 
+/// Regression (issue 12, found by `tests/fuzz.rs` on PostgreSQL, whose text cannot
+/// hold U+0000): a key with a NUL character in the path was a 500 wherever it was
+/// looked up, and so was a key named with one. The lookups now find nothing, and
+/// names with NUL are refused on both backends.
+async fn a_key_with_a_nul_character_is_not_found_and_such_names_are_refused(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    for (method, path) in [
+        (Method::GET, "/api/v1/experiments/a%00b"),
+        (Method::PATCH, "/api/v1/experiments/a%00b"),
+        (Method::POST, "/api/v1/experiments/a%00b/start"),
+        (Method::POST, "/api/v1/experiments/a%00b/guard/check"),
+        (Method::GET, "/api/v1/experiments/a%00b/audit"),
+        (Method::GET, "/api/v1/experiments/a%00b/report"),
+        (Method::GET, "/api/v1/metrics/a%00b"),
+    ] {
+        let body = Body::from(json!({"name": "x"}).to_string());
+        let reply = app.send(method.clone(), path, Some(&app.admin), body).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let mut spec = pricing_spec();
+    spec["key"] = json!("pricing-q5");
+    spec["name"] = json!("Premium\u{0}price");
+    let reply = app.post("/api/v1/experiments", &app.editor, spec).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&reply.body), ["name"]);
+    let key = json!({"role": "editor", "name": "ci\u{0}bot"});
+    let reply = app.post("/api/v1/keys", &app.admin, key).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&reply.body), ["name"]);
+}
+
 on_both_backends!(
+    a_key_with_a_nul_character_is_not_found_and_such_names_are_refused,
     unknown_fields_in_definitions_are_refused_by_name,
     keys_named_guard_scheduler_or_cli_are_refused,
     audit_entries_say_what_kind_of_actor_acted,

@@ -115,6 +115,29 @@ async fn an_erased_user_leaves_no_trace_in_the_totals(backend: Backend) {
 
 on_both_backends!(an_erased_user_leaves_no_trace_in_the_totals);
 
+/// Regression (issue 12, found by `tests/fuzz.rs` on PostgreSQL, whose text cannot
+/// hold U+0000): erasing an id with a NUL character was a 500. No stored id holds
+/// one, so it is refused with 400 on both backends, and nothing is audited.
+async fn erasing_an_id_with_a_nul_character_is_refused_not_a_500(backend: Backend) {
+    let app = running(backend, traffic(None)).await;
+    let before = state_of(&app).await;
+    let path = "/api/v1/users/erin%00";
+    let reply = app
+        .send(Method::DELETE, path, Some(&app.admin), Body::empty())
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(state_of(&app).await, before);
+    let audit = app.get("/api/v1/audit", &app.admin).await;
+    assert!(audit
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["action"] != "user_erase"));
+}
+
+on_both_backends!(erasing_an_id_with_a_nul_character_is_refused_not_a_500);
+
 /// With `--pseudonymize-users`, the database holds keyed hashes, never the ids
 /// apps send (from `/sdk/v1/events` and from server-side exposures alike); the
 /// report counts the same users, and erasing by the raw id still works.

@@ -1,12 +1,14 @@
 //! Every route × every kind of caller: no key, an unknown key, a revoked key, and
 //! each role. The routes are read from the API's router definitions in
-//! `src/api/`, so a new route without a row in [`ACCESS`] fails this test.
+//! `src/api/` ([`declared_routes`]), so a new route without a row in [`ACCESS`]
+//! fails this test.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use common::routes::declared_routes;
 use common::{Backend, TestApp};
 use serde_json::json;
 use sluice::domain::Role;
@@ -90,48 +92,6 @@ const ACCESS: &[(&str, &str, Access)] = &[
         Access::Role(Role::Sdk),
     ),
 ];
-
-/// Every `(method, path)` the API's routers declare, from their source: each
-/// `.route("PATH", get(..).post(..))` in `src/api/*.rs`.
-fn declared_routes() -> Vec<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
-    let mut routes = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let mut rest = source.as_str();
-        while let Some(at) = rest.find(".route(") {
-            let call = &rest[at + ".route(".len()..];
-            let inside = &call[..closing_paren(call)];
-            let path = inside.split('"').nth(1).unwrap().to_owned();
-            for method in ["get", "post", "patch", "put", "delete"] {
-                if inside.contains(&format!("{method}(")) {
-                    routes.push((method.to_uppercase(), path.clone()));
-                }
-            }
-            rest = &call[inside.len()..];
-        }
-    }
-    routes.sort();
-    routes
-}
-
-/// The index of the parenthesis closing the call whose arguments `text` starts.
-fn closing_paren(text: &str) -> usize {
-    let mut depth = 1;
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return i;
-                }
-            }
-            _ => {}
-        }
-    }
-    text.len()
-}
 
 #[test]
 fn every_declared_route_has_a_row() {

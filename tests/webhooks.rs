@@ -546,7 +546,26 @@ async fn report_after_hours_sends_one_report_ready_in_every_format(backend: Back
     assert_eq!(reports[0]["actor_kind"], "scheduler");
 }
 
+/// Regression (issue 12, found by `tests/fuzz.rs` on PostgreSQL, whose text cannot
+/// hold U+0000): a webhook URL or secret with a NUL character was a 500. Both are
+/// now refused with 400 on both backends.
+async fn a_webhook_url_or_secret_with_a_nul_character_is_refused(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let hook =
+        json!({"url": "http://x/\u{0}", "secret": format!("{SECRET}\u{0}"), "events": ["*"]});
+    let reply = app.post("/api/v1/webhooks", &app.admin, hook).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    let fields: Vec<&str> = reply.body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["url", "secret"]);
+}
+
 on_both_backends!(
+    a_webhook_url_or_secret_with_a_nul_character_is_refused,
     a_rollback_is_announced_signed_and_logged,
     webhooks_are_admin_only_and_validated,
     each_chat_format_tells_of_a_rollback_as_its_service_documents,

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::ingest::IngestQueue;
+use crate::domain::validation::is_storable;
 use crate::domain::{now_millis, Event, EventKind};
 
 /// Distinct exposures waiting to be written.
@@ -79,6 +80,8 @@ impl ExposureLog {
     }
 
     /// Queues a first exposure; waits while the queue is full (see the module).
+    /// One for an id that cannot be stored (see [`is_storable`]) is dropped here:
+    /// in a batch, it would fail every other exposure of the batch on PostgreSQL.
     pub async fn record(
         &self,
         experiment: &str,
@@ -86,6 +89,10 @@ impl ExposureLog {
         user: &str,
         dimensions: Option<String>,
     ) {
+        if !is_storable(user) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let key = self.seen.key(experiment, variant, user);
         if self.seen.contains(key) {
             self.repeats.fetch_add(1, Ordering::Relaxed);
@@ -119,7 +126,8 @@ impl ExposureLog {
         }
     }
 
-    /// Exposures lost: the queue was full, or the database refused them for good.
+    /// Exposures lost: the queue was full, the id could not be stored, or the
+    /// database refused them for good.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

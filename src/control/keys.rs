@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{settings_entry, ControlError};
 use crate::domain::key::secret_digest;
+use crate::domain::validation::{is_storable, NUL_RULE};
 use crate::domain::{
     hex, now_millis, Actor, ActorKind, ApiKey, AuditAction, AuditSubject, NewApiKey, Role,
     ValidationError,
@@ -47,6 +48,9 @@ impl KeyRequest {
                 "name",
                 format!("must be 1 to {MAX_NAME_CHARS} characters"),
             ));
+        }
+        if !is_storable(name) {
+            return Err(ValidationError::single("name", NUL_RULE));
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ use crate::domain::event::{
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
 use crate::domain::totals::VariantTotals;
-use crate::domain::validation::from_json_exact;
+use crate::domain::validation::{from_json_exact, is_storable, NUL_RULE};
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
     format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Environment,
@@ -318,6 +318,9 @@ impl Control {
     pub async fn erase_user(&self, user: &str, actor: &Actor) -> Result<u64, ControlError> {
         if user.is_empty() {
             return Err(ValidationError::single("user", "must not be empty").into());
+        }
+        if !is_storable(user) {
+            return Err(ValidationError::single("user", NUL_RULE).into());
         }
         let audit = settings_entry(
             AuditSubject::User(crate::domain::key::hash_secret(user)),

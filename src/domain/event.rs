@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::validation::{Problems, ValidationError};
+use super::validation::{is_storable, Problems, ValidationError, NUL_RULE};
 use super::{parse_rfc3339, Millis};
 
 /// By default, events further in the future than this are refused as a clock or
@@ -12,6 +12,11 @@ pub const DEFAULT_MAX_CLOCK_SKEW_MS: Millis = 24 * 3600 * 1000;
 const MAX_ID_CHARS: usize = 128;
 const MAX_USER_CHARS: usize = 256;
 const MAX_NAME_CHARS: usize = 128;
+/// The largest magnitude of a track event's value: far above any price or count,
+/// and far enough below `f64::MAX` that per-user sums and their squares in the
+/// running totals stay finite. (An infinite sum of squares once made every later
+/// commit to that variant fail on SQLite, which stores the next NaN as NULL.)
+pub const MAX_ABS_VALUE: f64 = 1e15;
 
 /// One event as the wire carries it; checked by [`validate_batch`].
 #[derive(Debug, Clone, Deserialize)]
@@ -254,8 +259,9 @@ fn track_kind(
     };
     check_name(problems, &field("event"), event, MAX_NAME_CHARS);
     let value = input.value.unwrap_or(1.0);
-    if !value.is_finite() {
-        problems.add(field("value"), "must be a finite number");
+    if !value.is_finite() || value.abs() > MAX_ABS_VALUE {
+        let range = format!("must be a number from -{MAX_ABS_VALUE:e} to {MAX_ABS_VALUE:e}");
+        problems.add(field("value"), range);
     }
     Some(EventKind::Track {
         event: event.clone(),
@@ -267,6 +273,7 @@ fn check_name(problems: &mut Problems, field: &str, text: &str, max_chars: usize
     if text.is_empty() || text.chars().count() > max_chars {
         problems.add(field, format!("must be 1 to {max_chars} characters"));
     }
+    problems.check(is_storable(text), field, NUL_RULE);
 }
 
 #[cfg(test)]

@@ -152,13 +152,23 @@ pub fn is_valid_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Checks a free-text field's length in characters.
+/// Checks a free-text field's length in characters, and that it can be stored.
 pub fn check_text(problems: &mut Problems, field: &str, text: &str, max_chars: usize) {
     problems.check(
         text.chars().count() <= max_chars,
         field,
         format!("must be at most {max_chars} characters"),
     );
+    problems.check(is_storable(text), field, NUL_RULE);
+}
+
+/// The rule for text that is stored: PostgreSQL's `text` cannot hold U+0000, and
+/// both backends accept the same input.
+pub const NUL_RULE: &str = "must not contain the NUL character (U+0000)";
+
+/// Whether every backend can store `text` (see [`NUL_RULE`]).
+pub fn is_storable(text: &str) -> bool {
+    !text.contains('\0')
 }
 
 #[cfg(test)]

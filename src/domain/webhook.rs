@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use super::audit::{ActorKind, AuditAction};
 use super::experiment::Status;
-use super::validation::{Problems, ValidationError};
+use super::validation::{is_storable, Problems, ValidationError, NUL_RULE};
 use super::Millis;
 
 /// Subscribes a webhook to every event.
@@ -108,6 +108,7 @@ impl NewWebhook {
             "url",
             "must be an http:// or https:// URL",
         );
+        problems.check(is_storable(&self.url), "url", NUL_RULE);
         self.validate_secret(&mut problems);
         problems.check(
             !self.events.is_empty(),
@@ -136,11 +137,14 @@ impl NewWebhook {
                 "secret",
                 format!("must be left out: {format} incoming webhooks are not signed (the URL is the secret)"),
             ),
-            (Some(secret), _) => problems.check(
-                secret.len() >= 16 && secret.len() <= 256,
-                "secret",
-                "must be 16 to 256 characters",
-            ),
+            (Some(secret), _) => {
+                problems.check(
+                    secret.len() >= 16 && secret.len() <= 256,
+                    "secret",
+                    "must be 16 to 256 characters",
+                );
+                problems.check(is_storable(secret), "secret", NUL_RULE);
+            }
             (None, _) => {}
         }
     }

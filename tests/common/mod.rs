@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod process;
+pub mod routes;
 
 use std::sync::{Arc, Mutex};
 
@@ -164,12 +165,7 @@ impl TestApp {
 
     /// A server on a database prepared by the caller.
     pub async fn on_db(db: TestDb) -> Self {
-        let options = ServerOptions {
-            max_event_skew: TEST_EVENT_SKEW,
-            public_url: sluice::control::PublicUrl::parse(PUBLIC_URL).unwrap(),
-            ..ServerOptions::default()
-        };
-        Self::on_db_with(db, options).await
+        Self::on_db_with(db, test_options()).await
     }
 
     /// A server with these options on a database prepared by the caller.
@@ -271,6 +267,16 @@ pub fn day(n: i64) -> String {
         u8::from(date.month()),
         date.day()
     )
+}
+
+/// The options of test servers: events may be stamped a few days ahead, and chat
+/// messages link to [`PUBLIC_URL`].
+pub fn test_options() -> ServerOptions {
+    ServerOptions {
+        max_event_skew: TEST_EVENT_SKEW,
+        public_url: sluice::control::PublicUrl::parse(PUBLIC_URL).unwrap(),
+        ..ServerOptions::default()
+    }
 }
 
 /// Where test servers say their dashboard is, for links in chat messages.

@@ -16,6 +16,7 @@ use super::{
     SourceExperiment, Store, StoreError, TrackFact, VariantTotals,
 };
 use crate::domain::event::Expiry;
+use crate::domain::validation::is_storable;
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook, WebhookFormat};
 use crate::domain::{
     format_millis, ActorKind, ApiKey, AuditEntry, AuditSubject, Environment, Event, Experiment,
@@ -161,6 +162,10 @@ where
     }
 
     async fn get_metric(&self, key: &str) -> Result<Option<Metric>, StoreError> {
+        // Nothing stored holds NUL, and PostgreSQL refuses to be asked about it.
+        if !is_storable(key) {
+            return Ok(None);
+        }
         let row: Option<String> =
             sqlx::query_scalar("SELECT definition FROM metrics WHERE key = $1")
                 .bind(key)
@@ -231,6 +236,10 @@ where
     }
 
     async fn get_experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError> {
+        // Nothing stored holds NUL, and PostgreSQL refuses to be asked about it.
+        if !is_storable(key) {
+            return Ok(None);
+        }
         let row: Option<String> =
             sqlx::query_scalar("SELECT definition FROM experiments WHERE key = $1")
                 .bind(key)
