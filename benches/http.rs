@@ -103,10 +103,7 @@ async fn sluice_server(backend: Backend, experiments: usize) -> Target {
     define_running(&store, experiments).await;
     let options = ServerOptions {
         limits: Limits {
-            rates: RateLimits {
-                sdk: 0,
-                management: 0,
-            },
+            rates: RateLimits::OFF,
             ..Limits::default()
         },
         ..ServerOptions::default()

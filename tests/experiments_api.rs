@@ -8,16 +8,7 @@ use axum::http::{Method, StatusCode};
 use common::{pricing_spec, Backend, TestApp};
 use serde_json::{json, Value};
 
-fn fields(body: &serde_json::Value) -> Vec<String> {
-    body["error"]["details"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .map(|p| p["field"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use common::problem_fields as fields;
 
 async fn an_experiment_is_created_as_a_draft_with_defaults(backend: Backend) {
     let app = TestApp::on(backend).await;

@@ -367,13 +367,9 @@ impl Fixture {
 
 /// The test servers' options, without rate limits.
 fn unlimited() -> ServerOptions {
-    let rates = RateLimits {
-        sdk: 0,
-        management: 0,
-    };
     ServerOptions {
         limits: Limits {
-            rates,
+            rates: RateLimits::OFF,
             ..Limits::default()
         },
         ..test_options()

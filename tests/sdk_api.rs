@@ -670,12 +670,7 @@ async fn an_event_with_a_nul_character_is_refused_not_a_500(backend: Backend) {
     ]});
     let reply = app.post("/sdk/v1/events", &app.sdk, batch).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
-    let fields: Vec<&str> = reply.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = common::problem_fields(&reply.body);
     assert_eq!(
         fields,
         ["events[0].id", "events[1].user", "events[2].event"]

@@ -146,12 +146,7 @@ async fn webhooks_are_admin_only_and_validated(backend: Backend) {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let fields: Vec<&str> = bad.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = common::problem_fields(&bad.body);
     assert_eq!(fields, ["url", "secret", "events[0]"]);
     let created = app
         .post(
@@ -555,12 +550,7 @@ async fn a_webhook_url_or_secret_with_a_nul_character_is_refused(backend: Backen
         json!({"url": "http://x/\u{0}", "secret": format!("{SECRET}\u{0}"), "events": ["*"]});
     let reply = app.post("/api/v1/webhooks", &app.admin, hook).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
-    let fields: Vec<&str> = reply.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = common::problem_fields(&reply.body);
     assert_eq!(fields, ["url", "secret"]);
 }
 

@@ -36,6 +36,14 @@ pub struct RateLimits {
     pub management: u32,
 }
 
+impl RateLimits {
+    /// No limit on either surface.
+    pub const OFF: Self = Self {
+        sdk: 0,
+        management: 0,
+    };
+}
+
 impl Default for RateLimits {
     /// Far above what a busy app sends with one key to one server, far below
     /// what a loop without a pause does.

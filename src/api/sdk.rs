@@ -2,6 +2,7 @@
 //! server-side assignment with the SDK's own evaluation core, and event ingestion.
 
 use std::convert::Infallible;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -174,9 +175,12 @@ async fn assign(
         log_exposures(&state, snapshot, &request.user, &assignments).await;
     }
     let mut body = Vec::with_capacity(64 + 160 * assignments.len());
-    body.extend_from_slice(b"{\"version\":");
-    body.extend_from_slice(compiled.version().to_string().as_bytes());
-    body.extend_from_slice(b",\"assignments\":");
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        body,
+        "{{\"version\":{},\"assignments\":",
+        compiled.version()
+    );
     compiled.write_assignments(&assignments, &mut body);
     body.push(b'}');
     Ok((

@@ -3,8 +3,8 @@
 //! wait on the database. When first exposures arrive faster than the database takes
 //! them and the queue is full, assignment waits for room (at most
 //! [`QUEUE_FULL_WAIT`]): slowing callers beats losing exposures. Only past that is
-//! an exposure dropped, and counted. Each exposure's id is derived from experiment, variant and user, so repeats are
-//! stored once.
+//! an exposure dropped, and counted. Each exposure's id is derived from experiment,
+//! variant and user, so repeats are stored once.
 //!
 //! Repeats are dropped before the queue: an app assigns the same user again and
 //! again, and a queue full of exposures already logged used to crowd out first

@@ -279,6 +279,18 @@ pub fn test_options() -> ServerOptions {
     }
 }
 
+/// The `field` of each problem in an API error's `details`, in order.
+pub fn problem_fields(body: &Value) -> Vec<String> {
+    body["error"]["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|p| p["field"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Where test servers say their dashboard is, for links in chat messages.
 pub const PUBLIC_URL: &str = "https://sluice.test";
 

@@ -276,10 +276,8 @@ where
         )
         .fetch_all(&mut *tx)
         .await?;
-        let changed = served
-            .iter()
-            .filter(|(key, revision)| known.get(key) != Some(&(*revision as u64)))
-            .count();
+        let is_known = |key: &String, revision: i64| known.get(key) == Some(&(revision as u64));
+        let changed = served.iter().filter(|(k, r)| !is_known(k, *r)).count();
         let mut definitions: HashMap<String, String> = HashMap::with_capacity(changed);
         if changed > FEW_CHANGED {
             let all: Vec<(String, String)> =
@@ -290,7 +288,7 @@ where
         }
         let mut experiments = Vec::with_capacity(served.len());
         for (key, revision) in served {
-            if known.get(&key) == Some(&(revision as u64)) {
+            if is_known(&key, revision) {
                 experiments.push(SourceExperiment::Unchanged(key));
                 continue;
             }
