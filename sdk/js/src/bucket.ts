@@ -1,6 +1,6 @@
 // Bucket ranges, coverage and namespaces (SPEC.md §4), as GrowthBook defines them.
 
-import { bucketV1, fnvFeed, fnv1a32 } from "./hash.js";
+import { hasher } from "./hash.js";
 
 /** A half-open range [start, end) of the hash space. */
 export type BucketRange = [number, number];
@@ -43,8 +43,11 @@ export function chooseVariation(n: number, ranges: readonly BucketRange[]): numb
   return -1;
 }
 
-/** Whether the unit falls in [lo, hi) of namespace `name` (hash version 1, seed "__" + name). */
-export function inNamespace(unitId: string, name: string, range: readonly [number, number]): boolean {
-  const n = bucketV1(fnvFeed(fnv1a32(unitId), "__" + name)) / 1000;
-  return n >= range[0] && n < range[1];
+/** Whether a unit id falls in [lo, hi) of namespace `name` (hash version 1, seed "__" + name), as a test built once. */
+export function inNamespace(name: string, [lo, hi]: readonly [number, number]): (unitId: string) => boolean {
+  const hash = hasher("__" + name, 1);
+  return (id) => {
+    const n = hash(id);
+    return n >= lo && n < hi;
+  };
 }

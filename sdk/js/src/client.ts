@@ -2,7 +2,7 @@
 // the /sdk/v1/stream push, polling as a fallback), exposures logged once per
 // user and experiment, and events batched to /sdk/v1/events.
 
-import { eventQueue, type ApiEvent, type Transport } from "./events.js";
+import { eventQueue, sleep, type ApiEvent, type Transport } from "./events.js";
 import { compile, unitId, type Assignment, type Attributes, type Compiled, type Warning } from "./ruleset.js";
 import { readEvents } from "./sse.js";
 
@@ -84,14 +84,10 @@ export interface Client {
 /** A reconnecting stream idle this long (the server sends keep-alives every 15 s) was dropped on the way. */
 const STREAM_IDLE_MS = 60_000;
 
-/** A version 4 UUID; without crypto.randomUUID (React Native, plain-HTTP pages) from Math.random. */
-function uuid(): string {
-  const random = globalThis.crypto?.randomUUID;
-  if (random) return random.call(globalThis.crypto);
-  return "10000000-1000-4000-8000-100000000000".replace(/[018]/g, (c) => (+c ^ ((Math.random() * 16) >> (+c / 4))).toString(16));
-}
+/** An event id: a UUID, or without crypto.randomUUID (React Native, plain-HTTP pages) about 100 bits from Math.random. */
+const eventId = () => globalThis.crypto?.randomUUID?.() ?? Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
 
-const event = (fields: Record<string, unknown> & Pick<ApiEvent, "type" | "user">): ApiEvent => ({ id: uuid(), ...fields, ts: new Date().toISOString() });
+const event = (fields: Record<string, unknown> & Pick<ApiEvent, "type" | "user">): ApiEvent => ({ id: eventId(), ...fields, ts: new Date().toISOString() });
 
 /** Creates a client and starts fetching the ruleset; `await client.ready()` before the first assign. */
 export function createClient(options: ClientOptions): Client {
@@ -195,9 +191,9 @@ export function createClient(options: ClientOptions): Client {
       stopStream = () => connection.abort();
       try {
         const res = await request("/sdk/v1/stream", { headers: { Accept: "text/event-stream" } }, connection);
-        const reader = res.ok ? res.body?.getReader() : undefined;
-        if (res.ok && !reader) return; // no streaming fetch here (React Native): polling only
-        if (reader) {
+        if (res.ok) {
+          const reader = res.body?.getReader();
+          if (!reader) return; // no streaming fetch here (React Native): polling only
           stats.streamConnects++;
           delay = o.retryInitial;
           await readEvents(reader, STREAM_IDLE_MS, (name, data) => name === "ruleset" && onRuleset(data));
@@ -206,11 +202,7 @@ export function createClient(options: ClientOptions): Client {
         // Reconnect below.
       }
       if (closed) return;
-      // close() clears the timer: the loop then ends here.
-      await new Promise((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        stopStream = () => clearTimeout(timer);
-      });
+      await sleep(delay, (cancel) => (stopStream = cancel));
     }
   }
 

@@ -84,11 +84,6 @@ function anyOf(parts: Predicate[]): Predicate {
   return parts.length === 0 ? always : (doc) => parts.some((p) => p(doc));
 }
 
-/** `$nor`: none holds; an empty `$nor` is false, as in GrowthBook. */
-function noneOf(parts: Predicate[]): Predicate {
-  return parts.length === 0 ? never : (doc) => !parts.some((p) => p(doc));
-}
-
 /** Deep equality with a JSON literal; numbers by value, object key order ignored. */
 function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
@@ -140,7 +135,8 @@ function inList(members: unknown[], fold: boolean): Test {
   return (v) => (Array.isArray(v) ? v.some(has) : has(v));
 }
 
-const LOGIC = { $and: allOf, $or: anyOf, $nor: noneOf };
+/** `$nor` is not `$or`: an empty `$nor` is false, as in GrowthBook. */
+const LOGIC = { $and: allOf, $or: anyOf, $nor: (parts: Predicate[]) => negate(anyOf(parts)) };
 
 /**
  * Compiles a condition (`null` matches everyone). `groups` are the saved
@@ -194,14 +190,6 @@ export function compileCondition(condition: unknown, groups: SavedGroups = {}): 
       case "$eq": case "$ne":
         is(arg === null || typeof arg !== "object", PRIMITIVE);
         return (v) => COMPARE[name](v, arg);
-      case "$lt": case "$lte": case "$gt": case "$gte": case "$veq": case "$vne": case "$vgt": case "$vgte": case "$vlt": case "$vlte": {
-        is(typeof arg === "string" || typeof arg === "number", "a string or number");
-        // JavaScript's own `<` and `===`: the spec's semantics exactly.
-        const compare = COMPARE[name.replace("$v", "$")];
-        if (name[1] !== "v") return (v) => compare(v, arg);
-        const padded = paddedVersion(arg);
-        return (v) => compare(paddedVersion(v), padded);
-      }
       case "$exists":
         is(typeof arg === "boolean", "a boolean");
         return arg ? (v) => v !== null : (v) => v === null;
@@ -253,8 +241,17 @@ export function compileCondition(condition: unknown, groups: SavedGroups = {}): 
         if (!TYPES.includes(arg as string)) return fail(at, "a type name");
         return (v) => typeOf(v) === arg;
     }
-    report(at, `unknown operator ${name}`);
-    return never;
+    // The comparisons: JavaScript's own `<` and `===`, the spec's semantics
+    // exactly; `$vgt`, `$veq`, … compare padded versions of both sides.
+    const compare = COMPARE[name.replace("$v", "$")];
+    if (!compare) {
+      report(at, `unknown operator ${name}`);
+      return never;
+    }
+    is(typeof arg === "string" || typeof arg === "number", "a string or number");
+    if (name[1] !== "v") return (v) => compare(v, arg);
+    const padded = paddedVersion(arg);
+    return (v) => compare(paddedVersion(v), padded);
   }
 
   const predicate = condition === null || condition === undefined ? always : node(condition, "");

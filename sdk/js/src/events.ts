@@ -35,6 +35,14 @@ export interface EventQueue {
 /** Beacons and keepalive requests may have 64 KiB in flight in all. */
 const UNLOAD_BYTES = 60_000;
 
+/** Resolves after `ms`, or as soon as the function given to `onCancel` is called. */
+export function sleep(ms: number, onCancel: (cancel: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    onCancel(() => (clearTimeout(timer), resolve()));
+  });
+}
+
 /** The indices of the events a 400 names in its `details` (`events[3].user`). */
 function rejectedIndices(body: any): Set<number> {
   const details = body?.error?.details;
@@ -92,10 +100,7 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
         return;
       }
       backingOff = true;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        wake = () => (clearTimeout(timer), resolve());
-      });
+      await sleep(delay, (cancel) => (wake = cancel));
       backingOff = false;
       delay = Math.min(delay * 2, o.retryMax);
     }

@@ -9,7 +9,7 @@
 
 import { chooseVariation, clampCoverage, getBucketRanges, inNamespace, weightProblem } from "./bucket.js";
 import { compileCondition, isObject, property, type Predicate } from "./condition.js";
-import { bucketV1, bucketV2, fnv1a32, fnvFeed } from "./hash.js";
+import { hasher } from "./hash.js";
 
 /** Why a user got the variant they got. */
 export type Reason =
@@ -59,14 +59,12 @@ interface Experiment extends ExposureRule {
 }
 
 type Json = Record<string, unknown>;
-const EMPTY: Attributes = Object.freeze({});
+const EMPTY: Json = Object.freeze({});
+const asObject = (v: unknown): Json => (isObject(v) ? v : EMPTY);
+const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const nonEmpty = (v: unknown, fallback: string): string => (typeof v === "string" && v !== "" ? v : fallback);
 /** Statuses that serve control to everyone, with the status as the reason. */
-const STOPPED: Reason[] = ["draft", "paused", "rolled_back", "stopped"];
-
-/** JSON with sorted keys: equal conditions, whatever their key order, share one id. */
-function canonical(v: unknown): string {
-  return JSON.stringify(v, (_, x) => (isObject(x) ? Object.fromEntries(Object.entries(x).sort()) : x));
-}
+const STOPPED: readonly string[] = ["draft", "paused", "rolled_back", "stopped"];
 
 /**
  * The unit id (SPEC.md §2): a non-empty string as is, a non-zero number as
@@ -89,7 +87,7 @@ interface Condition {
 function conditionCache(): (condition: unknown) => Condition {
   const byJson = new Map<string, Condition>();
   return (condition) => {
-    const json = canonical(condition);
+    const json = JSON.stringify(condition);
     let c = byJson.get(json);
     if (!c) {
       const { predicate, problems } = compileCondition(condition);
@@ -118,7 +116,7 @@ interface Variant {
 
 function variantsOf(rule: Json, fail: (m: string) => void): Variant[] {
   if (!Array.isArray(rule.variants)) fail("variants: not an array");
-  const variants = (Array.isArray(rule.variants) ? rule.variants : []).map((v: unknown, i): Variant => {
+  const variants = asArray(rule.variants).map((v, i): Variant => {
     if (isObject(v) && typeof v.key === "string") {
       return { key: v.key, weight: typeof v.weight === "number" ? v.weight : NaN, value: v.value ?? null };
     }
@@ -136,9 +134,9 @@ type Result = (i: number, reason: Reason) => Assignment;
 
 /** Compiles one rule; problems go to `warn`. */
 function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condition, warn: (m: string) => void): Experiment {
-  const hashAttribute = typeof rule.hash_attribute === "string" && rule.hash_attribute !== "" ? rule.hash_attribute : "id";
+  const hashAttribute = nonEmpty(rule.hash_attribute, "id");
   if (rule.hash_attribute === "") warn('hash_attribute "": using "id"');
-  const dimensions = Array.isArray(rule.dimensions) ? rule.dimensions.filter((d): d is string => typeof d === "string") : [];
+  const dimensions = asArray(rule.dimensions).filter((d): d is string => typeof d === "string");
   return { hashAttribute, dimensions, evaluate: evaluator(rule, key, hashAttribute, conditionOf, warn) };
 }
 
@@ -168,7 +166,7 @@ function evaluator(rule: Json, key: string, hashAttribute: string, conditionOf: 
   const shipped = shippedIndex(rule, variants, warn);
 
   const status = rule.status as Reason | "running";
-  if (status !== "running" && STOPPED.includes(status)) return fixed(result(0, status));
+  if (STOPPED.includes(status)) return fixed(result(0, status as Reason));
   if (status !== "running" && status !== "shipped") fail(`status ${status}`);
   if (invalid) return fixed(result(0, "invalid_rule"));
   if (status === "shipped") return fixed(result(shipped, "shipped"));
@@ -178,23 +176,15 @@ function evaluator(rule: Json, key: string, hashAttribute: string, conditionOf: 
   const weights = variants.map((v) => v.weight);
   const problem = weightProblem(variants.length, weights);
   if (problem) warn(`${problem}: equal weights`);
-  const seed = typeof rule.seed === "string" && rule.seed !== "" ? rule.seed : key;
   const ranges = getBucketRanges(variants.length, coverage, weights);
-  return running(property(hashAttribute), condition, namespace, ranges, bucketer(seed, hashVersion as 1 | 2), result);
-}
-
-/** The hash in [0, 1) of a unit id under this seed and hash version. */
-function bucketer(seed: string, version: 1 | 2): (id: string) => number {
-  if (version === 1) return (id) => bucketV1(fnvFeed(fnv1a32(id), seed)) / 1000;
-  const seedState = fnv1a32(seed);
-  return (id) => bucketV2(fnvFeed(seedState, id)) / 10000;
+  return running(property(hashAttribute), condition, namespace, ranges, hasher(nonEmpty(rule.seed, key), hashVersion as 1 | 2), result);
 }
 
 /** The evaluation order of a running experiment: condition, unit id, namespace, split. */
 function running(
   attribute: (doc: unknown) => unknown,
   condition: Condition | null,
-  namespace: Namespace | null,
+  inSlice: ((id: string) => boolean) | null,
   ranges: [number, number][],
   bucket: (id: string) => number,
   result: Result,
@@ -209,27 +199,24 @@ function running(
     }
     const id = unitId(attribute(attributes));
     if (id === null) return noId;
-    if (namespace && !inNamespace(id, namespace.name, namespace.range)) return outside;
+    if (inSlice && !inSlice(id)) return outside;
     const i = chooseVariation(bucket(id), ranges);
     return i < 0 ? uncovered : split[i];
   };
 }
 
-interface Namespace {
-  name: string;
-  range: [number, number];
-}
-
-function namespaceOf(ns: unknown, warn: (m: string) => void, fail: (m: string) => void): Namespace | null {
+/** The namespace slice test of a rule, if it has a namespace. */
+function namespaceOf(ns: unknown, warn: (m: string) => void, fail: (m: string) => void): ((id: string) => boolean) | null {
   if (ns === undefined || ns === null) return null;
-  const range = isObject(ns) && Array.isArray(ns.range) ? ns.range : [];
-  const [lo, hi] = range;
-  if (!isObject(ns) || typeof ns.name !== "string" || range.length !== 2 || !Number.isFinite(lo) || !Number.isFinite(hi)) {
+  const { name, range } = asObject(ns);
+  const bounds = asArray(range);
+  const [lo, hi] = bounds as number[];
+  if (typeof name !== "string" || bounds.length !== 2 || !Number.isFinite(lo) || !Number.isFinite(hi)) {
     fail("namespace: no name or finite range");
     return null;
   }
-  if (!(lo >= 0 && hi <= 1 && lo < hi)) warn(`namespace range [${lo}, ${hi}): empty or outside 0..1`);
-  return { name: ns.name, range: [lo, hi] };
+  if (!(lo >= 0 && hi <= 1 && lo < hi)) warn(`namespace [${lo}, ${hi}): empty or outside 0..1`);
+  return inNamespace(name, [lo, hi]);
 }
 
 function shippedIndex(rule: Json, variants: Variant[], warn: (m: string) => void): number {
@@ -243,10 +230,6 @@ function shippedIndex(rule: Json, variants: Variant[], warn: (m: string) => void
   return Math.max(i, 0);
 }
 
-function attributesOf(attributes: unknown): Attributes {
-  return isObject(attributes) ? attributes : EMPTY;
-}
-
 /** The compiled ruleset plus what the client needs to log exposures. */
 export interface Compiled extends CompiledRuleset {
   /** The hash attribute and dimensions of an experiment, for its exposures. */
@@ -258,9 +241,9 @@ export function compile(ruleset: unknown): Compiled {
   const warnings: Warning[] = [];
   const conditionOf = conditionCache();
   const byKey = new Map<string, Experiment>();
-  const { experiments, version } = isObject(ruleset) ? ruleset : EMPTY;
+  const { experiments, version } = asObject(ruleset);
   if (!Array.isArray(experiments)) warnings.push({ experiment: "", message: "no experiments array" });
-  (Array.isArray(experiments) ? experiments : []).forEach((rule: unknown, i) => {
+  asArray(experiments).forEach((rule, i) => {
     const key = isObject(rule) && typeof rule.key === "string" ? rule.key : null;
     const warn = (message: string) => warnings.push({ experiment: key ?? `experiments[${i}]`, message });
     if (key === null) warn("no key: skipped");
@@ -271,9 +254,9 @@ export function compile(ruleset: unknown): Compiled {
   return {
     version: typeof version === "number" ? version : 0,
     warnings,
-    assign: (key, attributes) => byKey.get(key)?.evaluate(attributesOf(attributes), null) ?? null,
+    assign: (key, attributes) => byKey.get(key)?.evaluate(asObject(attributes), null) ?? null,
     assignAll: (attributes) => {
-      const doc = attributesOf(attributes);
+      const doc = asObject(attributes);
       const memo: Memo = [];
       return all.map((e) => e.evaluate(doc, memo));
     },

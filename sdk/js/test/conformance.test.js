@@ -56,7 +56,7 @@ test("getEqualWeights", { skip }, () => {
 
 test("inNamespace", { skip }, () => {
   assert.equal(cases.inNamespace.length, 16);
-  for (const [name, id, [ns, lo, hi], expected] of cases.inNamespace) assert.equal(inNamespace(id, ns, [lo, hi]), expected, name);
+  for (const [name, id, [ns, lo, hi], expected] of cases.inNamespace) assert.equal(inNamespace(ns, [lo, hi])(id), expected, name);
 });
 
 test("evalCondition", { skip }, () => {
