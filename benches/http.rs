@@ -4,8 +4,8 @@
 //! - `assign`: `POST /sdk/v1/assign` (auth, evaluation of every experiment, exposure
 //!   logging on and off) with 5 and 100 experiments, next to a bare axum `POST`
 //!   that parses the same body and echoes a small object;
-//! - `admin`: creating and starting one experiment while 1,000 are defined
-//!   (SQLite), one call after the other;
+//! - `admin`: creating one experiment, and starting one, while 1,000 are
+//!   defined (SQLite), one call after the other;
 //! - `ingest`: `POST /sdk/v1/events` with batches of 1000 events into SQLite and
 //!   into PostgreSQL (`SLUICE_TEST_PG`, default the local server, in a fresh
 //!   schema), acknowledged after commit.
@@ -26,9 +26,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use sluice::api::{Limits, RateLimits};
 use sluice::app::{Server, ServerOptions};
@@ -38,12 +36,14 @@ use sluice::domain::{
     Role,
 };
 use sluice::store::Store;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
+mod client;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use client::{connect, Sender};
 use common::{Backend, TestDb};
 
 /// Concurrent connections for polls and assignment (many app servers) and for
@@ -136,16 +136,6 @@ async fn bare_server() -> SocketAddr {
     .await
 }
 
-async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    sender
-}
-
 /// One request.
 #[derive(Clone)]
 enum Call {
@@ -161,7 +151,7 @@ fn poll_call(etag: &str) -> Call {
 }
 
 /// Sends a call and reads the answer to its end; returns its status and `ETag`.
-async fn send(sender: &mut SendRequest<Full<Bytes>>, key: &str, call: Call) -> (u16, String) {
+async fn send(sender: &mut Sender, key: &str, call: Call) -> (u16, String) {
     sender.ready().await.unwrap();
     let builder = match &call {
         Call::Post { path, .. } => {
@@ -322,29 +312,52 @@ fn assign(c: &mut Criterion) {
     group.finish();
 }
 
+/// Creates the next benchmark experiment as a draft; returns its key.
+async fn create_draft(sender: &mut Sender, target: &Target, created: &AtomicU64) -> String {
+    let i = created.fetch_add(1, Ordering::Relaxed) as usize;
+    let create = Call::Post {
+        path: "/api/v1/experiments".to_owned(),
+        body: serde_json::to_string(&experiment_spec(i)).unwrap(),
+    };
+    send(sender, &target.editor, create).await;
+    format!("exp-{i:04}")
+}
+
+/// Each call on its own, one after the other: creating a draft, then starting
+/// one (drafts made before the clock starts).
 fn admin(c: &mut Criterion) {
     let runtime = Runtime::new().unwrap();
     let target = runtime.block_on(sluice_server(Backend::Sqlite, 1000));
     let created = Arc::new(AtomicU64::new(1000));
     let mut group = c.benchmark_group("admin");
-    group.sample_size(10);
+    group.sample_size(20);
     group.measurement_time(Duration::from_secs(10));
-    group.bench_function("create_and_start_at_1000", |b| {
+    group.bench_function("create_at_1000", |b| {
         b.to_async(&runtime).iter_custom(|n| {
             let (created, target) = (created.clone(), &target);
             async move {
                 let mut sender = connect(target.addr).await;
                 let started = Instant::now();
                 for _ in 0..n {
-                    let i = created.fetch_add(1, Ordering::Relaxed) as usize;
-                    let spec = serde_json::to_string(&experiment_spec(i)).unwrap();
-                    let create = Call::Post {
-                        path: "/api/v1/experiments".to_owned(),
-                        body: spec,
-                    };
-                    send(&mut sender, &target.editor, create).await;
+                    create_draft(&mut sender, target, &created).await;
+                }
+                started.elapsed()
+            }
+        })
+    });
+    group.bench_function("start_at_1000", |b| {
+        b.to_async(&runtime).iter_custom(|n| {
+            let (created, target) = (created.clone(), &target);
+            async move {
+                let mut sender = connect(target.addr).await;
+                let mut drafts = Vec::new();
+                for _ in 0..n {
+                    drafts.push(create_draft(&mut sender, target, &created).await);
+                }
+                let started = Instant::now();
+                for key in drafts {
                     let start = Call::Post {
-                        path: format!("/api/v1/experiments/exp-{i:04}/start"),
+                        path: format!("/api/v1/experiments/{key}/start"),
                         body: "{}".to_owned(),
                     };
                     send(&mut sender, &target.editor, start).await;

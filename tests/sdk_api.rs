@@ -454,7 +454,58 @@ async fn the_key_may_ride_in_the_query_where_a_browser_cannot_set_headers(backen
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// A server re-reads only what changed after the version it holds: the
+/// experiments written since, never the others; a draft, which no SDK sees,
+/// leaves the version alone.
+async fn the_ruleset_reread_reads_only_what_changed(backend: Backend) {
+    use sluice::domain::{Actor, AuditAction, Experiment, LifecycleAction, NewAuditEntry};
+    let db = common::TestDb::new(backend).await;
+    let store = sluice::store::open(&db.url).await.unwrap();
+    let experiment = |key: &str| {
+        let mut spec = common::pricing_spec();
+        spec["key"] = json!(key);
+        spec.as_object_mut().unwrap().remove("status");
+        Experiment::new_draft(serde_json::from_value(spec).unwrap(), 1_000)
+    };
+    let audit = |e: &Experiment| {
+        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Create, None, e, 1_000)
+    };
+    let mut started = Vec::new();
+    for key in ["b-copy", "a-price"] {
+        let mut e = experiment(key);
+        e.apply(&LifecycleAction::Start, 2_000).unwrap();
+        store.insert_experiment(&e, &audit(&e)).await.unwrap();
+        started.push(e);
+    }
+    let all = store.ruleset_changes(None).await.unwrap();
+    let mut keys: Vec<&str> = all.changed.iter().map(|e| e.key()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["a-price", "b-copy"]);
+    let draft = experiment("c-draft");
+    let after_draft = store
+        .insert_experiment(&draft, &audit(&draft))
+        .await
+        .unwrap();
+    assert_eq!(after_draft, all.version, "a draft is not served");
+    let nothing = store.ruleset_changes(Some(all.version)).await.unwrap();
+    assert!(nothing.changed.is_empty(), "{:?}", nothing.changed);
+
+    let before = started[0].clone();
+    let mut paused = before.clone();
+    paused.apply(&LifecycleAction::Pause, 3_000).unwrap();
+    let version = store
+        .update_experiment(&paused, before.revision, &audit(&paused))
+        .await
+        .unwrap();
+    let changes = store.ruleset_changes(Some(all.version)).await.unwrap();
+    assert_eq!(changes.version, version);
+    let keys: Vec<&str> = changes.changed.iter().map(|e| e.key()).collect();
+    assert_eq!(keys, ["b-copy"], "only the experiment written since");
+    assert_eq!(changes.changed[0].status, paused.status);
+}
+
 on_both_backends!(
+    the_ruleset_reread_reads_only_what_changed,
     the_key_may_ride_in_the_query_where_a_browser_cannot_set_headers,
     sdk_endpoints_answer_browsers_on_other_origins,
     ruleset_serves_non_drafts_with_etag_and_304,

@@ -262,7 +262,7 @@ async fn bulk(
     let rulesets = state.control.rulesets().current();
     let snapshot = rulesets.environment(key.served_environment());
     let mut flags = Vec::new();
-    for rule in &snapshot.compiled.ruleset().experiments {
+    for rule in snapshot.compiled.rules() {
         flags.push(evaluate(&state, snapshot, &rule.key, &context).await);
     }
     let body = serde_json::to_vec(&json!({ "flags": flags })).unwrap_or_default();

@@ -2,7 +2,8 @@
 //! environment, rebuilt after each committed change and swapped atomically.
 //! Subscribers (SSE streams) are woken when their environment's snapshot changes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,16 +11,14 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use sluice_sdk::{CompiledRuleset, ExperimentRule, Ruleset};
+use sluice_sdk::{CompiledRule, CompiledRuleset};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio_stream::wrappers::WatchStream;
 
 use super::{growthbook, Control};
 use crate::domain::environment::is_served_in;
 use crate::domain::{hex, Experiment, Millis};
-use crate::store::{
-    ChangeFeed, KnownRevisions, RulesetSource, SourceExperiment, Store, StoreError,
-};
+use crate::store::{ChangeFeed, RulesetChanges, Store, StoreError};
 
 /// How often a server re-reads the ruleset version even without a change
 /// notification, on every backend: a notification lost while the database or the
@@ -42,15 +41,16 @@ pub struct ServedExperiment {
 /// One served experiment made ready once per revision: a change to one
 /// experiment neither reads, converts nor serialises the others again.
 struct PreparedRule {
-    revision: u64,
     /// Where it is served (empty: everywhere).
     environments: Vec<String>,
-    rule: ExperimentRule,
+    compiled: Arc<CompiledRule>,
     /// The rule as `GET /sdk/v1/ruleset` lists it.
     json: Vec<u8>,
+    /// The SHA-256 of `json`: the ETag hashes these, not every body.
+    digest: [u8; 32],
     /// Its entry in the `features` of `GET /api/features/{key}`: `"key":{…}`.
     feature: Vec<u8>,
-    served: ServedExperiment,
+    served: Arc<ServedExperiment>,
 }
 
 impl PreparedRule {
@@ -67,13 +67,17 @@ impl PreparedRule {
             exposed_from: experiment.exposed_from(),
         };
         Self {
-            revision: experiment.revision,
             environments: experiment.spec.environments.clone(),
-            rule,
+            compiled: Arc::new(CompiledRule::compile(rule)),
+            digest: Sha256::digest(&json).into(),
             json,
             feature,
-            served,
+            served: Arc::new(served),
         }
+    }
+
+    fn key(&self) -> &str {
+        &self.compiled.rule().key
     }
 }
 
@@ -88,10 +92,11 @@ pub struct RulesetSnapshot {
     /// that every server sharing a database gives the same ETag for the same
     /// experiments whenever it read them.
     pub etag: HeaderValue,
-    pub served: HashMap<String, ServedExperiment>,
+    pub served: HashMap<String, Arc<ServedExperiment>>,
     /// The body of `GET /api/features/{key}`, for GrowthBook's SDKs.
     pub growthbook: Bytes,
-    /// What it was made of, to tell whether a new version changes it.
+    /// What it was made of, in key order, to tell whether a new version
+    /// changes it.
     prepared: Vec<Arc<PreparedRule>>,
 }
 
@@ -100,29 +105,27 @@ impl RulesetSnapshot {
         self.compiled.version()
     }
 
-    fn build(prepared: Vec<Arc<PreparedRule>>, source: &RulesetSource) -> Self {
-        let mut rules = b"[".to_vec();
+    fn build(prepared: Vec<Arc<PreparedRule>>, source: &RulesetChanges) -> Self {
+        let rules: usize = prepared.iter().map(|p| p.json.len() + 1).sum();
+        let mut body = Vec::with_capacity(rules + 48);
+        let _ = write!(body, "{{\"version\":{},\"experiments\":[", source.version);
+        let mut digests = Sha256::new();
         for (i, p) in prepared.iter().enumerate() {
             if i > 0 {
-                rules.push(b',');
+                body.push(b',');
             }
-            rules.extend_from_slice(&p.json);
+            body.extend_from_slice(&p.json);
+            digests.update(p.digest);
         }
-        rules.push(b']');
-        let etag = format!("\"{}\"", &hex(&Sha256::digest(&rules))[..24]);
+        body.extend_from_slice(b"]}");
+        let etag = format!("\"{}\"", &hex(&digests.finalize())[..24]);
         let etag = HeaderValue::try_from(etag).unwrap_or(HeaderValue::from_static("\"\""));
-        let mut body = format!("{{\"version\":{},\"experiments\":", source.version).into_bytes();
-        body.extend_from_slice(&rules);
-        body.push(b'}');
         let served = prepared
             .iter()
-            .map(|p| (p.rule.key.clone(), p.served.clone()))
+            .map(|p| (p.key().to_owned(), p.served.clone()))
             .collect();
-        let ruleset = Ruleset {
-            version: source.version,
-            experiments: prepared.iter().map(|p| p.rule.clone()).collect(),
-        };
-        let (compiled, warnings) = CompiledRuleset::compile(ruleset);
+        let rules = prepared.iter().map(|p| p.compiled.clone()).collect();
+        let (compiled, warnings) = CompiledRuleset::assemble(source.version, rules);
         for warning in warnings {
             tracing::warn!(%warning, "ruleset rule compiled to its safe default");
         }
@@ -147,14 +150,15 @@ impl RulesetSnapshot {
 }
 
 /// `{"dateUpdated":…,"features":{…},"status":200}`, the features in key order
-/// as a JSON object writes them (keys are unique: they are the experiments').
+/// as a JSON object writes them (`prepared` is in key order, and keys are
+/// unique: they are the experiments').
 fn growthbook_body(prepared: &[Arc<PreparedRule>], updated_at: Millis) -> Vec<u8> {
-    let mut by_key: Vec<&PreparedRule> = prepared.iter().map(|p| &**p).collect();
-    by_key.sort_by(|a, b| a.rule.key.cmp(&b.rule.key));
-    let mut body = b"{\"dateUpdated\":".to_vec();
+    let features: usize = prepared.iter().map(|p| p.feature.len() + 1).sum();
+    let mut body = Vec::with_capacity(features + 64);
+    body.extend_from_slice(b"{\"dateUpdated\":");
     let _ = serde_json::to_writer(&mut body, &growthbook::date_updated(updated_at));
     body.extend_from_slice(b",\"features\":{");
-    for (i, p) in by_key.iter().enumerate() {
+    for (i, p) in prepared.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
@@ -172,7 +176,7 @@ pub struct Rulesets {
     everywhere: Arc<RulesetSnapshot>,
     named: HashMap<String, Arc<RulesetSnapshot>>,
     /// Every served experiment, by key, made ready at its current revision.
-    prepared: HashMap<String, Arc<PreparedRule>>,
+    prepared: BTreeMap<String, Arc<PreparedRule>>,
 }
 
 impl Rulesets {
@@ -186,27 +190,16 @@ impl Rulesets {
         self.named.get(environment).unwrap_or(&self.everywhere)
     }
 
-    /// The revision of each experiment these hold.
-    fn known(&self) -> KnownRevisions {
-        self.prepared
-            .iter()
-            .map(|(key, p)| (key.clone(), p.revision))
-            .collect()
-    }
-
-    /// Builds each environment's snapshot, keeping `previous`'s where its
-    /// experiments did not change, and preparing only the experiments the source
-    /// read again. `None` if the source names as unchanged an experiment
-    /// `previous` does not hold.
-    fn build(source: &RulesetSource, previous: Option<&Rulesets>) -> Option<Self> {
-        let ordered = source
-            .experiments
-            .iter()
-            .map(|e| match e {
-                SourceExperiment::Read(experiment) => Some(Arc::new(PreparedRule::new(experiment))),
-                SourceExperiment::Unchanged(key) => previous?.prepared.get(key).cloned(),
-            })
-            .collect::<Option<Vec<_>>>()?;
+    /// `previous` with `changes` made: only the changed experiments are prepared
+    /// again, and each environment keeps `previous`'s snapshot when what it
+    /// serves did not change.
+    fn build(changes: &RulesetChanges, previous: Option<&Rulesets>) -> Self {
+        let mut prepared = previous.map(|p| p.prepared.clone()).unwrap_or_default();
+        for experiment in &changes.changed {
+            let rule = Arc::new(PreparedRule::new(experiment));
+            prepared.insert(rule.key().to_owned(), rule);
+        }
+        let ordered: Vec<&Arc<PreparedRule>> = prepared.values().collect();
         let mut named: Vec<&str> = ordered
             .iter()
             .flat_map(|p| p.environments.iter().map(String::as_str))
@@ -220,7 +213,7 @@ impl Rulesets {
                     None => p.environments.is_empty(),
                     Some(env) => is_served_in(&p.environments, env),
                 })
-                .cloned()
+                .map(|p| Arc::clone(p))
                 .collect();
             let before = previous.map(|p| match environment {
                 None => &p.everywhere,
@@ -228,34 +221,28 @@ impl Rulesets {
             });
             match before {
                 Some(before) if before.is_made_of(&served) => before.clone(),
-                _ => Arc::new(RulesetSnapshot::build(served, source)),
+                _ => Arc::new(RulesetSnapshot::build(served, changes)),
             }
         };
-        Some(Self {
-            version: source.version,
-            everywhere: snapshot(None),
-            named: named
-                .into_iter()
-                .map(|env| (env.to_owned(), snapshot(Some(env))))
-                .collect(),
-            prepared: ordered
-                .iter()
-                .map(|p| (p.rule.key.clone(), p.clone()))
-                .collect(),
-        })
+        let everywhere = snapshot(None);
+        let named = named
+            .into_iter()
+            .map(|env| (env.to_owned(), snapshot(Some(env))))
+            .collect();
+        Self {
+            version: changes.version,
+            everywhere,
+            named,
+            prepared,
+        }
     }
 
-    /// Reads the source and builds from it, on top of `previous`.
+    /// Reads what changed after `previous` and builds on top of it.
     async fn read(store: &dyn Store, previous: Option<&Rulesets>) -> Result<Self, StoreError> {
-        let known = previous.map(Rulesets::known).unwrap_or_default();
-        let source = store.ruleset_source(&known).await?;
-        if let Some(rulesets) = Rulesets::build(&source, previous) {
-            return Ok(rulesets);
-        }
-        let source = store.ruleset_source(&KnownRevisions::new()).await?;
-        Rulesets::build(&source, None).ok_or_else(|| {
-            StoreError::Corrupt("the ruleset source named what it did not read".into())
-        })
+        let changes = store
+            .ruleset_changes(previous.map(Rulesets::version))
+            .await?;
+        Ok(Rulesets::build(&changes, previous))
     }
 }
 
@@ -365,6 +352,7 @@ mod tests {
     use super::*;
     use crate::domain::{ExperimentSpec, LifecycleAction};
     use serde_json::json;
+    use sluice_sdk::{ExperimentRule, Ruleset};
 
     fn running(key: &str, environments: &[&str], price: u32) -> Experiment {
         let spec: ExperimentSpec = serde_json::from_value(json!({
@@ -380,22 +368,19 @@ mod tests {
         experiment
     }
 
-    fn source(version: u64, experiments: Vec<Experiment>) -> RulesetSource {
-        RulesetSource {
+    fn changes(version: u64, changed: Vec<Experiment>) -> RulesetChanges {
+        RulesetChanges {
             version,
             updated_at: 1_764_700_000_500,
-            experiments: experiments
-                .into_iter()
-                .map(|e| SourceExperiment::Read(Box::new(e)))
-                .collect(),
+            changed,
         }
     }
 
     #[test]
     fn prepared_bodies_are_what_serde_writes_for_the_whole_ruleset() {
         let experiments = vec![running("a-price", &[], 299), running("b-copy", &[], 249)];
-        let source = source(7, experiments.clone());
-        let rulesets = Rulesets::build(&source, None).unwrap();
+        let source = changes(7, experiments.clone());
+        let rulesets = Rulesets::build(&source, None);
         let snapshot = rulesets.environment("production");
         let rules: Vec<ExperimentRule> = experiments.iter().map(|e| e.to_rule()).collect();
         let expected = Ruleset {
@@ -403,8 +388,11 @@ mod tests {
             experiments: rules.clone(),
         };
         assert_eq!(snapshot.body, serde_json::to_vec(&expected).unwrap());
-        let content = serde_json::to_vec(&rules).unwrap();
-        let etag = format!("\"{}\"", &hex(&Sha256::digest(&content))[..24]);
+        let mut digests = Sha256::new();
+        for rule in &rules {
+            digests.update(Sha256::digest(serde_json::to_vec(rule).unwrap()));
+        }
+        let etag = format!("\"{}\"", &hex(&digests.finalize())[..24]);
         assert_eq!(snapshot.etag, etag.as_str());
         let features: serde_json::Map<String, serde_json::Value> = rules
             .iter()
@@ -423,23 +411,12 @@ mod tests {
 
     #[test]
     fn a_change_to_one_experiment_prepares_that_one_again_only() {
-        let experiments = vec![running("a", &[], 249), running("b", &["staging"], 249)];
-        let before = Rulesets::build(&source(1, experiments.clone()), None).unwrap();
-        assert_eq!(
-            before.known(),
-            KnownRevisions::from([("a".into(), 2), ("b".into(), 2)])
-        );
-        let mut b = experiments[1].clone();
+        let experiments = vec![running("b", &["staging"], 249), running("a", &[], 249)];
+        let before = Rulesets::build(&changes(1, experiments.clone()), None);
+        let mut b = experiments[0].clone();
         b.revision += 1;
         b.spec.variants[1].value = json!({"price": 259});
-        let changed = RulesetSource {
-            experiments: vec![
-                SourceExperiment::Unchanged("a".into()),
-                SourceExperiment::Read(Box::new(b)),
-            ],
-            ..source(2, Vec::new())
-        };
-        let after = Rulesets::build(&changed, Some(&before)).unwrap();
+        let after = Rulesets::build(&changes(2, vec![b]), Some(&before));
         assert!(Arc::ptr_eq(&before.prepared["a"], &after.prepared["a"]));
         assert!(!Arc::ptr_eq(&before.prepared["b"], &after.prepared["b"]));
         assert!(
@@ -451,10 +428,13 @@ mod tests {
         );
         let staging = after.environment("staging");
         assert_eq!(staging.version(), 2);
+        assert_ne!(staging.etag, before.environment("staging").etag);
         assert!(String::from_utf8_lossy(&staging.body).contains("259"));
-        assert!(
-            Rulesets::build(&changed, None).is_none(),
-            "unchanged, but never read: built again from a full read"
+        let keys: Vec<&str> = staging.compiled.rules().map(|r| r.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["a", "b"],
+            "in key order, whatever order changes came in"
         );
     }
 }

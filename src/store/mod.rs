@@ -106,26 +106,18 @@ pub struct IngestOutcome {
     pub duplicates: u64,
 }
 
-/// Everything the ruleset is built from, read in one consistent snapshot.
+/// The served experiments changed after a ruleset version, as of the current one.
 #[derive(Debug, Clone)]
-pub struct RulesetSource {
+pub struct RulesetChanges {
     pub version: u64,
     /// When the version was last bumped.
     pub updated_at: Millis,
-    /// Every served experiment, in key order.
-    pub experiments: Vec<SourceExperiment>,
+    /// Every served experiment last changed after the version asked about (all
+    /// of them when none was), in no particular order. Served experiments are never
+    /// removed nor made drafts again, so these and what the caller held make up
+    /// the whole ruleset.
+    pub changed: Vec<Experiment>,
 }
-
-/// A served experiment as the ruleset source gives it: in full, or by key alone
-/// when the caller said it holds it at its current revision.
-#[derive(Debug, Clone)]
-pub enum SourceExperiment {
-    Unchanged(String),
-    Read(Box<Experiment>),
-}
-
-/// The revision the caller holds of each experiment, by key.
-pub type KnownRevisions = std::collections::HashMap<String, u64>;
 
 /// Makes the audit entry of a new row once its id is known, inside the transaction
 /// that stores both.
@@ -151,14 +143,16 @@ pub trait Store: Send + Sync + 'static {
     async fn list_metrics(&self) -> Result<Vec<Metric>, StoreError>;
     async fn get_metric(&self, key: &str) -> Result<Option<Metric>, StoreError>;
 
-    /// Inserts a new experiment with its audit entry; returns the new ruleset version.
+    /// Inserts a new experiment with its audit entry; returns the ruleset version
+    /// after it (a draft is not served: it leaves the version as it was).
     async fn insert_experiment(
         &self,
         experiment: &Experiment,
         audit: &NewAuditEntry,
     ) -> Result<u64, StoreError>;
     /// Replaces an experiment if it is still at `expected_revision`, with its audit
-    /// entry, in one transaction; returns the new ruleset version.
+    /// entry, in one transaction; returns the ruleset version after it (a draft
+    /// leaves it as it was).
     async fn update_experiment(
         &self,
         experiment: &Experiment,
@@ -167,9 +161,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     async fn get_experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError>;
     async fn list_experiments(&self) -> Result<Vec<Experiment>, StoreError>;
-    /// The served experiments; those at a revision in `known` by key only, so that
-    /// a change to one experiment does not read and decode every other.
-    async fn ruleset_source(&self, known: &KnownRevisions) -> Result<RulesetSource, StoreError>;
+    /// What changed in the ruleset after version `since` (everything for `None`):
+    /// a change to one experiment reads and decodes that one alone.
+    async fn ruleset_changes(&self, since: Option<u64>) -> Result<RulesetChanges, StoreError>;
     /// The current ruleset version alone: a cheap check before a re-read.
     async fn ruleset_version(&self) -> Result<u64, StoreError>;
     /// An experiment's audit entries, oldest first.

@@ -352,8 +352,7 @@ impl CompiledRuleset {
     where
         'a: 'u,
     {
-        let (Some(rule), Some(exp)) = (self.ruleset.experiments.get(i), self.experiments.get(i))
-        else {
+        let (Some(compiled), Some(place)) = (self.rules.get(i), self.placements.get(i)) else {
             // Indices come from our own index; unreachable, but never panic.
             return Assignment {
                 experiment: "",
@@ -367,6 +366,7 @@ impl CompiledRuleset {
                 },
             };
         };
+        let (rule, exp) = (&compiled.rule, &compiled.experiment);
         let pick = |v: usize, in_experiment: bool, reason: Reason| {
             let variant = rule.variants.get(v);
             Assignment {
@@ -397,10 +397,10 @@ impl CompiledRuleset {
         // A single assign reads the user's attributes only once it knows
         // the experiment runs.
         if ctx.resolve_lazily {
-            resolve(user, &exp.needed, &mut ctx.slots);
+            resolve(user, &place.needed, &mut ctx.slots);
         }
 
-        let value = ctx.attribute(user, &exp.hash_attribute, exp.hash_slot);
+        let value = ctx.attribute(user, &exp.hash_attribute, place.hash_slot);
         // Hash before checking the condition (unless `assign_all` hashed
         // ahead): hashing is pure, and issuing its long chain of dependent
         // multiplies first lets the CPU evaluate the condition meanwhile
@@ -410,7 +410,7 @@ impl CompiledRuleset {
             some => some,
         };
 
-        if let Some(c) = exp.condition {
+        if let Some(c) = place.condition {
             // Clause memoisation pays off only across experiments.
             let (slots, clauses) = (&ctx.slots, ctx.clauses.as_ref());
             let passes = ctx.memo.condition(c, || {
@@ -477,14 +477,15 @@ impl AssignAll<'_> {
         let mut mask = 0u32;
         let mut attribute: Option<(&str, Option<u16>)> = None;
         for (lane, &i) in chunk.iter().enumerate() {
-            let Some(e) = rs.experiments.get(i) else {
+            let (Some(rule), Some(place)) = (rs.rules.get(i), rs.placements.get(i)) else {
                 continue;
             };
+            let e = &rule.experiment;
             if e.status != RuleStatus::Running || e.invalid || e.hash_version != 2 {
                 continue;
             }
             match attribute {
-                None => attribute = Some((&e.hash_attribute, e.hash_slot)),
+                None => attribute = Some((&e.hash_attribute, place.hash_slot)),
                 Some((a, _)) if js::eq_short(a, &e.hash_attribute) => {}
                 Some(_) => continue,
             }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -133,14 +133,13 @@ impl KeyIndex {
     }
 }
 
-/// Everything evaluation needs about one rule, prepared ahead.
+/// Everything evaluation needs about one rule that does not depend on the
+/// other rules of its ruleset, prepared ahead.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledExperiment {
     pub(crate) status: RuleStatus,
     /// Set when the rule cannot be evaluated safely: control for everyone.
     pub(crate) invalid: bool,
-    /// Index into `CompiledRuleset::conditions`.
-    pub(crate) condition: Option<usize>,
     pub(crate) hash_attribute: Box<str>,
     pub(crate) seed: Box<str>,
     /// FNV state after the seed, for hash version 2 (`fnv(seed + id)`).
@@ -151,6 +150,13 @@ pub(crate) struct CompiledExperiment {
     pub(crate) ranges: Box<[[u32; 2]]>,
     /// Variant served when shipped (control when unknown).
     pub(crate) shipped: usize,
+}
+
+/// Where a rule sits in its ruleset: its shared condition and its slots.
+#[derive(Debug, Clone)]
+pub(crate) struct Placement {
+    /// Index into `CompiledRuleset::conditions`.
+    pub(crate) condition: Option<usize>,
     /// Slot of the hash attribute in `CompiledRuleset::fields`, if it has one.
     pub(crate) hash_slot: Option<u16>,
     /// The slotted fields this experiment reads (condition fields, hash
@@ -166,19 +172,216 @@ pub(crate) struct Field {
     pub(crate) slot: u16,
     /// `js::prefix8` of the name: settles most comparisons in one go.
     pub(crate) prefix: u64,
-    pub(crate) name: Box<str>,
+    /// Shared: each experiment's `needed` holds copies.
+    pub(crate) name: Arc<str>,
 }
 
 /// How many top-level attributes get a pre-resolved slot. Attributes past
 /// this (in sorted order) are looked up in the map directly.
 pub(crate) const MAX_SLOTS: usize = 64;
 
+/// A rule's condition compiled, before it is shared and given slots.
+#[derive(Debug)]
+struct RuleCondition {
+    compiled: Condition,
+    /// serde_json's maps are sorted, so equal conditions serialize identically.
+    canonical: String,
+    /// `name\0value` of each top-level clause: identical clauses share an id,
+    /// memoised per user.
+    clauses: Vec<String>,
+}
+
+/// One rule compiled on its own: everything about it that does not depend on
+/// the rest of its ruleset. A server that keeps one per experiment revision
+/// assembles each new ruleset from them ([`CompiledRuleset::assemble`])
+/// without compiling the unchanged rules again.
+#[derive(Debug)]
+pub struct CompiledRule {
+    pub(crate) rule: ExperimentRule,
+    pub(crate) experiment: CompiledExperiment,
+    condition: Option<RuleCondition>,
+    /// What is wrong with the rule, found compiling it.
+    problems: Vec<String>,
+    /// Each variant's assignment as JSON up to its `in_experiment` value, made
+    /// the first time assignments are written ([`crate::wire`]).
+    pub(crate) assignment_prefixes: OnceLock<Box<[Box<[u8]>]>>,
+}
+
+/// Collects the problems of one rule.
+#[derive(Default)]
+struct Findings {
+    problems: Vec<String>,
+    invalid: bool,
+}
+
+impl Findings {
+    fn warn(&mut self, message: impl Into<String>) {
+        self.problems.push(message.into());
+    }
+
+    fn invalid(&mut self, message: impl fmt::Display) {
+        self.invalid = true;
+        self.warn(format!("{message}; serving control to everyone"));
+    }
+}
+
+impl CompiledRule {
+    /// Compiles one rule. Never fails: a broken rule compiles to a safe
+    /// default (everyone gets control, `in_experiment` false, reason
+    /// `invalid_rule`), and its problems become warnings of the ruleset it is
+    /// assembled into.
+    pub fn compile(rule: ExperimentRule) -> CompiledRule {
+        let mut f = Findings::default();
+        let n = rule.variants.len();
+        if n < 2 {
+            f.invalid(format_args!("needs at least two variants, has {n}"));
+        }
+        for (j, v) in rule.variants.iter().enumerate() {
+            if rule.variants[..j].iter().any(|w| w.key == v.key) {
+                f.invalid(format_args!("variant key {:?} appears twice", v.key));
+            }
+        }
+        if rule.hash_version != 1 && rule.hash_version != 2 {
+            f.invalid(format_args!(
+                "unknown hash_version {} (expected 1 or 2)",
+                rule.hash_version
+            ));
+        }
+        let condition = compile_condition(&rule, &mut f);
+        let ranges = ranges(&rule, &mut f);
+        let hash_attribute: Box<str> = if rule.hash_attribute.is_empty() {
+            f.warn("empty hash_attribute; using \"id\"");
+            "id".into()
+        } else {
+            rule.hash_attribute.as_str().into()
+        };
+        // GrowthBook: `experiment.seed || key`.
+        let seed: Box<str> = if rule.seed.is_empty() {
+            rule.key.as_str().into()
+        } else {
+            rule.seed.as_str().into()
+        };
+        let namespace = namespace(&rule, &mut f);
+        let shipped = shipped(&rule, &mut f);
+        let experiment = CompiledExperiment {
+            status: rule.status,
+            invalid: f.invalid,
+            seed_state: Fnv1a32::new().str(&seed),
+            hash_attribute,
+            seed,
+            hash_version: rule.hash_version,
+            namespace,
+            ranges,
+            shipped,
+        };
+        CompiledRule {
+            rule,
+            experiment,
+            condition,
+            problems: f.problems,
+            assignment_prefixes: OnceLock::new(),
+        }
+    }
+
+    /// The wire form this was compiled from.
+    pub fn rule(&self) -> &ExperimentRule {
+        &self.rule
+    }
+}
+
+fn compile_condition(rule: &ExperimentRule, f: &mut Findings) -> Option<RuleCondition> {
+    let c = match &rule.condition {
+        None | Some(Value::Null) => return None,
+        Some(c) => c,
+    };
+    match Condition::compile(c) {
+        Ok(compiled) => {
+            let clauses = match c {
+                Value::Object(map) => map.iter().map(|(k, v)| format!("{k}\u{0}{v}")).collect(),
+                _ => Vec::new(),
+            };
+            Some(RuleCondition {
+                compiled,
+                canonical: c.to_string(),
+                clauses,
+            })
+        }
+        Err(e) => {
+            f.invalid(format_args!("condition {e}"));
+            None
+        }
+    }
+}
+
+/// The variants' bucket ranges in integer hash buckets.
+fn ranges(rule: &ExperimentRule, f: &mut Findings) -> Box<[[u32; 2]]> {
+    let n = rule.variants.len();
+    let coverage = bucket::clamp_coverage(rule.coverage);
+    if coverage != rule.coverage {
+        f.warn(format!(
+            "coverage {} is outside 0..=1; using {coverage}",
+            rule.coverage
+        ));
+    }
+    let weights: Vec<f64> = rule.variants.iter().map(|v| v.weight).collect();
+    if let Err(problem) = bucket::check_weights(n, &weights) {
+        if n >= 2 {
+            f.warn(format!("{}; using equal weights", problem.as_str()));
+        }
+    }
+    let scale = if rule.hash_version == 2 {
+        hash::V2_SCALE
+    } else {
+        hash::V1_SCALE
+    };
+    bucket::get_bucket_ranges(n, coverage, Some(&weights))
+        .iter()
+        .map(|r| bucket::integer_range(*r, scale))
+        .collect()
+}
+
+fn namespace(rule: &ExperimentRule, f: &mut Findings) -> Option<(Box<str>, BucketRange)> {
+    let ns = rule.namespace.as_ref()?;
+    let [lo, hi] = ns.range;
+    if !lo.is_finite() || !hi.is_finite() {
+        f.invalid("namespace range must be finite numbers");
+    } else if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) || lo >= hi {
+        f.warn(format!(
+            "namespace range [{lo}, {hi}) is empty or outside 0..=1"
+        ));
+    }
+    Some((ns.name.as_str().into(), ns.range))
+}
+
+/// The index of the variant served when shipped.
+fn shipped(rule: &ExperimentRule, f: &mut Findings) -> usize {
+    match (&rule.shipped_variant, rule.status) {
+        (Some(k), _) => rule
+            .variants
+            .iter()
+            .position(|v| &v.key == k)
+            .unwrap_or_else(|| {
+                f.warn(format!(
+                    "shipped_variant {k:?} is not one of the variants; shipping control"
+                ));
+                0
+            }),
+        (None, RuleStatus::Shipped) => {
+            f.warn("status is shipped but shipped_variant is missing; shipping control");
+            0
+        }
+        (None, _) => 0,
+    }
+}
+
 /// A ruleset ready for evaluation. Build it once per ruleset version and
 /// share it (`Send + Sync`); evaluation borrows from it.
 #[derive(Debug, Clone)]
 pub struct CompiledRuleset {
-    pub(crate) ruleset: Ruleset,
-    pub(crate) experiments: Vec<CompiledExperiment>,
+    version: u64,
+    pub(crate) rules: Box<[Arc<CompiledRule>]>,
+    /// By rule, like `rules`.
+    pub(crate) placements: Box<[Placement]>,
     /// Distinct conditions; experiments with identical targeting share one,
     /// so `assign_all` evaluates it once per user.
     pub(crate) conditions: Vec<Condition>,
@@ -190,33 +393,6 @@ pub struct CompiledRuleset {
     /// first `MAX_SLOTS` (which have slots) are kept.
     pub(crate) fields: Box<[Field]>,
     pub(crate) index: KeyIndex,
-    /// Each variant's assignment as JSON up to its `in_experiment` value, made
-    /// the first time assignments are written ([`crate::wire`]).
-    pub(crate) assignment_prefixes: OnceLock<AssignmentPrefixes>,
-}
-
-/// By rule, then variant.
-pub(crate) type AssignmentPrefixes = Box<[Box<[Box<[u8]>]>]>;
-
-/// Collects the warnings for one experiment.
-struct Findings<'a> {
-    key: &'a str,
-    warnings: &'a mut Vec<EvalWarning>,
-    invalid: bool,
-}
-
-impl Findings<'_> {
-    fn warn(&mut self, message: impl Into<String>) {
-        self.warnings.push(EvalWarning {
-            experiment: self.key.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    fn invalid(&mut self, message: impl fmt::Display) {
-        self.invalid = true;
-        self.warn(format!("{message}; serving control to everyone"));
-    }
 }
 
 impl CompiledRuleset {
@@ -225,209 +401,78 @@ impl CompiledRuleset {
     /// `invalid_rule`) plus an [`EvalWarning`] naming the experiment and the
     /// problem.
     pub fn compile(ruleset: Ruleset) -> (CompiledRuleset, Vec<EvalWarning>) {
-        let mut warnings = Vec::new();
-        let mut experiments = Vec::with_capacity(ruleset.experiments.len());
-        let mut conditions: Vec<Condition> = Vec::new();
-        let mut condition_ids: HashMap<String, usize> = HashMap::new();
-        // Identical top-level clauses share an id, memoised per user.
-        let mut clause_ids: HashMap<String, u32> = HashMap::new();
-        let (index, duplicates) =
-            KeyIndex::build(ruleset.experiments.iter().map(|r| r.key.as_str()));
-        let mut order = Vec::with_capacity(ruleset.experiments.len());
+        let rules = ruleset
+            .experiments
+            .into_iter()
+            .map(|rule| Arc::new(CompiledRule::compile(rule)))
+            .collect();
+        CompiledRuleset::assemble(ruleset.version, rules)
+    }
 
-        for (i, rule) in ruleset.experiments.iter().enumerate() {
-            let mut f = Findings {
-                key: &rule.key,
-                warnings: &mut warnings,
-                invalid: false,
+    /// The ruleset of `version` made of rules compiled one by one, in order:
+    /// identical conditions and clauses shared, attributes given slots. The
+    /// warnings are those of every rule, plus duplicated keys.
+    pub fn assemble(
+        version: u64,
+        rules: Vec<Arc<CompiledRule>>,
+    ) -> (CompiledRuleset, Vec<EvalWarning>) {
+        let mut warnings = Vec::new();
+        let (index, duplicates) = KeyIndex::build(rules.iter().map(|r| r.rule.key.as_str()));
+        let mut order = Vec::with_capacity(rules.len());
+        for (i, rule) in rules.iter().enumerate() {
+            let warn = |message: &str| EvalWarning {
+                experiment: rule.rule.key.clone(),
+                message: message.to_owned(),
             };
             if duplicates.contains(&i) {
-                f.warn("duplicate experiment key; only the first one is evaluated");
+                warnings.push(warn(
+                    "duplicate experiment key; only the first one is evaluated",
+                ));
             } else {
                 order.push(i);
             }
-
-            let n = rule.variants.len();
-            if n < 2 {
-                f.invalid(format_args!("needs at least two variants, has {n}"));
-            }
-            for (j, v) in rule.variants.iter().enumerate() {
-                if rule.variants[..j].iter().any(|w| w.key == v.key) {
-                    f.invalid(format_args!("variant key {:?} appears twice", v.key));
-                }
-            }
-            if rule.hash_version != 1 && rule.hash_version != 2 {
-                f.invalid(format_args!(
-                    "unknown hash_version {} (expected 1 or 2)",
-                    rule.hash_version
-                ));
-            }
-
-            let condition = match &rule.condition {
-                None | Some(Value::Null) => None,
-                Some(c) => match Condition::compile(c) {
-                    Ok(mut compiled) => {
-                        if let Value::Object(map) = c {
-                            let ids: Vec<u32> = map
-                                .iter()
-                                .map(|(k, v)| {
-                                    let key = format!("{k}\u{0}{v}");
-                                    let next = u32::try_from(clause_ids.len()).unwrap_or(u32::MAX);
-                                    *clause_ids.entry(key).or_insert(next)
-                                })
-                                .collect();
-                            compiled.bind_clauses(&ids);
-                        }
-                        // serde_json's maps are sorted, so equal conditions
-                        // serialize identically.
-                        let canonical = c.to_string();
-                        let id = *condition_ids.entry(canonical).or_insert_with(|| {
-                            conditions.push(compiled);
-                            conditions.len() - 1
-                        });
-                        Some(id)
-                    }
-                    Err(e) => {
-                        f.invalid(format_args!("condition {e}"));
-                        None
-                    }
-                },
-            };
-
-            let coverage = bucket::clamp_coverage(rule.coverage);
-            if coverage != rule.coverage {
-                f.warn(format!(
-                    "coverage {} is outside 0..=1; using {coverage}",
-                    rule.coverage
-                ));
-            }
-            let weights: Vec<f64> = rule.variants.iter().map(|v| v.weight).collect();
-            if let Err(problem) = bucket::check_weights(n, &weights) {
-                if n >= 2 {
-                    f.warn(format!("{}; using equal weights", problem.as_str()));
-                }
-            }
-            let ranges = bucket::get_bucket_ranges(n, coverage, Some(&weights));
-
-            let hash_attribute: Box<str> = if rule.hash_attribute.is_empty() {
-                f.warn("empty hash_attribute; using \"id\"");
-                "id".into()
-            } else {
-                rule.hash_attribute.as_str().into()
-            };
-            // GrowthBook: `experiment.seed || key`.
-            let seed: Box<str> = if rule.seed.is_empty() {
-                rule.key.as_str().into()
-            } else {
-                rule.seed.as_str().into()
-            };
-
-            let namespace = match &rule.namespace {
-                None => None,
-                Some(ns) => {
-                    let [lo, hi] = ns.range;
-                    if !lo.is_finite() || !hi.is_finite() {
-                        f.invalid("namespace range must be finite numbers");
-                    } else if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) || lo >= hi {
-                        f.warn(format!(
-                            "namespace range [{lo}, {hi}) is empty or outside 0..=1"
-                        ));
-                    }
-                    Some((ns.name.as_str().into(), ns.range))
-                }
-            };
-
-            let shipped = match (&rule.shipped_variant, rule.status) {
-                (Some(k), _) => match rule.variants.iter().position(|v| &v.key == k) {
-                    Some(p) => p,
-                    None => {
-                        f.warn(format!(
-                            "shipped_variant {k:?} is not one of the variants; shipping control"
-                        ));
-                        0
-                    }
-                },
-                (None, RuleStatus::Shipped) => {
-                    f.warn("status is shipped but shipped_variant is missing; shipping control");
-                    0
-                }
-                (None, _) => 0,
-            };
-
-            let invalid = f.invalid;
-            experiments.push(CompiledExperiment {
-                status: rule.status,
-                invalid,
-                condition,
-                seed_state: Fnv1a32::new().str(&seed),
-                hash_attribute,
-                seed,
-                hash_version: rule.hash_version,
-                namespace,
-                ranges: ranges
-                    .iter()
-                    .map(|r| {
-                        let scale = if rule.hash_version == 2 {
-                            hash::V2_SCALE
-                        } else {
-                            hash::V1_SCALE
-                        };
-                        bucket::integer_range(*r, scale)
-                    })
-                    .collect(),
-                shipped,
-                hash_slot: None,
-                needed: Box::new([]),
-            });
+            warnings.extend(rule.problems.iter().map(|p| warn(p)));
         }
-
-        // Resolve attribute names to slots: one sorted table for the whole
-        // ruleset, so `assign_all` reads the user's map once.
-        let mut names: Vec<&str> = conditions.iter().flat_map(|c| c.fields()).collect();
-        names.extend(experiments.iter().map(|e| &*e.hash_attribute));
-        names.sort_unstable();
-        names.dedup();
-        names.truncate(MAX_SLOTS);
-        let fields: Box<[Field]> = (0u16..)
-            .zip(names)
-            .map(|(slot, name)| Field {
-                slot,
-                prefix: js::prefix8(name),
-                name: name.into(),
-            })
-            .collect();
+        let (mut conditions, condition_of) = share_conditions(&rules);
+        let fields = slot_table(&conditions, &rules);
         let slot_of = |name: &str| -> Option<u16> {
             let i = fields.binary_search_by(|f| (*f.name).cmp(name)).ok()?;
             fields.get(i).map(|f| f.slot)
         };
-        for e in &mut experiments {
-            let mut needed: Vec<u16> = e
-                .condition
-                .and_then(|c| conditions.get(c))
-                .map(|c| c.fields().into_iter().filter_map(slot_of).collect())
-                .unwrap_or_default();
-            e.hash_slot = slot_of(&e.hash_attribute);
-            needed.extend(e.hash_slot);
-            needed.sort_unstable();
-            needed.dedup();
-            e.needed = needed
-                .iter()
-                .filter_map(|&s| fields.get(usize::from(s)).cloned())
-                .collect();
-        }
+        let placements = rules
+            .iter()
+            .zip(condition_of)
+            .map(|(rule, condition)| {
+                let hash_slot = slot_of(&rule.experiment.hash_attribute);
+                let mut needed: Vec<u16> = condition
+                    .and_then(|c| conditions.get(c))
+                    .map(|c| c.fields().into_iter().filter_map(slot_of).collect())
+                    .unwrap_or_default();
+                needed.extend(hash_slot);
+                needed.sort_unstable();
+                needed.dedup();
+                Placement {
+                    condition,
+                    hash_slot,
+                    needed: needed
+                        .iter()
+                        .filter_map(|&s| fields.get(usize::from(s)).cloned())
+                        .collect(),
+                }
+            })
+            .collect();
         for c in &mut conditions {
             c.bind(&slot_of);
         }
-
         (
             CompiledRuleset {
-                ruleset,
-                experiments,
+                version,
+                rules: rules.into_boxed_slice(),
+                placements,
                 conditions,
                 order,
                 fields,
                 index,
-                assignment_prefixes: OnceLock::new(),
             },
             warnings,
         )
@@ -435,35 +480,31 @@ impl CompiledRuleset {
 
     /// The ruleset version.
     pub fn version(&self) -> u64 {
-        self.ruleset.version
+        self.version
     }
 
-    /// The wire form this was compiled from.
-    pub fn ruleset(&self) -> &Ruleset {
-        &self.ruleset
+    /// The wire form of every rule, in ruleset order.
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = &ExperimentRule> {
+        self.rules.iter().map(|r| &r.rule)
     }
 
     /// The wire form of one experiment, by key (the first with that key).
     pub fn rule(&self, experiment: &str) -> Option<&ExperimentRule> {
         let i = self.index_of(experiment)?;
-        self.ruleset.experiments.get(i)
+        self.rules.get(i).map(|r| &r.rule)
     }
 
     /// Index of the experiment with this key.
     #[inline]
     pub(crate) fn index_of(&self, experiment: &str) -> Option<usize> {
         self.index.get(experiment, |i| {
-            self.ruleset.experiments.get(i).map(|r| r.key.as_str())
+            self.rules.get(i).map(|r| r.rule.key.as_str())
         })
     }
 
     /// An empty ruleset (version 0): every `assign` returns `None`.
     pub fn empty() -> CompiledRuleset {
-        CompiledRuleset::compile(Ruleset {
-            version: 0,
-            experiments: Vec::new(),
-        })
-        .0
+        CompiledRuleset::assemble(0, Vec::new()).0
     }
 
     /// Number of distinct compiled conditions (identical conditions are
@@ -471,4 +512,51 @@ impl CompiledRuleset {
     pub fn distinct_conditions(&self) -> usize {
         self.conditions.len()
     }
+}
+
+/// One copy of each distinct condition, its top-level clauses given ids
+/// (identical clauses share one), and each rule's index into them.
+fn share_conditions(rules: &[Arc<CompiledRule>]) -> (Vec<Condition>, Vec<Option<usize>>) {
+    let mut conditions: Vec<Condition> = Vec::new();
+    let mut condition_ids: HashMap<&str, usize> = HashMap::new();
+    let mut clause_ids: HashMap<&str, u32> = HashMap::new();
+    let condition_of = rules
+        .iter()
+        .map(|rule| {
+            let c = rule.condition.as_ref()?;
+            let id = *condition_ids.entry(&c.canonical).or_insert_with(|| {
+                let ids: Vec<u32> = c
+                    .clauses
+                    .iter()
+                    .map(|clause| {
+                        let next = u32::try_from(clause_ids.len()).unwrap_or(u32::MAX);
+                        *clause_ids.entry(clause).or_insert(next)
+                    })
+                    .collect();
+                let mut shared = c.compiled.clone();
+                shared.bind_clauses(&ids);
+                conditions.push(shared);
+                conditions.len() - 1
+            });
+            Some(id)
+        })
+        .collect();
+    (conditions, condition_of)
+}
+
+/// The attributes the rules read, sorted, the first [`MAX_SLOTS`] with slots.
+fn slot_table(conditions: &[Condition], rules: &[Arc<CompiledRule>]) -> Box<[Field]> {
+    let mut names: Vec<&str> = conditions.iter().flat_map(|c| c.fields()).collect();
+    names.extend(rules.iter().map(|r| &*r.experiment.hash_attribute));
+    names.sort_unstable();
+    names.dedup();
+    names.truncate(MAX_SLOTS);
+    (0u16..)
+        .zip(names)
+        .map(|(slot, name)| Field {
+            slot,
+            prefix: js::prefix8(name),
+            name: name.into(),
+        })
+        .collect()
 }

@@ -54,7 +54,7 @@ mod wire;
 pub use serde_json::Value;
 
 pub use assign::{unit_id, AssignAll, Assignment, OwnedAssignment, Reason};
-pub use compiled::{CompiledRuleset, EvalWarning};
+pub use compiled::{CompiledRule, CompiledRuleset, EvalWarning};
 pub use ruleset::{ExperimentRule, NamespaceRule, RuleStatus, Ruleset, VariantRule};
 
 /// A user's attributes, e.g. `{"id": "u1", "country": "CN"}`.

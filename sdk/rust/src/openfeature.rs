@@ -205,7 +205,10 @@ fn error(code: EvaluationErrorCode, message: String) -> EvaluationError {
 /// The attribute the experiment hashes, as compiled (an empty one is `id`).
 fn hash_attribute(rules: &CompiledRuleset, experiment: &str) -> Option<Box<str>> {
     let i = rules.index_of(experiment)?;
-    rules.experiments.get(i).map(|e| e.hash_attribute.clone())
+    rules
+        .rules
+        .get(i)
+        .map(|r| r.experiment.hash_attribute.clone())
 }
 
 /// The user's attributes: the custom fields, plus the targeting key under

@@ -2,6 +2,7 @@
 
 use super::*;
 use serde_json::json;
+use std::sync::Arc;
 
 fn rule(status: RuleStatus) -> ExperimentRule {
     ExperimentRule {
@@ -396,7 +397,7 @@ fn ruleset_wire_form_round_trips() {
     let back: Ruleset = serde_json::from_str(&text).unwrap();
     assert_eq!(back, rs);
     let (c, _) = CompiledRuleset::compile(back);
-    assert_eq!(c.ruleset(), &rs);
+    assert!(c.rules().eq(&rs.experiments));
 }
 
 #[test]
@@ -472,4 +473,62 @@ fn assignments_written_from_prepared_bytes_match_serde() {
     let mut empty = Vec::new();
     ruleset.write_assignments(&[], &mut empty);
     assert_eq!(empty, b"[]");
+}
+
+#[test]
+fn a_rule_compiled_once_evaluates_alike_in_every_ruleset_assembled_from_it() {
+    let keyed = |key: &str, condition: Value| ExperimentRule {
+        key: key.into(),
+        seed: key.into(),
+        condition: Some(condition),
+        ..rule(RuleStatus::Running)
+    };
+    let country = keyed("by-country", json!({"country": {"$in": ["CN", "US"]}}));
+    let adults = keyed("adults", json!({"age": {"$gte": 18}, "device": "ios"}));
+    let also_country = keyed("also-by-country", json!({"country": {"$in": ["CN", "US"]}}));
+    let broken = keyed("broken", json!({"age": {"$regex": "("}}));
+    let shared = Arc::new(CompiledRule::compile(country.clone()));
+    // The shared rule's attribute moves to another slot in the larger ruleset.
+    let small = vec![country.clone()];
+    let large = vec![
+        adults.clone(),
+        country,
+        broken.clone(),
+        also_country.clone(),
+    ];
+    for rules in [small, large] {
+        let (whole, whole_warnings) = compile(rules.clone());
+        let assembled_rules = rules
+            .into_iter()
+            .map(|r| match r.key.as_str() {
+                "by-country" => shared.clone(),
+                _ => Arc::new(CompiledRule::compile(r)),
+            })
+            .collect();
+        let (assembled, warnings) = CompiledRuleset::assemble(3, assembled_rules);
+        assert_eq!(warnings, whole_warnings);
+        assert_eq!(assembled.distinct_conditions(), whole.distinct_conditions());
+        for i in 0..300 {
+            let country = ["CN", "DE"][i % 2];
+            let u = user(json!({"id": format!("u{i}"), "country": country,
+                                "age": 10 + i % 20, "device": "ios"}));
+            let all: Vec<_> = assembled
+                .assign_all(&u)
+                .map(|a| a.to_owned_assignment())
+                .collect();
+            let expected: Vec<_> = whole
+                .assign_all(&u)
+                .map(|a| a.to_owned_assignment())
+                .collect();
+            assert_eq!(all, expected);
+            assert_eq!(
+                assembled
+                    .assign("by-country", &u)
+                    .map(|a| a.to_owned_assignment()),
+                whole
+                    .assign("by-country", &u)
+                    .map(|a| a.to_owned_assignment())
+            );
+        }
+    }
 }

@@ -3,22 +3,19 @@
 //! payloads on every call. The output is byte for byte what `serde_json` writes.
 
 use crate::assign::Assignment;
-use crate::compiled::{AssignmentPrefixes, CompiledRuleset};
-use crate::ruleset::Ruleset;
+use crate::compiled::CompiledRuleset;
+use crate::ruleset::ExperimentRule;
 
 impl CompiledRuleset {
     /// Appends `assignments` to `out` as a JSON array. Assignments this ruleset
     /// made are written from prepared bytes; others are serialised.
     pub fn write_assignments(&self, assignments: &[Assignment<'_>], out: &mut Vec<u8>) {
-        let prefixes = self
-            .assignment_prefixes
-            .get_or_init(|| prefixes(&self.ruleset));
         out.push(b'[');
         for (n, assignment) in assignments.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
             }
-            match self.prefix_of(prefixes, assignment) {
+            match self.prefix_of(assignment) {
                 Some(prefix) => {
                     out.extend_from_slice(prefix);
                     out.extend_from_slice(if assignment.in_experiment {
@@ -40,45 +37,37 @@ impl CompiledRuleset {
     }
 
     /// The prepared bytes of `assignment`, if this ruleset made it.
-    fn prefix_of<'p>(
-        &self,
-        prefixes: &'p AssignmentPrefixes,
-        assignment: &Assignment<'_>,
-    ) -> Option<&'p [u8]> {
-        let rule = self.ruleset.experiments.get(assignment.at.rule)?;
+    fn prefix_of(&self, assignment: &Assignment<'_>) -> Option<&[u8]> {
+        let compiled = self.rules.get(assignment.at.rule)?;
+        let rule = &compiled.rule;
         let variant = rule.variants.get(assignment.at.variant)?;
         let made_here = std::ptr::eq(rule.key.as_str(), assignment.experiment)
             && std::ptr::eq(&variant.value, assignment.value);
         if !made_here {
             return None;
         }
-        prefixes
-            .get(assignment.at.rule)?
+        compiled
+            .assignment_prefixes
+            .get_or_init(|| prefixes(rule))
             .get(assignment.at.variant)
             .map(|p| &**p)
     }
 }
 
 /// `{"experiment":…,"variant":…,"value":…,"in_experiment":` for every variant
-/// of every rule, in the field order of [`Assignment`]'s `Serialize`.
-fn prefixes(ruleset: &Ruleset) -> AssignmentPrefixes {
-    ruleset
-        .experiments
+/// of the rule, in the field order of [`Assignment`]'s `Serialize`.
+fn prefixes(rule: &ExperimentRule) -> Box<[Box<[u8]>]> {
+    rule.variants
         .iter()
-        .map(|rule| {
-            rule.variants
-                .iter()
-                .map(|variant| {
-                    let mut prefix = b"{\"experiment\":".to_vec();
-                    let _ = serde_json::to_writer(&mut prefix, &rule.key);
-                    prefix.extend_from_slice(b",\"variant\":");
-                    let _ = serde_json::to_writer(&mut prefix, &variant.key);
-                    prefix.extend_from_slice(b",\"value\":");
-                    let _ = serde_json::to_writer(&mut prefix, &variant.value);
-                    prefix.extend_from_slice(b",\"in_experiment\":");
-                    prefix.into_boxed_slice()
-                })
-                .collect()
+        .map(|variant| {
+            let mut prefix = b"{\"experiment\":".to_vec();
+            let _ = serde_json::to_writer(&mut prefix, &rule.key);
+            prefix.extend_from_slice(b",\"variant\":");
+            let _ = serde_json::to_writer(&mut prefix, &variant.key);
+            prefix.extend_from_slice(b",\"value\":");
+            let _ = serde_json::to_writer(&mut prefix, &variant.value);
+            prefix.extend_from_slice(b",\"in_experiment\":");
+            prefix.into_boxed_slice()
         })
         .collect()
 }

@@ -12,8 +12,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
-    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, KnownRevisions, RulesetSource,
-    SourceExperiment, Store, StoreError, TrackFact, VariantTotals,
+    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges, Store, StoreError,
+    TrackFact, VariantTotals,
 };
 use crate::domain::event::Expiry;
 use crate::domain::validation::is_storable;
@@ -180,8 +180,10 @@ where
         audit: &NewAuditEntry,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let version = Self::version_after(&mut tx, experiment).await?;
         let inserted = sqlx::query(
-            "INSERT INTO experiments (key, status, revision, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO experiments (key, status, revision, definition, created_at, updated_at, changed_in) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(experiment.key())
         .bind(experiment.status.as_str())
@@ -189,6 +191,7 @@ where
         .bind(encode(experiment))
         .bind(experiment.created_at)
         .bind(experiment.updated_at)
+        .bind(version as i64)
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
@@ -199,7 +202,6 @@ where
             });
         }
         Self::insert_audit(&mut tx, audit).await?;
-        let version = Self::bump_ruleset_version(&mut tx).await?;
         tx.commit().await?;
         Ok(version)
     }
@@ -211,14 +213,16 @@ where
         audit: &NewAuditEntry,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let version = Self::version_after(&mut tx, experiment).await?;
         let updated: Option<i64> = sqlx::query_scalar(
-            "UPDATE experiments SET status = $1, revision = $2, definition = $3, updated_at = $4 \
-             WHERE key = $5 AND revision = $6 RETURNING revision",
+            "UPDATE experiments SET status = $1, revision = $2, definition = $3, updated_at = $4, \
+             changed_in = $5 WHERE key = $6 AND revision = $7 RETURNING revision",
         )
         .bind(experiment.status.as_str())
         .bind(experiment.revision as i64)
         .bind(encode(experiment))
         .bind(experiment.updated_at)
+        .bind(version as i64)
         .bind(experiment.key())
         .bind(expected_revision as i64)
         .fetch_optional(&mut *tx)
@@ -230,7 +234,6 @@ where
             )));
         }
         Self::insert_audit(&mut tx, audit).await?;
-        let version = Self::bump_ruleset_version(&mut tx).await?;
         tx.commit().await?;
         Ok(version)
     }
@@ -263,51 +266,28 @@ where
         Ok(version as u64)
     }
 
-    /// Experiments that changed since the caller's ruleset are read one by one up
-    /// to [`FEW_CHANGED`], in one scan past that (at startup, say).
-    async fn ruleset_source(&self, known: &KnownRevisions) -> Result<RulesetSource, StoreError> {
+    async fn ruleset_changes(&self, since: Option<u64>) -> Result<RulesetChanges, StoreError> {
         let mut tx = self.reader.begin().await?;
+        // The version first: every change up to it is committed, so the next
+        // statement sees it (and perhaps later ones, which are read again).
         let (version, updated_at): (i64, i64) =
             sqlx::query_as("SELECT version, updated_at FROM ruleset_state WHERE id = 1")
                 .fetch_one(&mut *tx)
                 .await?;
-        let served: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT key, revision FROM experiments WHERE status <> 'draft' ORDER BY key",
+        let definitions: Vec<String> = sqlx::query_scalar(
+            "SELECT definition FROM experiments WHERE status <> 'draft' AND changed_in > $1",
         )
+        .bind(since.map_or(-1, |v| v as i64))
         .fetch_all(&mut *tx)
         .await?;
-        let is_known = |key: &String, revision: i64| known.get(key) == Some(&(revision as u64));
-        let changed = served.iter().filter(|(k, r)| !is_known(k, *r)).count();
-        let mut definitions: HashMap<String, String> = HashMap::with_capacity(changed);
-        if changed > FEW_CHANGED {
-            let all: Vec<(String, String)> =
-                sqlx::query_as("SELECT key, definition FROM experiments WHERE status <> 'draft'")
-                    .fetch_all(&mut *tx)
-                    .await?;
-            definitions.extend(all);
-        }
-        let mut experiments = Vec::with_capacity(served.len());
-        for (key, revision) in served {
-            if is_known(&key, revision) {
-                experiments.push(SourceExperiment::Unchanged(key));
-                continue;
-            }
-            let definition = match definitions.remove(&key) {
-                Some(definition) => definition,
-                None => {
-                    sqlx::query_scalar("SELECT definition FROM experiments WHERE key = $1")
-                        .bind(&key)
-                        .fetch_one(&mut *tx)
-                        .await?
-                }
-            };
-            experiments.push(SourceExperiment::Read(Box::new(decode(&definition)?)));
-        }
         tx.commit().await?;
-        Ok(RulesetSource {
+        Ok(RulesetChanges {
             version: version as u64,
             updated_at,
-            experiments,
+            changed: definitions
+                .iter()
+                .map(|d| decode(d))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -861,9 +841,6 @@ where
         Ok(())
     }
 }
-
-/// Up to this many changed experiments, the ruleset source reads each by key.
-const FEW_CHANGED: usize = 16;
 
 const API_KEY_COLUMNS: &str = "id, name, role, environment, created_at, revoked_at";
 type ApiKeyRow = (i64, String, String, Option<String>, Millis, Option<Millis>);

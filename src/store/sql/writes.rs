@@ -2,7 +2,7 @@
 //! webhook deliveries, ruleset versions, and event ingestion (append raw events
 //! idempotently, then apply what [`crate::store::fold`] says the batch changes).
 use super::{decode, encode, Dialect, SqlStore};
-use crate::domain::{Event, EventKind, Millis, NewAuditEntry};
+use crate::domain::{Event, EventKind, Experiment, Millis, NewAuditEntry, Status};
 use crate::store::fold::{
     add_tracks, fold_exposures, touched_users, tracks_by_user, FirstExposure, TotalsChanges,
     Touched, UserKey, UserMetric, UserMetrics,
@@ -96,6 +96,21 @@ where
         .fetch_one(&mut *conn)
         .await?;
         DB::announce_ruleset(conn, version as u64).await?;
+        Ok(version as u64)
+    }
+
+    /// The ruleset version a write of `experiment` commits at: a new one when
+    /// it is served, the current one for a draft, which no SDK sees.
+    pub(super) async fn version_after(
+        conn: &mut DB::Connection,
+        experiment: &Experiment,
+    ) -> Result<u64, StoreError> {
+        if experiment.status != Status::Draft {
+            return Self::bump_ruleset_version(conn).await;
+        }
+        let version: i64 = sqlx::query_scalar("SELECT version FROM ruleset_state WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
         Ok(version as u64)
     }
 
