@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium driven over WebDriver signs
 //! in, creates an experiment through the form (after one rejected entry), starts
 //! it, sees the report and chart of traffic sent over the API, rolls it back and
-//! finds the audit entry. Screenshots of the main pages go to
+//! finds the audit entry; an admin sets up the settings and switches the
+//! language. Screenshots of the main pages go to
 //! `$CARGO_TARGET_DIR/screenshots/BACKEND/` (default `target/screenshots/…`).
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test fails
@@ -210,13 +211,13 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser(backend: Backen
         .screenshot(&shots.join("confirm-rollback.png"))
         .await;
     browser.click("#confirm").await;
-    assert_eq!(browser.text("#status").await, "rolled_back");
+    assert_eq!(browser.text("#status").await, "rolled back");
     let audit = browser.text("#audit li:first-child").await;
-    assert!(audit.contains("rollback by editor-tester"), "{audit}");
-    assert!(audit.contains("running → rolled_back"), "{audit}");
+    assert!(audit.contains("roll back by editor-tester"), "{audit}");
+    assert!(audit.contains("running → rolled back"), "{audit}");
 
     browser.goto(&format!("{base}/")).await;
-    assert!(browser.text("#experiments").await.contains("rolled_back"));
+    assert!(browser.text("#experiments").await.contains("rolled back"));
     browser.screenshot(&shots.join("experiments.png")).await;
 }
 
@@ -256,7 +257,7 @@ async fn an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser(backend
         .fill("#secret", "a-signing-secret-of-some-length")
         .await;
     browser.click("#add-webhook").await;
-    assert!(browser.text("#webhooks").await.contains("rollback"));
+    assert!(browser.text("#webhooks").await.contains("roll back"));
     browser.screenshot(&shots.join("webhooks.png")).await;
 
     browser.goto(&format!("{base}/planning")).await;
@@ -266,6 +267,23 @@ async fn an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser(backend
     let answer = browser.text("#answer").await;
     assert!(answer.contains("users per variant"), "{answer}");
     browser.screenshot(&shots.join("planning.png")).await;
+
+    // The switch shows the same page in Chinese, and the choice is remembered.
+    let asked = "planning?baseline=0.1&variance=&mde=0.05&users=&alpha=0.05&power=0.8&variants=2";
+    browser.click("#language").await;
+    browser.wait_for_url(&format!("{base}/{asked}")).await;
+    assert_eq!(browser.text("h1").await, "样本量计算器");
+    assert!(browser.text("#answer").await.contains("每个变体"));
+    browser.screenshot(&shots.join("planning-zh.png")).await;
+    browser.goto(&format!("{base}/settings/webhooks")).await;
+    assert!(browser.source().await.contains(r#"<html lang="zh-CN">"#));
+    assert_eq!(browser.text("h1").await, "Webhook 通知");
+    browser.screenshot(&shots.join("webhooks-zh.png")).await;
+    browser.click("#language").await;
+    browser
+        .wait_for_url(&format!("{base}/settings/webhooks"))
+        .await;
+    assert_eq!(browser.text("h1").await, "Webhooks");
 
     // A key minted on the keys page signs in, with what its role allows.
     browser.goto(&format!("{base}/settings/keys")).await;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use axum::body::Body;
-use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE, VARY};
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -50,10 +50,23 @@ impl Page {
 }
 
 async fn request(app: &TestApp, method: Method, path: &str, cookie: &str, form: &str) -> Page {
+    request_in(app, method, path, cookie, form, "").await
+}
+
+/// [`request`] with an `Accept-Language` header.
+async fn request_in(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    cookie: &str,
+    form: &str,
+    accept_language: &str,
+) -> Page {
     let request = Request::builder()
         .method(method)
         .uri(path)
         .header(COOKIE, cookie)
+        .header(ACCEPT_LANGUAGE, accept_language)
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(form.to_owned()))
         .unwrap();
@@ -313,7 +326,10 @@ async fn the_experiment_page_shows_the_report_chart_and_csv(backend: Backend) {
     let page = get(&app, "/experiments/pricing-q4", &app.analyst).await;
     assert!(page.html.contains("-50.0%"), "the lift of premium");
     assert!(page.html.contains(r#"<polyline class="effect""#));
-    assert!(page.html.contains("rollback"), "the guardrail's action");
+    assert!(
+        page.html.contains("triggers roll back"),
+        "the guardrail's action"
+    );
     let csv = get(&app, "/experiments/pricing-q4/report.csv", &app.analyst).await;
     assert_eq!(csv.status, StatusCode::OK);
     assert!(csv.headers[CONTENT_TYPE]
@@ -416,9 +432,7 @@ async fn editing_a_running_experiment_ramps_it_but_may_not_reshuffle_users(backe
         serde_json::json!(["revenue"])
     );
     let audit = get(&app, "/experiments/pricing-q4", &app.analyst).await;
-    assert!(audit
-        .html
-        .contains(r#"<strong class="action">update</strong>"#));
+    assert!(audit.html.contains(r#"data-action="update">update by"#));
 }
 
 async fn a_staged_rollout_shows_its_stage_and_when_it_may_advance(backend: Backend) {
@@ -455,7 +469,10 @@ async fn admins_read_a_webhook_delivery_log(backend: Backend) {
     assert!(list
         .html
         .contains(&format!(r#"href="/settings/webhooks/{id}""#)));
-    assert!(list.html.contains("<td>json</td>"), "the format is listed");
+    assert!(
+        list.html.contains(r#"<td data-format="json">"#),
+        "the format is listed"
+    );
     let log = get(&app, &format!("/settings/webhooks/{id}"), &app.admin).await;
     assert_eq!(log.status, StatusCode::OK);
     assert!(log.html.contains("<td>create</td>"), "{}", log.html);
@@ -501,7 +518,7 @@ async fn admins_list_and_revoke_keys(backend: Backend) {
         "revoking the key ends its session"
     );
     let page = get(&app, "/settings/keys", &app.admin).await;
-    assert!(page.html.contains("revoked 20"), "{}", page.html);
+    assert!(page.html.contains("<td>revoked "), "{}", page.html);
 }
 
 /// An admin adds an environment on the keys page; an editor ticks it on a
@@ -562,7 +579,399 @@ async fn environments_are_added_and_chosen_in_the_dashboard(backend: Backend) {
         .contains(r#"name="environments" value="staging" checked>"#));
 }
 
+/// The visible text of a page: its text nodes and the attributes people read
+/// (`title`, `placeholder`, `aria-label`, `alt`, a button's `value`), without
+/// `<pre>`, `<code>` and `<textarea>`, which show definitions, keys and
+/// technical errors as they are.
+fn visible_text(html: &str) -> Vec<String> {
+    fn decode(text: &str) -> String {
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&#39;", "'")
+            .replace("&#34;", "\"")
+            .replace("&amp;", "&")
+    }
+    let mut texts = Vec::new();
+    let mut verbatim = 0usize;
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        if verbatim == 0 {
+            texts.push(decode(&rest[..open]));
+        }
+        let close = open + rest[open..].find('>').expect("a tag ends");
+        let tag = &rest[open + 1..close];
+        let name = tag
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if ["pre", "code", "textarea"].contains(&name.as_str()) {
+            if tag.starts_with('/') {
+                verbatim = verbatim.saturating_sub(1);
+            } else {
+                verbatim += 1;
+            }
+        }
+        let readable = ["title=\"", "placeholder=\"", "aria-label=\"", "alt=\""];
+        let button = name == "button" || tag.contains("type=\"submit\"");
+        for attribute in readable.iter().chain(button.then_some(&"value=\"")) {
+            let Some(at) = tag.find(&format!(" {attribute}")) else {
+                continue;
+            };
+            let value = &tag[at + attribute.len() + 1..];
+            texts.push(decode(&value[..value.find('"').unwrap_or(value.len())]));
+        }
+        rest = &rest[close + 1..];
+    }
+    texts.push(decode(rest));
+    texts
+        .into_iter()
+        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// What the test data enters (keys, names, URLs) and what reads the same in both
+/// languages (names of products and formats, units): not untranslated text.
+const AS_ENTERED: &[&str] = &[
+    "pricing-q4",
+    "Premium price",
+    "A higher price keeps buyers",
+    "draft-q4",
+    "paused-q4",
+    "rolled-back-q4",
+    "shipped-q4",
+    "stopped-q4",
+    "staged-q4",
+    "control",
+    "premium",
+    "purchase",
+    "Purchase",
+    "revenue",
+    "Revenue",
+    "admin-tester",
+    "editor-tester",
+    "analyst-tester",
+    "sdk-tester",
+    "production",
+    "Production",
+    "staging",
+    "Staging",
+    "http://127.0.0.1:9/hook",
+    "ana",
+    "bad key",
+    "country",
+    "CN",
+    "US",
+    "price",
+    "nowhere",
+];
+const SAME_IN_BOTH: &[&str] = &[
+    "Sluice",
+    "SDK",
+    "API",
+    "JSON",
+    "CSV",
+    "UTC",
+    "URL",
+    "HMAC",
+    "SHA",
+    "POST",
+    "Slack",
+    "Webhook",
+    "English",
+    "NUL",
+    "ASCII",
+    "track",
+    "http",
+    "https",
+    "sluice key create --role editor",
+    "$in",
+    "（en）",
+    "zh-CN",
+];
+
+/// The English phrases of the catalogue, the parts between placeholders.
+fn english_phrases() -> Vec<String> {
+    let messages = sluice::web::MESSAGES
+        .iter()
+        .filter(|m| m.en != m.zh)
+        .map(|m| m.en);
+    let domain = sluice::web::DOMAIN_TEXTS.iter().map(|(en, _)| *en);
+    let mut phrases: Vec<String> = messages
+        .chain(domain)
+        .flat_map(|text| {
+            text.split(['{', '}'])
+                .step_by(2)
+                .map(|piece| piece.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|piece| piece.chars().filter(char::is_ascii_alphabetic).count() >= 3)
+        .filter(|piece| !SAME_IN_BOTH.contains(&piece.as_str()))
+        .collect();
+    phrases.sort();
+    phrases.dedup();
+    phrases
+}
+
+/// The untranslated text on a Chinese page: English phrases of the catalogue, and
+/// any English word that is neither data as entered nor the same in both languages.
+fn untranslated(html: &str) -> Vec<String> {
+    let phrases = english_phrases();
+    let mut found = Vec::new();
+    for text in visible_text(html) {
+        let mut rest = text.clone();
+        for entered in SAME_IN_BOTH.iter().chain(AS_ENTERED) {
+            rest = rest.replace(entered, " ");
+        }
+        for phrase in &phrases {
+            let words = |s: &str| {
+                s.split(|c: char| !c.is_ascii_alphabetic())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
+            let (text_words, phrase_words) = (words(&rest), words(phrase));
+            if text_words
+                .windows(phrase_words.len())
+                .any(|w| w == phrase_words.as_slice())
+            {
+                found.push(format!("{phrase:?} in {text:?}"));
+            }
+        }
+        for word in rest.split(|c: char| !c.is_ascii_alphabetic()) {
+            if word.len() >= 2 {
+                found.push(format!("{word:?} in {text:?}"));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Experiments in every state, metrics, a webhook with a delivery, keys, and a
+/// running experiment with results, an SRM warning and a staged rollout.
+async fn everything_a_dashboard_shows(app: &TestApp) {
+    app.pricing_experiment().await;
+    let hook = serde_json::json!({"url": "http://127.0.0.1:9/hook",
+        "secret": "a-signing-secret-of-some-length", "events": ["*"]});
+    assert_eq!(
+        app.post("/api/v1/webhooks", &app.admin, hook).await.status,
+        StatusCode::CREATED
+    );
+    let moves: [(&str, &[&str]); 6] = [
+        ("draft-q4", &[]),
+        ("paused-q4", &["start", "pause"]),
+        ("rolled-back-q4", &["start", "rollback"]),
+        ("shipped-q4", &["start", "ship"]),
+        ("stopped-q4", &["start", "stop"]),
+        ("staged-q4", &["start"]),
+    ];
+    for (key, actions) in moves {
+        let mut spec = common::pricing_spec();
+        spec["key"] = key.into();
+        spec["dimensions"] = serde_json::json!(["country"]);
+        if key == "staged-q4" {
+            spec["stages"] = serde_json::json!([{"coverage": 0.05, "hold_seconds": 259200},
+                {"coverage": 0.5, "hold_seconds": 7200}, {"coverage": 1.0}]);
+        }
+        let created = app.post("/api/v1/experiments", &app.editor, spec).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        for action in actions {
+            let path = format!("/api/v1/experiments/{key}/{action}");
+            let body = serde_json::json!({"variant": "premium"});
+            let reply = app.post(&path, &app.editor, body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::OK,
+                "{action} {key}: {:?}",
+                reply.body
+            );
+        }
+    }
+    app.start("pricing-q4").await;
+    app.send_traffic((1400, 140), (1000, 50)).await;
+}
+
+/// Every page of the dashboard in Chinese, with realistic data, validation
+/// problems and refusals, confirmations, an error page and sign-in: none shows
+/// English that is not data as entered.
+async fn every_page_reads_in_chinese(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    everything_a_dashboard_shows(&app).await;
+    let hook = app.get("/api/v1/webhooks", &app.admin).await.body[0]["id"]
+        .as_i64()
+        .unwrap();
+    let admin = format!("{}; lang=zh-CN", session(&app, &app.admin).await);
+    let csrf = request(&app, Method::GET, "/", &admin, "").await.csrf();
+    let deliveries = format!("/settings/webhooks/{hook}");
+    let mut pages: Vec<(Method, String, String, StatusCode)> = [
+        "/",
+        "/?status=draft&q=nothing",
+        "/experiments/new",
+        "/experiments/pricing-q4",
+        "/experiments/staged-q4?dimension=country",
+        "/experiments/paused-q4",
+        "/experiments/shipped-q4",
+        "/experiments/draft-q4",
+        "/experiments/pricing-q4/edit",
+        "/planning",
+        "/planning?baseline=0.1&mde=0.05",
+        "/planning?baseline=0.1&users=5000",
+        "/settings/metrics",
+        "/settings/webhooks",
+        &deliveries,
+        "/settings/keys",
+    ]
+    .into_iter()
+    .map(|path| (Method::GET, path.to_owned(), String::new(), StatusCode::OK))
+    .collect();
+    for action in [
+        "start&variant=",
+        "pause",
+        "resume",
+        "rollback",
+        "stop",
+        "ship&variant=premium",
+    ] {
+        let path = format!("/experiments/pricing-q4/confirm?action={action}");
+        pages.push((Method::GET, path, String::new(), StatusCode::OK));
+    }
+    let refusals = [
+        ("/planning?baseline=abc&power=2", "", StatusCode::OK),
+        ("/experiments/nowhere", "", StatusCode::NOT_FOUND),
+        ("/language?to=klingon", "", StatusCode::BAD_REQUEST),
+    ];
+    for (path, form, status) in refusals {
+        pages.push((Method::GET, path.to_owned(), form.to_owned(), status));
+    }
+    let posts = [
+        ("/experiments/new", format!("csrf={csrf}&key=bad%20key&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5&variants%5B1%5D.key=premium&variants%5B1%5D.weight=1.5&condition=%7Bnot+json&coverage=2"), StatusCode::BAD_REQUEST),
+        ("/experiments/pricing-q4/edit", format!("csrf={csrf}&key=pricing-q4&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.4&variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.6"), StatusCode::CONFLICT),
+        ("/settings/metrics", format!("csrf={csrf}&key=bad+key&kind=mean&event="), StatusCode::BAD_REQUEST),
+        ("/settings/webhooks", format!("csrf={csrf}&url=ftp%3A%2F%2Fx&secret=short&format=json"), StatusCode::BAD_REQUEST),
+        ("/settings/keys", format!("csrf={csrf}&role=analyst&name=ana"), StatusCode::OK),
+        ("/experiments/draft-q4/act", format!("csrf={csrf}&action=resume"), StatusCode::CONFLICT),
+        ("/experiments/pricing-q4/act", "action=stop".to_owned(), StatusCode::FORBIDDEN),
+    ];
+    for (path, form, status) in posts {
+        pages.push((Method::POST, path.to_owned(), form, status));
+    }
+    let mut problems = Vec::new();
+    for (method, path, form, status) in pages {
+        let page = request(&app, method.clone(), &path, &admin, &form).await;
+        assert_eq!(page.status, status, "{method} {path}: {}", page.html);
+        assert!(page.html.contains(r#"<html lang="zh-CN">"#), "{path}");
+        problems.extend(
+            untranslated(&page.html)
+                .into_iter()
+                .map(|p| format!("{method} {path}: {p}")),
+        );
+    }
+    let sign_in = request(&app, Method::GET, "/signin", "lang=zh-CN", "").await;
+    let csrf = sign_in.csrf();
+    let refused = request(
+        &app,
+        Method::POST,
+        "/signin",
+        &format!("sluice_signin={csrf}; lang=zh-CN"),
+        &format!("csrf={csrf}&key={}", app.sdk),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    for (path, page) in [("/signin", sign_in), ("POST /signin", refused)] {
+        problems.extend(
+            untranslated(&page.html)
+                .into_iter()
+                .map(|p| format!("{path}: {p}")),
+        );
+    }
+    assert!(
+        problems.is_empty(),
+        "untranslated:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The same pages in English are in English: the check above is not vacuous.
+async fn the_untranslated_check_finds_english(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    let page = get(&app, "/experiments/pricing-q4", &app.editor).await;
+    assert!(page.html.contains(r#"<html lang="en">"#));
+    let found = untranslated(&page.html);
+    assert!(
+        found.iter().any(|p| p.contains("Audit timeline")),
+        "{found:?}"
+    );
+}
+
+/// Accept-Language picks the language by q-value, the switch's cookie beats it
+/// and is remembered, and every page says it varies on both.
+async fn the_language_follows_the_browser_and_the_switch(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let cookie = session(&app, &app.analyst).await;
+    let chinese = request_in(&app, Method::GET, "/", &cookie, "", "en;q=0.5, zh-CN;q=0.9").await;
+    assert!(chinese.html.contains(r#"<html lang="zh-CN">"#));
+    assert!(chinese.html.contains("还没有实验。"));
+    let vary = chinese
+        .headers
+        .get_all(VARY)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(
+        vary.contains("Accept-Language") && vary.contains("Cookie"),
+        "{vary}"
+    );
+    let english = request_in(&app, Method::GET, "/", &cookie, "", "zh-TW, en;q=0.8").await;
+    assert!(english.html.contains(r#"<html lang="en">"#));
+    assert!(english.html.contains("No experiments yet."));
+
+    // The switch on the Chinese page leads back to the same page in English.
+    let start = chinese.html.find(r#"id="language" href=""#).unwrap() + 20;
+    let href =
+        chinese.html[start..start + chinese.html[start..].find('"').unwrap()].replace("&#38;", "&");
+    assert_eq!(href, "/language?to=en&back=%2F");
+    let switched = request_in(&app, Method::GET, &href, &cookie, "", "zh-CN").await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER);
+    assert_eq!(switched.location(), "/");
+    let lang = switched.set_cookie();
+    for attribute in ["lang=en", "SameSite=Lax", "Path=/", "Max-Age=31536000"] {
+        assert!(lang.contains(attribute), "{lang}");
+    }
+    let remembered = format!("{cookie}; {}", lang.split(';').next().unwrap());
+    let page = request_in(&app, Method::GET, "/", &remembered, "", "zh-CN").await;
+    assert!(
+        page.html.contains(r#"<html lang="en">"#),
+        "the cookie beats the header"
+    );
+    let sign_in = request_in(&app, Method::GET, "/signin", "", "", "zh").await;
+    assert!(sign_in.html.contains("登录 Sluice"));
+    let away = request(
+        &app,
+        Method::GET,
+        "/language?to=zh-CN&back=//evil.example",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(
+        away.location(),
+        "/",
+        "the switch only leads back to this site"
+    );
+}
+
 on_both_backends!(
+    every_page_reads_in_chinese,
+    the_untranslated_check_finds_english,
+    the_language_follows_the_browser_and_the_switch,
     environments_are_added_and_chosen_in_the_dashboard,
     the_session_cookie_is_not_the_key_and_ends_on_the_server,
     admins_list_and_revoke_keys,

@@ -16,6 +16,17 @@ pub enum MetricKind {
     Count,
 }
 
+impl MetricKind {
+    /// The API's name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Conversion => "conversion",
+            MetricKind::Mean => "mean",
+            MetricKind::Count => "count",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     pub key: String,

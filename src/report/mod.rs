@@ -12,12 +12,14 @@ mod table;
 use serde::{Deserialize, Serialize};
 
 pub use self::csv::to_csv;
+/// A report's health and guardrail verdicts are the guard's, named here for its readers.
+pub use crate::guard::{GuardStatus, GuardrailVerdict};
 pub use headline::{Headline, HeadlineComparison};
 pub use table::to_table;
 
 use crate::domain::totals::{ExposureSummary, VariantTotals};
 use crate::domain::{Experiment, Metric, MetricKind};
-use crate::guard::{judge, GuardStatus, GuardrailVerdict};
+use crate::guard::judge;
 use crate::stats::{self, benjamini_hochberg, holm, srm, Arm, MetricType, Moments, Settings};
 
 /// A share of users seen in several variants above this turns health yellow.

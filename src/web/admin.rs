@@ -7,16 +7,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
+use super::error::Problem;
 use super::error::WebError;
-use super::fields::{choices, Builder, Choice, Field, Fields};
+use super::fields::{choices, translated, Builder, Choice, Field, Fields};
 use super::session::{Session, SignedForm};
-use super::view::{render, Chrome};
+use super::text::Text;
+use super::view::{self, render, Chrome};
 use super::WebState;
 use crate::control::{ControlError, KeyRequest};
 use crate::domain::environment::PRODUCTION;
 use crate::domain::validation::from_json;
 use crate::domain::webhook::{event_types, Delivery, NewWebhook, Webhook, WebhookFormat};
-use crate::domain::{format_millis, Environment, FieldProblem, Metric, Role};
+use crate::domain::{Environment, FieldProblem, Metric, MetricKind, Role};
 
 /// The problems to show beside fields, or the error page for anything else.
 fn problems_of(err: ControlError) -> Result<Vec<FieldProblem>, WebError> {
@@ -26,16 +28,21 @@ fn problems_of(err: ControlError) -> Result<Vec<FieldProblem>, WebError> {
     }
 }
 
-fn pairs(list: &[&str]) -> Vec<(String, String)> {
+/// Options whose values are the API's names and whose labels are in words.
+fn labelled<T: Copy>(
+    list: &[T],
+    value: impl Fn(T) -> &'static str,
+    label: impl Fn(T) -> String,
+) -> Vec<(String, String)> {
     list.iter()
-        .map(|v| (v.to_string(), v.to_string()))
+        .map(|&item| (value(item).to_owned(), label(item)))
         .collect()
 }
 
 struct MetricRow {
     key: String,
     name: String,
-    kind: String,
+    kind: &'static str,
     event: String,
     direction: &'static str,
 }
@@ -43,6 +50,7 @@ struct MetricRow {
 #[derive(Template)]
 #[template(path = "metrics.html")]
 struct MetricsPage {
+    t: Text,
     chrome: Chrome,
     metrics: Vec<MetricRow>,
     key: Field,
@@ -60,45 +68,41 @@ async fn metrics_page(
     values: &Fields,
     problems: Vec<FieldProblem>,
 ) -> Result<MetricsPage, WebError> {
+    let t = session.text();
+    let problems = translated(t, problems);
     let metrics = state.control.list_metrics().await?;
     let mut b = Builder {
         values,
         problems: problems.clone(),
     };
-    let kind = b.field(
-        "kind",
-        "Kind",
-        "conversion: did the user do it; mean: sum of values per user; count: events per user.",
-    );
+    let kind = b.field("kind", t.kind(), t.kind_hint());
+    let kinds = [MetricKind::Conversion, MetricKind::Mean, MetricKind::Count];
     Ok(MetricsPage {
+        t,
         chrome: session.chrome(),
         metrics: metrics
             .iter()
             .map(|m| MetricRow {
                 key: m.key.clone(),
                 name: m.name.clone(),
-                kind: format!("{:?}", m.kind).to_lowercase(),
+                kind: t.metric_kind(m.kind),
                 event: m.event.clone(),
                 direction: if m.higher_is_better {
-                    "higher"
+                    t.higher()
                 } else {
-                    "lower"
+                    t.lower()
                 },
             })
             .collect(),
-        key: b.field("key", "Key", ""),
-        name: b.field("name", "Name", ""),
+        key: b.field("key", t.key(), ""),
+        name: b.field("name", t.name(), ""),
         kind_choices: choices(
-            &pairs(&["conversion", "mean", "count"]),
+            &labelled(&kinds, MetricKind::as_str, |k| t.metric_kind(k).to_owned()),
             std::slice::from_ref(&kind.value),
             "kind",
         ),
         kind,
-        event: b.field(
-            "event",
-            "Event",
-            "The track event's name, as the app sends it.",
-        ),
+        event: b.field("event", t.event(), t.event_hint()),
         lower_is_better: values.get("higher_is_better") == "false",
         problems,
     })
@@ -134,11 +138,21 @@ pub(crate) async fn create_metric(
     Ok((StatusCode::BAD_REQUEST, render(&page)).into_response())
 }
 
+/// A webhook as the webhooks page lists it.
+struct WebhookRow {
+    id: i64,
+    url: String,
+    format: &'static str,
+    format_label: &'static str,
+    events: String,
+}
+
 #[derive(Template)]
 #[template(path = "webhooks.html")]
 struct WebhooksPage {
+    t: Text,
     chrome: Chrome,
-    webhooks: Vec<Webhook>,
+    webhooks: Vec<WebhookRow>,
     url: Field,
     format: Field,
     format_choices: Vec<Choice>,
@@ -154,38 +168,51 @@ async fn webhooks_page(
     values: &Fields,
     problems: Vec<FieldProblem>,
 ) -> Result<WebhooksPage, WebError> {
+    let t = session.text();
+    let problems = translated(t, problems);
     let mut b = Builder {
         values,
         problems: problems.clone(),
     };
-    let format = b.field(
-        "format",
-        "Format",
-        "json: Sluice's own signed JSON. slack, feishu, dingtalk, wecom: a readable message \
-         for that service's incoming webhook (Feishu, DingTalk and WeCom in Chinese).",
-    );
-    let formats: Vec<&str> = WebhookFormat::ALL.map(WebhookFormat::as_str).to_vec();
+    let format = b.field("format", t.format(), t.format_hint());
+    let webhooks = state.control.list_webhooks().await?;
     Ok(WebhooksPage {
+        t,
         chrome: session.chrome(),
-        webhooks: state.control.list_webhooks().await?,
-        url: b.field("url", "URL", "Where the POST requests go."),
+        webhooks: webhooks.iter().map(|hook| webhook_row(t, hook)).collect(),
+        url: b.field("url", t.url(), t.url_hint()),
         format_choices: choices(
-            &pairs(&formats),
+            &labelled(&WebhookFormat::ALL, WebhookFormat::as_str, |f| {
+                t.webhook_format(f).to_owned()
+            }),
             std::slice::from_ref(&format.value),
             &format.id,
         ),
         format,
-        secret: b.field(
-            "secret",
-            "Signing secret",
-            "16 to 256 characters. json: required, requests carry an HMAC-SHA256 signature \
-             made with it. feishu, dingtalk: the bot's signing secret, if its \"sign\" security \
-             is on. slack, wecom: leave empty.",
+        secret: b.field("secret", t.signing_secret(), t.secret_hint()),
+        events: choices(
+            &labelled(&event_types(), |e| e, |e| t.event_of(e)),
+            &values.all("events"),
+            "event",
         ),
-        events: choices(&pairs(&event_types()), &values.all("events"), "event"),
         events_error: b.claim(|field| field.starts_with("events")),
         problems,
     })
+}
+
+fn webhook_row(t: Text, hook: &Webhook) -> WebhookRow {
+    WebhookRow {
+        id: hook.id,
+        url: hook.url.clone(),
+        format: hook.format.as_str(),
+        format_label: t.webhook_format(hook.format),
+        events: hook
+            .events
+            .iter()
+            .map(|e| t.event_of(e))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 pub(crate) async fn webhooks(
@@ -245,12 +272,12 @@ struct DeliveryRow {
     last_error: Option<String>,
 }
 
-impl From<Delivery> for DeliveryRow {
-    fn from(d: Delivery) -> Self {
+impl DeliveryRow {
+    fn of(t: Text, d: Delivery) -> Self {
         DeliveryRow {
-            queued: format_millis(d.created_at),
-            event: d.event,
-            status: d.status,
+            queued: view::date_time(t.lang, d.created_at),
+            event: t.event_of(&d.event),
+            status: t.delivery_status(&d.status),
             attempts: d.attempts,
             last_error: d.last_error,
         }
@@ -260,6 +287,7 @@ impl From<Delivery> for DeliveryRow {
 #[derive(Template)]
 #[template(path = "deliveries.html")]
 struct DeliveriesPage {
+    t: Text,
     chrome: Chrome,
     url: String,
     deliveries: Vec<DeliveryRow>,
@@ -273,7 +301,9 @@ pub(crate) async fn deliveries(
 ) -> Result<Response, WebError> {
     session.require(Role::Admin)?;
     let webhook = state.control.get_webhook(id).await?;
+    let t = session.text();
     Ok(render(&DeliveriesPage {
+        t,
         chrome: session.chrome(),
         url: webhook.url,
         deliveries: state
@@ -281,7 +311,7 @@ pub(crate) async fn deliveries(
             .webhook_deliveries(id)
             .await?
             .into_iter()
-            .map(DeliveryRow::from)
+            .map(|d| DeliveryRow::of(t, d))
             .collect(),
     }))
 }
@@ -296,6 +326,7 @@ struct MintedKey {
 #[derive(Template)]
 #[template(path = "keys.html")]
 struct KeysPage {
+    t: Text,
     chrome: Chrome,
     minted: Option<MintedKey>,
     keys: Vec<KeyRow>,
@@ -319,13 +350,16 @@ async fn keys_page(
     session: &Session,
     minted: Option<MintedKey>,
 ) -> Result<KeysPage, WebError> {
+    let t = session.text();
     let keys = state.control.keys().list().await?;
     let environments = state.control.list_environments().await?;
     let environment_pairs: Vec<(String, String)> = environments
         .iter()
-        .map(|e| (e.key.clone(), format!("{} ({})", e.name, e.key)))
+        .map(|e| (e.key.clone(), t.environment_choice(&e.name, &e.key)))
         .collect();
+    let roles = [Role::Analyst, Role::Editor, Role::Admin, Role::Sdk];
     Ok(KeysPage {
+        t,
         chrome: session.chrome(),
         minted,
         keys: keys
@@ -333,13 +367,17 @@ async fn keys_page(
             .map(|key| KeyRow {
                 id: key.id,
                 name: key.name,
-                role: key.role.as_str(),
+                role: t.role_of(key.role),
                 environment: key.environment.unwrap_or_default(),
-                created: format_millis(key.created_at),
-                revoked: key.revoked_at.map(format_millis),
+                created: view::date_time(t.lang, key.created_at),
+                revoked: key.revoked_at.map(|at| view::date_time(t.lang, at)),
             })
             .collect(),
-        role_choices: choices(&pairs(&["analyst", "editor", "admin", "sdk"]), &[], "role"),
+        role_choices: choices(
+            &labelled(&roles, Role::as_str, |r| t.role_of(r).to_owned()),
+            &[],
+            "role",
+        ),
         environment_choices: choices(&environment_pairs, &[PRODUCTION.to_owned()], "environment"),
         environments,
     })
@@ -389,7 +427,7 @@ pub(crate) async fn create_key(
 ) -> Result<Response, WebError> {
     form.session.require(Role::Admin)?;
     let role = Role::parse(form.fields.get("role"))
-        .ok_or_else(|| WebError::bad_request("role must be admin, editor, analyst or sdk"))?;
+        .ok_or_else(|| WebError::bad_request(Problem::NoSuchRole))?;
     let optional =
         |name: &str| Some(form.fields.get(name).trim().to_owned()).filter(|v| !v.is_empty());
     let request = KeyRequest {
@@ -405,7 +443,7 @@ pub(crate) async fn create_key(
     let minted = MintedKey {
         secret,
         name: key.name,
-        role: key.role.as_str(),
+        role: form.session.text().role_of(key.role),
     };
     Ok(render(
         &keys_page(&state, &form.session, Some(minted)).await?,

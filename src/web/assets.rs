@@ -11,7 +11,7 @@ const CACHE_FOR_A_YEAR: &str = "public, max-age=31536000, immutable";
 
 pub(crate) async fn serve(Path(name): Path<String>) -> Response {
     let (content_type, body) = match name.as_str() {
-        "sluice-1.css" => (
+        "sluice-2.css" => (
             "text/css; charset=utf-8",
             include_str!("../../assets/sluice.css"),
         ),

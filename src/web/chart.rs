@@ -2,7 +2,9 @@
 //! band: drawn on the server, so they need no script and read the same in every
 //! browser. This module only places points; the numbers come from the report.
 
-use crate::domain::{format_millis, parse_rfc3339};
+use super::text::Text;
+use super::view;
+use crate::domain::parse_rfc3339;
 use crate::report::series::SeriesPoint;
 
 const WIDTH: f64 = 640.0;
@@ -39,7 +41,7 @@ pub(crate) struct Chart {
 }
 
 /// The charts of one metric, one per treatment, from its series points.
-pub(crate) fn charts(metric: &str, points: &[SeriesPoint]) -> Vec<Chart> {
+pub(crate) fn charts(t: Text, metric: &str, points: &[SeriesPoint]) -> Vec<Chart> {
     let mut variants: Vec<&str> = Vec::new();
     for point in points.iter().filter(|p| p.metric == metric) {
         if !variants.contains(&point.variant.as_str()) {
@@ -53,33 +55,31 @@ pub(crate) fn charts(metric: &str, points: &[SeriesPoint]) -> Vec<Chart> {
                 .iter()
                 .filter(|p| p.metric == metric && p.variant == variant)
                 .collect();
-            chart(metric, variant, &series)
+            chart(t, metric, variant, &series)
         })
         .collect()
 }
 
 /// Days with a defined effect and interval: (day label, effect, low, high).
-fn defined(series: &[&SeriesPoint]) -> Vec<(String, f64, f64, f64)> {
+fn defined(t: Text, series: &[&SeriesPoint]) -> Vec<(String, f64, f64, f64)> {
     series
         .iter()
         .filter_map(|p| {
             let effect = p.rel_effect?;
             let [low, high] = p.rel_ci?;
-            Some((day_of(&p.through), effect, low, high))
+            Some((day_of(t, &p.through), effect, low, high))
         })
         .collect()
 }
 
 /// The calendar day a point covers: its cut-off is the next midnight, so the day
 /// is the one ending a millisecond before.
-fn day_of(through: &str) -> String {
-    let day =
-        parse_rfc3339(through).map_or_else(|| through.to_owned(), |end| format_millis(end - 1));
-    day.get(..10).unwrap_or(&day).to_owned()
+fn day_of(t: Text, through: &str) -> String {
+    parse_rfc3339(through).map_or_else(|| through.to_owned(), |end| view::date(t.lang, end - 1))
 }
 
-fn chart(metric: &str, variant: &str, series: &[&SeriesPoint]) -> Option<Chart> {
-    let days = defined(series);
+fn chart(t: Text, metric: &str, variant: &str, series: &[&SeriesPoint]) -> Option<Chart> {
+    let days = defined(t, series);
     let (first, last) = (days.first()?, days.last()?);
     let baseline = &series.first()?.baseline;
     let scale = Scale::fit(&days);
@@ -96,16 +96,18 @@ fn chart(metric: &str, variant: &str, series: &[&SeriesPoint]) -> Option<Chart> 
         .map(|(i, d)| scale.point(i, d.1))
         .collect::<Vec<_>>()
         .join(" ");
-    let summary = format!(
-        "{variant} against {baseline} on {metric}: {} on {} (95% interval {} to {}), over {} days",
-        super::view::signed_percent(last.1),
-        last.0,
-        super::view::signed_percent(last.2),
-        super::view::signed_percent(last.3),
-        days.len()
+    let summary = t.chart_summary(
+        variant,
+        baseline,
+        metric,
+        view::signed_percent(last.1),
+        &last.0,
+        view::signed_percent(last.2),
+        view::signed_percent(last.3),
+        days.len(),
     );
     Some(Chart {
-        title: format!("{metric}: {variant} vs {baseline}"),
+        title: t.chart_title(metric, variant, baseline),
         view_box: format!("0 0 {WIDTH} {HEIGHT}"),
         band,
         line,
@@ -177,7 +179,7 @@ impl Scale {
                 let label = if i == 0 {
                     "0%".to_owned()
                 } else {
-                    super::view::signed_percent(effect)
+                    view::signed_percent(effect)
                 };
                 Tick {
                     at: format!("{:.1}", self.y(effect)),
@@ -224,15 +226,15 @@ mod tests {
             point("2026-11-20", -0.1, [-0.3, 0.1]),
             point("2026-11-21", -0.2, [-0.3, -0.1]),
         ];
-        let charts = charts("purchase", &points);
+        let charts = charts(Text::default(), "purchase", &points);
         assert_eq!(charts.len(), 1);
         let chart = &charts[0];
         assert_eq!(chart.line.split(' ').count(), 2);
         assert_eq!(chart.band.split(' ').count(), 4);
         let zero: f64 = chart.zero_y.parse().unwrap();
         assert!(zero > TOP && zero < HEIGHT - BOTTOM);
-        assert_eq!(chart.x_ticks[0].label, "2026-11-19");
-        assert_eq!(chart.x_ticks[1].label, "2026-11-20");
+        assert_eq!(chart.x_ticks[0].label, "19 Nov 2026");
+        assert_eq!(chart.x_ticks[1].label, "20 Nov 2026");
         assert!(chart.summary.contains("-20.0%"));
         let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["-30.0%", "-20.0%", "-10.0%", "0%", "+10.0%"]);
@@ -242,6 +244,6 @@ mod tests {
     fn a_series_without_defined_effects_draws_no_chart() {
         let mut empty = point("2026-11-20", 0.0, [0.0, 0.0]);
         empty.rel_effect = None;
-        assert!(charts("purchase", &[empty]).is_empty());
+        assert!(charts(Text::default(), "purchase", &[empty]).is_empty());
     }
 }

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::fields::Fields;
+use super::text::Text;
 use super::view;
 use crate::domain::{Experiment, FieldProblem, ValidationError};
 
@@ -24,7 +25,12 @@ fn number(text: &str) -> Value {
 }
 
 /// The JSON document in a text area; empty means absent.
-fn json_text(values: &Fields, name: &str, problems: &mut Vec<FieldProblem>) -> Option<Value> {
+fn json_text(
+    t: Text,
+    values: &Fields,
+    name: &str,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<Value> {
     let text = values.get(name).trim();
     if text.is_empty() {
         return None;
@@ -33,7 +39,7 @@ fn json_text(values: &Fields, name: &str, problems: &mut Vec<FieldProblem>) -> O
         .map_err(|err| {
             problems.push(FieldProblem {
                 field: name.to_owned(),
-                problem: format!("is not valid JSON: {err}"),
+                problem: t.not_valid_json(err.line(), err.column()),
             });
         })
         .ok()
@@ -41,7 +47,7 @@ fn json_text(values: &Fields, name: &str, problems: &mut Vec<FieldProblem>) -> O
 
 /// The API's JSON body for the submitted form. Optional parts left empty are null,
 /// so that an edit clears them; JSON that does not parse is a problem of its field.
-pub(super) fn spec_document(values: &Fields) -> Result<Value, ValidationError> {
+pub(super) fn spec_document(t: Text, values: &Fields) -> Result<Value, ValidationError> {
     let mut problems = Vec::new();
     let text = |name: &str| values.get(name).trim().to_owned();
     let filled = |name: String| !values.get(&name).trim().is_empty();
@@ -53,7 +59,8 @@ pub(super) fn spec_document(values: &Fields) -> Result<Value, ValidationError> {
             "key": text(&format!("variants[{i}].key")),
             "weight": number(values.get(&format!("variants[{i}].weight"))),
         });
-        if let Some(payload) = json_text(values, &format!("variants[{i}].value"), &mut problems) {
+        if let Some(payload) = json_text(t, values, &format!("variants[{i}].value"), &mut problems)
+        {
             variant["value"] = payload;
         }
         variants.push(variant);
@@ -101,7 +108,7 @@ pub(super) fn spec_document(values: &Fields) -> Result<Value, ValidationError> {
         "report_after_hours".into(),
         report_after_hours.unwrap_or(Value::Null),
     );
-    let condition = json_text(values, "condition", &mut problems);
+    let condition = json_text(t, values, "condition", &mut problems);
     document.insert("condition".into(), condition.unwrap_or(Value::Null));
     document.insert("namespace".into(), namespace.unwrap_or(Value::Null));
     let primary = Some(text("primary_metric")).filter(|p| !p.is_empty());
@@ -233,7 +240,7 @@ mod tests {
     #[test]
     fn an_experiment_survives_its_edit_form_unchanged() {
         let experiment = Experiment::new_draft(spec(), 0);
-        let document = spec_document(&values_of(&experiment)).unwrap();
+        let document = spec_document(Text::default(), &values_of(&experiment)).unwrap();
         let mut round_trip: ExperimentSpec = from_json(document).unwrap();
         round_trip.seed = experiment.spec.seed.clone();
         assert_eq!(round_trip, experiment.spec);
@@ -247,10 +254,10 @@ mod tests {
             ("variants[0].weight".to_owned(), "half".to_owned()),
             ("variants[0].value".to_owned(), "{oops".to_owned()),
         ]);
-        let invalid = spec_document(&values).unwrap_err();
+        let invalid = spec_document(Text::default(), &values).unwrap_err();
         assert_eq!(invalid.problems[0].field, "variants[0].value");
         let values = Fields::from_pairs(vec![("variants[0].weight".to_owned(), "half".to_owned())]);
-        let document = spec_document(&values).unwrap();
+        let document = spec_document(Text::default(), &values).unwrap();
         assert_eq!(document["condition"], Value::Null);
         assert_eq!(document["namespace"], Value::Null);
         assert_eq!(document["variants"][0]["weight"], "half");

@@ -12,13 +12,14 @@ use super::error::WebError;
 use super::experiments::exposure;
 use super::lifecycle::{available_actions, ActionLink};
 use super::session::Session;
+use super::text::Text;
 use super::view::{self, render, Chrome};
 use super::WebState;
 use crate::control::ReportOptions;
 use crate::domain::experiment::Guardrail;
 use crate::domain::{AuditEntry, Experiment, Role, Status};
 use crate::http::csv_attachment;
-use crate::report::{ComparisonReport, MetricReport, Report};
+use crate::report::{ComparisonReport, GuardrailVerdict, MetricReport, Report};
 
 #[derive(Deserialize, Default)]
 pub(crate) struct ShowQuery {
@@ -33,20 +34,20 @@ struct VariantView {
 }
 
 struct StageView {
-    coverage: String,
-    hold: String,
+    text: String,
     current: bool,
 }
 
 struct GuardrailView {
     status: &'static str,
+    status_label: &'static str,
     evidence: String,
 }
 
 /// A variant's row of the significance table; the control has no comparison.
 struct ArmView {
     variant: String,
-    users: u64,
+    users: String,
     mean: String,
     comparison: Option<ComparisonView>,
 }
@@ -70,7 +71,7 @@ struct MetricView {
 
 struct SegmentView {
     value: String,
-    users: u64,
+    users: String,
     metrics: Vec<MetricView>,
 }
 
@@ -80,9 +81,13 @@ struct DimensionOption {
 }
 
 struct AuditView {
+    /// RFC 3339, for `<time datetime>`.
     at: String,
-    actor: String,
+    when: String,
+    /// The API's name of the action.
     action: String,
+    /// Who did what, in words.
+    line: String,
     change: String,
     evidence: Option<String>,
 }
@@ -90,11 +95,13 @@ struct AuditView {
 #[derive(Template)]
 #[template(path = "experiment.html")]
 struct ExperimentPage {
+    t: Text,
     chrome: Chrome,
     key: String,
     name: String,
     hypothesis: String,
     status: &'static str,
+    status_label: &'static str,
     exposure: String,
     shipped_variant: Option<String>,
     variants: Vec<VariantView>,
@@ -107,6 +114,7 @@ struct ExperimentPage {
     next_stage: Option<String>,
     hash_attribute: String,
     health: &'static str,
+    health_label: &'static str,
     srm_warning: Option<String>,
     guardrail_rules: Vec<String>,
     guardrails: Vec<GuardrailView>,
@@ -132,11 +140,12 @@ pub(crate) async fn show(
     let report = state.control.report(&key, options).await?;
     let audit = state.control.audit_log(&key).await?;
     let actions = if session.may(Role::Editor) {
-        available_actions(&experiment)
+        available_actions(session.text(), &experiment)
     } else {
         Vec::new()
     };
     let page = page(
+        session.text(),
         session.chrome(),
         &experiment,
         &report,
@@ -157,6 +166,7 @@ pub(crate) async fn csv(
 }
 
 fn page(
+    t: Text,
     chrome: Chrome,
     experiment: &Experiment,
     report: &Report,
@@ -167,12 +177,14 @@ fn page(
     let spec = &experiment.spec;
     let series = report.series.as_deref().unwrap_or_default();
     ExperimentPage {
+        t,
         chrome,
         key: spec.key.clone(),
         name: spec.name.clone(),
         hypothesis: spec.hypothesis.clone(),
         status: experiment.status.as_str(),
-        exposure: exposure(experiment),
+        status_label: t.status_of(experiment.status),
+        exposure: exposure(t, experiment),
         shipped_variant: experiment.shipped_variant.clone(),
         variants: spec
             .variants
@@ -185,36 +197,38 @@ fn page(
             .collect(),
         condition: spec.condition.as_ref().map(view::json),
         namespace: spec.namespace.as_ref().map(|n| {
-            format!(
-                "{} [{}, {})",
-                n.name,
-                view::number(n.range[0]),
-                view::number(n.range[1])
-            )
+            t.namespace_range(&n.name, view::number(n.range[0]), view::number(n.range[1]))
         }),
         environments: spec.environments.join(", "),
-        stages: stages(experiment),
+        stages: stages(t, experiment),
         next_stage: experiment
             .rollout
             .as_ref()
-            .and_then(|r| r.hold_until.clone())
-            .filter(|_| experiment.status == Status::Running),
+            .and_then(|r| r.hold_until.as_deref())
+            .filter(|_| experiment.status == Status::Running)
+            .map(|at| view::date_time_text(t.lang, at)),
         hash_attribute: spec.hash_attribute.clone(),
         health: report.health.as_str(),
-        srm_warning: srm_warning(report),
-        guardrail_rules: spec.guardrails.iter().map(guardrail_rule).collect(),
+        health_label: t.health_of(report.health),
+        srm_warning: srm_warning(t, report),
+        guardrail_rules: spec
+            .guardrails
+            .iter()
+            .map(|g| guardrail_rule(t, g))
+            .collect(),
         guardrails: report
             .guardrails
             .iter()
-            .map(|g| GuardrailView {
-                status: g.status.as_str(),
-                evidence: g.evidence.clone(),
+            .map(|verdict| GuardrailView {
+                status: verdict.status.as_str(),
+                status_label: t.health_of(verdict.status),
+                evidence: evidence(t, verdict, &spec.guardrails, report),
             })
             .collect(),
         metrics: report
             .metrics
             .iter()
-            .map(|m| metric_view(m, chart::charts(&m.metric, series)))
+            .map(|m| metric_view(t, m, chart::charts(t, &m.metric, series)))
             .collect(),
         dimensions: spec
             .dimensions
@@ -224,13 +238,13 @@ fn page(
                 selected: name == dimension,
             })
             .collect(),
-        breakdown: breakdown(report),
-        audit: audit.iter().rev().map(audit_view).collect(),
+        breakdown: breakdown(t, report),
+        audit: audit.iter().rev().map(|e| audit_view(t, e)).collect(),
         actions,
     }
 }
 
-fn stages(experiment: &Experiment) -> Vec<StageView> {
+fn stages(t: Text, experiment: &Experiment) -> Vec<StageView> {
     let current = experiment.rollout.as_ref().map(|r| r.stage);
     experiment
         .spec
@@ -238,36 +252,65 @@ fn stages(experiment: &Experiment) -> Vec<StageView> {
         .iter()
         .enumerate()
         .map(|(i, stage)| StageView {
-            coverage: view::percent(stage.coverage),
-            hold: stage
-                .hold_seconds
-                .map_or_else(|| "until shipped".to_owned(), hold_text),
+            text: t.stage_of(
+                view::percent(stage.coverage),
+                stage.hold_seconds.map_or_else(
+                    || t.until_shipped().to_owned(),
+                    |seconds| hold_text(t, seconds),
+                ),
+            ),
             current: current == Some(i),
         })
         .collect()
 }
 
-/// A hold in the largest whole unit: 259200 → "3 days".
-fn hold_text(seconds: u64) -> String {
+/// A hold in the largest whole unit: 259200 → "at least 3 days".
+fn hold_text(t: Text, seconds: u64) -> String {
     match seconds {
-        s if s >= 86_400 && s % 86_400 == 0 => format!("at least {} days", s / 86_400),
-        s if s >= 3_600 && s % 3_600 == 0 => format!("at least {} hours", s / 3_600),
-        s => format!("at least {s} seconds"),
+        s if s >= 86_400 && s % 86_400 == 0 => t.hold_days(view::count(s / 86_400)),
+        s if s >= 3_600 && s % 3_600 == 0 => t.hold_hours(view::count(s / 3_600)),
+        s => t.hold_seconds(view::count(s)),
     }
 }
 
 /// A guardrail's definition in words.
-fn guardrail_rule(guardrail: &Guardrail) -> String {
-    format!(
-        "{}: a drop of {} or more, once every variant has {} users, triggers {}",
-        guardrail.metric,
+fn guardrail_rule(t: Text, guardrail: &Guardrail) -> String {
+    t.guardrail_rule(
+        &guardrail.metric,
         view::percent(guardrail.max_drop),
-        guardrail.min_users,
-        guardrail.action.as_str()
+        view::count(guardrail.min_users),
+        t.guardrail_action(guardrail.action),
     )
 }
 
-fn srm_warning(report: &Report) -> Option<String> {
+/// The numbers a guardrail's verdict rests on, in words.
+fn evidence(t: Text, verdict: &GuardrailVerdict, rules: &[Guardrail], report: &Report) -> String {
+    let Some(rule) = rules.iter().find(|g| g.metric == verdict.metric) else {
+        return verdict.evidence.clone();
+    };
+    let change = verdict.observed_drop.map_or_else(
+        || t.change_undefined().to_owned(),
+        |drop| t.change_vs_control(view::signed_percent(-drop)),
+    );
+    let line = t.evidence(
+        &verdict.variant,
+        &verdict.metric,
+        change,
+        view::percent(rule.max_drop),
+        view::or_dash(verdict.p_value, |p| format!("{p:.4}")),
+        view::number(report.alpha),
+        view::count(verdict.control_users),
+        view::count(verdict.treatment_users),
+        view::count(rule.min_users),
+    );
+    if report.srm.ok {
+        line
+    } else {
+        t.with_srm(line)
+    }
+}
+
+fn srm_warning(t: Text, report: &Report) -> Option<String> {
     if report.srm.ok {
         return None;
     }
@@ -275,25 +318,26 @@ fn srm_warning(report: &Report) -> Option<String> {
         .srm
         .users
         .iter()
-        .map(|(variant, n)| format!("{variant} {n}"))
+        .map(|(variant, n)| {
+            let users = n.as_u64().map_or_else(|| n.to_string(), view::count);
+            t.variant_users(variant, users)
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let p = view::or_dash(report.srm.p_value, view::p_value);
-    Some(format!(
-        "Sample ratio mismatch: the users per variant ({users}) do not match the configured weights (p = {p}). Assignment or logging is broken somewhere; do not trust the results until it is found."
-    ))
+    Some(t.srm_warning(users, p))
 }
 
-fn metric_view(metric: &MetricReport, charts: Vec<Chart>) -> MetricView {
+fn metric_view(t: Text, metric: &MetricReport, charts: Vec<Chart>) -> MetricView {
     MetricView {
         metric: metric.metric.clone(),
-        kind: format!("{:?}", metric.kind).to_lowercase(),
+        kind: t.metric_kind(metric.kind).to_owned(),
         arms: metric
             .variants
             .iter()
             .map(|v| ArmView {
                 variant: v.variant.clone(),
-                users: v.users,
+                users: view::count(v.users),
                 mean: view::or_dash(v.mean, |m| format!("{m:.4}")),
                 comparison: metric
                     .comparisons
@@ -322,7 +366,7 @@ fn comparison_view(c: &ComparisonReport) -> ComparisonView {
     }
 }
 
-fn breakdown(report: &Report) -> Vec<SegmentView> {
+fn breakdown(t: Text, report: &Report) -> Vec<SegmentView> {
     let Some(breakdown) = &report.breakdown else {
         return Vec::new();
     };
@@ -331,28 +375,29 @@ fn breakdown(report: &Report) -> Vec<SegmentView> {
         .iter()
         .map(|s| SegmentView {
             value: s.value.clone(),
-            users: s.users,
+            users: view::count(s.users),
             metrics: s
                 .metrics
                 .iter()
-                .map(|m| metric_view(m, Vec::new()))
+                .map(|m| metric_view(t, m, Vec::new()))
                 .collect(),
         })
         .collect()
 }
 
-fn audit_view(entry: &AuditEntry) -> AuditView {
+fn audit_view(t: Text, entry: &AuditEntry) -> AuditView {
     AuditView {
         at: entry.at.clone(),
-        actor: entry.actor.clone(),
+        when: view::date_time_text(t.lang, &entry.at),
         action: entry.action.clone(),
-        change: change_summary(entry),
+        line: t.audit_line(t.event_of(&entry.action), &entry.actor),
+        change: change_summary(t, entry),
         evidence: entry.evidence.as_ref().map(view::json),
     }
 }
 
 /// What an audit entry changed, in a few words: the status, else the coverage.
-fn change_summary(entry: &AuditEntry) -> String {
+fn change_summary(t: Text, entry: &AuditEntry) -> String {
     let field = |state: &Option<serde_json::Value>, name: &str| {
         state.as_ref().and_then(|s| s.get(name)).cloned()
     };
@@ -368,11 +413,11 @@ fn change_summary(entry: &AuditEntry) -> String {
         share(field(&entry.after, "coverage")),
     );
     match (status, coverage) {
-        ((None, Some(after)), _) => format!("created as {after}"),
-        ((Some(before), Some(after)), _) if before != after => format!("{before} → {after}"),
-        (_, (Some(before), Some(after))) if before != after => {
-            format!("coverage {before} → {after}")
+        ((None, Some(after)), _) => t.created_as(t.status_named(&after)),
+        ((Some(before), Some(after)), _) if before != after => {
+            t.status_change(t.status_named(&before), t.status_named(&after))
         }
-        _ => "definition changed".to_owned(),
+        (_, (Some(before), Some(after))) if before != after => t.coverage_change(before, after),
+        _ => t.definition_changed().to_owned(),
     }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::error::WebError;
 use super::session::Session;
+use super::text::Text;
 use super::view::{self, render, Chrome};
 use super::WebState;
 use crate::control::ReportOptions;
@@ -34,6 +35,7 @@ pub(crate) struct ListQuery {
 
 pub(crate) struct StatusOption {
     value: &'static str,
+    label: &'static str,
     selected: bool,
 }
 
@@ -41,8 +43,10 @@ pub(crate) struct ExperimentRow {
     key: String,
     name: String,
     status: &'static str,
+    status_label: &'static str,
     exposure: String,
     health: &'static str,
+    health_label: &'static str,
     lift: String,
     lift_class: &'static str,
 }
@@ -50,6 +54,7 @@ pub(crate) struct ExperimentRow {
 #[derive(Template)]
 #[template(path = "experiments.html")]
 struct ExperimentsPage {
+    t: Text,
     chrome: Chrome,
     search: String,
     statuses: Vec<StatusOption>,
@@ -62,6 +67,7 @@ pub(crate) async fn list(
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, WebError> {
+    let t = session.text();
     let experiments = state.control.list_experiments().await?;
     let total = experiments.len();
     let search = query.q.trim().to_lowercase();
@@ -74,16 +80,18 @@ pub(crate) async fn list(
             .control
             .report(experiment.key(), ReportOptions::default())
             .await?;
-        rows.push(row(experiment, &report));
+        rows.push(row(t, experiment, &report));
     }
     let statuses = STATUSES
         .iter()
         .map(|s| StatusOption {
             value: s.as_str(),
+            label: t.status_of(*s),
             selected: s.as_str() == query.status,
         })
         .collect();
     Ok(render(&ExperimentsPage {
+        t,
         chrome: session.chrome(),
         search: query.q,
         statuses,
@@ -92,35 +100,35 @@ pub(crate) async fn list(
     }))
 }
 
-fn row(experiment: &Experiment, report: &Report) -> ExperimentRow {
-    let (lift, lift_class) = primary_lift(experiment, report);
+fn row(t: Text, experiment: &Experiment, report: &Report) -> ExperimentRow {
+    let (lift, lift_class) = primary_lift(t, experiment, report);
     ExperimentRow {
         key: experiment.key().to_owned(),
         name: experiment.spec.name.clone(),
         status: experiment.status.as_str(),
-        exposure: exposure(experiment),
+        status_label: t.status_of(experiment.status),
+        exposure: exposure(t, experiment),
         health: report.health.as_str(),
+        health_label: t.health_of(report.health),
         lift,
         lift_class,
     }
 }
 
 /// The coverage, and the stage for a staged rollout: "5.0% · stage 1 of 3".
-pub(crate) fn exposure(experiment: &Experiment) -> String {
+pub(crate) fn exposure(t: Text, experiment: &Experiment) -> String {
     let coverage = view::percent(experiment.spec.coverage);
     match &experiment.rollout {
-        Some(rollout) => format!(
-            "{coverage} · stage {} of {}",
-            rollout.stage + 1,
-            experiment.spec.stages.len()
-        ),
+        Some(rollout) => {
+            t.exposure_stage(coverage, rollout.stage + 1, experiment.spec.stages.len())
+        }
         None => coverage,
     }
 }
 
 /// The first treatment's relative effect on the primary metric, and whether it is
 /// significant ("win", "loss") or not yet ("flat").
-fn primary_lift(experiment: &Experiment, report: &Report) -> (String, &'static str) {
+fn primary_lift(t: Text, experiment: &Experiment, report: &Report) -> (String, &'static str) {
     let comparison = experiment.spec.primary_metric.as_ref().and_then(|primary| {
         report
             .metrics
@@ -139,6 +147,6 @@ fn primary_lift(experiment: &Experiment, report: &Report) -> (String, &'static s
         (true, false) => "loss",
         (false, _) => "flat",
     };
-    let lift = format!("{} {}", comparison.variant, view::signed_percent(effect));
+    let lift = t.lift_of(&comparison.variant, view::signed_percent(effect));
     (lift, class)
 }

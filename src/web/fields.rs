@@ -6,7 +6,8 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 
-use super::error::WebError;
+use super::error::{Problem, WebError};
+use super::text::Text;
 use crate::domain::FieldProblem;
 
 pub(crate) struct Fields(Vec<(String, String)>);
@@ -41,7 +42,7 @@ impl Fields {
     pub(crate) fn parse(bytes: &[u8]) -> Result<Self, WebError> {
         serde_urlencoded::from_bytes(bytes)
             .map(Fields)
-            .map_err(|_| WebError::bad_request("the form could not be read"))
+            .map_err(|_| WebError::bad_request(Problem::UnreadableForm))
     }
 }
 
@@ -51,7 +52,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
     async fn from_request(request: Request, state: &S) -> Result<Self, WebError> {
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|_| WebError::bad_request("the form is too large or cut short"))?;
+            .map_err(|_| WebError::bad_request(Problem::FormTooLarge))?;
         Fields::parse(&bytes)
     }
 }
@@ -71,6 +72,17 @@ pub(crate) struct Choice {
     pub(crate) label: String,
     pub(crate) selected: bool,
     pub(crate) id: String,
+}
+
+/// The problems the domain found, each in the page's language.
+pub(crate) fn translated(t: Text, problems: Vec<FieldProblem>) -> Vec<FieldProblem> {
+    problems
+        .into_iter()
+        .map(|p| FieldProblem {
+            problem: t.domain(&p.problem),
+            field: p.field,
+        })
+        .collect()
 }
 
 /// Builds fields from submitted values, handing each problem to the field it names

@@ -11,8 +11,9 @@ use super::definition::{
     blank_values, spec_document, values_of, GUARDRAIL_ROWS, STAGE_ROWS, VARIANT_ROWS,
 };
 use super::error::WebError;
-use super::fields::{choices, Builder, Choice, Field, Fields};
+use super::fields::{choices, translated, Builder, Choice, Field, Fields};
 use super::session::{Session, SignedForm};
+use super::text::Text;
 use super::view::{render, Chrome};
 use super::WebState;
 use crate::control::ControlError;
@@ -50,6 +51,7 @@ pub(crate) struct StageRow {
 #[derive(Template)]
 #[template(path = "experiment_form.html")]
 struct FormPage {
+    t: Text,
     chrome: Chrome,
     title: String,
     target: String,
@@ -85,6 +87,7 @@ struct FormPage {
 
 /// What the form shows besides the values and problems.
 struct FormContext {
+    t: Text,
     chrome: Chrome,
     metrics: Vec<Metric>,
     environments: Vec<Environment>,
@@ -92,30 +95,29 @@ struct FormContext {
     refusal: Option<String>,
 }
 
-fn variant_rows(b: &mut Builder<'_>) -> Vec<VariantRow> {
+fn variant_rows(t: Text, b: &mut Builder<'_>) -> Vec<VariantRow> {
     (0..VARIANT_ROWS)
         .map(|i| VariantRow {
-            key: b.row("variants", i, "key", &format!("Variant {} key", i + 1)),
-            weight: b.row("variants", i, "weight", "Weight"),
-            value: b.row("variants", i, "value", "Payload (JSON)"),
+            key: b.row("variants", i, "key", &t.variant_key(i + 1)),
+            weight: b.row("variants", i, "weight", t.weight()),
+            value: b.row("variants", i, "value", t.payload_json()),
         })
         .collect()
 }
 
-fn guardrail_rows(b: &mut Builder<'_>, metric_options: &[(String, String)]) -> Vec<GuardrailRow> {
+fn guardrail_rows(
+    t: Text,
+    b: &mut Builder<'_>,
+    metric_options: &[(String, String)],
+) -> Vec<GuardrailRow> {
     let action_options: Vec<(String, String)> = GUARDRAIL_ACTIONS
         .iter()
-        .map(|a| (a.as_str().to_owned(), a.as_str().to_owned()))
+        .map(|a| (a.as_str().to_owned(), t.guardrail_action(*a).to_owned()))
         .collect();
     (0..GUARDRAIL_ROWS)
         .map(|i| {
-            let metric = b.row(
-                "guardrails",
-                i,
-                "metric",
-                &format!("Guardrail {} metric", i + 1),
-            );
-            let action = b.row("guardrails", i, "action", "Action");
+            let metric = b.row("guardrails", i, "metric", &t.guardrail_metric(i + 1));
+            let action = b.row("guardrails", i, "action", t.action());
             GuardrailRow {
                 metric_choices: choices(
                     metric_options,
@@ -128,29 +130,26 @@ fn guardrail_rows(b: &mut Builder<'_>, metric_options: &[(String, String)]) -> V
                     &action.id,
                 ),
                 metric,
-                max_drop: b.row("guardrails", i, "max_drop", "Largest tolerated drop"),
-                min_users: b.row("guardrails", i, "min_users", "Minimum users per variant"),
+                max_drop: b.row("guardrails", i, "max_drop", t.largest_drop()),
+                min_users: b.row("guardrails", i, "min_users", t.min_users()),
                 action,
             }
         })
         .collect()
 }
 
-fn stage_rows(b: &mut Builder<'_>) -> Vec<StageRow> {
+fn stage_rows(t: Text, b: &mut Builder<'_>) -> Vec<StageRow> {
     (0..STAGE_ROWS)
         .map(|i| StageRow {
-            coverage: b.row(
-                "stages",
-                i,
-                "coverage",
-                &format!("Stage {} coverage", i + 1),
-            ),
-            hold_seconds: b.row("stages", i, "hold_seconds", "Minimum hold (seconds)"),
+            coverage: b.row("stages", i, "coverage", &t.stage_coverage(i + 1)),
+            hold_seconds: b.row("stages", i, "hold_seconds", t.min_hold()),
         })
         .collect()
 }
 
 fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>) -> FormPage {
+    let t = context.t;
+    let problems = translated(t, problems);
     let mut b = Builder {
         values,
         problems: problems.clone(),
@@ -158,65 +157,50 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
     let metric_options: Vec<(String, String)> = context
         .metrics
         .iter()
-        .map(|m| (m.key.clone(), format!("{} ({})", m.key, m.name)))
+        .map(|m| (m.key.clone(), t.metric_choice(&m.key, &m.name)))
         .collect();
-    let mut none_then_metrics = vec![(String::new(), "None".to_owned())];
+    let mut none_then_metrics = vec![(String::new(), t.none().to_owned())];
     none_then_metrics.extend(metric_options.iter().cloned());
-    let variants = variant_rows(&mut b);
-    let guardrails = guardrail_rows(&mut b, &none_then_metrics);
-    let stages = stage_rows(&mut b);
+    let variants = variant_rows(t, &mut b);
+    let guardrails = guardrail_rows(t, &mut b, &none_then_metrics);
+    let stages = stage_rows(t, &mut b);
     let primary_metric = b.field(
         "primary_metric",
-        "Primary metric",
-        "The metric that decides the experiment.",
+        t.primary_metric(),
+        t.primary_metric_hint(),
     );
     let secondary = values.all("secondary_metrics");
     let environment_options: Vec<(String, String)> = context
         .environments
         .iter()
-        .map(|e| (e.key.clone(), format!("{} ({})", e.name, e.key)))
+        .map(|e| (e.key.clone(), t.environment_choice(&e.name, &e.key)))
         .collect();
     let (title, target) = match &context.editing {
-        Some(key) => (format!("Edit {key}"), format!("/experiments/{key}/edit")),
-        None => ("New experiment".to_owned(), "/experiments/new".to_owned()),
+        Some(key) => (t.edit_experiment(key), format!("/experiments/{key}/edit")),
+        None => (t.new_experiment().to_owned(), "/experiments/new".to_owned()),
     };
     FormPage {
+        t,
         chrome: context.chrome,
         title,
         target,
         editing: context.editing.is_some(),
         refusal: context.refusal,
-        key: b.field(
-            "key",
-            "Key",
-            "Letters, digits, '-', '_' or '.'; used in URLs and by the SDK.",
-        ),
-        name: b.field("name", "Name", ""),
-        hypothesis: b.field("hypothesis", "Hypothesis", ""),
+        key: b.field("key", t.key(), t.key_hint()),
+        name: b.field("name", t.name(), ""),
+        hypothesis: b.field("hypothesis", t.hypothesis(), ""),
         variants,
         variants_error: b.group("variants"),
-        coverage: b.field(
-            "coverage",
-            "Coverage",
-            "Share of matching users who enter, from 0 to 1.",
-        ),
-        condition: b.field(
-            "condition",
-            "Condition (JSON)",
-            "Who may enter, e.g. {\"country\": {\"$in\": [\"US\"]}}; empty for everyone.",
-        ),
+        coverage: b.field("coverage", t.coverage(), t.coverage_hint()),
+        condition: b.field("condition", t.condition_json(), t.condition_hint()),
         hash_attribute: b.field(
             "hash_attribute",
-            "Hash attribute",
-            "The user attribute that buckets users.",
+            t.hash_attribute(),
+            t.hash_attribute_hint(),
         ),
-        namespace_name: b.field(
-            "namespace.name",
-            "Namespace",
-            "Experiments in one namespace with disjoint ranges never share users.",
-        ),
-        namespace_start: b.field("namespace.range[0]", "Range start", ""),
-        namespace_end: b.field("namespace.range[1]", "Range end", ""),
+        namespace_name: b.field("namespace.name", t.namespace(), t.namespace_hint()),
+        namespace_start: b.field("namespace.range[0]", t.range_start(), ""),
+        namespace_end: b.field("namespace.range[1]", t.range_end(), ""),
         namespace_error: b.group("namespace.range"),
         primary_choices: choices(
             &none_then_metrics,
@@ -236,20 +220,12 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
         guardrails_error: b.group("guardrails"),
         stages,
         stages_error: b.group("stages"),
-        dimensions: b.field(
-            "dimensions",
-            "Dimensions",
-            "User attributes kept at exposure for breakdowns, separated by commas.",
-        ),
-        alpha: b.field(
-            "alpha",
-            "Significance level",
-            "Reports and guardrails use it; 0.05 is usual.",
-        ),
+        dimensions: b.field("dimensions", t.dimensions(), t.dimensions_hint()),
+        alpha: b.field("alpha", t.significance_level(), t.alpha_hint()),
         report_after_hours: b.field(
             "report_after_hours",
-            "Report after (hours)",
-            "Webhooks get the headline results once, this long after the start; empty for none.",
+            t.report_after(),
+            t.report_after_hint(),
         ),
         problems,
     }
@@ -261,6 +237,7 @@ async fn context(
     editing: Option<String>,
 ) -> Result<FormContext, WebError> {
     Ok(FormContext {
+        t: session.text(),
         chrome: session.chrome(),
         metrics: state.control.list_metrics().await?,
         environments: state.control.list_environments().await?,
@@ -299,7 +276,7 @@ pub(crate) async fn create(
 ) -> Result<Response, WebError> {
     form.session.require(Role::Editor)?;
     let actor = &form.session.actor();
-    let outcome = match spec_document(&form.fields) {
+    let outcome = match spec_document(form.session.text(), &form.fields) {
         Ok(document) => match from_json::<ExperimentSpec>(document) {
             Ok(spec) => state.control.create_experiment(spec, actor).await,
             Err(invalid) => Err(invalid.into()),
@@ -316,7 +293,7 @@ pub(crate) async fn update(
 ) -> Result<Response, WebError> {
     form.session.require(Role::Editor)?;
     let actor = &form.session.actor();
-    let outcome = match spec_document(&form.fields) {
+    let outcome = match spec_document(form.session.text(), &form.fields) {
         Ok(document) => state.control.patch_experiment(&key, &document, actor).await,
         Err(invalid) => Err(invalid.into()),
     };
@@ -341,8 +318,8 @@ async fn answer(
     let (status, problems) = match err {
         ControlError::Invalid(invalid) => (StatusCode::BAD_REQUEST, invalid.problems),
         other => match WebError::from(other) {
-            WebError::Page { status, message } if !status.is_server_error() => {
-                context.refusal = Some(message);
+            WebError::Page { status, problem } if !status.is_server_error() => {
+                context.refusal = Some(problem.text(context.t));
                 (status, Vec::new())
             }
             failed => return Err(failed),

@@ -7,8 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::error::Problem;
 use super::error::WebError;
 use super::session::{Session, SignedForm};
+use super::text::Text;
 use super::view::{self, render, Chrome};
 use super::WebState;
 use crate::domain::{now_millis, Experiment, LifecycleAction, Role};
@@ -22,7 +24,7 @@ pub(crate) struct ActionLink {
 
 /// The moves the experiment's current status allows, one ship per variant; the
 /// domain's state machine decides, by trying each move on a copy.
-pub(crate) fn available_actions(experiment: &Experiment) -> Vec<ActionLink> {
+pub(crate) fn available_actions(t: Text, experiment: &Experiment) -> Vec<ActionLink> {
     let key = experiment.key();
     let mut moves = vec![
         LifecycleAction::Start,
@@ -44,7 +46,7 @@ pub(crate) fn available_actions(experiment: &Experiment) -> Vec<ActionLink> {
         .into_iter()
         .filter(|action| experiment.clone().apply(action, now_millis()).is_ok())
         .map(|action| ActionLink {
-            label: label(&action),
+            label: label(t, &action),
             href: match &action {
                 LifecycleAction::Ship { variant } => {
                     format!("/experiments/{key}/confirm?action=ship&variant={variant}")
@@ -56,19 +58,19 @@ pub(crate) fn available_actions(experiment: &Experiment) -> Vec<ActionLink> {
         .collect()
 }
 
-fn label(action: &LifecycleAction) -> String {
+fn label(t: Text, action: &LifecycleAction) -> String {
     match action {
-        LifecycleAction::Start => "Start".to_owned(),
-        LifecycleAction::Pause => "Pause".to_owned(),
-        LifecycleAction::Resume => "Resume".to_owned(),
-        LifecycleAction::Rollback => "Roll back".to_owned(),
-        LifecycleAction::Ship { variant } => format!("Ship {variant}"),
-        LifecycleAction::Stop => "Stop".to_owned(),
+        LifecycleAction::Start => t.start().to_owned(),
+        LifecycleAction::Pause => t.pause().to_owned(),
+        LifecycleAction::Resume => t.resume().to_owned(),
+        LifecycleAction::Rollback => t.roll_back().to_owned(),
+        LifecycleAction::Ship { variant } => t.ship(variant),
+        LifecycleAction::Stop => t.stop().to_owned(),
     }
 }
 
 /// What the move does to the people in the experiment, in words.
-fn consequence(action: &LifecycleAction, experiment: &Experiment) -> String {
+fn consequence(t: Text, action: &LifecycleAction, experiment: &Experiment) -> String {
     let control = experiment
         .spec
         .variants
@@ -76,31 +78,19 @@ fn consequence(action: &LifecycleAction, experiment: &Experiment) -> String {
         .map_or("control", |v| v.key.as_str());
     let coverage = view::percent(experiment.spec.coverage);
     match action {
-        LifecycleAction::Start => format!(
-            "Users who match the condition start being split between the variants: {coverage} of them enter the experiment, and their exposures are logged. Connected apps see the change within a second."
-        ),
-        LifecycleAction::Pause => format!(
-            "Everyone gets {control} and no exposures are logged. Resuming later brings back the very same assignments."
-        ),
-        LifecycleAction::Resume => format!(
-            "Users get their variants again — the same ones as before the pause — and exposures are logged again, at {coverage} coverage."
-        ),
-        LifecycleAction::Rollback => format!(
-            "Everyone gets {control} from now on and exposures stop. This cannot be undone: a rolled-back experiment does not run again."
-        ),
-        LifecycleAction::Ship { variant } => format!(
-            "Everyone gets {variant}, including users who were in other variants, and the experiment ends."
-        ),
-        LifecycleAction::Stop => format!(
-            "Everyone gets {control} and the analysis is frozen at its current data."
-        ),
+        LifecycleAction::Start => t.consequence_start(coverage),
+        LifecycleAction::Pause => t.consequence_pause(control),
+        LifecycleAction::Resume => t.consequence_resume(coverage),
+        LifecycleAction::Rollback => t.consequence_rollback(control),
+        LifecycleAction::Ship { variant } => t.consequence_ship(variant),
+        LifecycleAction::Stop => t.consequence_stop(control),
     }
 }
 
 /// Reads a move from its name and, for ship, the variant.
 fn parse_action(name: &str, variant: &str) -> Result<LifecycleAction, WebError> {
     LifecycleAction::from_name(name, Some(variant.to_owned()))
-        .ok_or_else(|| WebError::bad_request("no such lifecycle action"))
+        .ok_or_else(|| WebError::bad_request(Problem::NoSuchAction))
 }
 
 #[derive(Deserialize)]
@@ -113,6 +103,7 @@ pub(crate) struct ConfirmQuery {
 #[derive(Template)]
 #[template(path = "confirm.html")]
 struct ConfirmPage {
+    t: Text,
     chrome: Chrome,
     key: String,
     action: &'static str,
@@ -131,10 +122,12 @@ pub(crate) async fn confirm(
     session.require(Role::Editor)?;
     let action = parse_action(&query.action, &query.variant)?;
     let experiment = state.control.get_experiment(&key).await?;
+    let t = session.text();
     Ok(render(&ConfirmPage {
+        t,
         chrome: session.chrome(),
-        consequence: consequence(&action, &experiment),
-        label: label(&action),
+        consequence: consequence(t, &action, &experiment),
+        label: label(t, &action),
         action: action.name(),
         danger: matches!(action, LifecycleAction::Rollback | LifecycleAction::Stop),
         variant: query.variant,

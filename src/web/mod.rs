@@ -4,31 +4,39 @@
 //! an askama template renders; templates hold no logic and assets are compiled in.
 //!
 //! Sessions live in the database (the cookie carries a random id, never the key),
-//! so any server behind a load balancer can answer any page. The dashboard is a sibling of [`crate::api`]:
+//! so any server behind a load balancer can answer any page. Every page is written
+//! in English and Simplified Chinese ([`lang`] picks one per request, [`text`]
+//! holds both). The dashboard is a sibling of [`crate::api`]:
 //! it shares the control layer and [`crate::http`], never the API's handlers.
 
 mod admin;
 mod assets;
 mod chart;
+mod cookies;
 mod definition;
 mod error;
 mod experiment;
 mod experiments;
 mod fields;
 mod form;
+mod lang;
 mod lifecycle;
 mod planning;
 mod session;
+mod text;
 mod view;
 
 use std::sync::Arc;
 
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::control::Control;
 
-pub use session::CookieSecurity;
+pub use cookies::CookieSecurity;
+pub use lang::Lang;
+pub use text::{Message, DOMAIN_TEXTS, MESSAGES};
 
 /// What the dashboard's handlers share.
 #[derive(Clone)]
@@ -69,6 +77,9 @@ pub fn router(control: Arc<Control>, cookies: CookieSecurity) -> Router {
         .route("/settings/keys", get(admin::keys).post(admin::create_key))
         .route("/settings/keys/{id}/revoke", post(admin::revoke_key))
         .route("/settings/environments", post(admin::create_environment))
+        .route("/language", get(lang::switch))
+        .layer(middleware::from_fn(error::localize))
+        .layer(middleware::map_response(lang::vary))
         .route("/assets/{name}", get(assets::serve))
         .with_state(WebState { control, cookies })
 }

@@ -6,8 +6,9 @@ use axum::extract::Query;
 use axum::response::Response;
 
 use super::error::WebError;
-use super::fields::{Builder, Field, Fields};
+use super::fields::{translated, Builder, Field, Fields};
 use super::session::Session;
+use super::text::Text;
 use super::view::{self, render, Chrome};
 use crate::control::planning::{plan, PowerPlan, PowerQuery};
 use crate::domain::FieldProblem;
@@ -15,6 +16,7 @@ use crate::domain::FieldProblem;
 #[derive(Template)]
 #[template(path = "planning.html")]
 struct PlanningPage {
+    t: Text,
     chrome: Chrome,
     baseline: Field,
     variance: Field,
@@ -28,7 +30,12 @@ struct PlanningPage {
 }
 
 /// Reads the optional number in `name`, noting a problem when it is not one.
-fn optional_number(values: &Fields, name: &str, problems: &mut Vec<FieldProblem>) -> Option<f64> {
+fn optional_number(
+    t: Text,
+    values: &Fields,
+    name: &str,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<f64> {
     let text = values.get(name).trim();
     if text.is_empty() {
         return None;
@@ -37,16 +44,16 @@ fn optional_number(values: &Fields, name: &str, problems: &mut Vec<FieldProblem>
     if parsed.is_none() {
         problems.push(FieldProblem {
             field: name.to_owned(),
-            problem: "must be a number".to_owned(),
+            problem: t.must_be_a_number().to_owned(),
         });
     }
     parsed
 }
 
 /// The calculator's question from the form, or the problems with it.
-fn question(values: &Fields) -> Result<PowerQuery, Vec<FieldProblem>> {
+fn question(t: Text, values: &Fields) -> Result<PowerQuery, Vec<FieldProblem>> {
     let mut problems = Vec::new();
-    let mut number = |name: &str| optional_number(values, name, &mut problems);
+    let mut number = |name: &str| optional_number(t, values, name, &mut problems);
     let query = PowerQuery {
         baseline: number("baseline").unwrap_or(f64::NAN),
         variance: number("variance"),
@@ -64,23 +71,15 @@ fn question(values: &Fields) -> Result<PowerQuery, Vec<FieldProblem>> {
 }
 
 /// The answer in a sentence.
-fn sentence(answer: &PowerPlan) -> String {
+fn sentence(t: Text, answer: &PowerPlan) -> String {
+    // Users are counted whole; the calculator rounds its answers up already.
+    let whole = |users: f64| view::count(users.round() as u64);
+    let users = whole(answer.users_per_variant);
+    let (power, alpha) = (view::number(answer.power), view::number(answer.alpha));
+    let mde = view::percent(answer.mde);
     match answer.total_users {
-        Some(total) => format!(
-            "{} users per variant ({} in all) detect a relative effect of {} with power {} at significance level {}.",
-            answer.users_per_variant,
-            total,
-            view::percent(answer.mde),
-            view::number(answer.power),
-            view::number(answer.alpha)
-        ),
-        None => format!(
-            "With {} users per variant, the smallest relative effect detected with power {} at significance level {} is {}.",
-            answer.users_per_variant,
-            view::number(answer.power),
-            view::number(answer.alpha),
-            view::percent(answer.mde)
-        ),
+        Some(total) => t.sample_size(users, whole(total), mde, power, alpha),
+        None => t.detectable_effect(users, power, alpha, mde),
     }
 }
 
@@ -100,14 +99,15 @@ pub(crate) async fn page(
     session: Session,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
+    let t = session.text();
     let values = Fields::from_pairs(with_defaults(pairs));
     let asked = !values.get("baseline").trim().is_empty();
-    let (answer, problems) = match asked.then(|| question(&values)) {
+    let (answer, problems) = match asked.then(|| question(t, &values)) {
         None => (None, Vec::new()),
         Some(Err(problems)) => (None, problems),
         Some(Ok(query)) => match plan(&query) {
-            Ok(answer) => (Some(sentence(&answer)), Vec::new()),
-            Err(invalid) => (None, invalid.problems),
+            Ok(answer) => (Some(sentence(t, &answer)), Vec::new()),
+            Err(invalid) => (None, translated(t, invalid.problems)),
         },
     };
     let mut b = Builder {
@@ -115,30 +115,15 @@ pub(crate) async fn page(
         problems: problems.clone(),
     };
     Ok(render(&PlanningPage {
+        t,
         chrome: session.chrome(),
-        baseline: b.field(
-            "baseline",
-            "Baseline",
-            "The control's conversion rate (0.1 for 10%), or its mean when you give a variance.",
-        ),
-        variance: b.field(
-            "variance",
-            "Variance",
-            "Only for mean metrics: the per-user variance.",
-        ),
-        mde: b.field(
-            "mde",
-            "Relative effect to detect",
-            "e.g. 0.05 for 5%; leave empty to compute it from users.",
-        ),
-        users: b.field(
-            "users",
-            "Users per variant",
-            "Leave empty to compute it from the effect.",
-        ),
-        alpha: b.field("alpha", "Significance level", ""),
-        power: b.field("power", "Power", ""),
-        variants: b.field("variants", "Variants", "Including the control."),
+        baseline: b.field("baseline", t.baseline_field(), t.baseline_hint()),
+        variance: b.field("variance", t.variance(), t.variance_hint()),
+        mde: b.field("mde", t.effect_to_detect(), t.effect_hint()),
+        users: b.field("users", t.users_per_variant(), t.users_hint()),
+        alpha: b.field("alpha", t.significance_level(), ""),
+        power: b.field("power", t.power(), ""),
+        variants: b.field("variants", t.variants_field(), t.variants_hint()),
         answer,
         problems,
     }))

@@ -10,14 +10,17 @@
 
 use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::Rng;
 
+use super::cookies::{self, SameSite};
 use super::error::WebError;
 use super::fields::Fields;
+use super::lang::{LangSwitch, Locale};
+use super::text::Text;
 use super::view::{render, Chrome};
 use super::WebState;
 use crate::control::sessions::SESSION_LIFETIME_SECONDS;
@@ -37,6 +40,7 @@ pub(crate) struct Session {
     pub(crate) csrf: String,
     /// The session's id, as the cookie carries it.
     secret: String,
+    locale: Locale,
 }
 
 impl Session {
@@ -55,14 +59,22 @@ impl Session {
         self.key.role.grants(role)
     }
 
+    /// The messages of the language this request is read in.
+    pub(crate) fn text(&self) -> Text {
+        Text {
+            lang: self.locale.lang,
+        }
+    }
+
     /// What every page's header shows about the session.
     pub(crate) fn chrome(&self) -> Chrome {
         Chrome {
             user: self.key.name.clone(),
-            role: self.key.role.as_str(),
+            role: self.text().role_of(self.key.role),
             csrf: self.csrf.clone(),
             is_admin: self.may(Role::Admin),
             can_edit: self.may(Role::Editor),
+            switch: self.locale.switch(),
         }
     }
 }
@@ -71,7 +83,7 @@ impl FromRequestParts<WebState> for Session {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
-        let secret = cookie(parts, SESSION_COOKIE).ok_or(WebError::SignIn)?;
+        let secret = cookies::read(&parts.headers, SESSION_COOKIE).ok_or(WebError::SignIn)?;
         let key = match state.control.sessions().find(&secret).await {
             Ok(key) => key,
             Err(err) if err.kind() == ControlErrorKind::NoSession => return Err(WebError::SignIn),
@@ -81,6 +93,7 @@ impl FromRequestParts<WebState> for Session {
             key,
             csrf: csrf_token(&secret),
             secret,
+            locale: Locale::of(parts),
         })
     }
 }
@@ -124,73 +137,46 @@ fn tokens_match(given: &str, expected: &str) -> bool {
             == 0
 }
 
-fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value.to_owned())
-        .filter(|value| !value.is_empty())
-}
-
-/// Whether cookies get the `Secure` attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CookieSecurity {
-    /// Plain HTTP (localhost, or TLS ends somewhere that does not say so).
-    #[default]
-    Plain,
-    /// Always `Secure`: the server is only reached over HTTPS.
-    Always,
-    /// `Secure` when a trusted proxy in front says `X-Forwarded-Proto: https`.
-    ForwardedProto,
-}
-
-impl CookieSecurity {
-    fn secure(self, headers: &HeaderMap) -> bool {
-        match self {
-            CookieSecurity::Plain => false,
-            CookieSecurity::Always => true,
-            CookieSecurity::ForwardedProto => headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https")),
-        }
-    }
-}
-
-fn set_cookie(name: &str, value: &str, max_age_seconds: u32, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_seconds}{secure}")
-}
-
 #[derive(Template)]
 #[template(path = "signin.html")]
 struct SignInPage {
+    t: Text,
+    switch: LangSwitch,
     csrf: String,
-    error: Option<String>,
+    error: Option<&'static str>,
 }
 
-pub(crate) async fn sign_in_page(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    sign_in_form(None, StatusCode::OK, state.cookies.secure(&headers))
+pub(crate) async fn sign_in_page(State(state): State<WebState>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let secure = state.cookies.secure(&parts.headers);
+    sign_in_form(&Locale::of(&parts), None, StatusCode::OK, secure)
 }
 
-fn sign_in_form(error: Option<String>, status: StatusCode, secure: bool) -> Response {
+fn sign_in_form(
+    locale: &Locale,
+    error: Option<fn(Text) -> &'static str>,
+    status: StatusCode,
+    secure: bool,
+) -> Response {
     let mut random = [0u8; 16];
     rand::rng().fill(&mut random);
     let csrf = hex(&random);
-    let cookie = set_cookie(SIGN_IN_COOKIE, &csrf, 600, secure);
-    let page = render(&SignInPage { csrf, error });
+    let cookie = cookies::set(SIGN_IN_COOKIE, &csrf, 600, SameSite::Strict, secure);
+    let t = Text { lang: locale.lang };
+    let page = render(&SignInPage {
+        t,
+        switch: locale.switch(),
+        csrf,
+        error: error.map(|message| message(t)),
+    });
     (status, [(SET_COOKIE, cookie)], page).into_response()
 }
 
 pub(crate) async fn sign_in(State(state): State<WebState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let expected = cookie(&parts, SIGN_IN_COOKIE).unwrap_or_default();
+    let expected = cookies::read(&parts.headers, SIGN_IN_COOKIE).unwrap_or_default();
     let secure = state.cookies.secure(&parts.headers);
+    let locale = Locale::of(&parts);
     let request = Request::from_parts(parts, body);
     let fields = match Fields::from_request(request, &state).await {
         Ok(fields) => fields,
@@ -199,20 +185,23 @@ pub(crate) async fn sign_in(State(state): State<WebState>, request: Request) -> 
     if !tokens_match(fields.get(CSRF_FIELD), &expected) {
         return WebError::BadCsrf.into_response();
     }
-    let unusable =
-        |message: &str| sign_in_form(Some(message.to_owned()), StatusCode::UNAUTHORIZED, secure);
+    let unusable = |message: fn(Text) -> &'static str| {
+        sign_in_form(&locale, Some(message), StatusCode::UNAUTHORIZED, secure)
+    };
     match state.control.open_session(fields.get("key").trim()).await {
         Ok((session, _)) => {
-            let cookie = set_cookie(SESSION_COOKIE, &session, SESSION_LIFETIME_SECONDS, secure);
+            let cookie = cookies::set(
+                SESSION_COOKIE,
+                &session,
+                SESSION_LIFETIME_SECONDS,
+                SameSite::Strict,
+                secure,
+            );
             ([(SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }
         Err(err) => match err.kind() {
-            ControlErrorKind::Forbidden => unusable(
-                "SDK keys cannot sign in to the dashboard; use an admin, editor or analyst key.",
-            ),
-            ControlErrorKind::UnknownKey => {
-                unusable("That key is not known. Check it and try again.")
-            }
+            ControlErrorKind::Forbidden => unusable(Text::sdk_keys_cannot_sign_in),
+            ControlErrorKind::UnknownKey => unusable(Text::unknown_key),
             _ => WebError::from(err).into_response(),
         },
     }
@@ -224,7 +213,7 @@ pub(crate) async fn sign_out(State(state): State<WebState>, form: SignedForm) ->
     if let Err(err) = state.control.sessions().close(&form.session.secret).await {
         return WebError::from(err).into_response();
     }
-    let cookie = set_cookie(SESSION_COOKIE, "", 0, false);
+    let cookie = cookies::set(SESSION_COOKIE, "", 0, SameSite::Strict, false);
     ([(SET_COOKIE, cookie)], Redirect::to("/signin")).into_response()
 }
 
@@ -241,18 +230,5 @@ mod tests {
         assert!(!tokens_match("", &a));
         assert!(!tokens_match(&a[1..], &a));
         assert!(!tokens_match("", ""));
-    }
-
-    #[test]
-    fn cookies_are_secure_over_https_as_configured() {
-        let mut https = HeaderMap::new();
-        https.insert("x-forwarded-proto", "https".parse().unwrap());
-        let plain = HeaderMap::new();
-        assert!(!CookieSecurity::Plain.secure(&https));
-        assert!(CookieSecurity::Always.secure(&plain));
-        assert!(CookieSecurity::ForwardedProto.secure(&https));
-        assert!(!CookieSecurity::ForwardedProto.secure(&plain));
-        assert!(set_cookie("s", "v", 60, true).ends_with("; Secure"));
-        assert!(!set_cookie("s", "v", 60, false).contains("Secure"));
     }
 }

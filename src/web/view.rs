@@ -1,17 +1,26 @@
 //! Pieces every page shares: the header's session details, rendering a template
-//! into a response, and the number formats the pages use.
+//! into a response, and the number and date formats the pages use.
+//!
+//! Both languages write numbers alike (12,345 and 5.1%, as CLDR has them for `en`
+//! and `zh-Hans`); dates differ: `3 Dec 2026, 10:00 UTC` and `2026年12月3日 10:00 UTC`.
 
 use askama::Template;
 use axum::http::header::{self, HeaderName};
 use axum::response::{Html, IntoResponse, Response};
+use time::OffsetDateTime;
 
-/// The page header: who is signed in, what they may do, their CSRF token.
+use super::lang::{Lang, LangSwitch};
+use crate::domain::{parse_rfc3339, Millis};
+
+/// The page header: who is signed in, what they may do, their CSRF token, and
+/// the link to the page in the other language.
 pub(crate) struct Chrome {
     pub(crate) user: String,
     pub(crate) role: &'static str,
     pub(crate) csrf: String,
     pub(crate) is_admin: bool,
     pub(crate) can_edit: bool,
+    pub(crate) switch: LangSwitch,
 }
 
 /// Pages load only this server's own assets and may not be framed, so another site
@@ -78,6 +87,56 @@ pub(crate) fn number(value: f64) -> String {
     text.strip_suffix(".0").map_or(text.clone(), str::to_owned)
 }
 
+/// A whole number with thousands separators: 12345 → "12,345".
+pub(crate) fn count(value: impl Into<u64>) -> String {
+    let digits = value.into().to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn utc(ms: Millis) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// A calendar day: "3 Dec 2026", "2026年12月3日".
+pub(crate) fn date(lang: Lang, ms: Millis) -> String {
+    let Some(t) = utc(ms) else {
+        return String::new();
+    };
+    let (year, month, day) = (t.year(), u8::from(t.month()), t.day());
+    match lang {
+        Lang::En => format!("{day} {} {year}", MONTHS[usize::from(month) - 1]),
+        Lang::ZhCn => format!("{year}年{month}月{day}日"),
+    }
+}
+
+/// A moment to the minute, in UTC: "3 Dec 2026, 10:00 UTC", "2026年12月3日 10:00 UTC".
+pub(crate) fn date_time(lang: Lang, ms: Millis) -> String {
+    let Some(t) = utc(ms) else {
+        return String::new();
+    };
+    let clock = format!("{:02}:{:02} UTC", t.hour(), t.minute());
+    match lang {
+        Lang::En => format!("{}, {clock}", date(lang, ms)),
+        Lang::ZhCn => format!("{} {clock}", date(lang, ms)),
+    }
+}
+
+/// [`date_time`] of an RFC 3339 time; a text that is not one is shown as it is.
+pub(crate) fn date_time_text(lang: Lang, text: &str) -> String {
+    parse_rfc3339(text).map_or_else(|| text.to_owned(), |ms| date_time(lang, ms))
+}
+
 /// Pretty JSON for definitions shown to people.
 pub(crate) fn json(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
@@ -98,5 +157,19 @@ mod tests {
         assert_eq!(p_value(0.51), "0.510");
         assert_eq!(number(0.5), "0.5");
         assert_eq!(number(3.0), "3");
+        assert_eq!(count(0u64), "0");
+        assert_eq!(count(999u64), "999");
+        assert_eq!(count(1000u64), "1,000");
+        assert_eq!(count(1234567u64), "1,234,567");
+    }
+
+    #[test]
+    fn dates_read_as_each_language_writes_them() {
+        let ms = parse_rfc3339("2026-12-03T10:00:59Z").unwrap();
+        assert_eq!(date_time(Lang::En, ms), "3 Dec 2026, 10:00 UTC");
+        assert_eq!(date_time(Lang::ZhCn, ms), "2026年12月3日 10:00 UTC");
+        assert_eq!(date(Lang::En, ms), "3 Dec 2026");
+        assert_eq!(date(Lang::ZhCn, ms), "2026年12月3日");
+        assert_eq!(date_time_text(Lang::En, "soon"), "soon");
     }
 }
