@@ -223,11 +223,69 @@ pub enum ChangeRefused {
         from: &'static str,
     },
     /// These fields would reshuffle users and cannot change once the experiment started.
-    #[error("cannot change {} once the experiment has started", .fields.join(", "))]
-    Frozen { fields: Vec<&'static str> },
+    #[error("cannot change {} once the experiment has started", FrozenField::names(.fields))]
+    Frozen { fields: Vec<FrozenField> },
     /// The status moves only through lifecycle actions.
     #[error("status changes only through lifecycle actions (start, pause, resume, rollback, ship, stop)")]
     StatusViaPatch,
+}
+
+/// A part of the definition that decides which variant each user gets: changing it
+/// once the experiment has started would move users between variants, so it is
+/// frozen then (see [`Experiment::frozen_fields`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrozenField {
+    /// The variants' keys, weights and number; their values may still change.
+    Variants,
+    HashAttribute,
+    Seed,
+    HashVersion,
+    Namespace,
+}
+
+impl FrozenField {
+    /// Every frozen field, in the order refusals name them.
+    pub const ALL: [FrozenField; 5] = [
+        FrozenField::Variants,
+        FrozenField::HashAttribute,
+        FrozenField::Seed,
+        FrozenField::HashVersion,
+        FrozenField::Namespace,
+    ];
+
+    /// The API's name of the field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrozenField::Variants => "variants",
+            FrozenField::HashAttribute => "hash_attribute",
+            FrozenField::Seed => "seed",
+            FrozenField::HashVersion => "hash_version",
+            FrozenField::Namespace => "namespace",
+        }
+    }
+
+    /// Whether going from `old` to `new` changes this field.
+    fn changed(self, old: &ExperimentSpec, new: &ExperimentSpec) -> bool {
+        match self {
+            FrozenField::Variants => {
+                old.variants.len() != new.variants.len()
+                    || old
+                        .variants
+                        .iter()
+                        .zip(&new.variants)
+                        .any(|(a, b)| a.key != b.key || a.weight != b.weight)
+            }
+            FrozenField::HashAttribute => old.hash_attribute != new.hash_attribute,
+            FrozenField::Seed => old.seed != new.seed,
+            FrozenField::HashVersion => old.hash_version != new.hash_version,
+            FrozenField::Namespace => old.namespace != new.namespace,
+        }
+    }
+
+    fn names(fields: &[FrozenField]) -> String {
+        let names: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+        names.join(", ")
+    }
 }
 
 /// The breakers' memory, so that one breach is acted on once.
@@ -616,13 +674,26 @@ impl Experiment {
         self.spec.variants.iter().any(|v| v.key == variant)
     }
 
+    /// The fields that may no longer change: none in a draft, every
+    /// [`FrozenField`] once the experiment has started (whatever its status since).
+    pub fn frozen_fields(&self) -> &'static [FrozenField] {
+        if self.status == Status::Draft {
+            &[]
+        } else {
+            &FrozenField::ALL
+        }
+    }
+
     /// Replaces the definition, refusing changes that would reshuffle running users.
     pub fn redefine(&mut self, spec: ExperimentSpec, now: Millis) -> Result<(), ChangeRefused> {
-        if self.status != Status::Draft {
-            let frozen = frozen_changes(&self.spec, &spec);
-            if !frozen.is_empty() {
-                return Err(ChangeRefused::Frozen { fields: frozen });
-            }
+        let frozen: Vec<FrozenField> = self
+            .frozen_fields()
+            .iter()
+            .copied()
+            .filter(|field| field.changed(&self.spec, &spec))
+            .collect();
+        if !frozen.is_empty() {
+            return Err(ChangeRefused::Frozen { fields: frozen });
         }
         self.spec = spec;
         self.touch(now);
@@ -700,26 +771,6 @@ impl Experiment {
             dimensions: spec.dimensions.clone(),
         }
     }
-}
-
-/// The fields whose change would move users between variants.
-fn frozen_changes(old: &ExperimentSpec, new: &ExperimentSpec) -> Vec<&'static str> {
-    let variants_changed = old.variants.len() != new.variants.len()
-        || old
-            .variants
-            .iter()
-            .zip(&new.variants)
-            .any(|(a, b)| a.key != b.key || a.weight != b.weight);
-    [
-        ("variants", variants_changed),
-        ("hash_attribute", old.hash_attribute != new.hash_attribute),
-        ("seed", old.seed != new.seed),
-        ("hash_version", old.hash_version != new.hash_version),
-        ("namespace", old.namespace != new.namespace),
-    ]
-    .into_iter()
-    .filter_map(|(field, changed)| changed.then_some(field))
-    .collect()
 }
 
 /// Applies an RFC 7386 JSON merge patch: objects merge, `null` removes, the rest replaces.
@@ -870,7 +921,7 @@ mod tests {
         assert_eq!(
             e.redefine(reweighted, 3),
             Err(ChangeRefused::Frozen {
-                fields: vec!["variants", "seed"]
+                fields: vec![FrozenField::Variants, FrozenField::Seed]
             })
         );
     }

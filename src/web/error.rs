@@ -74,7 +74,7 @@ impl Problem {
                 t.error_illegal_move(t.event_of(action), t.status_named(from))
             }
             Problem::Refused(ChangeRefused::Frozen { fields }) => {
-                let fields: Vec<&str> = fields.iter().map(|f| t.frozen_field(f)).collect();
+                let fields: Vec<&str> = fields.iter().map(|f| t.frozen_field(*f)).collect();
                 t.error_frozen(fields.join(", "))
             }
             Problem::Refused(ChangeRefused::StatusViaPatch) => {

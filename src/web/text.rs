@@ -12,7 +12,7 @@
 
 use super::lang::Lang;
 use crate::domain::audit::AuditAction;
-use crate::domain::experiment::GuardrailAction;
+use crate::domain::experiment::{FrozenField, GuardrailAction};
 use crate::domain::webhook::WebhookFormat;
 use crate::domain::{MetricKind, Role, Status};
 use crate::report::GuardStatus;
@@ -559,15 +559,14 @@ impl Text {
         .to_owned()
     }
 
-    /// A field that cannot change once an experiment started, by its API name.
-    pub(crate) fn frozen_field(self, name: &str) -> &str {
-        match name {
-            "variants" => self.variants(),
-            "hash_attribute" => self.hash_attribute(),
-            "hash_version" => self.hash_version(),
-            "namespace" => self.namespace(),
-            "seed" => self.seed(),
-            other => other,
+    /// A field that cannot change once an experiment started.
+    pub(crate) fn frozen_field(self, field: FrozenField) -> &'static str {
+        match field {
+            FrozenField::Variants => self.variants(),
+            FrozenField::HashAttribute => self.hash_attribute(),
+            FrozenField::HashVersion => self.hash_version(),
+            FrozenField::Namespace => self.namespace(),
+            FrozenField::Seed => self.seed(),
         }
     }
 
