@@ -14,6 +14,7 @@ mod report_ready;
 pub mod retention;
 pub mod ruleset;
 pub mod sessions;
+mod summary;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use crate::domain::event::{
 };
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
-use crate::domain::totals::VariantTotals;
+use crate::domain::totals::{ExposureSummary, VariantTotals};
 use crate::domain::validation::{from_json_exact, is_storable, NUL_RULE};
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
@@ -44,6 +45,7 @@ pub use notify::PublicUrl;
 pub use retention::Retention;
 pub use ruleset::{RulesetHub, RulesetSnapshot, Rulesets};
 pub use sessions::Sessions;
+pub use summary::Summary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -433,6 +435,22 @@ impl Control {
         experiment_report(self.store.as_ref(), key, options).await
     }
 
+    /// The report of each experiment, in the order given, from the running totals
+    /// of all of them read at once: the number of statements does not grow with the
+    /// number of experiments.
+    pub async fn summaries(
+        &self,
+        experiments: Vec<Experiment>,
+    ) -> Result<Vec<Summary>, ControlError> {
+        summary::summarize(self.store.as_ref(), experiments).await
+    }
+
+    /// How many users have been exposed to each variant of an experiment (from the
+    /// running totals).
+    pub async fn exposure_summary(&self, key: &str) -> Result<ExposureSummary, ControlError> {
+        Ok(self.store.exposure_summary(key).await?)
+    }
+
     async fn validate(&self, spec: &ExperimentSpec) -> Result<(), ControlError> {
         let metrics = self.store.list_metrics().await?;
         let environments = self.store.list_environments().await?;
@@ -487,20 +505,10 @@ pub async fn experiment_report(
         .await?
         .ok_or_else(|| ControlError::NotFound(format!("experiment {key:?}")))?;
     let defined = store.list_metrics().await?;
-    let spec = &experiment.spec;
-    let mut keys: Vec<&str> = spec.primary_metric.iter().map(String::as_str).collect();
-    keys.extend(spec.secondary_metrics.iter().map(String::as_str));
-    keys.extend(spec.guardrails.iter().map(|g| g.metric.as_str()));
     let mut metrics: Vec<(Metric, _)> = Vec::new();
-    for metric_key in keys {
-        if metrics.iter().any(|(m, _)| m.key == metric_key) {
-            continue;
-        }
-        let Some(metric) = defined.iter().find(|m| m.key == metric_key) else {
-            continue;
-        };
+    for metric in measured_metrics(&experiment, &defined) {
         let totals = store.variant_totals(key, &metric.event).await?;
-        metrics.push((metric.clone(), totals));
+        metrics.push((metric, totals));
     }
     let exposures = store.exposure_summary(key).await?;
     let breakdown = match &options.dimension {
@@ -522,6 +530,28 @@ pub async fn experiment_report(
     report.series = series;
     report.breakdown = breakdown;
     Ok(report)
+}
+
+/// The metrics an experiment's report covers, in report order: the primary one,
+/// the secondary ones, then the guardrails', each once; names no metric defines
+/// are left out.
+fn measured_metrics(experiment: &Experiment, defined: &[Metric]) -> Vec<Metric> {
+    let spec = &experiment.spec;
+    let keys = spec
+        .primary_metric
+        .iter()
+        .chain(&spec.secondary_metrics)
+        .chain(spec.guardrails.iter().map(|g| &g.metric));
+    let mut metrics: Vec<Metric> = Vec::new();
+    for key in keys {
+        if metrics.iter().any(|m| &m.key == key) {
+            continue;
+        }
+        if let Some(metric) = defined.iter().find(|m| &m.key == key) {
+            metrics.push(metric.clone());
+        }
+    }
+    metrics
 }
 
 /// What became of a batch of events.

@@ -55,3 +55,24 @@ pub struct TrackFact {
     pub ts: Millis,
     pub value: f64,
 }
+
+/// One experiment's running totals: who was exposed and, per event asked for, the
+/// per-variant totals ([`VariantTotals`] for every variant with users, in variant
+/// key order).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunningTotals {
+    pub experiment: String,
+    pub exposures: ExposureSummary,
+    pub events: Vec<(String, Vec<VariantTotals>)>,
+}
+
+impl RunningTotals {
+    /// The per-variant totals of `event`; none when it was not asked for.
+    pub fn of_event(&self, event: &str) -> Vec<VariantTotals> {
+        self.events
+            .iter()
+            .find(|(e, _)| e == event)
+            .map(|(_, totals)| totals.clone())
+            .unwrap_or_default()
+    }
+}

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::event::Expiry;
-pub use crate::domain::totals::{ExposedUser, ExposureSummary, TrackFact, VariantTotals};
+pub use crate::domain::totals::{
+    ExposedUser, ExposureSummary, RunningTotals, TrackFact, VariantTotals,
+};
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
     ApiKey, AuditEntry, Environment, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
@@ -236,6 +238,16 @@ pub trait Store: Send + Sync + 'static {
         experiment: &str,
         event: &str,
     ) -> Result<Vec<VariantTotals>, StoreError>;
+
+    /// The running totals of several experiments at once, each for every one of
+    /// `events`, in the order of `experiments` (what [`Store::exposure_summary`] and
+    /// [`Store::variant_totals`] say of each). A fixed number of statements whatever
+    /// the number of experiments: for pages that summarise many at once.
+    async fn running_totals(
+        &self,
+        experiments: &[&str],
+        events: &[&str],
+    ) -> Result<Vec<RunningTotals>, StoreError>;
 
     /// Stores a webhook with the audit entry `audit` makes for its id.
     async fn insert_webhook(

@@ -100,6 +100,10 @@ impl Dialect for Postgres {
         dimension.to_owned()
     }
 
+    fn text_list(param: &str) -> String {
+        format!("SELECT json_array_elements_text(CAST({param} AS json))")
+    }
+
     async fn prepare_ingestion(conn: &mut PgConnection, users: &[&str]) -> Result<(), StoreError> {
         // Ingestion reads a user's stored state, then writes what changed: two
         // transactions folding the same user at once would both add to the running

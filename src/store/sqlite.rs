@@ -68,6 +68,10 @@ impl Dialect for Sqlite {
         format!("$.\"{dimension}\"")
     }
 
+    fn text_list(param: &str) -> String {
+        format!("SELECT value FROM json_each({param})")
+    }
+
     async fn prepare_ingestion(_: &mut SqliteConnection, _: &[&str]) -> Result<(), StoreError> {
         // The single writer connection already serialises ingestion.
         Ok(())

@@ -12,8 +12,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
-    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges, Store, StoreError,
-    TrackFact, VariantTotals,
+    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges, RunningTotals, Store,
+    StoreError, TrackFact, VariantTotals,
 };
 use crate::domain::event::Expiry;
 use crate::domain::validation::is_storable;
@@ -36,6 +36,9 @@ pub(crate) trait Dialect: Database {
     fn dimension_value(column: &str) -> String;
     /// How the name of a kept dimension is bound for [`Dialect::dimension_value`].
     fn dimension_key(dimension: &str) -> String;
+    /// A subquery giving one row per text of the JSON array of strings bound as
+    /// parameter `param` (`$1`): a list of any length in one parameter.
+    fn text_list(param: &str) -> String;
 
     /// How many ingestion transactions may run at once.
     const INGEST_WRITERS: usize;
@@ -630,6 +633,93 @@ where
                     count_sum_squares: count_sq as f64,
                 },
             )
+            .collect())
+    }
+
+    async fn running_totals(
+        &self,
+        experiments: &[&str],
+        events: &[&str],
+    ) -> Result<Vec<RunningTotals>, StoreError> {
+        // Nothing stored holds NUL, and PostgreSQL refuses to be asked about it.
+        let experiments: Vec<&str> = experiments
+            .iter()
+            .copied()
+            .filter(|key| is_storable(key))
+            .collect();
+        let events: Vec<&str> = events.iter().copied().filter(|e| is_storable(e)).collect();
+        let (keys, names) = (encode(&experiments), encode(&events));
+        let users: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+            "SELECT experiment, variant, users FROM variant_users \
+             WHERE experiment IN ({}) AND users > 0 ORDER BY experiment, variant",
+            DB::text_list("$1")
+        ))
+        .bind(keys.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let multiple: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT experiment, users FROM experiment_multiple_exposures WHERE experiment IN ({})",
+            DB::text_list("$1")
+        ))
+        .bind(keys.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        type TotalsRow = (String, String, String, i64, f64, f64, i64, i64);
+        let sums: Vec<TotalsRow> = sqlx::query_as(&format!(
+            "SELECT experiment, variant, event, converted, value_sum, value_sum_squares, \
+             count_sum, count_sum_squares FROM variant_totals \
+             WHERE experiment IN ({}) AND event IN ({})",
+            DB::text_list("$1"),
+            DB::text_list("$2")
+        ))
+        .bind(keys.as_str())
+        .bind(names.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let mut found: HashMap<(&str, &str, &str), &TotalsRow> = HashMap::new();
+        for row in &sums {
+            found.insert((&row.0, &row.1, &row.2), row);
+        }
+        Ok(experiments
+            .iter()
+            .map(|experiment| {
+                let exposed: Vec<&(String, String, i64)> =
+                    users.iter().filter(|u| u.0 == *experiment).collect();
+                let totals_of = |event: &str| {
+                    exposed
+                        .iter()
+                        .map(|(_, variant, n)| {
+                            let mut totals = VariantTotals {
+                                variant: variant.clone(),
+                                users: *n as u64,
+                                ..VariantTotals::default()
+                            };
+                            if let Some(row) = found.get(&(*experiment, variant.as_str(), event)) {
+                                totals.converted = row.3 as u64;
+                                totals.value_sum = row.4;
+                                totals.value_sum_squares = row.5;
+                                totals.count_sum = row.6 as f64;
+                                totals.count_sum_squares = row.7 as f64;
+                            }
+                            totals
+                        })
+                        .collect()
+                };
+                RunningTotals {
+                    experiment: (*experiment).to_owned(),
+                    exposures: ExposureSummary {
+                        users: exposed
+                            .iter()
+                            .map(|(_, variant, n)| (variant.clone(), *n as u64))
+                            .collect(),
+                        multiple_exposures: multiple
+                            .iter()
+                            .find(|(e, _)| e == experiment)
+                            .map_or(0, |(_, n)| *n as u64),
+                    },
+                    events: events.iter().map(|e| ((*e).to_owned(), totals_of(e))).collect(),
+                }
+            })
             .collect())
     }
 
