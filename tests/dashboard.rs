@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use common::{Backend, TestApp};
+use sluice::domain::{Actor, LifecycleAction};
 
 struct Page {
     status: StatusCode,
@@ -402,6 +403,31 @@ async fn editing_a_running_experiment_ramps_it_but_may_not_reshuffle_users(backe
     assert!(edit
         .html
         .contains(r#"name="variants[1].weight" type="text" value="0.5""#));
+    // What the domain refuses to change is read-only, and the form says why.
+    for locked in [
+        r#"name="variants[1].weight" type="text" value="0.5" aria-describedby="frozen-note" readonly>"#,
+        r#"name="variants[3].key" type="text" value="" aria-describedby="frozen-note" readonly>"#,
+        r#"name="hash_attribute" type="text" value="id" aria-describedby="hash_attribute-hint frozen-note" readonly>"#,
+        r#"name="namespace.name" type="text" value="" aria-describedby="namespace-name-hint frozen-note" readonly>"#,
+    ] {
+        assert!(edit.html.contains(locked), "{locked}: {}", edit.html);
+    }
+    assert!(edit
+        .html
+        .contains(r#"name="variants[1].value" type="text""#));
+    assert!(!edit.html.contains(
+        r#"name="variants[1].value" type="text" value="{&quot;price&quot;:249}" readonly"#
+    ));
+    assert!(edit
+        .html
+        .contains(r#"name="coverage" type="text" value="1" aria-describedby="coverage-hint">"#));
+    assert!(edit.html.contains(
+        "Variants, Hash attribute, seed, hash version, Namespace cannot change once the experiment has started: they decide which variant each user gets"
+    ));
+    experiment_like_pricing(&app, "draft-q4", serde_json::json!({}), &[]).await;
+    let draft = get(&app, "/experiments/draft-q4/edit", &app.editor).await;
+    assert_eq!(draft.html.matches("readonly").count(), 1, "only the key");
+    assert!(!draft.html.contains("frozen-note"));
     let form = |coverage: &str, weights: [&str; 2]| {
         format!(
             "csrf={}&key=pricing-q4&name=Premium+price&variants%5B0%5D.key=control\
@@ -577,6 +603,313 @@ async fn environments_are_added_and_chosen_in_the_dashboard(backend: Backend) {
     assert!(edit
         .html
         .contains(r#"name="environments" value="staging" checked>"#));
+}
+
+/// A copy of the pricing experiment under another key, with `changes` merged in,
+/// created and taken through `actions`.
+async fn experiment_like_pricing(
+    app: &TestApp,
+    key: &str,
+    changes: serde_json::Value,
+    actions: &[&str],
+) {
+    let mut spec = common::pricing_spec();
+    spec["key"] = key.into();
+    if let (Some(spec), Some(changes)) = (spec.as_object_mut(), changes.as_object()) {
+        spec.extend(changes.clone());
+    }
+    let created = app.post("/api/v1/experiments", &app.editor, spec).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    for action in actions {
+        let path = format!("/api/v1/experiments/{key}/{action}");
+        let reply = app.post(&path, &app.editor, serde_json::json!({})).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{action} {key}: {:?}",
+            reply.body
+        );
+    }
+}
+
+/// The keys of the experiments a page's grid or list shows, in order.
+fn listed(html: &str) -> Vec<String> {
+    html.split(r#"<td><a href="/experiments/"#)
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+/// Issue #15: the overview shows the running experiments, red first, each with
+/// its stage, lift and every guardrail's evidence; its filters are in the URL.
+async fn the_overview_shows_running_experiments_red_first_with_their_filters(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let env = serde_json::json!({"key": "staging", "name": "Staging"});
+    let reply = app.post("/api/v1/environments", &app.admin, env).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    experiment_like_pricing(&app, "calm-q4", serde_json::json!({}), &["start"]).await;
+    experiment_like_pricing(
+        &app,
+        "paused-q4",
+        serde_json::json!({}),
+        &["start", "pause"],
+    )
+    .await;
+    let staging = serde_json::json!({"environments": ["staging"],
+        "stages": [{"coverage": 0.05, "hold_seconds": 3600}, {"coverage": 1.0}]});
+    experiment_like_pricing(&app, "staging-q4", staging, &["start"]).await;
+    experiment_like_pricing(&app, "draft-q4", serde_json::json!({}), &[]).await;
+    app.send_traffic((1400, 140), (1000, 50)).await;
+
+    let page = get(&app, "/overview", &app.analyst).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert_eq!(listed(&page.html), ["pricing-q4", "staging-q4", "calm-q4"]);
+    assert!(page
+        .html
+        .contains(r#"<tr class="health-red" data-health="red">"#));
+    assert!(page.html.contains("premium -50.0%"), "the primary lift");
+    assert!(page.html.contains("5.0% · stage 1 of 2"), "the stage");
+    assert!(
+        page.html
+            .contains("premium: purchase -50.0% vs control (max drop 20.0%)"),
+        "the guardrail's evidence: {}",
+        page.html
+    );
+    assert!(
+        page.html.contains(r#"<a href="/overview">Overview</a>"#),
+        "in the nav"
+    );
+    assert!(page
+        .html
+        .contains(r#"<script src="/assets/overview-1.js" defer>"#));
+    let script = get(&app, "/assets/overview-1.js", &app.analyst).await;
+    assert!(script.html.contains("overview-grid"));
+
+    let paused = get(&app, "/overview?status=paused", &app.analyst).await;
+    assert_eq!(listed(&paused.html), ["paused-q4"]);
+    let every = get(&app, "/overview?status=&environment=", &app.analyst).await;
+    assert_eq!(listed(&every.html).len(), 5);
+    let production = get(&app, "/overview?environment=production", &app.analyst).await;
+    assert_eq!(listed(&production.html), ["pricing-q4", "calm-q4"]);
+    let staged = get(
+        &app,
+        "/overview?status=running&environment=staging",
+        &app.analyst,
+    )
+    .await;
+    assert_eq!(
+        listed(&staged.html),
+        ["pricing-q4", "staging-q4", "calm-q4"]
+    );
+    assert!(staged
+        .html
+        .contains(r#"<option value="staging" selected>Staging (staging)</option>"#));
+
+    // The report filters are kept in the view, and the page says they are not applied.
+    let cohort = get(
+        &app,
+        "/overview?from=2026-12-01&to=2026-12-08T00:00:00Z&segment=country%3ACN",
+        &app.analyst,
+    )
+    .await;
+    assert_eq!(cohort.status, StatusCode::OK, "{}", cohort.html);
+    assert!(cohort
+        .html
+        .contains(r#"<input type="hidden" name="from" value="2026-12-01">"#));
+    assert!(cohort
+        .html
+        .contains(r#"<input type="hidden" name="segment" value="country:CN">"#));
+    assert!(cohort.html.contains(r#"id="not-applied""#));
+    assert!(cohort.html.contains("country = CN"));
+
+    for bad in [
+        "/overview?environment=nowhere",
+        "/overview?status=asleep",
+        "/overview?from=yesterday",
+        "/overview?from=2026-12-08&to=2026-12-01",
+        "/overview?segment=CN",
+        "/overview?page=0",
+    ] {
+        assert_eq!(
+            get(&app, bad, &app.analyst).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+}
+
+/// Issue #15: a confirmation says how many users change variant, from the
+/// exposures counted so far.
+async fn confirmations_name_how_many_users_change_variant(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    let start = get(
+        &app,
+        "/experiments/pricing-q4/confirm?action=start",
+        &app.editor,
+    )
+    .await;
+    assert!(
+        !start.html.contains(r#"id="affected""#),
+        "a draft has counted nobody"
+    );
+    app.start("pricing-q4").await;
+    let nobody = get(
+        &app,
+        "/experiments/pricing-q4/confirm?action=rollback",
+        &app.editor,
+    )
+    .await;
+    assert!(nobody.html.contains("Nobody has been exposed yet"));
+    app.send_traffic((1400, 140), (1000, 50)).await;
+    for (action, affected) in [
+        (
+            "rollback",
+            "1,000 users seen so far in premium will get control.",
+        ),
+        (
+            "pause",
+            "1,000 users seen so far in premium will get control.",
+        ),
+        (
+            "stop",
+            "1,000 users seen so far in premium will get control.",
+        ),
+        (
+            "ship&variant=premium",
+            "1,400 users seen so far in control will get premium.",
+        ),
+    ] {
+        let path = format!("/experiments/pricing-q4/confirm?action={action}");
+        let page = get(&app, &path, &app.editor).await;
+        assert!(page.html.contains(affected), "{action}: {}", page.html);
+    }
+    let reply = app
+        .post(
+            "/api/v1/experiments/pricing-q4/pause",
+            &app.editor,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let resume = get(
+        &app,
+        "/experiments/pricing-q4/confirm?action=resume",
+        &app.editor,
+    )
+    .await;
+    assert!(resume
+        .html
+        .contains("The 2,400 users seen so far get their variants back."));
+}
+
+/// Issue #15: the experiments list and the overview read the running totals of
+/// all their experiments at once: the calls they make to the store are the same
+/// for 2 experiments as for 200 (each of those calls is a fixed number of
+/// statements; `Store::running_totals` is three).
+async fn the_list_and_the_overview_reach_the_store_a_fixed_number_of_times(backend: Backend) {
+    const MOST_CALLS: usize = 8;
+    let (app, counted) = TestApp::counted(backend).await;
+    app.pricing_experiment().await;
+    app.start("pricing-q4").await;
+    experiment_like_pricing(&app, "more-0", serde_json::json!({}), &["start"]).await;
+    app.send_traffic((1400, 140), (1000, 50)).await;
+    let cookie = session(&app, &app.analyst).await;
+    let pages = ["/", "/overview", "/?page=2", "/overview?status=&page=2"];
+    let mut calls = Vec::new();
+    for path in pages {
+        counted.take();
+        let page = request(&app, Method::GET, path, &cookie, "").await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        calls.push(counted.take());
+    }
+    // Past the API's rate limit: straight through the control layer, as `sluice` would.
+    let control = app.server.control();
+    for i in 1..199 {
+        let mut spec = common::pricing_spec();
+        spec["key"] = format!("more-{i}").into();
+        let spec = serde_json::from_value(spec).unwrap();
+        let created = control.create_experiment(spec, &Actor::Cli).await.unwrap();
+        control
+            .act(created.key(), LifecycleAction::Start, &Actor::Cli)
+            .await
+            .unwrap();
+    }
+    let mut events = Vec::new();
+    for i in 0..199 {
+        for (n, variant) in ["control", "premium"].iter().enumerate() {
+            events.push(
+                serde_json::json!({"id": format!("x-{i}-{n}"), "type": "exposure",
+                "user": format!("u-{i}-{n}"), "experiment": format!("more-{i}"),
+                "variant": variant, "ts": format!("{}T10:00:00Z", common::day(0))}),
+            );
+        }
+    }
+    let reply = app
+        .post(
+            "/sdk/v1/events",
+            &app.sdk,
+            serde_json::json!({"events": events}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    for (path, at_two) in pages.iter().zip(&calls) {
+        counted.take();
+        let page = request(&app, Method::GET, path, &cookie, "").await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        let at_200 = counted.take();
+        eprintln!("{backend:?} {path}: {at_two:?} for 2 experiments, {at_200:?} for 200");
+        assert_eq!(&at_200, at_two, "{path}");
+        assert!(
+            at_200.values().sum::<usize>() <= MOST_CALLS,
+            "{path}: {at_200:?}"
+        );
+        assert!(
+            at_200.get("running_totals") == Some(&1),
+            "{path}: {at_200:?}"
+        );
+    }
+    let list = request(&app, Method::GET, "/", &cookie, "").await;
+    assert_eq!(listed(&list.html).len(), 50, "a page of fifty");
+    assert!(list.html.contains(r#"href="/?page=2""#));
+    let overview = request(&app, Method::GET, "/overview", &cookie, "").await;
+    assert_eq!(listed(&overview.html)[0], "pricing-q4", "red first");
+    let next = overview
+        .html
+        .find(r#"rel="next""#)
+        .map(|at| &overview.html[at - 60..at]);
+    assert!(
+        next.is_some_and(|link| link.contains("/overview?status=running&#38;page=2")),
+        "{next:?}"
+    );
+    let last = request(&app, Method::GET, "/overview?page=4", &cookie, "").await;
+    assert_eq!(listed(&last.html).len(), 50);
+    assert!(!last.html.contains(r#"rel="next""#));
+    let past = request(&app, Method::GET, "/overview?page=9", &cookie, "").await;
+    assert_eq!(
+        listed(&past.html),
+        listed(&last.html),
+        "past the end: the last page"
+    );
+
+    // The totals read at once are what the store says of each experiment alone.
+    let keys = ["pricing-q4", "more-7", "unknown"];
+    let all = app
+        .store
+        .running_totals(&keys, &["purchase"])
+        .await
+        .unwrap();
+    for (key, totals) in keys.iter().zip(&all) {
+        assert_eq!(totals.experiment, *key);
+        assert_eq!(
+            totals.exposures,
+            app.store.exposure_summary(key).await.unwrap()
+        );
+        let alone = app.store.variant_totals(key, "purchase").await.unwrap();
+        assert_eq!(totals.of_event("purchase"), alone, "{key}");
+    }
 }
 
 /// The visible text of a page: its text nodes and the attributes people read
@@ -812,6 +1145,9 @@ async fn every_page_reads_in_chinese(backend: Backend) {
     let mut pages: Vec<(Method, String, String, StatusCode)> = [
         "/",
         "/?status=draft&q=nothing",
+        "/overview",
+        "/overview?status=paused&environment=production",
+        "/overview?status=&from=2026-12-01&segment=country%3ACN",
         "/experiments/new",
         "/experiments/pricing-q4",
         "/experiments/staged-q4?dimension=country",
@@ -969,6 +1305,9 @@ async fn the_language_follows_the_browser_and_the_switch(backend: Backend) {
 }
 
 on_both_backends!(
+    the_overview_shows_running_experiments_red_first_with_their_filters,
+    confirmations_name_how_many_users_change_variant,
+    the_list_and_the_overview_reach_the_store_a_fixed_number_of_times,
     every_page_reads_in_chinese,
     the_untranslated_check_finds_english,
     the_language_follows_the_browser_and_the_switch,

@@ -142,6 +142,21 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 6] = [
+        Status::Draft,
+        Status::Running,
+        Status::Paused,
+        Status::RolledBack,
+        Status::Shipped,
+        Status::Stopped,
+    ];
+
+    /// The status the API names `name`.
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Draft => "draft",

@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use super::chart::{self, Chart};
 use super::error::WebError;
-use super::experiments::exposure;
 use super::lifecycle::{available_actions, ActionLink};
 use super::session::Session;
+use super::summary::{exposure, guardrails, GuardrailView};
 use super::text::Text;
 use super::view::{self, render, Chrome};
 use super::WebState;
@@ -19,7 +19,7 @@ use crate::control::ReportOptions;
 use crate::domain::experiment::Guardrail;
 use crate::domain::{AuditEntry, Experiment, Role, Status};
 use crate::http::csv_attachment;
-use crate::report::{ComparisonReport, GuardrailVerdict, MetricReport, Report};
+use crate::report::{ComparisonReport, MetricReport, Report};
 
 #[derive(Deserialize, Default)]
 pub(crate) struct ShowQuery {
@@ -36,12 +36,6 @@ struct VariantView {
 struct StageView {
     text: String,
     current: bool,
-}
-
-struct GuardrailView {
-    status: &'static str,
-    status_label: &'static str,
-    evidence: String,
 }
 
 /// A variant's row of the significance table; the control has no comparison.
@@ -216,15 +210,7 @@ fn page(
             .iter()
             .map(|g| guardrail_rule(t, g))
             .collect(),
-        guardrails: report
-            .guardrails
-            .iter()
-            .map(|verdict| GuardrailView {
-                status: verdict.status.as_str(),
-                status_label: t.health_of(verdict.status),
-                evidence: evidence(t, verdict, &spec.guardrails, report),
-            })
-            .collect(),
+        guardrails: guardrails(t, experiment, report),
         metrics: report
             .metrics
             .iter()
@@ -281,33 +267,6 @@ fn guardrail_rule(t: Text, guardrail: &Guardrail) -> String {
         view::count(guardrail.min_users),
         t.guardrail_action(guardrail.action),
     )
-}
-
-/// The numbers a guardrail's verdict rests on, in words.
-fn evidence(t: Text, verdict: &GuardrailVerdict, rules: &[Guardrail], report: &Report) -> String {
-    let Some(rule) = rules.iter().find(|g| g.metric == verdict.metric) else {
-        return verdict.evidence.clone();
-    };
-    let change = verdict.observed_drop.map_or_else(
-        || t.change_undefined().to_owned(),
-        |drop| t.change_vs_control(view::signed_percent(-drop)),
-    );
-    let line = t.evidence(
-        &verdict.variant,
-        &verdict.metric,
-        change,
-        view::percent(rule.max_drop),
-        view::or_dash(verdict.p_value, |p| format!("{p:.4}")),
-        view::number(report.alpha),
-        view::count(verdict.control_users),
-        view::count(verdict.treatment_users),
-        view::count(rule.min_users),
-    );
-    if report.srm.ok {
-        line
-    } else {
-        t.with_srm(line)
-    }
 }
 
 fn srm_warning(t: Text, report: &Report) -> Option<String> {

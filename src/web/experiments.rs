@@ -1,54 +1,81 @@
 //! The experiments page: every experiment with its status, coverage or stage,
-//! health and the primary metric's lift; filtered by status and searched by key.
+//! health and the primary metric's lift; filtered by status, searched by key, in
+//! pages of fifty. Only the page's experiments are summarised, from their running
+//! totals read at once.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use serde::Deserialize;
 
-use super::error::WebError;
+use super::error::{Problem, WebError};
+use super::fields::Fields;
+use super::pages::{page_number, Pagination};
 use super::session::Session;
+use super::summary::SummaryRow;
 use super::text::Text;
-use super::view::{self, render, Chrome};
+use super::view::{render, Chrome};
 use super::WebState;
-use crate::control::ReportOptions;
-use crate::domain::{Experiment, Status};
-use crate::report::Report;
-
-/// Every status, in lifecycle order, for the filter.
-const STATUSES: [Status; 6] = [
-    Status::Draft,
-    Status::Running,
-    Status::Paused,
-    Status::RolledBack,
-    Status::Shipped,
-    Status::Stopped,
-];
-
-#[derive(Deserialize, Default)]
-pub(crate) struct ListQuery {
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    q: String,
-}
+use crate::domain::{Status, ValidationError};
 
 pub(crate) struct StatusOption {
-    value: &'static str,
-    label: &'static str,
-    selected: bool,
+    pub(crate) value: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) selected: bool,
 }
 
-pub(crate) struct ExperimentRow {
-    key: String,
-    name: String,
-    status: &'static str,
-    status_label: &'static str,
-    exposure: String,
-    health: &'static str,
-    health_label: &'static str,
-    lift: String,
-    lift_class: &'static str,
+/// The status filter's options, with `selected` chosen.
+pub(crate) fn status_options(t: Text, selected: Option<Status>) -> Vec<StatusOption> {
+    Status::ALL
+        .iter()
+        .map(|s| StatusOption {
+            value: s.as_str(),
+            label: t.status_of(*s),
+            selected: Some(*s) == selected,
+        })
+        .collect()
+}
+
+/// A `status` filter: none for every status.
+pub(crate) fn status_filter(text: &str) -> Result<Option<Status>, ValidationError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Status::parse(text).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        ValidationError::single("status", format!("must be one of {}", names.join(", ")))
+    })
+}
+
+/// The list's filters, as the query string gives them.
+struct ListFilter {
+    status: Option<Status>,
+    /// As typed, for the search box.
+    search: String,
+    page: usize,
+}
+
+impl ListFilter {
+    fn parse(query: &Fields) -> Result<Self, ValidationError> {
+        Ok(ListFilter {
+            status: status_filter(query.get("status"))?,
+            search: query.get("q").to_owned(),
+            page: page_number(query.get("page"))?,
+        })
+    }
+
+    /// The filters as query pairs, for the page links.
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("q", self.search.clone()),
+            (
+                "status",
+                self.status
+                    .map(Status::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+        ]
+    }
 }
 
 #[derive(Template)]
@@ -58,95 +85,39 @@ struct ExperimentsPage {
     chrome: Chrome,
     search: String,
     statuses: Vec<StatusOption>,
-    rows: Vec<ExperimentRow>,
+    rows: Vec<SummaryRow>,
+    /// How many experiments exist, filtered or not.
     total: usize,
+    pagination: Pagination,
 }
 
 pub(crate) async fn list(
     State(state): State<WebState>,
     session: Session,
-    Query(query): Query<ListQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let t = session.text();
+    let query = Fields::parse(query.unwrap_or_default().as_bytes())?;
+    let filter =
+        ListFilter::parse(&query).map_err(|e| WebError::bad_request(Problem::Invalid(e)))?;
     let experiments = state.control.list_experiments().await?;
     let total = experiments.len();
-    let search = query.q.trim().to_lowercase();
-    let mut rows = Vec::new();
-    for experiment in experiments.iter().filter(|e| {
-        (query.status.is_empty() || e.status.as_str() == query.status)
-            && e.key().to_lowercase().contains(&search)
-    }) {
-        let report = state
-            .control
-            .report(experiment.key(), ReportOptions::default())
-            .await?;
-        rows.push(row(t, experiment, &report));
-    }
-    let statuses = STATUSES
-        .iter()
-        .map(|s| StatusOption {
-            value: s.as_str(),
-            label: t.status_of(*s),
-            selected: s.as_str() == query.status,
+    let search = filter.search.trim().to_lowercase();
+    let matching: Vec<_> = experiments
+        .into_iter()
+        .filter(|e| {
+            filter.status.is_none_or(|s| e.status == s) && e.key().to_lowercase().contains(&search)
         })
         .collect();
+    let pagination = Pagination::new("/", &filter.pairs(), filter.page, matching.len());
+    let summaries = state.control.summaries(pagination.take(matching)).await?;
     Ok(render(&ExperimentsPage {
         t,
         chrome: session.chrome(),
-        search: query.q,
-        statuses,
-        rows,
+        statuses: status_options(t, filter.status),
+        search: filter.search,
+        rows: summaries.iter().map(|s| SummaryRow::of(t, s)).collect(),
         total,
+        pagination,
     }))
-}
-
-fn row(t: Text, experiment: &Experiment, report: &Report) -> ExperimentRow {
-    let (lift, lift_class) = primary_lift(t, experiment, report);
-    ExperimentRow {
-        key: experiment.key().to_owned(),
-        name: experiment.spec.name.clone(),
-        status: experiment.status.as_str(),
-        status_label: t.status_of(experiment.status),
-        exposure: exposure(t, experiment),
-        health: report.health.as_str(),
-        health_label: t.health_of(report.health),
-        lift,
-        lift_class,
-    }
-}
-
-/// The coverage, and the stage for a staged rollout: "5.0% · stage 1 of 3".
-pub(crate) fn exposure(t: Text, experiment: &Experiment) -> String {
-    let coverage = view::percent(experiment.spec.coverage);
-    match &experiment.rollout {
-        Some(rollout) => {
-            t.exposure_stage(coverage, rollout.stage + 1, experiment.spec.stages.len())
-        }
-        None => coverage,
-    }
-}
-
-/// The first treatment's relative effect on the primary metric, and whether it is
-/// significant ("win", "loss") or not yet ("flat").
-fn primary_lift(t: Text, experiment: &Experiment, report: &Report) -> (String, &'static str) {
-    let comparison = experiment.spec.primary_metric.as_ref().and_then(|primary| {
-        report
-            .metrics
-            .iter()
-            .find(|m| &m.metric == primary)
-            .and_then(|m| m.comparisons.first())
-    });
-    let Some(comparison) = comparison else {
-        return ("—".to_owned(), "flat");
-    };
-    let Some(effect) = comparison.rel_effect else {
-        return ("—".to_owned(), "flat");
-    };
-    let class = match (comparison.significant, effect > 0.0) {
-        (true, true) => "win",
-        (true, false) => "loss",
-        (false, _) => "flat",
-    };
-    let lift = t.lift_of(&comparison.variant, view::signed_percent(effect));
-    (lift, class)
 }

@@ -65,6 +65,8 @@ pub(crate) struct Field {
     pub(crate) hint: &'static str,
     pub(crate) value: String,
     pub(crate) error: Option<String>,
+    /// Shown but read-only: the domain refuses to change it now.
+    pub(crate) locked: bool,
 }
 
 pub(crate) struct Choice {
@@ -106,6 +108,7 @@ impl Builder<'_> {
                         .strip_prefix(name)
                         .is_some_and(|rest| rest.starts_with(['.', '[']))
             }),
+            locked: false,
         }
     }
 

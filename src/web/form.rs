@@ -17,7 +17,7 @@ use super::text::Text;
 use super::view::{render, Chrome};
 use super::WebState;
 use crate::control::ControlError;
-use crate::domain::experiment::GuardrailAction;
+use crate::domain::experiment::{FrozenField, GuardrailAction};
 use crate::domain::validation::from_json;
 use crate::domain::{Environment, Experiment, ExperimentSpec, FieldProblem, Metric, Role};
 
@@ -57,6 +57,8 @@ struct FormPage {
     target: String,
     editing: bool,
     refusal: Option<String>,
+    /// Why some fields are read-only, when the experiment has started.
+    frozen_note: Option<String>,
     problems: Vec<FieldProblem>,
     key: Field,
     name: Field,
@@ -92,6 +94,8 @@ struct FormContext {
     metrics: Vec<Metric>,
     environments: Vec<Environment>,
     editing: Option<String>,
+    /// What the domain refuses to change in the experiment edited.
+    frozen: &'static [FrozenField],
     refusal: Option<String>,
 }
 
@@ -147,6 +151,32 @@ fn stage_rows(t: Text, b: &mut Builder<'_>) -> Vec<StageRow> {
         .collect()
 }
 
+/// Makes the fields of what may no longer change read-only.
+fn lock(page: &mut FormPage, frozen: &[FrozenField]) {
+    for field in frozen {
+        match field {
+            FrozenField::Variants => {
+                for row in &mut page.variants {
+                    row.key.locked = true;
+                    row.weight.locked = true;
+                }
+            }
+            FrozenField::HashAttribute => page.hash_attribute.locked = true,
+            FrozenField::Namespace => {
+                for part in [
+                    &mut page.namespace_name,
+                    &mut page.namespace_start,
+                    &mut page.namespace_end,
+                ] {
+                    part.locked = true;
+                }
+            }
+            // The form does not offer them: they keep their stored values.
+            FrozenField::Seed | FrozenField::HashVersion => {}
+        }
+    }
+}
+
 fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>) -> FormPage {
     let t = context.t;
     let problems = translated(t, problems);
@@ -179,13 +209,18 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
         Some(key) => (t.edit_experiment(key), format!("/experiments/{key}/edit")),
         None => (t.new_experiment().to_owned(), "/experiments/new".to_owned()),
     };
-    FormPage {
+    let frozen_note = (!context.frozen.is_empty()).then(|| {
+        let names: Vec<&str> = context.frozen.iter().map(|f| t.frozen_field(*f)).collect();
+        t.frozen_note(names.join(t.list_separator()))
+    });
+    let mut page = FormPage {
         t,
         chrome: context.chrome,
         title,
         target,
         editing: context.editing.is_some(),
         refusal: context.refusal,
+        frozen_note,
         key: b.field("key", t.key(), t.key_hint()),
         name: b.field("name", t.name(), ""),
         hypothesis: b.field("hypothesis", t.hypothesis(), ""),
@@ -228,20 +263,24 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
             t.report_after_hint(),
         ),
         problems,
-    }
+    };
+    lock(&mut page, context.frozen);
+    page
 }
 
+/// The form's context for a new experiment, or for editing `editing`.
 async fn context(
     state: &WebState,
     session: &Session,
-    editing: Option<String>,
+    editing: Option<&Experiment>,
 ) -> Result<FormContext, WebError> {
     Ok(FormContext {
         t: session.text(),
         chrome: session.chrome(),
         metrics: state.control.list_metrics().await?,
         environments: state.control.list_environments().await?,
-        editing,
+        editing: editing.map(|e| e.key().to_owned()),
+        frozen: editing.map_or(&[], Experiment::frozen_fields),
         refusal: None,
     })
 }
@@ -262,7 +301,7 @@ pub(crate) async fn edit(
 ) -> Result<Response, WebError> {
     session.require(Role::Editor)?;
     let experiment = state.control.get_experiment(&key).await?;
-    let context = context(&state, &session, Some(key)).await?;
+    let context = context(&state, &session, Some(&experiment)).await?;
     Ok(render(&form_page(
         context,
         &values_of(&experiment),
@@ -314,7 +353,11 @@ async fn answer(
         }
         Err(err) => err,
     };
-    let mut context = context(state, &form.session, editing).await?;
+    let edited = match &editing {
+        Some(key) => Some(state.control.get_experiment(key).await?),
+        None => None,
+    };
+    let mut context = context(state, &form.session, edited.as_ref()).await?;
     let (status, problems) = match err {
         ControlError::Invalid(invalid) => (StatusCode::BAD_REQUEST, invalid.problems),
         other => match WebError::from(other) {

@@ -1,6 +1,7 @@
 //! Lifecycle buttons (start, pause, resume, roll back, ship, stop): which ones an
-//! experiment offers, a confirmation page that says what happens to users, and the
-//! form that makes the move through the control layer.
+//! experiment offers, a confirmation page that says what happens to users and how
+//! many of them change variant, and the form that makes the move through the
+//! control layer.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -13,7 +14,8 @@ use super::session::{Session, SignedForm};
 use super::text::Text;
 use super::view::{self, render, Chrome};
 use super::WebState;
-use crate::domain::{now_millis, Experiment, LifecycleAction, Role};
+use crate::domain::totals::ExposureSummary;
+use crate::domain::{now_millis, Experiment, LifecycleAction, Role, Status};
 
 /// A button on the experiment page leading to the confirmation of one move.
 pub(crate) struct ActionLink {
@@ -87,6 +89,58 @@ fn consequence(t: Text, action: &LifecycleAction, experiment: &Experiment) -> St
     }
 }
 
+/// How many users the move takes to another variant, from the exposures counted
+/// so far; none for a start (a draft has counted nobody) and for resuming a ramp
+/// that the breakers froze (nobody changes variant).
+fn affected(
+    t: Text,
+    action: &LifecycleAction,
+    experiment: &Experiment,
+    exposures: &ExposureSummary,
+) -> Option<String> {
+    let users_in = |variant: &str| {
+        exposures
+            .users
+            .iter()
+            .find(|(v, _)| v == variant)
+            .map_or(0, |(_, n)| *n)
+    };
+    let everyone_to = |to: &str| {
+        let moving: Vec<(&str, u64)> = experiment
+            .spec
+            .variants
+            .iter()
+            .filter(|v| v.key != to)
+            .map(|v| (v.key.as_str(), users_in(&v.key)))
+            .filter(|(_, users)| *users > 0)
+            .collect();
+        let users: u64 = moving.iter().map(|(_, n)| n).sum();
+        let names: Vec<&str> = moving.iter().map(|(v, _)| *v).collect();
+        if users == 0 {
+            t.affected_nobody().to_owned()
+        } else {
+            t.affected_switch(view::count(users), names.join(t.list_separator()), to)
+        }
+    };
+    let control = experiment.spec.variants.first()?.key.as_str();
+    match action {
+        LifecycleAction::Start => None,
+        LifecycleAction::Resume if experiment.status != Status::Paused => None,
+        LifecycleAction::Resume => {
+            let users: u64 = exposures.users.iter().map(|(_, n)| n).sum();
+            Some(if users == 0 {
+                t.affected_nobody().to_owned()
+            } else {
+                t.affected_return(view::count(users))
+            })
+        }
+        LifecycleAction::Pause | LifecycleAction::Rollback | LifecycleAction::Stop => {
+            Some(everyone_to(control))
+        }
+        LifecycleAction::Ship { variant } => Some(everyone_to(variant)),
+    }
+}
+
 /// Reads a move from its name and, for ship, the variant.
 fn parse_action(name: &str, variant: &str) -> Result<LifecycleAction, WebError> {
     LifecycleAction::from_name(name, Some(variant.to_owned()))
@@ -110,6 +164,8 @@ struct ConfirmPage {
     variant: String,
     label: String,
     consequence: String,
+    /// How many users change variant.
+    affected: Option<String>,
     danger: bool,
 }
 
@@ -122,11 +178,13 @@ pub(crate) async fn confirm(
     session.require(Role::Editor)?;
     let action = parse_action(&query.action, &query.variant)?;
     let experiment = state.control.get_experiment(&key).await?;
+    let exposures = state.control.exposure_summary(&key).await?;
     let t = session.text();
     Ok(render(&ConfirmPage {
         t,
         chrome: session.chrome(),
         consequence: consequence(t, &action, &experiment),
+        affected: affected(t, &action, &experiment, &exposures),
         label: label(t, &action),
         action: action.name(),
         danger: matches!(action, LifecycleAction::Rollback | LifecycleAction::Stop),

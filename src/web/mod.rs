@@ -21,8 +21,11 @@ mod fields;
 mod form;
 mod lang;
 mod lifecycle;
+mod overview;
+mod pages;
 mod planning;
 mod session;
+mod summary;
 mod text;
 mod view;
 
@@ -49,6 +52,7 @@ pub(crate) struct WebState {
 pub fn router(control: Arc<Control>, cookies: CookieSecurity) -> Router {
     Router::new()
         .route("/", get(experiments::list))
+        .route("/overview", get(overview::page))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
         .route("/signout", post(session::sign_out))
         .route("/experiments/new", get(form::new).post(form::create))

@@ -66,6 +66,7 @@ catalogue! {
     skip_to_content => "Skip to content", "跳到正文";
     main_navigation => "Main", "主导航";
     nav_experiments => "Experiments", "实验";
+    nav_overview => "Overview", "总览";
     nav_new_experiment => "New experiment", "新建实验";
     nav_metrics => "Metrics", "指标";
     nav_planning => "Planning", "规划";
@@ -190,6 +191,26 @@ catalogue! {
     column_primary_lift => "Primary lift", "主要指标提升";
     exposure_stage(coverage, stage, stages) => "{coverage} · stage {stage} of {stages}", "{coverage} · 第 {stage} 阶段，共 {stages} 阶段";
     lift_of(variant, lift) => "{variant} {lift}", "{variant} {lift}";
+    pagination => "Pages", "分页";
+    rows_shown(first, last, total) => "{first}–{last} of {total}", "第 {first}–{last} 个，共 {total} 个";
+    previous_page => "Previous", "上一页";
+    next_page => "Next", "下一页";
+    page_of(number, pages) => "Page {number} of {pages}", "第 {number} 页，共 {pages} 页";
+    list_separator => ", ", "、";
+
+    // The KPI overview.
+    overview_title => "KPI overview", "关键指标总览";
+    overview_lead => "Every experiment that matches the filters, red first, then yellow, then green.",
+        "符合筛选条件的所有实验：危险在前，其次是警告，最后是正常。";
+    refreshes_itself => "Refreshes itself every 30 seconds.", "每 30 秒自动刷新。";
+    all_environments => "All environments", "全部环境";
+    column_stage => "Stage and coverage", "阶段与覆盖率";
+    updated(at) => "Numbers as of {at}", "数据截至 {at}";
+    cohort_not_applied(filters) => "Not applied yet: {filters}. The overview reads the running totals, which count every exposed user.",
+        "尚未生效：{filters}。总览读取的是累计数据，统计所有已曝光的用户。";
+    cohort_from(at) => "first exposed at or after {at}", "首次曝光不早于 {at}";
+    cohort_to(at) => "first exposed before {at}", "首次曝光早于 {at}";
+    cohort_segment(dimension, value) => "{dimension} = {value}", "{dimension} = {value}";
 
     // One experiment.
     lifecycle => "Lifecycle", "生命周期";
@@ -288,6 +309,12 @@ catalogue! {
         "所有人都得到 {variant}（包括原先在其他变体中的用户），实验结束。";
     consequence_stop(control) => "Everyone gets {control} and the analysis is frozen at its current data.",
         "所有人都得到 {control}，分析结果冻结在当前数据。";
+    affected_switch(users, variants, to) => "{users} users seen so far in {variants} will get {to}.",
+        "目前在 {variants} 中的 {users} 名用户将得到 {to}。";
+    affected_return(users) => "The {users} users seen so far get their variants back.",
+        "目前已曝光的 {users} 名用户将回到各自的变体。";
+    affected_nobody => "Nobody has been exposed yet, so no user changes variant.",
+        "还没有用户曝光，因此没有用户会更换变体。";
 
     // The experiment form.
     new_experiment => "New experiment", "新建实验";
@@ -332,6 +359,8 @@ catalogue! {
     staged_rollout_legend => "optional; coverage never decreases", "可选；覆盖率不能下降";
     stage_coverage(number) => "Stage {number} coverage", "阶段 {number} 覆盖率";
     min_hold => "Minimum hold (seconds)", "最短停留（秒）";
+    frozen_note(fields) => "{fields} cannot change once the experiment has started: they decide which variant each user gets, and changing them would move users between variants. Everything else may still change.",
+        "实验启动后不能再修改 {fields}：它们决定每个用户得到哪个变体，修改会让用户换到别的变体。其余内容仍可修改。";
     save_changes => "Save changes", "保存修改";
     create_draft => "Create draft", "创建草稿";
     metric_choice(key, name) => "{key} ({name})", "{key}（{name}）";
@@ -456,6 +485,10 @@ pub const DOMAIN_TEXTS: &[(&str, &str)] = &[
     ("webhook {}", "Webhook {}"),
     ("API key {}", "API 密钥 {}"),
     ("no environment {} (create it: POST /api/v1/environments)", "没有环境 {}"),
+    ("must be a date (YYYY-MM-DD) or an RFC 3339 time", "必须是日期（YYYY-MM-DD）或 RFC 3339 时间"),
+    ("must be later than from", "必须晚于开始时间"),
+    ("must be DIMENSION:VALUE", "必须是“维度:值”的形式"),
+    ("must be a whole number, at least 1", "必须是至少为 1 的整数"),
 ];
 
 impl Text {

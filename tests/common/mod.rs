@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod counting;
 pub mod process;
 pub mod routes;
 
@@ -168,9 +169,23 @@ impl TestApp {
         Self::on_db_with(db, test_options()).await
     }
 
+    /// A server whose every call to the store is counted.
+    pub async fn counted(backend: Backend) -> (Self, Arc<counting::CountingStore>) {
+        let db = TestDb::new(backend).await;
+        let inner = sluice::store::open(&db.url).await.expect("open store");
+        let counted = counting::CountingStore::new(inner);
+        let app = Self::on_store(db, counted.clone(), test_options()).await;
+        (app, counted)
+    }
+
     /// A server with these options on a database prepared by the caller.
     pub async fn on_db_with(db: TestDb, options: ServerOptions) -> Self {
         let store = sluice::store::open(&db.url).await.expect("open store");
+        Self::on_store(db, store, options).await
+    }
+
+    /// A server with these options on `store`, opened on `db`.
+    async fn on_store(db: TestDb, store: Arc<dyn Store>, options: ServerOptions) -> Self {
         let mut keys = Vec::new();
         for role in [Role::Admin, Role::Editor, Role::Analyst, Role::Sdk] {
             keys.push(mint_key(&store, role, &format!("{}-tester", role.as_str())).await);

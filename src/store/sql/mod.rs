@@ -717,7 +717,10 @@ where
                             .find(|(e, _)| e == experiment)
                             .map_or(0, |(_, n)| *n as u64),
                     },
-                    events: events.iter().map(|e| ((*e).to_owned(), totals_of(e))).collect(),
+                    events: events
+                        .iter()
+                        .map(|e| ((*e).to_owned(), totals_of(e)))
+                        .collect(),
                 }
             })
             .collect())

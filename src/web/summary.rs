@@ -1,0 +1,127 @@
+//! What the pages that list experiments show of each one, from its
+//! [`Summary`]: status, coverage or stage, health, the primary metric's lift and
+//! each guardrail's verdict in words. The experiments list, the overview and the
+//! experiment page share these, so an experiment reads the same everywhere.
+
+use super::text::Text;
+use super::view;
+use crate::control::Summary;
+use crate::domain::experiment::Guardrail;
+use crate::domain::Experiment;
+use crate::report::{GuardrailVerdict, Report};
+
+/// One experiment as a row of the experiments list or the overview.
+pub(crate) struct SummaryRow {
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) status: &'static str,
+    pub(crate) status_label: &'static str,
+    pub(crate) exposure: String,
+    pub(crate) health: &'static str,
+    pub(crate) health_label: &'static str,
+    pub(crate) lift: String,
+    /// "win", "loss", or "flat" while not significant.
+    pub(crate) lift_class: &'static str,
+    pub(crate) guardrails: Vec<GuardrailView>,
+}
+
+/// A guardrail's verdict for one treatment, with the numbers it rests on.
+pub(crate) struct GuardrailView {
+    pub(crate) status: &'static str,
+    pub(crate) status_label: &'static str,
+    pub(crate) evidence: String,
+}
+
+impl SummaryRow {
+    pub(crate) fn of(t: Text, summary: &Summary) -> Self {
+        let (experiment, report) = (&summary.experiment, &summary.report);
+        let (lift, lift_class) = primary_lift(t, experiment, report);
+        SummaryRow {
+            key: experiment.key().to_owned(),
+            name: experiment.spec.name.clone(),
+            status: experiment.status.as_str(),
+            status_label: t.status_of(experiment.status),
+            exposure: exposure(t, experiment),
+            health: report.health.as_str(),
+            health_label: t.health_of(report.health),
+            lift,
+            lift_class,
+            guardrails: guardrails(t, experiment, report),
+        }
+    }
+}
+
+/// The coverage, and the stage for a staged rollout: "5.0% · stage 1 of 3".
+pub(crate) fn exposure(t: Text, experiment: &Experiment) -> String {
+    let coverage = view::percent(experiment.spec.coverage);
+    match &experiment.rollout {
+        Some(rollout) => {
+            t.exposure_stage(coverage, rollout.stage + 1, experiment.spec.stages.len())
+        }
+        None => coverage,
+    }
+}
+
+/// The first treatment's relative effect on the primary metric, and whether it is
+/// significant ("win", "loss") or not yet ("flat").
+fn primary_lift(t: Text, experiment: &Experiment, report: &Report) -> (String, &'static str) {
+    let comparison = experiment.spec.primary_metric.as_ref().and_then(|primary| {
+        report
+            .metrics
+            .iter()
+            .find(|m| &m.metric == primary)
+            .and_then(|m| m.comparisons.first())
+    });
+    let Some((comparison, effect)) =
+        comparison.and_then(|c| c.rel_effect.map(|effect| (c, effect)))
+    else {
+        return ("—".to_owned(), "flat");
+    };
+    let class = match (comparison.significant, effect > 0.0) {
+        (true, true) => "win",
+        (true, false) => "loss",
+        (false, _) => "flat",
+    };
+    let lift = t.lift_of(&comparison.variant, view::signed_percent(effect));
+    (lift, class)
+}
+
+/// Each guardrail's verdict per treatment, in report order.
+pub(crate) fn guardrails(t: Text, experiment: &Experiment, report: &Report) -> Vec<GuardrailView> {
+    report
+        .guardrails
+        .iter()
+        .map(|verdict| GuardrailView {
+            status: verdict.status.as_str(),
+            status_label: t.health_of(verdict.status),
+            evidence: evidence(t, verdict, &experiment.spec.guardrails, report),
+        })
+        .collect()
+}
+
+/// The numbers a guardrail's verdict rests on, in words.
+fn evidence(t: Text, verdict: &GuardrailVerdict, rules: &[Guardrail], report: &Report) -> String {
+    let Some(rule) = rules.iter().find(|g| g.metric == verdict.metric) else {
+        return verdict.evidence.clone();
+    };
+    let change = verdict.observed_drop.map_or_else(
+        || t.change_undefined().to_owned(),
+        |drop| t.change_vs_control(view::signed_percent(-drop)),
+    );
+    let line = t.evidence(
+        &verdict.variant,
+        &verdict.metric,
+        change,
+        view::percent(rule.max_drop),
+        view::or_dash(verdict.p_value, |p| format!("{p:.4}")),
+        view::number(report.alpha),
+        view::count(verdict.control_users),
+        view::count(verdict.treatment_users),
+        view::count(rule.min_users),
+    );
+    if report.srm.ok {
+        line
+    } else {
+        t.with_srm(line)
+    }
+}
