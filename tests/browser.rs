@@ -20,6 +20,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use common::{pricing_metrics, Backend, TestApp};
+use sluice::domain::{Actor, LifecycleAction};
 use webdriver::Browser;
 
 /// Where screenshots are written, a folder per backend.
@@ -303,7 +304,215 @@ async fn an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser(backend
     assert_eq!(browser.text("h1").await, "403 Forbidden");
 }
 
+/// Creates `key` like the pricing experiment, with `changes` merged in, and takes
+/// it through `actions`, straight through the control layer (many experiments
+/// would pass the API's rate limit).
+async fn experiment_like_pricing(app: &TestApp, key: &str, changes: Value, actions: &[&str]) {
+    let mut spec = common::pricing_spec();
+    spec["key"] = key.into();
+    if let (Some(spec), Some(changes)) = (spec.as_object_mut(), changes.as_object()) {
+        spec.extend(changes.clone());
+    }
+    let control = app.server.control();
+    let spec = serde_json::from_value(spec).unwrap();
+    control.create_experiment(spec, &Actor::Cli).await.unwrap();
+    for action in actions {
+        let action = LifecycleAction::from_name(action, None).unwrap();
+        control.act(key, action, &Actor::Cli).await.unwrap();
+    }
+}
+
+/// The keys of the experiments the overview's grid shows, in order.
+async fn overview_rows(browser: &Browser) -> Vec<String> {
+    let source = browser.source().await;
+    let Some(start) = source.find(r#"id="overview-grid""#) else {
+        return Vec::new();
+    };
+    source[start..]
+        .split(r#"<td><a href="/experiments/"#)
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+/// Issue #15: the KPI overview in a browser, with each filter, its pages, the
+/// refresh, and in Chinese; then the edit form of a running experiment.
+async fn a_team_watches_the_overview_and_edits_a_running_experiment(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    define_metrics(&app).await;
+    let env = json!({"key": "staging", "name": "Staging"});
+    let reply = app.post("/api/v1/environments", &app.admin, env).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    experiment_like_pricing(&app, "pricing-q4", json!({}), &["start"]).await;
+    experiment_like_pricing(&app, "paused-q4", json!({}), &["start", "pause"]).await;
+    let staged = json!({"environments": ["staging"],
+        "stages": [{"coverage": 0.05, "hold_seconds": 86400}, {"coverage": 1.0}]});
+    experiment_like_pricing(&app, "staging-q4", staged, &["start"]).await;
+    for i in 0..52 {
+        experiment_like_pricing(&app, &format!("calm-{i:02}"), json!({}), &["start"]).await;
+    }
+    let reply = app
+        .post(
+            "/sdk/v1/events",
+            &app.sdk,
+            json!({"events": three_days_of_traffic()}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let base = serve(&app).await;
+    let shots = screenshot_dir(backend);
+    let browser = Browser::start().await;
+    sign_in(&browser, &base, &app.analyst).await;
+
+    // Red first, with the guardrail's evidence; the script says it refreshes.
+    browser.click("header.top a[href='/overview']").await;
+    browser.wait_for_url(&format!("{base}/overview")).await;
+    let rows = overview_rows(&browser).await;
+    assert_eq!(rows.len(), 50, "a page of fifty");
+    assert_eq!(rows[0], "pricing-q4");
+    let first = browser.text("#overview tbody tr:first-child").await;
+    assert!(first.contains("red"), "{first}");
+    assert!(
+        first.contains("premium: purchase -41.7% vs control"),
+        "{first}"
+    );
+    assert_eq!(
+        browser.text("#refresh-note").await,
+        "Refreshes itself every 30 seconds."
+    );
+    browser.resize(1280, 1400).await;
+    browser.screenshot(&shots.join("overview.png")).await;
+
+    // Pages keep the filters.
+    browser.click("#page-next").await;
+    browser
+        .wait_for_url(&format!("{base}/overview?status=running&page=2"))
+        .await;
+    assert_eq!(overview_rows(&browser).await.len(), 54 - 50);
+    browser.click("#page-previous").await;
+    browser
+        .wait_for_url(&format!("{base}/overview?status=running"))
+        .await;
+
+    // The status filter.
+    browser.click("#status option[value=paused]").await;
+    browser.click("#apply-filters").await;
+    browser
+        .wait_for_url(&format!("{base}/overview?status=paused&environment="))
+        .await;
+    assert_eq!(overview_rows(&browser).await, ["paused-q4"]);
+
+    // The environment filter: staging serves staging-q4 and what is served everywhere.
+    browser.click("#status option[value=running]").await;
+    browser.click("#environment option[value=production]").await;
+    browser.click("#apply-filters").await;
+    browser
+        .wait_for_url(&format!(
+            "{base}/overview?status=running&environment=production"
+        ))
+        .await;
+    assert_eq!(browser.text("nav.pages .sub").await, "1–50 of 53");
+    browser.click("#environment option[value=staging]").await;
+    browser.click("#apply-filters").await;
+    browser
+        .wait_for_url(&format!(
+            "{base}/overview?status=running&environment=staging"
+        ))
+        .await;
+    assert_eq!(browser.text("nav.pages .sub").await, "1–50 of 54");
+    browser.click("#page-next").await;
+    browser
+        .wait_for_url(&format!(
+            "{base}/overview?status=running&environment=staging&page=2"
+        ))
+        .await;
+    assert!(overview_rows(&browser)
+        .await
+        .contains(&"staging-q4".to_owned()));
+
+    // The grid refreshes itself: rolling back pricing-q4 takes it off the grid.
+    browser
+        .goto(&format!("{base}/overview?status=running"))
+        .await;
+    browser
+        .execute("document.getElementById('overview-grid').dataset.stale = 'yes';")
+        .await;
+    let reply = app
+        .post(
+            "/api/v1/experiments/pricing-q4/rollback",
+            &app.editor,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    browser
+        .execute("document.dispatchEvent(new Event('visibilitychange'));")
+        .await;
+    let started = std::time::Instant::now();
+    while browser.count("#overview-grid[data-stale]").await > 0 {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "the grid was not refreshed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_ne!(overview_rows(&browser).await[0], "pricing-q4");
+
+    // In Chinese.
+    browser.click("#language").await;
+    browser
+        .wait_for_url(&format!("{base}/overview?status=running"))
+        .await;
+    assert_eq!(browser.text("h1").await, "关键指标总览");
+    assert_eq!(browser.text("#refresh-note").await, "每 30 秒自动刷新。");
+    browser.screenshot(&shots.join("overview-zh.png")).await;
+    browser.click("#language").await;
+    browser
+        .wait_for_url(&format!("{base}/overview?status=running"))
+        .await;
+
+    // The edit form of a running experiment: what would reshuffle users is
+    // read-only and the form says why; the rest still changes.
+    browser.click("form.signout button").await;
+    browser.wait_for_url(&format!("{base}/signin")).await;
+    sign_in(&browser, &base, &app.editor).await;
+    browser
+        .goto(&format!("{base}/experiments/calm-00/edit"))
+        .await;
+    for locked in [
+        "#variants-0--key",
+        "#variants-1--weight",
+        "#variants-2--key",
+        "#hash_attribute",
+        "#namespace-name",
+    ] {
+        assert!(
+            browser.attribute(locked, "readonly").await.is_some(),
+            "{locked} is read-only"
+        );
+    }
+    assert!(browser
+        .attribute("#variants-1--value", "readonly")
+        .await
+        .is_none());
+    assert!(browser
+        .text("#frozen-note")
+        .await
+        .contains("cannot change once the experiment has started"));
+    browser.resize(1280, 1800).await;
+    browser.screenshot(&shots.join("form-frozen.png")).await;
+    browser.resize(1280, 900).await;
+    browser.fill("#coverage", "0.5").await;
+    browser.click("#save").await;
+    browser
+        .wait_for_url(&format!("{base}/experiments/calm-00"))
+        .await;
+    let now = app.get("/api/v1/experiments/calm-00", &app.analyst).await;
+    assert_eq!(now.body["coverage"], 0.5);
+}
+
 on_both_backends!(
+    a_team_watches_the_overview_and_edits_a_running_experiment,
     a_team_runs_and_rolls_back_an_experiment_in_the_browser,
     an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser,
 );

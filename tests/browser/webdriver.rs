@@ -188,6 +188,29 @@ impl Browser {
             .to_owned()
     }
 
+    /// An attribute of the element matching `css`, if it has it.
+    pub(crate) async fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let element = self.find(css).await;
+        self.call(
+            "GET",
+            &format!("/element/{}/attribute/{name}", element.0),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
+    /// Runs a script in the page and returns what it returns.
+    pub(crate) async fn execute(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
     pub(crate) async fn resize(&self, width: u32, height: u32) {
         self.call(
             "POST",
