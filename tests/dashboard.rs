@@ -14,6 +14,7 @@ use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+use common::counting::calls_made_by;
 use common::{Backend, TestApp};
 use sluice::domain::{Actor, LifecycleAction};
 
@@ -763,6 +764,12 @@ async fn confirmations_name_how_many_users_change_variant(backend: Backend) {
     )
     .await;
     assert!(nobody.html.contains("Nobody has been exposed yet"));
+    app.send_traffic((10, 0), (0, 0)).await;
+    let path = "/experiments/pricing-q4/confirm?action=ship&variant=control";
+    let stay = get(&app, path, &app.editor).await;
+    assert!(stay
+        .html
+        .contains("Every user seen so far is in control already: nobody changes variant."));
     app.send_traffic((1400, 140), (1000, 50)).await;
     for (action, affected) in [
         (
@@ -811,7 +818,7 @@ async fn confirmations_name_how_many_users_change_variant(backend: Backend) {
 /// statements; `Store::running_totals` is three).
 async fn the_list_and_the_overview_reach_the_store_a_fixed_number_of_times(backend: Backend) {
     const MOST_CALLS: usize = 8;
-    let (app, counted) = TestApp::counted(backend).await;
+    let app = TestApp::counted(backend).await;
     app.pricing_experiment().await;
     app.start("pricing-q4").await;
     experiment_like_pricing(&app, "more-0", serde_json::json!({}), &["start"]).await;
@@ -820,10 +827,9 @@ async fn the_list_and_the_overview_reach_the_store_a_fixed_number_of_times(backe
     let pages = ["/", "/overview", "/?page=2", "/overview?status=&page=2"];
     let mut calls = Vec::new();
     for path in pages {
-        counted.take();
-        let page = request(&app, Method::GET, path, &cookie, "").await;
+        let (page, made) = calls_made_by(request(&app, Method::GET, path, &cookie, "")).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
-        calls.push(counted.take());
+        calls.push(made);
     }
     // Past the API's rate limit: straight through the control layer, as `sluice` would.
     let control = app.server.control();
@@ -856,10 +862,8 @@ async fn the_list_and_the_overview_reach_the_store_a_fixed_number_of_times(backe
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
     for (path, at_two) in pages.iter().zip(&calls) {
-        counted.take();
-        let page = request(&app, Method::GET, path, &cookie, "").await;
+        let (page, at_200) = calls_made_by(request(&app, Method::GET, path, &cookie, "")).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
-        let at_200 = counted.take();
         eprintln!("{backend:?} {path}: {at_two:?} for 2 experiments, {at_200:?} for 200");
         assert_eq!(&at_200, at_two, "{path}");
         assert!(

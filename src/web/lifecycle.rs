@@ -105,6 +105,7 @@ fn affected(
             .find(|(v, _)| v == variant)
             .map_or(0, |(_, n)| *n)
     };
+    let exposed: u64 = exposures.users.iter().map(|(_, n)| n).sum();
     let everyone_to = |to: &str| {
         let moving: Vec<(&str, u64)> = experiment
             .spec
@@ -116,24 +117,18 @@ fn affected(
             .collect();
         let users: u64 = moving.iter().map(|(_, n)| n).sum();
         let names: Vec<&str> = moving.iter().map(|(v, _)| *v).collect();
-        if users == 0 {
-            t.affected_nobody().to_owned()
-        } else {
-            t.affected_switch(view::count(users), names.join(t.list_separator()), to)
+        match (exposed, users) {
+            (0, _) => t.affected_nobody().to_owned(),
+            (_, 0) => t.affected_none_move(to),
+            _ => t.affected_switch(view::count(users), names.join(t.list_separator()), to),
         }
     };
     let control = experiment.spec.variants.first()?.key.as_str();
     match action {
         LifecycleAction::Start => None,
         LifecycleAction::Resume if experiment.status != Status::Paused => None,
-        LifecycleAction::Resume => {
-            let users: u64 = exposures.users.iter().map(|(_, n)| n).sum();
-            Some(if users == 0 {
-                t.affected_nobody().to_owned()
-            } else {
-                t.affected_return(view::count(users))
-            })
-        }
+        LifecycleAction::Resume if exposed == 0 => Some(t.affected_nobody().to_owned()),
+        LifecycleAction::Resume => Some(t.affected_return(view::count(exposed))),
         LifecycleAction::Pause | LifecycleAction::Rollback | LifecycleAction::Stop => {
             Some(everyone_to(control))
         }

@@ -315,6 +315,8 @@ catalogue! {
         "目前已曝光的 {users} 名用户将回到各自的变体。";
     affected_nobody => "Nobody has been exposed yet, so no user changes variant.",
         "还没有用户曝光，因此没有用户会更换变体。";
+    affected_none_move(to) => "Every user seen so far is in {to} already: nobody changes variant.",
+        "目前已曝光的用户都在 {to} 中：没有用户会更换变体。";
 
     // The experiment form.
     new_experiment => "New experiment", "新建实验";

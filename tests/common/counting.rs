@@ -1,9 +1,13 @@
-//! A [`Store`] that counts the calls made to it, for tests that check how many
-//! times a page reaches the database. Every method is passed on to the store
-//! it wraps; each call is counted under its name.
+//! A [`Store`] that counts the calls one piece of work makes to it, for tests
+//! that check how many times a page reaches the database. Every method is passed
+//! on to the store it wraps; a call is counted, under its method's name, when it
+//! is made inside [`calls_made_by`], so that the server's background tasks (the
+//! webhook sender, the ruleset follower) do not count.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice::domain::event::Expiry;
@@ -16,26 +20,34 @@ use sluice::store::{
     RunningTotals, Store, StoreError, TrackFact, VariantTotals,
 };
 
+pub type Calls = BTreeMap<&'static str, usize>;
+
+tokio::task_local! {
+    static CALLS: RefCell<Calls>;
+}
+
+/// Runs `work` and returns what it returns with the store calls it made, by
+/// method name.
+pub async fn calls_made_by<F: Future>(work: F) -> (F::Output, Calls) {
+    CALLS
+        .scope(RefCell::default(), async {
+            let output = work.await;
+            (output, CALLS.with(|calls| calls.take()))
+        })
+        .await
+}
+
 pub struct CountingStore {
     inner: Arc<dyn Store>,
-    calls: Mutex<BTreeMap<&'static str, usize>>,
 }
 
 impl CountingStore {
     pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            calls: Mutex::default(),
-        })
+        Arc::new(Self { inner })
     }
 
     fn count(&self, method: &'static str) {
-        *self.calls.lock().unwrap().entry(method).or_default() += 1;
-    }
-
-    /// The calls counted since the last `take`, by method, and forgets them.
-    pub fn take(&self) -> BTreeMap<&'static str, usize> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
+        let _ = CALLS.try_with(|calls| *calls.borrow_mut().entry(method).or_default() += 1);
     }
 }
 

@@ -169,13 +169,12 @@ impl TestApp {
         Self::on_db_with(db, test_options()).await
     }
 
-    /// A server whose every call to the store is counted.
-    pub async fn counted(backend: Backend) -> (Self, Arc<counting::CountingStore>) {
+    /// A server whose calls to the store are counted (see [`counting`]).
+    pub async fn counted(backend: Backend) -> Self {
         let db = TestDb::new(backend).await;
         let inner = sluice::store::open(&db.url).await.expect("open store");
         let counted = counting::CountingStore::new(inner);
-        let app = Self::on_store(db, counted.clone(), test_options()).await;
-        (app, counted)
+        Self::on_store(db, counted, test_options()).await
     }
 
     /// A server with these options on a database prepared by the caller.

@@ -641,14 +641,13 @@ where
         experiments: &[&str],
         events: &[&str],
     ) -> Result<Vec<RunningTotals>, StoreError> {
-        // Nothing stored holds NUL, and PostgreSQL refuses to be asked about it.
-        let experiments: Vec<&str> = experiments
-            .iter()
-            .copied()
-            .filter(|key| is_storable(key))
-            .collect();
-        let events: Vec<&str> = events.iter().copied().filter(|e| is_storable(e)).collect();
-        let (keys, names) = (encode(&experiments), encode(&events));
+        // Nothing stored holds NUL, and PostgreSQL refuses to be asked about it:
+        // such a key is not asked for, and its totals are empty.
+        let storable = |names: &[&str]| {
+            let kept: Vec<&str> = names.iter().copied().filter(|n| is_storable(n)).collect();
+            encode(&kept)
+        };
+        let (keys, names) = (storable(experiments), storable(events));
         let users: Vec<(String, String, i64)> = sqlx::query_as(&format!(
             "SELECT experiment, variant, users FROM variant_users \
              WHERE experiment IN ({}) AND users > 0 ORDER BY experiment, variant",
@@ -664,8 +663,8 @@ where
         .bind(keys.as_str())
         .fetch_all(&self.reader)
         .await?;
-        type TotalsRow = (String, String, String, i64, f64, f64, i64, i64);
-        let sums: Vec<TotalsRow> = sqlx::query_as(&format!(
+        type SumsRow = (String, String, String, i64, f64, f64, i64, i64);
+        let sums: Vec<SumsRow> = sqlx::query_as(&format!(
             "SELECT experiment, variant, event, converted, value_sum, value_sum_squares, \
              count_sum, count_sum_squares FROM variant_totals \
              WHERE experiment IN ({}) AND event IN ({})",
@@ -676,25 +675,33 @@ where
         .bind(names.as_str())
         .fetch_all(&self.reader)
         .await?;
-        let mut found: HashMap<(&str, &str, &str), &TotalsRow> = HashMap::new();
-        for row in &sums {
-            found.insert((&row.0, &row.1, &row.2), row);
+        let mut exposed: HashMap<&str, Vec<(&str, u64)>> = HashMap::new();
+        for (experiment, variant, n) in &users {
+            let variants = exposed.entry(experiment.as_str()).or_default();
+            variants.push((variant.as_str(), *n as u64));
         }
+        let multiple: HashMap<&str, u64> = multiple
+            .iter()
+            .map(|(e, n)| (e.as_str(), *n as u64))
+            .collect();
+        let sums: HashMap<(&str, &str, &str), &SumsRow> = sums
+            .iter()
+            .map(|row| ((row.0.as_str(), row.1.as_str(), row.2.as_str()), row))
+            .collect();
         Ok(experiments
             .iter()
             .map(|experiment| {
-                let exposed: Vec<&(String, String, i64)> =
-                    users.iter().filter(|u| u.0 == *experiment).collect();
+                let variants = exposed.get(experiment).map_or(&[][..], Vec::as_slice);
                 let totals_of = |event: &str| {
-                    exposed
+                    variants
                         .iter()
-                        .map(|(_, variant, n)| {
+                        .map(|(variant, n)| {
                             let mut totals = VariantTotals {
-                                variant: variant.clone(),
-                                users: *n as u64,
+                                variant: (*variant).to_owned(),
+                                users: *n,
                                 ..VariantTotals::default()
                             };
-                            if let Some(row) = found.get(&(*experiment, variant.as_str(), event)) {
+                            if let Some(row) = sums.get(&(*experiment, *variant, event)) {
                                 totals.converted = row.3 as u64;
                                 totals.value_sum = row.4;
                                 totals.value_sum_squares = row.5;
@@ -708,18 +715,15 @@ where
                 RunningTotals {
                     experiment: (*experiment).to_owned(),
                     exposures: ExposureSummary {
-                        users: exposed
+                        users: variants
                             .iter()
-                            .map(|(_, variant, n)| (variant.clone(), *n as u64))
+                            .map(|(v, n)| ((*v).to_owned(), *n))
                             .collect(),
-                        multiple_exposures: multiple
-                            .iter()
-                            .find(|(e, _)| e == experiment)
-                            .map_or(0, |(_, n)| *n as u64),
+                        multiple_exposures: multiple.get(experiment).copied().unwrap_or(0),
                     },
                     events: events
                         .iter()
-                        .map(|e| ((*e).to_owned(), totals_of(e)))
+                        .map(|event| ((*event).to_owned(), totals_of(event)))
                         .collect(),
                 }
             })
