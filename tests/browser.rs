@@ -498,7 +498,7 @@ async fn a_team_watches_the_overview_and_edits_a_running_experiment(backend: Bac
     assert!(browser
         .text("#frozen-note")
         .await
-        .contains("cannot change once the experiment has started"));
+        .contains("Once the experiment has started, the variants' keys and weights"));
     browser.resize(1280, 1800).await;
     browser.screenshot(&shots.join("form-frozen.png")).await;
     browser.resize(1280, 900).await;

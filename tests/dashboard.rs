@@ -135,6 +135,8 @@ async fn pages_without_a_session_lead_to_sign_in(backend: Backend) {
     let app = TestApp::on(backend).await;
     for path in [
         "/",
+        "/overview",
+        "/overview?status=asleep",
         "/experiments/new",
         "/experiments/pricing-q4",
         "/planning",
@@ -423,7 +425,8 @@ async fn editing_a_running_experiment_ramps_it_but_may_not_reshuffle_users(backe
         .html
         .contains(r#"name="coverage" type="text" value="1" aria-describedby="coverage-hint">"#));
     assert!(edit.html.contains(
-        "Variants, Hash attribute, seed, hash version, Namespace cannot change once the experiment has started: they decide which variant each user gets"
+        "Once the experiment has started, the variants&#39; keys and weights, the hash attribute, \
+         the seed, the hash version, the namespace cannot change: they decide which variant each user gets"
     ));
     experiment_like_pricing(&app, "draft-q4", serde_json::json!({}), &[]).await;
     let draft = get(&app, "/experiments/draft-q4/edit", &app.editor).await;

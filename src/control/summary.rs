@@ -10,7 +10,7 @@ use crate::store::Store;
 use super::{measured_metrics, ControlError};
 
 /// An experiment with its report (without breakdown, series or correction).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Summary {
     pub experiment: Experiment,
     pub report: Report,

@@ -210,7 +210,7 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
         None => (t.new_experiment().to_owned(), "/experiments/new".to_owned()),
     };
     let frozen_note = (!context.frozen.is_empty()).then(|| {
-        let names: Vec<&str> = context.frozen.iter().map(|f| t.frozen_field(*f)).collect();
+        let names: Vec<&str> = context.frozen.iter().map(|f| t.frozen_part(*f)).collect();
         t.frozen_note(names.join(t.list_separator()))
     });
     let mut page = FormPage {

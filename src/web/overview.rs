@@ -39,23 +39,23 @@ const DEFAULT_STATUS: Status = Status::Running;
 /// dimension values (the contract's report filters). They are read and kept in
 /// the view's links; the running totals the overview reads count every user, so
 /// until the store can filter them the page says that they are not applied.
-pub(crate) struct Cohort {
-    pub(crate) from: Option<TimeBound>,
-    pub(crate) to: Option<TimeBound>,
-    pub(crate) segments: Vec<Segment>,
+struct Cohort {
+    from: Option<TimeBound>,
+    to: Option<TimeBound>,
+    segments: Vec<Segment>,
 }
 
 /// A time as the link gives it (a date or an RFC 3339 time) and the instant it
 /// stands for.
-pub(crate) struct TimeBound {
-    pub(crate) text: String,
-    pub(crate) at: Millis,
+struct TimeBound {
+    text: String,
+    at: Millis,
 }
 
 /// A kept dimension's value, `segment=country:CN`.
-pub(crate) struct Segment {
-    pub(crate) dimension: String,
-    pub(crate) value: String,
+struct Segment {
+    dimension: String,
+    value: String,
 }
 
 impl Cohort {
@@ -221,6 +221,7 @@ pub(crate) async fn page(
         .into_iter()
         .filter(|e| filter.admits(e))
         .collect();
+    // The cohort is not passed on: the running totals count every user (see Cohort).
     let mut summaries = state.control.summaries(matching).await?;
     // Stable: within one health, the experiments keep the list's order (newest first).
     summaries.sort_by_key(|s| Reverse(s.report.health));

@@ -361,8 +361,13 @@ catalogue! {
     staged_rollout_legend => "optional; coverage never decreases", "可选；覆盖率不能下降";
     stage_coverage(number) => "Stage {number} coverage", "阶段 {number} 覆盖率";
     min_hold => "Minimum hold (seconds)", "最短停留（秒）";
-    frozen_note(fields) => "{fields} cannot change once the experiment has started: they decide which variant each user gets, and changing them would move users between variants. Everything else may still change.",
-        "实验启动后不能再修改 {fields}：它们决定每个用户得到哪个变体，修改会让用户换到别的变体。其余内容仍可修改。";
+    frozen_note(fields) => "Once the experiment has started, {fields} cannot change: they decide which variant each user gets, and changing them would move users between variants. Everything else may still change.",
+        "实验启动后，{fields}不能再修改：它们决定每个用户得到哪个变体，修改会让用户换到别的变体。其余内容仍可修改。";
+    frozen_variants => "the variants' keys and weights", "变体的标识和权重";
+    frozen_hash_attribute => "the hash attribute", "哈希属性";
+    frozen_seed => "the seed", "哈希种子";
+    frozen_hash_version => "the hash version", "哈希版本";
+    frozen_namespace => "the namespace", "命名空间";
     save_changes => "Save changes", "保存修改";
     create_draft => "Create draft", "创建草稿";
     metric_choice(key, name) => "{key} ({name})", "{key}（{name}）";
@@ -602,6 +607,18 @@ impl Text {
             FrozenField::HashVersion => self.hash_version(),
             FrozenField::Namespace => self.namespace(),
             FrozenField::Seed => self.seed(),
+        }
+    }
+
+    /// A field that cannot change once an experiment started, as a sentence
+    /// names it ("the hash attribute").
+    pub(crate) fn frozen_part(self, field: FrozenField) -> &'static str {
+        match field {
+            FrozenField::Variants => self.frozen_variants(),
+            FrozenField::HashAttribute => self.frozen_hash_attribute(),
+            FrozenField::Seed => self.frozen_seed(),
+            FrozenField::HashVersion => self.frozen_hash_version(),
+            FrozenField::Namespace => self.frozen_namespace(),
         }
     }
 
