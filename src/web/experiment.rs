@@ -11,7 +11,7 @@ use super::chart::{self, Chart};
 use super::error::WebError;
 use super::lifecycle::{available_actions, ActionLink};
 use super::session::Session;
-use super::summary::{exposure, guardrails, GuardrailView};
+use super::summary::{exposure, guardrails, GuardrailView, Verdict};
 use super::text::Text;
 use super::view::{self, render, Chrome};
 use super::WebState;
@@ -310,18 +310,13 @@ fn metric_view(t: Text, metric: &MetricReport, charts: Vec<Chart>) -> MetricView
 }
 
 fn comparison_view(c: &ComparisonReport) -> ComparisonView {
-    let verdict = match (c.significant, c.rel_effect) {
-        (true, Some(effect)) if effect > 0.0 => "win",
-        (true, Some(_)) => "loss",
-        _ => "flat",
-    };
     ComparisonView {
         lift: view::or_dash(c.rel_effect, view::signed_percent),
         interval: view::interval(c.rel_ci),
         p_value: view::or_dash(c.adjusted_p_value.or(c.p_value), view::p_value),
         chance_to_win: view::or_dash(c.chance_to_win, view::percent),
         significant: c.significant,
-        verdict,
+        verdict: Verdict::of(c).as_str(),
     }
 }
 

@@ -8,7 +8,7 @@ use super::view;
 use crate::control::Summary;
 use crate::domain::experiment::Guardrail;
 use crate::domain::Experiment;
-use crate::report::{GuardrailVerdict, Report};
+use crate::report::{ComparisonReport, GuardrailVerdict, Report};
 
 /// One experiment as a row of the experiments list or the overview.
 pub(crate) struct SummaryRow {
@@ -20,7 +20,7 @@ pub(crate) struct SummaryRow {
     pub(crate) health: &'static str,
     pub(crate) health_label: &'static str,
     pub(crate) lift: String,
-    /// "win", "loss", or "flat" while not significant.
+    /// The primary lift's [`Verdict`], as a class.
     pub(crate) lift_class: &'static str,
     pub(crate) guardrails: Vec<GuardrailView>,
 }
@@ -35,7 +35,7 @@ pub(crate) struct GuardrailView {
 impl SummaryRow {
     pub(crate) fn of(t: Text, summary: &Summary) -> Self {
         let (experiment, report) = (&summary.experiment, &summary.report);
-        let (lift, lift_class) = primary_lift(t, experiment, report);
+        let (lift, verdict) = primary_lift(t, experiment, report);
         SummaryRow {
             key: experiment.key().to_owned(),
             name: experiment.spec.name.clone(),
@@ -45,7 +45,7 @@ impl SummaryRow {
             health: report.health.as_str(),
             health_label: t.health_of(report.health),
             lift,
-            lift_class,
+            lift_class: verdict.as_str(),
             guardrails: guardrails(t, experiment, report),
         }
     }
@@ -62,9 +62,38 @@ pub(crate) fn exposure(t: Text, experiment: &Experiment) -> String {
     }
 }
 
-/// The first treatment's relative effect on the primary metric, and whether it is
-/// significant ("win", "loss") or not yet ("flat").
-fn primary_lift(t: Text, experiment: &Experiment, report: &Report) -> (String, &'static str) {
+/// What a comparison says of a treatment so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Significantly up.
+    Win,
+    /// Significantly down.
+    Loss,
+    /// Not significant (yet), or undefined.
+    Flat,
+}
+
+impl Verdict {
+    pub(crate) fn of(comparison: &ComparisonReport) -> Self {
+        match (comparison.significant, comparison.rel_effect) {
+            (true, Some(effect)) if effect > 0.0 => Verdict::Win,
+            (true, Some(_)) => Verdict::Loss,
+            _ => Verdict::Flat,
+        }
+    }
+
+    /// The class the pages colour it by.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Win => "win",
+            Verdict::Loss => "loss",
+            Verdict::Flat => "flat",
+        }
+    }
+}
+
+/// The first treatment's relative effect on the primary metric, and its verdict.
+fn primary_lift(t: Text, experiment: &Experiment, report: &Report) -> (String, Verdict) {
     let comparison = experiment.spec.primary_metric.as_ref().and_then(|primary| {
         report
             .metrics
@@ -72,18 +101,13 @@ fn primary_lift(t: Text, experiment: &Experiment, report: &Report) -> (String, &
             .find(|m| &m.metric == primary)
             .and_then(|m| m.comparisons.first())
     });
-    let Some((comparison, effect)) =
-        comparison.and_then(|c| c.rel_effect.map(|effect| (c, effect)))
-    else {
-        return ("—".to_owned(), "flat");
-    };
-    let class = match (comparison.significant, effect > 0.0) {
-        (true, true) => "win",
-        (true, false) => "loss",
-        (false, _) => "flat",
-    };
-    let lift = t.lift_of(&comparison.variant, view::signed_percent(effect));
-    (lift, class)
+    match comparison.and_then(|c| c.rel_effect.map(|effect| (c, effect))) {
+        Some((comparison, effect)) => (
+            t.lift_of(&comparison.variant, view::signed_percent(effect)),
+            Verdict::of(comparison),
+        ),
+        None => ("—".to_owned(), Verdict::Flat),
+    }
 }
 
 /// Each guardrail's verdict per treatment, in report order.
