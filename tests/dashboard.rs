@@ -395,6 +395,10 @@ async fn a_sample_ratio_mismatch_is_shown_as_a_warning(backend: Backend) {
         .html
         .contains(r#"id="srm-warning">Sample ratio mismatch"#));
     assert!(page.html.contains("control 700, premium 500"));
+    let overview = get(&app, "/overview", &app.analyst).await;
+    assert!(overview
+        .html
+        .contains(r#"<div class="sub srm">Sample ratio mismatch (p = "#));
 }
 
 async fn editing_a_running_experiment_ramps_it_but_may_not_reshuffle_users(backend: Backend) {

@@ -19,6 +19,8 @@ pub(crate) struct SummaryRow {
     pub(crate) exposure: String,
     pub(crate) health: &'static str,
     pub(crate) health_label: &'static str,
+    /// Why the data cannot be trusted yet, when users do not split as weighted.
+    pub(crate) srm: Option<String>,
     pub(crate) lift: String,
     /// The primary lift's [`Verdict`], as a class.
     pub(crate) lift_class: &'static str,
@@ -44,6 +46,8 @@ impl SummaryRow {
             exposure: exposure(t, experiment),
             health: report.health.as_str(),
             health_label: t.health_of(report.health),
+            srm: (!report.srm.ok)
+                .then(|| t.srm_flag(view::or_dash(report.srm.p_value, view::p_value))),
             lift,
             lift_class: verdict.as_str(),
             guardrails: guardrails(t, experiment, report),

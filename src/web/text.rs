@@ -205,6 +205,7 @@ catalogue! {
     refreshes_itself => "Refreshes itself every 30 seconds.", "每 30 秒自动刷新。";
     all_environments => "All environments", "全部环境";
     column_stage => "Stage and coverage", "阶段与覆盖率";
+    srm_flag(p) => "Sample ratio mismatch (p = {p})", "样本比例不匹配（p = {p}）";
     updated(at) => "Numbers as of {at}", "数据截至 {at}";
     cohort_not_applied(filters) => "Not applied yet: {filters}. The overview reads the running totals, which count every exposed user.",
         "尚未生效：{filters}。总览读取的是累计数据，统计所有已曝光的用户。";
