@@ -25,8 +25,8 @@ use crate::domain::event::{
 };
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
-use crate::domain::totals::VariantTotals;
-use crate::domain::validation::{from_json_exact, is_storable, NUL_RULE};
+use crate::domain::totals::{UserFilter, VariantTotals};
+use crate::domain::validation::{from_json_exact, is_storable, Problems, NUL_RULE};
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
     format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Environment,
@@ -475,8 +475,10 @@ impl Control {
     }
 }
 
-/// The significance report of an experiment, from the per-variant totals: reads
-/// O(variants × metrics) rows whatever the number of users or events.
+/// The significance report of an experiment. For every user it reads the running
+/// totals, O(variants × metrics) rows whatever the number of users or events; a
+/// filter, a breakdown or a series reads per-user rows. Every part of the report
+/// counts the same users: those the filter picks.
 pub async fn experiment_report(
     store: &dyn Store,
     key: &str,
@@ -486,42 +488,101 @@ pub async fn experiment_report(
         .get_experiment(key)
         .await?
         .ok_or_else(|| ControlError::NotFound(format!("experiment {key:?}")))?;
-    let defined = store.list_metrics().await?;
-    let spec = &experiment.spec;
-    let mut keys: Vec<&str> = spec.primary_metric.iter().map(String::as_str).collect();
-    keys.extend(spec.secondary_metrics.iter().map(String::as_str));
-    keys.extend(spec.guardrails.iter().map(|g| g.metric.as_str()));
-    let mut metrics: Vec<(Metric, _)> = Vec::new();
-    for metric_key in keys {
-        if metrics.iter().any(|(m, _)| m.key == metric_key) {
-            continue;
-        }
-        let Some(metric) = defined.iter().find(|m| m.key == metric_key) else {
-            continue;
-        };
-        let totals = store.variant_totals(key, &metric.event).await?;
-        metrics.push((metric.clone(), totals));
+    check_report_options(&experiment, &options)?;
+    let filter = &options.filter;
+    let metrics = report_metrics(store, &experiment).await?;
+    let mut with_totals = Vec::with_capacity(metrics.len());
+    for metric in metrics {
+        let totals = store.variant_totals(key, &metric.event, filter).await?;
+        with_totals.push((metric, totals));
     }
-    let exposures = store.exposure_summary(key).await?;
-    let breakdown = match &options.dimension {
-        None => None,
-        Some(dimension) => Some(segments(store, &experiment, dimension, &metrics).await?),
+    let exposures = store.exposure_summary(key, filter).await?;
+    let breakdown = if options.dimensions.is_empty() {
+        None
+    } else {
+        Some(segments(store, &experiment, &options, &with_totals).await?)
     };
     let series = if options.daily_series {
-        Some(daily_series(store, &experiment, &metrics).await?)
+        Some(daily_series(store, &experiment, filter, &with_totals).await?)
     } else {
         None
     };
     let mut report = report::build(ReportInput {
         experiment: &experiment,
-        metrics,
+        metrics: with_totals,
         exposures,
         correction: options.correction,
         generated_at: format_millis(now_millis()),
     })?;
+    report.filter = (!filter.is_everyone()).then(|| report::FilterEcho::of(filter));
     report.series = series;
     report.breakdown = breakdown;
     Ok(report)
+}
+
+/// The metrics an experiment reports, in report order (primary, secondary,
+/// guardrails), each once; keys with no definition are left out.
+async fn report_metrics(
+    store: &dyn Store,
+    experiment: &Experiment,
+) -> Result<Vec<Metric>, ControlError> {
+    let defined = store.list_metrics().await?;
+    let spec = &experiment.spec;
+    let keys = spec
+        .primary_metric
+        .iter()
+        .chain(&spec.secondary_metrics)
+        .chain(spec.guardrails.iter().map(|g| &g.metric));
+    let mut metrics: Vec<Metric> = Vec::new();
+    for key in keys {
+        if metrics.iter().any(|m| m.key == *key) {
+            continue;
+        }
+        if let Some(metric) = defined.iter().find(|m| m.key == *key) {
+            metrics.push(metric.clone());
+        }
+    }
+    Ok(metrics)
+}
+
+/// Breakdowns and segments may only name dimensions the experiment keeps.
+fn check_report_options(
+    experiment: &Experiment,
+    options: &ReportOptions,
+) -> Result<(), ValidationError> {
+    let kept = &experiment.spec.dimensions;
+    let not_kept = || {
+        format!(
+            "is not kept by this experiment (its dimensions: [{}])",
+            kept.join(", ")
+        )
+    };
+    let mut problems = Problems::default();
+    problems.check(
+        options.dimensions.len() <= MAX_BREAKDOWN_DIMENSIONS,
+        "dimension",
+        format!("names at most {MAX_BREAKDOWN_DIMENSIONS} dimensions"),
+    );
+    for (i, dimension) in options.dimensions.iter().enumerate() {
+        problems.check(
+            kept.contains(dimension),
+            "dimension",
+            format!("{dimension:?} {}", not_kept()),
+        );
+        problems.check(
+            !options.dimensions[..i].contains(dimension),
+            "dimension",
+            format!("names {dimension:?} twice"),
+        );
+    }
+    for (dimension, _) in &options.filter.segments {
+        problems.check(
+            kept.contains(dimension),
+            "segment",
+            format!("{dimension:?} {}", not_kept()),
+        );
+    }
+    problems.into_result()
 }
 
 /// What became of a batch of events.
@@ -532,12 +593,17 @@ pub struct Ingested {
     pub skipped: Vec<SkippedEvent>,
 }
 
+/// A breakdown crosses at most this many kept dimensions.
+pub const MAX_BREAKDOWN_DIMENSIONS: usize = 2;
+
 /// What a report includes beyond the default.
 #[derive(Debug, Clone, Default)]
 pub struct ReportOptions {
     pub correction: Option<Correction>,
-    /// A dimension the experiment keeps, to break results down by.
-    pub dimension: Option<String>,
+    /// The users counted (everyone by default).
+    pub filter: UserFilter,
+    /// Up to two dimensions the experiment keeps, to break results down by.
+    pub dimensions: Vec<String>,
     /// Cumulative effects per day; reads users and events, so it costs more.
     pub daily_series: bool,
 }
@@ -545,30 +611,35 @@ pub struct ReportOptions {
 async fn segments(
     store: &dyn Store,
     experiment: &Experiment,
-    dimension: &str,
+    options: &ReportOptions,
     metrics: &[(Metric, Vec<VariantTotals>)],
 ) -> Result<report::breakdown::Breakdown, ControlError> {
-    if !experiment.spec.dimensions.iter().any(|d| d == dimension) {
-        let kept = experiment.spec.dimensions.join(", ");
-        let problem = format!("is not kept by this experiment (its dimensions: [{kept}])");
-        return Err(ValidationError::single("dimension", problem).into());
-    }
     let mut data = Vec::new();
     for (metric, _) in metrics {
         let rows = store
-            .segment_totals(experiment.key(), dimension, &metric.event)
+            .segment_totals(
+                experiment.key(),
+                &options.dimensions,
+                &metric.event,
+                &options.filter,
+            )
             .await?;
         data.push((metric.clone(), rows));
     }
-    Ok(report::breakdown::build(experiment, dimension, &data))
+    Ok(report::breakdown::build(
+        experiment,
+        &options.dimensions,
+        &data,
+    ))
 }
 
 async fn daily_series(
     store: &dyn Store,
     experiment: &Experiment,
+    filter: &UserFilter,
     metrics: &[(Metric, Vec<VariantTotals>)],
 ) -> Result<Vec<report::series::SeriesPoint>, ControlError> {
-    let users = store.exposed_users(experiment.key()).await?;
+    let users = store.exposed_users(experiment.key(), filter).await?;
     let variants: Vec<String> = experiment
         .spec
         .variants
@@ -578,7 +649,7 @@ async fn daily_series(
     let mut points = Vec::new();
     for (metric, _) in metrics {
         let tracks = store
-            .tracks_since_exposure(experiment.key(), &metric.event)
+            .tracks_since_exposure(experiment.key(), &metric.event, filter)
             .await?;
         let settings = report::settings(experiment, metric);
         points.extend(report::series::daily(

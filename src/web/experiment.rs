@@ -134,7 +134,10 @@ pub(crate) async fn show(
     let experiment = state.control.get_experiment(&key).await?;
     let options = ReportOptions {
         daily_series: true,
-        dimension: Some(query.dimension.clone()).filter(|d| !d.is_empty()),
+        dimensions: Some(query.dimension.clone())
+            .filter(|d| !d.is_empty())
+            .into_iter()
+            .collect(),
         ..ReportOptions::default()
     };
     let report = state.control.report(&key, options).await?;
