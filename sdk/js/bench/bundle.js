@@ -23,14 +23,16 @@ async function sizes(specifier) {
   return { minified: code.length, gzipped: gzipSync(code).length };
 }
 
-/** Prints the bundle sizes of both SDKs; returns them. */
+/** Prints the bundle sizes of both SDKs (and of our diagnostics entry, which apps do not import); returns ours and theirs. */
 export async function reportBundles() {
   const gbVersion = createRequire(import.meta.url)("@growthbook/growthbook/package.json").version;
   const ours = await sizes("../dist/index.js");
   const theirs = await sizes("@growthbook/growthbook");
+  const diagnostics = await sizes("../dist/diagnostics.js");
   console.log("bundle (esbuild --bundle --minify, then gzip)");
   console.log(`  @sluice/sdk                   ${ours.minified} B minified, ${ours.gzipped} B gzipped`);
   console.log(`  @growthbook/growthbook ${gbVersion.padEnd(6)} ${theirs.minified} B minified, ${theirs.gzipped} B gzipped`);
+  console.log(`  (@sluice/sdk/diagnostics      ${diagnostics.minified} B minified, ${diagnostics.gzipped} B gzipped, for tools, not in the app bundle)`);
   return { ours, theirs };
 }
 
