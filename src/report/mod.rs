@@ -19,7 +19,7 @@ pub use table::to_table;
 
 use crate::domain::totals::{ExposureSummary, UserFilter, VariantTotals};
 use crate::domain::{format_millis, Experiment, Metric, MetricKind};
-use crate::guard::judge;
+use crate::guard::{judge, GuardArms};
 use crate::stats::{self, benjamini_hochberg, holm, srm, Arm, MetricType, Moments, Settings};
 
 /// A share of users seen in several variants above this turns health yellow.
@@ -228,11 +228,14 @@ pub fn build(input: ReportInput<'_>) -> Result<Report, ReportError> {
             let control = arm(metric.kind, control);
             for treatment in treatments {
                 let treatment_arm = arm(metric.kind, treatment);
+                let arms = GuardArms::Plain {
+                    control,
+                    treatment: treatment_arm,
+                };
                 guardrails.push(judge(
                     guardrail,
                     &treatment.variant,
-                    control,
-                    treatment_arm,
+                    arms,
                     &settings,
                     srm.ok,
                 ));

@@ -12,8 +12,8 @@
 
 use super::frequentist::{estimate_from, require_units, Estimate};
 use super::moments::Summary;
-use super::{compare_estimates, finite, Arm, Comparison, Difference, MetricType};
 use super::sequential::one_sided_test;
+use super::{compare_estimates, finite, Arm, Comparison, Difference, MetricType};
 use super::{OneSided, PairedMoments, Reason, Settings, Side};
 
 /// One arm of a CUPED-adjusted metric: each user's value `x` after exposure and
