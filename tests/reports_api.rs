@@ -580,6 +580,30 @@ async fn report_filters_pick_users_by_first_exposure_and_kept_dimensions(backend
         );
         assert_eq!(reply.body["error"]["details"][0]["field"], field, "{query}");
     }
+
+    // The CSV states the filter on every row, then carries the breakdown's rows.
+    let csv = app
+        .get(
+            "/api/v1/experiments/pricing-q4/report?format=csv&segment=country:CN&dimension=device",
+            &app.analyst,
+        )
+        .await;
+    let text = csv.body.as_str().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].ends_with(",significant,from,to,segments,breakdown,segment"));
+    // Two metrics × two variants for the report, then for each of two devices.
+    assert_eq!(lines.len(), 1 + 4 + 2 * 4, "{text}");
+    assert!(
+        lines[1..5].iter().all(|l| l.ends_with(",,,country:CN,,")),
+        "{text}"
+    );
+    for device in ["ios", "android"] {
+        let rows = lines[5..]
+            .iter()
+            .filter(|l| l.ends_with(&format!(",,,country:CN,device,{device}")))
+            .count();
+        assert_eq!(rows, 4, "{text}");
+    }
 }
 
 on_both_backends!(

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod leader;
 pub mod notify;
 pub mod planning;
+pub mod report_query;
 mod report_ready;
 pub mod retention;
 pub mod ruleset;
@@ -41,6 +42,7 @@ pub use ingest::{IngestClosed, IngestQueue};
 pub use keys::{KeyRequest, Keys};
 pub use leader::Leadership;
 pub use notify::PublicUrl;
+pub use report_query::{ReportFormat, ReportQuery};
 pub use retention::Retention;
 pub use ruleset::{RulesetHub, RulesetSnapshot, Rulesets};
 pub use sessions::Sessions;
@@ -433,6 +435,23 @@ impl Control {
         experiment_report(self.store.as_ref(), key, options).await
     }
 
+    /// Per dimension the experiment keeps, the values its users have shown, the
+    /// most common first: what a report's segments may pick from.
+    pub async fn kept_values(
+        &self,
+        experiment: &Experiment,
+    ) -> Result<Vec<(String, Vec<String>)>, ControlError> {
+        let mut kept = Vec::with_capacity(experiment.spec.dimensions.len());
+        for dimension in &experiment.spec.dimensions {
+            let values = self
+                .store
+                .kept_values(experiment.key(), dimension, MAX_KEPT_VALUES)
+                .await?;
+            kept.push((dimension.clone(), values));
+        }
+        Ok(kept)
+    }
+
     async fn validate(&self, spec: &ExperimentSpec) -> Result<(), ControlError> {
         let metrics = self.store.list_metrics().await?;
         let environments = self.store.list_environments().await?;
@@ -595,6 +614,9 @@ pub struct Ingested {
 
 /// A breakdown crosses at most this many kept dimensions.
 pub const MAX_BREAKDOWN_DIMENSIONS: usize = 2;
+
+/// At most this many values of one kept dimension are offered to pick a segment.
+const MAX_KEPT_VALUES: u32 = 50;
 
 /// What a report includes beyond the default.
 #[derive(Debug, Clone, Default)]

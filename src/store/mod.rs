@@ -293,6 +293,16 @@ pub trait Store: Send + Sync + 'static {
         event: &str,
         filter: &UserFilter,
     ) -> Result<Vec<TrackFact>, StoreError>;
+
+    /// The values of a kept dimension among an experiment's exposed users, the most
+    /// common first, at most `limit` (not captured is not a value). For the
+    /// dashboard's segment filter; the cost grows with users.
+    async fn kept_values(
+        &self,
+        experiment: &str,
+        dimension: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Opens (creating and migrating) the store a URL names.

@@ -885,6 +885,26 @@ where
         query.bind(id).execute(&self.writer).await?;
         Ok(())
     }
+
+    async fn kept_values(
+        &self,
+        experiment: &str,
+        dimension: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut params = Params::starting_with(experiment);
+        let key = params.next(&DB::dimension_key(dimension));
+        let value = DB::dimension_value("x.dimensions", &key);
+        let rows: Vec<(String, i64)> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT {value}, COUNT(*) FROM exposures x \
+                 WHERE x.experiment = $1 AND {value} IS NOT NULL \
+                 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {limit}"
+            )))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(|(value, _)| value).collect())
+    }
 }
 
 const API_KEY_COLUMNS: &str = "id, name, role, environment, created_at, revoked_at";
