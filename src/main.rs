@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use sluice::api::{CorsOrigins, Limits, RateLimits, DEFAULT_EVENT_BYTES_IN_FLIGHT};
 use sluice::app::{Server, ServerOptions};
 use sluice::control::planning::{self, PowerQuery};
-use sluice::control::Retention;
 use sluice::control::{KeyRequest, Keys, PublicUrl};
+use sluice::control::{ReportOptions, ReportQuery, Retention};
 use sluice::domain::{Actor, Role};
 use sluice::report::Correction;
 use sluice::web::CookieSecurity;
@@ -24,6 +24,38 @@ use tokio::net::TcpListener;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Which users a report counts and how it breaks them down, as the API's query takes
+/// them (`from`, `to`, `segment`, `dimension`).
+#[derive(clap::Args)]
+struct ReportFilterArgs {
+    /// Only users first exposed at or after this date (midnight UTC) or RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Only users first exposed before this date or time.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only users with this kept dimension value, DIMENSION:VALUE (repeatable).
+    #[arg(long = "segment")]
+    segments: Vec<String>,
+    /// Break down by one or two kept dimensions (country or country,device); the
+    /// breakdown is in the json and csv formats.
+    #[arg(long = "dimension")]
+    dimensions: Vec<String>,
+}
+
+impl ReportFilterArgs {
+    fn options(self) -> anyhow::Result<ReportOptions> {
+        let query = ReportQuery {
+            from: self.from,
+            to: self.to,
+            segments: self.segments,
+            dimensions: self.dimensions,
+            ..ReportQuery::default()
+        };
+        Ok(query.options()?)
+    }
 }
 
 #[derive(clap::Args)]
@@ -113,6 +145,8 @@ enum Command {
         /// Correct p-values across metrics and variants: holm or bh.
         #[arg(long, value_parser = parse_correction)]
         correction: Option<Correction>,
+        #[command(flatten)]
+        filter: ReportFilterArgs,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -251,8 +285,15 @@ async fn main() -> anyhow::Result<()> {
             experiment,
             format,
             correction,
+            filter,
             db,
-        } => report(&db.db, &experiment, &format, correction).await,
+        } => {
+            let options = ReportOptions {
+                correction,
+                ..filter.options()?
+            };
+            report(&db.db, &experiment, &format, options).await
+        }
         Command::Power {
             baseline,
             variance,
@@ -312,15 +353,11 @@ async fn report(
     db: &str,
     experiment: &str,
     format: &str,
-    correction: Option<Correction>,
+    options: ReportOptions,
 ) -> anyhow::Result<()> {
     let store = sluice::store::open(db)
         .await
         .with_context(|| format!("opening {db}"))?;
-    let options = sluice::control::ReportOptions {
-        correction,
-        ..Default::default()
-    };
     let report = sluice::control::experiment_report(store.as_ref(), experiment, options)
         .await
         .with_context(|| format!("reporting on {experiment}"))?;

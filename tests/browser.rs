@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: headless Chromium driven over WebDriver signs
 //! in, creates an experiment through the form (after one rejected entry), starts
-//! it, sees the report and chart of traffic sent over the API, rolls it back and
+//! it, sees the report and chart of traffic sent over the API, filters and breaks
+//! it down through the page's form, rolls it back and
 //! finds the audit entry; an admin sets up the settings and switches the
 //! language. Screenshots of the main pages go to
 //! `$CARGO_TARGET_DIR/screenshots/BACKEND/` (default `target/screenshots/…`).
@@ -59,6 +60,12 @@ fn three_days_of_traffic() -> Vec<Value> {
         }
     }
     events
+}
+
+/// The keys a person types into an en-US date field for `YYYY-MM-DD`.
+fn typed_date(date: &str) -> String {
+    let [year, month, day]: [&str; 3] = date.split('-').collect::<Vec<_>>().try_into().unwrap();
+    format!("{month}{day}{year}")
 }
 
 async fn define_metrics(app: &TestApp) {
@@ -187,9 +194,10 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser(backend: Backen
         1
     );
     browser.click("#dimension option[value=country]").await;
-    browser.click("#break-down").await;
+    browser.click("#apply-filter").await;
+    let page = format!("{base}/experiments/pricing-q4");
     browser
-        .wait_for_url(&format!("{base}/experiments/pricing-q4?dimension=country"))
+        .wait_for_url(&format!("{page}?from=&to=&dimension=country&dimension="))
         .await;
     let segments = browser.text("#breakdown").await;
     assert!(segments.contains("CN 900 users"), "{segments}");
@@ -201,6 +209,37 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser(backend: Backen
         .screenshot(&shots.join("experiment-phone.png"))
         .await;
     browser.resize(1280, 900).await;
+
+    // A filter set in the form is in the URL, and every table follows it.
+    let since = common::day(1);
+    browser.fill("#from", &typed_date(&since)).await;
+    browser
+        .click("#segment-country option[value='country:CN']")
+        .await;
+    browser.click("#apply-filter").await;
+    browser
+        .wait_for_url(&format!(
+            "{page}?from={since}&to=&segment=country%3ACN&dimension=country&dimension="
+        ))
+        .await;
+    let table = browser.text("#metric-purchase table.stats").await;
+    assert!(table.contains("premium 300"), "{table}");
+    let summary = browser.text("#filter-summary").await;
+    assert!(summary.contains("with country CN"), "{summary}");
+    let segments = browser.text("#breakdown").await;
+    assert!(segments.contains("CN 600 users"), "{segments}");
+    assert_eq!(browser.count("#breakdown h3").await, 1, "{segments}");
+    browser.resize(1280, 3600).await;
+    browser
+        .screenshot(&shots.join("experiment-filtered.png"))
+        .await;
+    browser.resize(1280, 900).await;
+    browser.click("#clear-filter").await;
+    browser
+        .wait_for_url(&format!("{page}?dimension=country"))
+        .await;
+    let table = browser.text("#metric-purchase table.stats").await;
+    assert!(table.contains("premium 900"), "{table}");
 
     // Rolling back names its effect, happens, and is in the audit timeline.
     browser.click("#lifecycle a[href$='action=rollback']").await;

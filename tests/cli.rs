@@ -183,6 +183,26 @@ async fn report_prints_an_80_column_table_and_csv(backend: Backend) {
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
 
+    // Filters as the API takes them: everyone was exposed on 1 Jan 1970.
+    let key = "checkout-redesign-with-a-long-key";
+    let later = sluice()
+        .args(["report", key, "--from", "1970-01-02", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(later.status.success(), "{later:?}");
+    let text = String::from_utf8(later.stdout).unwrap();
+    assert!(
+        text.contains("users: control 0, one-page-checkout-v2 0"),
+        "{text}"
+    );
+    let bad = sluice()
+        .args(["report", key, "--segment", "country", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert!(stderr.contains("segment[0]"), "{stderr}");
+
     let missing = sluice()
         .args(["report", "nope", "--db", &db])
         .output()

@@ -6,6 +6,7 @@
 
 mod common;
 
+use sluice::store::UserFilter;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -318,7 +319,11 @@ async fn ofrep_logs_exposures_as_assign_does(backend: Backend) {
     }
     let mut users = 0;
     for _ in 0..200 {
-        let summary = app.store.exposure_summary("pricing-q4").await.unwrap();
+        let summary = app
+            .store
+            .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
+            .await
+            .unwrap();
         users = summary.users.iter().map(|(_, n)| n).sum::<u64>();
         if users == 20 {
             break;

@@ -6,6 +6,7 @@
 
 mod common;
 
+use sluice::store::UserFilter;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -158,7 +159,10 @@ async fn acknowledged_events_survive_repeated_sigkills(backend: Backend) {
 
     let store = sluice::store::open(&db.url).await.unwrap();
     let per_variant = (CLIENTS * BATCHES_PER_CLIENT * USERS_PER_BATCH / 2) as u64;
-    let exposures = store.exposure_summary("pricing-q4").await.unwrap();
+    let exposures = store
+        .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
+        .await
+        .unwrap();
     assert_eq!(
         exposures.users,
         vec![
@@ -167,7 +171,7 @@ async fn acknowledged_events_survive_repeated_sigkills(backend: Backend) {
         ]
     );
     let totals = store
-        .variant_totals("pricing-q4", "purchase")
+        .variant_totals("pricing-q4", "purchase", &UserFilter::EVERYONE)
         .await
         .unwrap();
     let buyers: u64 = totals.iter().map(|t| t.value_sum as u64).sum();

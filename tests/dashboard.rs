@@ -347,6 +347,224 @@ async fn the_experiment_page_shows_the_report_chart_and_csv(backend: Backend) {
     assert!(none.html.contains("No experiment matches this filter."));
 }
 
+/// 800 users over two days, from CN and US on iOS and Android, half in each
+/// variant; every fifth buys.
+async fn shoppers_in_two_countries_on_two_devices(app: &TestApp) {
+    app.pricing_experiment().await;
+    let dimensions = serde_json::json!({"dimensions": ["country", "device"]});
+    let patched = app
+        .patch("/api/v1/experiments/pricing-q4", &app.editor, dimensions)
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    app.start("pricing-q4").await;
+    let mut events = Vec::new();
+    for i in 0..800 {
+        let user = format!("s{i}");
+        let variant = if i % 8 < 4 { "control" } else { "premium" };
+        let (country, device) = (["CN", "US"][i % 2], ["ios", "android"][(i / 2) % 2]);
+        let attributes = serde_json::json!({"country": country, "device": device});
+        let day = common::day((i / 4 % 2) as i64);
+        events.push(
+            serde_json::json!({"id": format!("x-{user}"), "type": "exposure",
+            "user": user, "experiment": "pricing-q4", "variant": variant,
+            "attributes": attributes, "ts": format!("{day}T10:00:00Z")}),
+        );
+        if i % 5 == 0 {
+            events.push(
+                serde_json::json!({"id": format!("p-{user}"), "type": "track",
+                "user": user, "event": "purchase", "value": (i % 7 + 1) as f64 * 10.0,
+                "ts": format!("{}T20:00:00Z", common::day(1))}),
+            );
+        }
+    }
+    let stored = app
+        .post(
+            "/sdk/v1/events",
+            &app.sdk,
+            serde_json::json!({"events": events}),
+        )
+        .await;
+    assert_eq!(stored.status, StatusCode::ACCEPTED, "{:?}", stored.body);
+}
+
+/// What the page must show of an API report: each variant's row of each metric's
+/// table (users and mean) and each breakdown segment's heading.
+fn shown_numbers(report: &serde_json::Value) -> Vec<String> {
+    let rows = |metrics: &serde_json::Value| -> Vec<String> {
+        let metrics = metrics.as_array().unwrap();
+        metrics
+            .iter()
+            .flat_map(|m| m["variants"].as_array().unwrap().clone())
+            .map(|v| {
+                let mean = v["mean"]
+                    .as_f64()
+                    .map_or("—".to_owned(), |m| format!("{m:.4}"));
+                format!(
+                    r#"<th scope="row">{}</th><td>{}</td><td>{mean}</td>"#,
+                    v["variant"].as_str().unwrap(),
+                    v["users"]
+                )
+            })
+            .collect()
+    };
+    let mut shown = rows(&report["metrics"]);
+    for segment in report["breakdown"]["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        shown.push(format!(
+            r#"<h3>{} <span class="sub">{} users</span></h3>"#,
+            segment["value"].as_str().unwrap(),
+            segment["users"]
+        ));
+        shown.extend(rows(&segment["metrics"]));
+    }
+    shown
+}
+
+/// Issue 15: the page takes the API's report query, shows what the API reports
+/// for it, says which users it counts, and exports the same CSV as the API.
+async fn the_experiment_page_follows_the_report_filters(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    shoppers_in_two_countries_on_two_devices(&app).await;
+    let page_of = |query: String| {
+        let app = &app;
+        async move {
+            let page = get(
+                app,
+                &format!("/experiments/pricing-q4?{query}"),
+                &app.analyst,
+            )
+            .await;
+            let api = app
+                .get(
+                    &format!("/api/v1/experiments/pricing-q4/report?{query}"),
+                    &app.analyst,
+                )
+                .await;
+            assert_eq!(api.status, StatusCode::OK, "{query}: {:?}", api.body);
+            (page, api.body)
+        }
+    };
+    let (everyone, everyone_report) = page_of(String::new()).await;
+    assert!(!everyone.html.contains("filter-summary"));
+    let (day0, day1) = (common::day(0), common::day(1));
+    let queries = [
+        format!("from={day0}&to={day1}"),
+        "segment=country:CN".to_owned(),
+        "dimension=country&dimension=device".to_owned(),
+        // As the form sends it: blank inputs, a segment, the second select unset.
+        format!("from={day1}&to=&segment=device:ios&dimension=country&dimension="),
+    ];
+    for query in queries {
+        let (page, report) = page_of(query.clone()).await;
+        assert_eq!(page.status, StatusCode::OK, "{query}: {}", page.html);
+        for shown in shown_numbers(&report) {
+            assert!(page.html.contains(&shown), "{query}: {shown}");
+        }
+        if !query.starts_with("dimension") {
+            assert_ne!(shown_numbers(&report), shown_numbers(&everyone_report));
+        }
+        let export = format!("/experiments/pricing-q4/report.csv?{query}");
+        assert!(
+            page.html.contains(&export.replace('&', "&#38;")),
+            "{query}: the CSV link carries the query"
+        );
+        let csv = get(&app, &export, &app.analyst).await;
+        let api_csv = app
+            .get(
+                &format!("/api/v1/experiments/pricing-q4/report?format=csv&{query}"),
+                &app.analyst,
+            )
+            .await;
+        assert_eq!(csv.status, StatusCode::OK, "{}", csv.html);
+        assert_eq!(csv.html, api_csv.body.as_str().unwrap(), "{query}");
+    }
+
+    let (cn, _) = page_of("segment=country:CN&segment=country:US".to_owned()).await;
+    assert!(
+        cn.html.contains("Showing users with country CN or US."),
+        "{}",
+        cn.html
+    );
+    assert!(cn
+        .html
+        .contains(r#"<a href="/experiments/pricing-q4" id="clear-filter">"#));
+    assert!(cn
+        .html
+        .contains(r#"<option value="country:US" selected>US</option>"#));
+    let (ranged, _) = page_of(format!("from={day0}&to={day1}&dimension=device")).await;
+    assert!(ranged.html.contains("Showing users first exposed from "));
+    assert!(ranged
+        .html
+        .contains(&format!(r#"name="from" value="{day0}""#)));
+    assert!(ranged
+        .html
+        .contains(r#"href="/experiments/pricing-q4?dimension=device" id="clear-filter""#));
+
+    let crossed = get(
+        &app,
+        "/experiments/pricing-q4/report.csv?segment=country:CN&dimension=country,device",
+        &app.analyst,
+    )
+    .await;
+    let lines: Vec<&str> = crossed.html.lines().collect();
+    assert!(lines[0].ends_with(",from,to,segments,breakdown,segment"));
+    assert!(lines[1].ends_with(",,,country:CN,,"), "{}", lines[1]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(r#",country:CN,"country,device",CN / ios"#)),
+        "{}",
+        crossed.html
+    );
+
+    for (query, problem) in [
+        ("from=yesterday", "must be a date (2026-12-01)"),
+        ("segment=email:x", "is not kept by this experiment"),
+        (
+            "dimension=country&dimension=device&dimension=country",
+            "names at most 2 dimensions",
+        ),
+    ] {
+        let page = get(
+            &app,
+            &format!("/experiments/pricing-q4?{query}"),
+            &app.analyst,
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(page.html.contains(r#"id="filter-problems""#), "{query}");
+        assert!(page.html.contains(problem), "{query}: {}", page.html);
+        for shown in shown_numbers(&everyone_report) {
+            assert!(page.html.contains(&shown), "{query}: everyone's {shown}");
+        }
+        let csv = get(
+            &app,
+            &format!("/experiments/pricing-q4/report.csv?{query}"),
+            &app.analyst,
+        )
+        .await;
+        assert_eq!(csv.status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    let cookie = session(&app, &app.analyst).await;
+    let chinese = request_in(
+        &app,
+        Method::GET,
+        "/experiments/pricing-q4?from=yesterday",
+        &cookie,
+        "",
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        chinese.html.contains("必须是日期（2026-12-01）"),
+        "{}",
+        chinese.html
+    );
+}
+
 async fn the_form_shows_the_api_validation_beside_each_field(backend: Backend) {
     let app = TestApp::on(backend).await;
     let page = get(&app, "/experiments/new", &app.editor).await;
@@ -907,6 +1125,7 @@ async fn the_list_and_the_overview_reach_the_store_a_fixed_number_of_times(backe
 
     // The totals read at once are what the store says of each experiment alone.
     let keys = ["pricing-q4", "more-7", "unknown"];
+    let everyone = sluice::domain::totals::UserFilter::EVERYONE;
     let all = app
         .store
         .running_totals(&keys, &["purchase"])
@@ -916,9 +1135,13 @@ async fn the_list_and_the_overview_reach_the_store_a_fixed_number_of_times(backe
         assert_eq!(totals.experiment, *key);
         assert_eq!(
             totals.exposures,
-            app.store.exposure_summary(key).await.unwrap()
+            app.store.exposure_summary(key, &everyone).await.unwrap()
         );
-        let alone = app.store.variant_totals(key, "purchase").await.unwrap();
+        let alone = app
+            .store
+            .variant_totals(key, "purchase", &everyone)
+            .await
+            .unwrap();
         assert_eq!(totals.of_event("purchase"), alone, "{key}");
     }
 }
@@ -1008,6 +1231,8 @@ const AS_ENTERED: &[&str] = &[
     "ana",
     "bad key",
     "country",
+    "device",
+    "ios",
     "CN",
     "US",
     "price",
@@ -1020,6 +1245,7 @@ const SAME_IN_BOTH: &[&str] = &[
     "JSON",
     "CSV",
     "UTC",
+    "RFC",
     "URL",
     "HMAC",
     "SHA",
@@ -1188,7 +1414,23 @@ async fn every_page_reads_in_chinese(backend: Backend) {
         let path = format!("/experiments/pricing-q4/confirm?action={action}");
         pages.push((Method::GET, path, String::new(), StatusCode::OK));
     }
+    let filtered = format!(
+        "/experiments/staged-q4?from={}&to={}&segment=country:CN&dimension=country",
+        common::day(0),
+        common::day(1)
+    );
+    pages.push((Method::GET, filtered, String::new(), StatusCode::OK));
     let refusals = [
+        (
+            "/experiments/staged-q4?from=yesterday&segment=CN",
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/experiments/staged-q4?segment=device:ios&dimension=country,device,country",
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
         ("/planning?baseline=abc&power=2", "", StatusCode::OK),
         ("/experiments/nowhere", "", StatusCode::NOT_FOUND),
         ("/language?to=klingon", "", StatusCode::BAD_REQUEST),
@@ -1330,6 +1572,7 @@ on_both_backends!(
     a_form_without_the_right_csrf_token_is_refused_and_changes_nothing,
     an_analyst_sees_no_lifecycle_buttons_and_may_not_act,
     the_experiment_page_shows_the_report_chart_and_csv,
+    the_experiment_page_follows_the_report_filters,
     the_form_shows_the_api_validation_beside_each_field,
     a_sample_ratio_mismatch_is_shown_as_a_warning,
     editing_a_running_experiment_ramps_it_but_may_not_reshuffle_users,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use sluice::store::UserFilter;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -247,13 +248,21 @@ async fn exposures_for_another_environment_are_skipped_not_counted(backend: Back
             {"index": 2, "problem": "unknown variant"},
             {"index": 3, "problem": "unknown experiment"}]})
     );
-    let checkout = app.store.exposure_summary("checkout").await.unwrap();
+    let checkout = app
+        .store
+        .exposure_summary("checkout", &UserFilter::EVERYONE)
+        .await
+        .unwrap();
     assert_eq!(checkout.users, vec![]);
 
     let from_staging = app.post("/sdk/v1/events", &staging, batch).await;
     assert_eq!(from_staging.body["accepted"], 1, "{:?}", from_staging.body);
     assert_eq!(from_staging.body["duplicates"], 2);
-    let checkout = app.store.exposure_summary("checkout").await.unwrap();
+    let checkout = app
+        .store
+        .exposure_summary("checkout", &UserFilter::EVERYONE)
+        .await
+        .unwrap();
     assert_eq!(checkout.users, vec![("new".to_owned(), 1)]);
 
     let metrics = app.send(Method::GET, "/metrics", None, Body::empty()).await;

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sluice::domain::{Event, EventKind};
-use sluice::store::{ExposureSummary, VariantTotals};
+use sluice::store::{ExposureSummary, UserFilter, VariantTotals};
 
 use common::{Backend, TestDb};
 
@@ -145,12 +145,18 @@ async fn folding_is_independent_of_order_batching_and_repeats(backend: Backend) 
         for metric in EVENTS {
             let (summary, totals) = reference(&events, metric);
             assert_eq!(
-                store.exposure_summary("exp").await.unwrap(),
+                store
+                    .exposure_summary("exp", &UserFilter::EVERYONE)
+                    .await
+                    .unwrap(),
                 summary,
                 "seed {seed}"
             );
             assert_eq!(
-                store.variant_totals("exp", metric).await.unwrap(),
+                store
+                    .variant_totals("exp", metric, &UserFilter::EVERYONE)
+                    .await
+                    .unwrap(),
                 totals,
                 "seed {seed}, {metric}"
             );
@@ -201,8 +207,20 @@ async fn concurrent_writers_fold_like_one(backend: Backend) {
         for metric in EVENTS {
             let (summary, totals) = reference(&events, metric);
             let store = &stores[0];
-            assert_eq!(store.exposure_summary("exp").await.unwrap(), summary);
-            assert_eq!(store.variant_totals("exp", metric).await.unwrap(), totals);
+            assert_eq!(
+                store
+                    .exposure_summary("exp", &UserFilter::EVERYONE)
+                    .await
+                    .unwrap(),
+                summary
+            );
+            assert_eq!(
+                store
+                    .variant_totals("exp", metric, &UserFilter::EVERYONE)
+                    .await
+                    .unwrap(),
+                totals
+            );
         }
     }
 }

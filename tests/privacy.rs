@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use common::{day, Backend, TestApp};
 use serde_json::{json, Value};
+use sluice::store::UserFilter;
 
 /// Exposures and purchases of three users per variant; `erin` bought twice and
 /// `mallory` was seen in both variants.
@@ -56,10 +57,14 @@ async fn running(backend: Backend, events: Vec<Value>) -> TestApp {
 async fn state_of(app: &TestApp) -> (Value, Value) {
     let totals = app
         .store
-        .variant_totals("pricing-q4", "purchase")
+        .variant_totals("pricing-q4", "purchase", &UserFilter::EVERYONE)
         .await
         .unwrap();
-    let exposures = app.store.exposure_summary("pricing-q4").await.unwrap();
+    let exposures = app
+        .store
+        .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
+        .await
+        .unwrap();
     (
         json!(format!("{totals:?}")),
         json!(format!("{exposures:?}")),
@@ -162,7 +167,11 @@ async fn pseudonymized_servers_store_no_user_id(backend: Backend) {
 
     let mut stored = Vec::new();
     for _ in 0..100 {
-        stored = app.store.exposed_users("pricing-q4").await.unwrap();
+        stored = app
+            .store
+            .exposed_users("pricing-q4", &UserFilter::EVERYONE)
+            .await
+            .unwrap();
         if stored.len() == 6 {
             break;
         }
@@ -257,7 +266,7 @@ async fn expired_raw_events_go_and_reports_stay(backend: Backend) {
     let before = report().await;
     assert_eq!(
         app.store
-            .tracks_since_exposure("pricing-q4", "purchase")
+            .tracks_since_exposure("pricing-q4", "purchase", &UserFilter::EVERYONE)
             .await
             .unwrap()
             .len(),
@@ -272,14 +281,14 @@ async fn expired_raw_events_go_and_reports_stay(backend: Backend) {
     assert_eq!(report().await, before, "reports read aggregates");
     assert_eq!(
         app.store
-            .tracks_since_exposure("pricing-q4", "purchase")
+            .tracks_since_exposure("pricing-q4", "purchase", &UserFilter::EVERYONE)
             .await
             .unwrap(),
         vec![]
     );
     assert_eq!(
         app.store
-            .exposure_summary("pricing-q4")
+            .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
             .await
             .unwrap()
             .users

@@ -348,6 +348,264 @@ async fn results_break_down_by_a_kept_dimension(backend: Backend) {
     assert_eq!(unknown.body["error"]["details"][0]["field"], "dimension");
 }
 
+/// One user of the filter test: who they are, when first exposed, and what they bought.
+struct Shopper {
+    id: String,
+    country: &'static str,
+    device: &'static str,
+    day: i64,
+    variant: &'static str,
+    spent: Option<f64>,
+}
+
+fn shoppers() -> Vec<Shopper> {
+    (0..1200)
+        .map(|i: i64| Shopper {
+            id: format!("s{i}"),
+            country: ["CN", "US", "DE"][(i % 3) as usize],
+            device: ["ios", "android"][((i / 3) % 2) as usize],
+            day: (i / 6) % 2,
+            variant: if i % 4 < 2 { "control" } else { "premium" },
+            spent: (i % 5 == 0).then(|| ((i % 7) + 1) as f64 * 10.0),
+        })
+        .collect()
+}
+
+/// `(users, buyers, revenue)` per variant of the shoppers `pick` keeps, worked out
+/// from what was sent.
+fn expected(pick: impl Fn(&Shopper) -> bool) -> Vec<(u64, u64, f64)> {
+    let everyone = shoppers();
+    ["control", "premium"]
+        .iter()
+        .map(|variant| {
+            let kept: Vec<&Shopper> = everyone
+                .iter()
+                .filter(|s| s.variant == *variant && pick(s))
+                .collect();
+            let buyers = kept.iter().filter(|s| s.spent.is_some()).count() as u64;
+            let revenue = kept.iter().filter_map(|s| s.spent).sum();
+            (kept.len() as u64, buyers, revenue)
+        })
+        .collect()
+}
+
+/// `(users, buyers, revenue)` per variant, from the report's purchase (conversion)
+/// and revenue (mean) rows.
+fn reported(report: &Value) -> Vec<(u64, u64, f64)> {
+    let rows = |metric: usize| {
+        report["metrics"][metric]["variants"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    rows(0)
+        .iter()
+        .zip(rows(1))
+        .map(|(purchase, revenue)| {
+            (
+                purchase["users"].as_u64().unwrap(),
+                purchase["sum"].as_f64().unwrap() as u64,
+                revenue["sum"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn report_filters_pick_users_by_first_exposure_and_kept_dimensions(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    app.pricing_experiment().await;
+    let patched = app
+        .patch(
+            "/api/v1/experiments/pricing-q4",
+            &app.editor,
+            json!({"dimensions": ["country", "device"]}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    app.start("pricing-q4").await;
+    let mut events = Vec::new();
+    for s in shoppers() {
+        events.push(
+            json!({"id": format!("x-{}", s.id), "type": "exposure", "user": s.id,
+            "experiment": "pricing-q4", "variant": s.variant,
+            "attributes": {"country": s.country, "device": s.device},
+            "ts": format!("{}T10:00:00Z", common::day(s.day))}),
+        );
+        if let Some(spent) = s.spent {
+            // Every purchase is on the second day, after both days' exposures.
+            events.push(json!({"id": format!("p-{}", s.id), "type": "track", "user": s.id,
+                "event": "purchase", "value": spent, "ts": format!("{}T20:00:00Z", common::day(1))}));
+        }
+    }
+    let stored = app
+        .post("/sdk/v1/events", &app.sdk, json!({"events": events}))
+        .await;
+    assert_eq!(stored.status, StatusCode::ACCEPTED, "{:?}", stored.body);
+    let report = |query: String| {
+        let app = &app;
+        async move {
+            let url = format!("/api/v1/experiments/pricing-q4/report?{query}");
+            let reply = app.get(&url, &app.analyst).await;
+            assert_eq!(reply.status, StatusCode::OK, "{url}: {:?}", reply.body);
+            reply.body
+        }
+    };
+    // A filter that picks everyone reads per-user rows and agrees with the running totals.
+    let everyone = report(String::new()).await;
+    let wide = report(format!("from={}", common::day(-3))).await;
+    assert_eq!(reported(&everyone), expected(|_| true));
+    assert_eq!(reported(&wide), reported(&everyone));
+    assert_eq!(
+        wide["metrics"][0]["comparisons"],
+        everyone["metrics"][0]["comparisons"]
+    );
+    assert!(everyone.get("filter").is_none());
+
+    // Users first exposed on the first day; their purchases on the second day count.
+    let first_day = report(format!("from={}&to={}", common::day(0), common::day(1))).await;
+    assert_eq!(reported(&first_day), expected(|s| s.day == 0));
+    assert_eq!(
+        first_day["srm"]["users"]["control"],
+        expected(|s| s.day == 0)[0].0
+    );
+    assert_eq!(
+        first_day["filter"]["from"],
+        format!("{}T00:00:00Z", common::day(0))
+    );
+    let second_day = report(format!("from={}T00:00:00Z", common::day(1))).await;
+    assert_eq!(reported(&second_day), expected(|s| s.day == 1));
+
+    // Segments: one value, two values of one dimension, two dimensions at once.
+    let cn = report("segment=country:CN".into()).await;
+    assert_eq!(reported(&cn), expected(|s| s.country == "CN"));
+    assert_eq!(cn["filter"]["segments"], json!(["country:CN"]));
+    let cn_us = report("segment=country:CN&segment=country:US".into()).await;
+    assert_eq!(reported(&cn_us), expected(|s| s.country != "DE"));
+    let cn_ios = report(format!(
+        "segment=country:CN&segment=device:ios&to={}",
+        common::day(1)
+    ))
+    .await;
+    assert_eq!(
+        reported(&cn_ios),
+        expected(|s| s.country == "CN" && s.device == "ios" && s.day == 0)
+    );
+
+    // A breakdown by two dimensions, under a filter, and the daily series under it too.
+    let crossed = report(format!(
+        "dimension=country,device&series=daily&from={}",
+        common::day(1)
+    ))
+    .await;
+    let breakdown = &crossed["breakdown"];
+    assert_eq!(breakdown["dimension"], "country,device");
+    let cells: Vec<(Vec<String>, u64)> = breakdown["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| {
+            let values = cell["values"].as_array().unwrap();
+            let values = values
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            (values, cell["users"].as_u64().unwrap())
+        })
+        .collect();
+    // 600 second-day users, 100 in each country × device cell: enough for each.
+    let mut expected_cells: Vec<(Vec<String>, u64)> = ["CN", "US", "DE"]
+        .iter()
+        .flat_map(|country| {
+            ["ios", "android"].map(|device| (vec![country.to_string(), device.to_owned()], 100))
+        })
+        .collect();
+    expected_cells.sort();
+    let mut cells = cells;
+    cells.sort();
+    assert_eq!(cells, expected_cells);
+    let cn_ios_cell = breakdown["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|cell| cell["value"] == "CN / ios")
+        .unwrap();
+    let cn_ios_day_two = expected(|s| s.country == "CN" && s.device == "ios" && s.day == 1);
+    assert_eq!(
+        cn_ios_cell["metrics"][0]["variants"][0]["users"],
+        cn_ios_day_two[0].0
+    );
+    assert_eq!(
+        cn_ios_cell["metrics"][1]["variants"][1]["sum"],
+        cn_ios_day_two[1].2
+    );
+    let last_day: Vec<&Value> = crossed["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metric"] == "purchase")
+        .collect();
+    let day_two = expected(|s| s.day == 1);
+    assert_eq!(last_day.last().unwrap()["baseline_users"], day_two[0].0);
+    let everyone_crossed = report("dimension=country,device".into()).await;
+    let cells = everyone_crossed["breakdown"]["segments"]
+        .as_array()
+        .unwrap();
+    assert_eq!(cells.len(), 6);
+    assert!(cells.iter().all(|c| c["users"] == 200), "{cells:?}");
+
+    // Bad filters are refused, each with its field.
+    for (query, field) in [
+        ("from=yesterday", "from"),
+        (
+            &*format!("from={}&to={}", common::day(1), common::day(0)),
+            "to",
+        ),
+        ("segment=CN", "segment[0]"),
+        ("segment=email:a@b.example", "segment"),
+        ("dimension=country,device,email", "dimension"),
+        ("dimension=country,country", "dimension"),
+        ("from=2026-01-01&from=2026-02-01", "from"),
+    ] {
+        let reply = app
+            .get(
+                &format!("/api/v1/experiments/pricing-q4/report?{query}"),
+                &app.analyst,
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["details"][0]["field"], field, "{query}");
+    }
+
+    // The CSV states the filter on every row, then carries the breakdown's rows.
+    let csv = app
+        .get(
+            "/api/v1/experiments/pricing-q4/report?format=csv&segment=country:CN&dimension=device",
+            &app.analyst,
+        )
+        .await;
+    let text = csv.body.as_str().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].ends_with(",significant,from,to,segments,breakdown,segment"));
+    // Two metrics × two variants for the report, then for each of two devices.
+    assert_eq!(lines.len(), 1 + 4 + 2 * 4, "{text}");
+    assert!(
+        lines[1..5].iter().all(|l| l.ends_with(",,,country:CN,,")),
+        "{text}"
+    );
+    for device in ["ios", "android"] {
+        let rows = lines[5..]
+            .iter()
+            .filter(|l| l.ends_with(&format!(",,,country:CN,device,{device}")))
+            .count();
+        assert_eq!(rows, 4, "{text}");
+    }
+}
+
 on_both_backends!(
     the_report_carries_the_engines_numbers_for_the_stored_totals,
     a_sample_ratio_mismatch_is_flagged,
@@ -356,4 +614,5 @@ on_both_backends!(
     the_planning_calculator_answers_both_ways,
     the_daily_series_accumulates_day_by_day,
     results_break_down_by_a_kept_dimension,
+    report_filters_pick_users_by_first_exposure_and_kept_dimensions,
 );

@@ -4,6 +4,7 @@
 
 mod common;
 
+use sluice::store::UserFilter;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -175,7 +176,11 @@ async fn assignment_logs_one_exposure_per_user_in_the_background(backend: Backen
     }
     let mut users = 0;
     for _ in 0..100 {
-        let summary = app.store.exposure_summary("pricing-q4").await.unwrap();
+        let summary = app
+            .store
+            .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
+            .await
+            .unwrap();
         users = summary.users.iter().map(|(_, n)| n).sum::<u64>();
         if users == 50 {
             break;
@@ -237,7 +242,7 @@ async fn events_are_stored_once_and_folded_from_first_exposure(backend: Backend)
 
     let totals = app
         .store
-        .variant_totals("pricing-q4", "purchase")
+        .variant_totals("pricing-q4", "purchase", &UserFilter::EVERYONE)
         .await
         .unwrap();
     let control = totals.iter().find(|t| t.variant == "control").unwrap();
@@ -273,7 +278,11 @@ async fn users_seen_in_two_variants_are_set_apart(backend: Backend) {
         ]}),
     )
     .await;
-    let summary = app.store.exposure_summary("pricing-q4").await.unwrap();
+    let summary = app
+        .store
+        .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
+        .await
+        .unwrap();
     assert_eq!(summary.users, vec![("premium".to_owned(), 1)]);
     assert_eq!(summary.multiple_exposures, 1);
 }
@@ -295,7 +304,7 @@ async fn one_bad_event_rejects_the_whole_batch(backend: Backend) {
     assert_eq!(reply.body["error"]["details"][0]["field"], "events[1].ts");
     assert_eq!(
         app.store
-            .exposure_summary("pricing-q4")
+            .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
             .await
             .unwrap()
             .users,
@@ -697,7 +706,7 @@ async fn a_back_dated_exposure_cannot_claim_conversions_from_before_the_start(ba
     assert_eq!(reply.body["accepted"], 4, "{:?}", reply.body);
     let totals = app
         .store
-        .variant_totals("pricing-q4", "purchase")
+        .variant_totals("pricing-q4", "purchase", &UserFilter::EVERYONE)
         .await
         .unwrap();
     let premium = totals.iter().find(|t| t.variant == "premium").unwrap();
@@ -746,7 +755,11 @@ async fn an_assigned_id_with_a_nul_character_is_dropped_alone(backend: Backend) 
     assert_eq!(health.body["exposures"]["dropped"], 1);
     let mut users = 0;
     for _ in 0..100 {
-        let summary = app.store.exposure_summary("pricing-q4").await.unwrap();
+        let summary = app
+            .store
+            .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
+            .await
+            .unwrap();
         users = summary.users.iter().map(|(_, n)| n).sum::<u64>();
         if users == 2 {
             break;

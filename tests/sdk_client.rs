@@ -5,6 +5,7 @@
 
 mod common;
 
+use sluice::store::UserFilter;
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestApp};
@@ -88,7 +89,11 @@ async fn exposures_and_track_events_from_the_client_are_stored_once(backend: Bac
     }
     client.close().await;
 
-    let summary = app.store.exposure_summary("pricing-q4").await.unwrap();
+    let summary = app
+        .store
+        .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
+        .await
+        .unwrap();
     let users: u64 = summary.users.iter().map(|(_, n)| n).sum();
     assert_eq!(users, 20);
     assert_eq!(
@@ -101,7 +106,7 @@ async fn exposures_and_track_events_from_the_client_are_stored_once(backend: Bac
     );
     let totals = app
         .store
-        .variant_totals("pricing-q4", "purchase")
+        .variant_totals("pricing-q4", "purchase", &UserFilter::EVERYONE)
         .await
         .unwrap();
     assert_eq!(totals.iter().map(|t| t.converted).sum::<u64>(), 20);
@@ -109,13 +114,18 @@ async fn exposures_and_track_events_from_the_client_are_stored_once(backend: Bac
     // The client sent the kept dimension with each exposure.
     let segments = app
         .store
-        .segment_totals("pricing-q4", "country", "purchase")
+        .segment_totals(
+            "pricing-q4",
+            &["country".to_owned()],
+            "purchase",
+            &UserFilter::EVERYONE,
+        )
         .await
         .unwrap();
     assert!(
         segments
             .iter()
-            .all(|(value, _)| value.as_deref() == Some("CN")),
+            .all(|(values, _)| values == &[Some("CN".to_owned())]),
         "{segments:?}"
     );
     assert_eq!(segments.iter().map(|(_, t)| t.users).sum::<u64>(), 20);
@@ -161,7 +171,11 @@ async fn one_bad_event_costs_the_client_only_that_event(backend: Backend) {
         "{stats:?}"
     );
     assert_eq!(stats.events_dropped, 0);
-    let exposures = app.store.exposure_summary("pricing-q4").await.unwrap();
+    let exposures = app
+        .store
+        .exposure_summary("pricing-q4", &UserFilter::EVERYONE)
+        .await
+        .unwrap();
     assert_eq!(exposures.users, vec![]);
 }
 

@@ -5,17 +5,14 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde::Deserialize;
 
 use super::auth::{AnalystRole, Authorized};
 use super::error::ApiError;
 use super::json::{AppJson, AppQuery};
 use super::ApiState;
 use crate::control::planning::{plan, PowerPlan, PowerQuery};
-use crate::control::ReportOptions;
-use crate::domain::ValidationError;
+use crate::control::{ReportFormat, ReportQuery};
 use crate::http::csv_attachment;
-use crate::report::Correction;
 
 pub(crate) fn router() -> Router<ApiState> {
     Router::new()
@@ -23,47 +20,18 @@ pub(crate) fn router() -> Router<ApiState> {
         .route("/api/v1/power", get(power))
 }
 
-#[derive(Deserialize)]
-struct ReportQuery {
-    #[serde(default)]
-    format: Option<String>,
-    #[serde(default)]
-    correction: Option<String>,
-    #[serde(default)]
-    series: Option<String>,
-    #[serde(default)]
-    dimension: Option<String>,
-}
-
 async fn report(
     State(state): State<ApiState>,
     _caller: Authorized<AnalystRole>,
     Path(key): Path<String>,
-    AppQuery(query): AppQuery<ReportQuery>,
+    AppQuery(pairs): AppQuery<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let correction = query
-        .correction
-        .as_deref()
-        .map(|c| {
-            Correction::parse(c)
-                .ok_or_else(|| ValidationError::single("correction", "must be holm or bh"))
-        })
-        .transpose()?;
-    let daily_series = match query.series.as_deref() {
-        None => false,
-        Some("daily") => true,
-        Some(_) => return Err(ValidationError::single("series", "must be daily").into()),
-    };
-    let options = ReportOptions {
-        correction,
-        daily_series,
-        dimension: query.dimension,
-    };
-    let report = state.control.report(&key, options).await?;
-    match query.format.as_deref() {
-        None | Some("json") => Ok(AppJson(report).into_response()),
-        Some("csv") => Ok(csv_attachment(&key, &report)),
-        Some(_) => Err(ValidationError::single("format", "must be json or csv").into()),
+    let query = ReportQuery::parse(pairs)?;
+    let format = query.format()?;
+    let report = state.control.report(&key, query.options()?).await?;
+    match format {
+        ReportFormat::Csv => Ok(csv_attachment(&key, &report)),
+        ReportFormat::Json => Ok(AppJson(report).into_response()),
     }
 }
 

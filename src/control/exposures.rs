@@ -317,6 +317,7 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::UserFilter;
 
     /// Regression (issue 12): repeats of exposures already logged filled the queue,
     /// and first exposures arriving behind them were dropped for good.
@@ -341,7 +342,10 @@ mod tests {
         assert_eq!((log.dropped(), log.repeats()), (0, 10_000));
         log.shutdown();
         writer.await.unwrap();
-        let summary = store.exposure_summary("pricing").await.unwrap();
+        let summary = store
+            .exposure_summary("pricing", &UserFilter::EVERYONE)
+            .await
+            .unwrap();
         assert_eq!(summary.users, vec![("control".to_owned(), 10)]);
     }
 
@@ -359,7 +363,10 @@ mod tests {
         assert_eq!(log.dropped(), 0);
         log.shutdown();
         writer.await.unwrap();
-        let summary = store.exposure_summary("pricing").await.unwrap();
+        let summary = store
+            .exposure_summary("pricing", &UserFilter::EVERYONE)
+            .await
+            .unwrap();
         assert_eq!(summary.users, vec![("control".to_owned(), 5_000)]);
     }
 

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod leader;
 pub mod notify;
 pub mod planning;
+pub mod report_query;
 mod report_ready;
 pub mod retention;
 pub mod ruleset;
@@ -26,8 +27,8 @@ use crate::domain::event::{
 };
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
-use crate::domain::totals::{ExposureSummary, VariantTotals};
-use crate::domain::validation::{from_json_exact, is_storable, NUL_RULE};
+use crate::domain::totals::{ExposureSummary, UserFilter, VariantTotals};
+use crate::domain::validation::{from_json_exact, is_storable, Problems, NUL_RULE};
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
     format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Environment,
@@ -42,6 +43,7 @@ pub use ingest::{IngestClosed, IngestQueue};
 pub use keys::{KeyRequest, Keys};
 pub use leader::Leadership;
 pub use notify::PublicUrl;
+pub use report_query::{ReportFormat, ReportQuery};
 pub use retention::Retention;
 pub use ruleset::{RulesetHub, RulesetSnapshot, Rulesets};
 pub use sessions::Sessions;
@@ -448,7 +450,27 @@ impl Control {
     /// How many users have been exposed to each variant of an experiment (from the
     /// running totals).
     pub async fn exposure_summary(&self, key: &str) -> Result<ExposureSummary, ControlError> {
-        Ok(self.store.exposure_summary(key).await?)
+        Ok(self
+            .store
+            .exposure_summary(key, &UserFilter::EVERYONE)
+            .await?)
+    }
+
+    /// Per dimension the experiment keeps, the values its users have shown, the
+    /// most common first: what a report's segments may pick from.
+    pub async fn kept_values(
+        &self,
+        experiment: &Experiment,
+    ) -> Result<Vec<(String, Vec<String>)>, ControlError> {
+        let mut kept = Vec::with_capacity(experiment.spec.dimensions.len());
+        for dimension in &experiment.spec.dimensions {
+            let values = self
+                .store
+                .kept_values(experiment.key(), dimension, MAX_KEPT_VALUES)
+                .await?;
+            kept.push((dimension.clone(), values));
+        }
+        Ok(kept)
     }
 
     async fn validate(&self, spec: &ExperimentSpec) -> Result<(), ControlError> {
@@ -493,8 +515,10 @@ impl Control {
     }
 }
 
-/// The significance report of an experiment, from the per-variant totals: reads
-/// O(variants × metrics) rows whatever the number of users or events.
+/// The significance report of an experiment. For every user it reads the running
+/// totals, O(variants × metrics) rows whatever the number of users or events; a
+/// filter, a breakdown or a series reads per-user rows. Every part of the report
+/// counts the same users: those the filter picks.
 pub async fn experiment_report(
     store: &dyn Store,
     key: &str,
@@ -504,37 +528,50 @@ pub async fn experiment_report(
         .get_experiment(key)
         .await?
         .ok_or_else(|| ControlError::NotFound(format!("experiment {key:?}")))?;
-    let defined = store.list_metrics().await?;
-    let mut metrics: Vec<(Metric, _)> = Vec::new();
-    for metric in measured_metrics(&experiment, &defined) {
-        let totals = store.variant_totals(key, &metric.event).await?;
-        metrics.push((metric, totals));
+    check_report_options(&experiment, &options)?;
+    let filter = &options.filter;
+    let metrics = report_metrics(store, &experiment).await?;
+    let mut with_totals = Vec::with_capacity(metrics.len());
+    for metric in metrics {
+        let totals = store.variant_totals(key, &metric.event, filter).await?;
+        with_totals.push((metric, totals));
     }
-    let exposures = store.exposure_summary(key).await?;
-    let breakdown = match &options.dimension {
-        None => None,
-        Some(dimension) => Some(segments(store, &experiment, dimension, &metrics).await?),
+    let exposures = store.exposure_summary(key, filter).await?;
+    let breakdown = if options.dimensions.is_empty() {
+        None
+    } else {
+        Some(segments(store, &experiment, &options, &with_totals).await?)
     };
     let series = if options.daily_series {
-        Some(daily_series(store, &experiment, &metrics).await?)
+        Some(daily_series(store, &experiment, filter, &with_totals).await?)
     } else {
         None
     };
     let mut report = report::build(ReportInput {
         experiment: &experiment,
-        metrics,
+        metrics: with_totals,
         exposures,
         correction: options.correction,
         generated_at: format_millis(now_millis()),
     })?;
+    report.filter = (!filter.is_everyone()).then(|| report::FilterEcho::of(filter));
     report.series = series;
     report.breakdown = breakdown;
     Ok(report)
 }
 
-/// The metrics an experiment's report covers, in report order: the primary one,
-/// the secondary ones, then the guardrails', each once; names no metric defines
-/// are left out.
+/// The metrics an experiment reports, in report order (primary, secondary,
+/// guardrails), each once; keys with no definition are left out.
+async fn report_metrics(
+    store: &dyn Store,
+    experiment: &Experiment,
+) -> Result<Vec<Metric>, ControlError> {
+    let defined = store.list_metrics().await?;
+    Ok(measured_metrics(experiment, &defined))
+}
+
+/// [`report_metrics`] among the `defined` metrics, for reading many reports'
+/// metrics with one read of the definitions.
 fn measured_metrics(experiment: &Experiment, defined: &[Metric]) -> Vec<Metric> {
     let spec = &experiment.spec;
     let keys = spec
@@ -554,6 +591,46 @@ fn measured_metrics(experiment: &Experiment, defined: &[Metric]) -> Vec<Metric> 
     metrics
 }
 
+/// Breakdowns and segments may only name dimensions the experiment keeps.
+fn check_report_options(
+    experiment: &Experiment,
+    options: &ReportOptions,
+) -> Result<(), ValidationError> {
+    let kept = &experiment.spec.dimensions;
+    let not_kept = || {
+        format!(
+            "is not kept by this experiment (its dimensions: [{}])",
+            kept.join(", ")
+        )
+    };
+    let mut problems = Problems::default();
+    problems.check(
+        options.dimensions.len() <= MAX_BREAKDOWN_DIMENSIONS,
+        "dimension",
+        format!("names at most {MAX_BREAKDOWN_DIMENSIONS} dimensions"),
+    );
+    for (i, dimension) in options.dimensions.iter().enumerate() {
+        problems.check(
+            kept.contains(dimension),
+            "dimension",
+            format!("{dimension:?} {}", not_kept()),
+        );
+        problems.check(
+            !options.dimensions[..i].contains(dimension),
+            "dimension",
+            format!("names {dimension:?} twice"),
+        );
+    }
+    for (dimension, _) in &options.filter.segments {
+        problems.check(
+            kept.contains(dimension),
+            "segment",
+            format!("{dimension:?} {}", not_kept()),
+        );
+    }
+    problems.into_result()
+}
+
 /// What became of a batch of events.
 #[derive(Debug)]
 pub struct Ingested {
@@ -562,12 +639,20 @@ pub struct Ingested {
     pub skipped: Vec<SkippedEvent>,
 }
 
+/// A breakdown crosses at most this many kept dimensions.
+pub const MAX_BREAKDOWN_DIMENSIONS: usize = 2;
+
+/// At most this many values of one kept dimension are offered to pick a segment.
+const MAX_KEPT_VALUES: u32 = 50;
+
 /// What a report includes beyond the default.
 #[derive(Debug, Clone, Default)]
 pub struct ReportOptions {
     pub correction: Option<Correction>,
-    /// A dimension the experiment keeps, to break results down by.
-    pub dimension: Option<String>,
+    /// The users counted (everyone by default).
+    pub filter: UserFilter,
+    /// Up to two dimensions the experiment keeps, to break results down by.
+    pub dimensions: Vec<String>,
     /// Cumulative effects per day; reads users and events, so it costs more.
     pub daily_series: bool,
 }
@@ -575,30 +660,35 @@ pub struct ReportOptions {
 async fn segments(
     store: &dyn Store,
     experiment: &Experiment,
-    dimension: &str,
+    options: &ReportOptions,
     metrics: &[(Metric, Vec<VariantTotals>)],
 ) -> Result<report::breakdown::Breakdown, ControlError> {
-    if !experiment.spec.dimensions.iter().any(|d| d == dimension) {
-        let kept = experiment.spec.dimensions.join(", ");
-        let problem = format!("is not kept by this experiment (its dimensions: [{kept}])");
-        return Err(ValidationError::single("dimension", problem).into());
-    }
     let mut data = Vec::new();
     for (metric, _) in metrics {
         let rows = store
-            .segment_totals(experiment.key(), dimension, &metric.event)
+            .segment_totals(
+                experiment.key(),
+                &options.dimensions,
+                &metric.event,
+                &options.filter,
+            )
             .await?;
         data.push((metric.clone(), rows));
     }
-    Ok(report::breakdown::build(experiment, dimension, &data))
+    Ok(report::breakdown::build(
+        experiment,
+        &options.dimensions,
+        &data,
+    ))
 }
 
 async fn daily_series(
     store: &dyn Store,
     experiment: &Experiment,
+    filter: &UserFilter,
     metrics: &[(Metric, Vec<VariantTotals>)],
 ) -> Result<Vec<report::series::SeriesPoint>, ControlError> {
-    let users = store.exposed_users(experiment.key()).await?;
+    let users = store.exposed_users(experiment.key(), filter).await?;
     let variants: Vec<String> = experiment
         .spec
         .variants
@@ -608,7 +698,7 @@ async fn daily_series(
     let mut points = Vec::new();
     for (metric, _) in metrics {
         let tracks = store
-            .tracks_since_exposure(experiment.key(), &metric.event)
+            .tracks_since_exposure(experiment.key(), &metric.event, filter)
             .await?;
         let settings = report::settings(experiment, metric);
         points.extend(report::series::daily(

@@ -61,19 +61,6 @@ pub fn parse_rfc3339(text: &str) -> Option<Millis> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-/// A date (`2026-12-03`, its midnight UTC) or an RFC 3339 time, as report
-/// filters take them.
-pub fn parse_date_or_time(text: &str) -> Option<Millis> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    match time::Date::parse(text, format) {
-        Ok(date) => {
-            let midnight = date.midnight().assume_utc();
-            i64::try_from(midnight.unix_timestamp_nanos() / 1_000_000).ok()
-        }
-        Err(_) => parse_rfc3339(text),
-    }
-}
-
 /// Serde for [`Millis`] fields as RFC 3339 strings: `#[serde(with = "rfc3339")]`.
 pub mod rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -126,16 +113,6 @@ mod tests {
         let ms = parse_rfc3339("2026-11-24T12:00:00.250+01:00").unwrap();
         assert_eq!(format_millis(ms), "2026-11-24T11:00:00.25Z");
         assert_eq!(parse_rfc3339("yesterday"), None);
-    }
-
-    #[test]
-    fn report_filters_take_dates_and_times() {
-        let midnight = parse_date_or_time("2026-12-03").unwrap();
-        assert_eq!(format_millis(midnight), "2026-12-03T00:00:00Z");
-        let time = parse_date_or_time("2026-12-03T08:30:00+08:00").unwrap();
-        assert_eq!(time - midnight, 30 * 60 * 1000);
-        assert_eq!(parse_date_or_time("2026-13-03"), None);
-        assert_eq!(parse_date_or_time("3 Dec"), None);
     }
 
     #[test]

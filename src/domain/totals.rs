@@ -2,7 +2,10 @@
 //! sufficient statistics, who was exposed, and (for time series) users and their
 //! events. Reports take these; the store produces them.
 
-use super::Millis;
+use std::collections::BTreeMap;
+
+use super::validation::{Problems, ValidationError};
+use super::{parse_rfc3339, Millis};
 
 /// Sufficient statistics of one event's per-user values in one variant, over the
 /// users exposed to exactly that variant (users seen in several are left out).
@@ -75,4 +78,82 @@ impl RunningTotals {
             .map(|(_, totals)| totals.clone())
             .unwrap_or_default()
     }
+}
+
+/// Which exposed users a report counts: those first exposed in `[from, to)` whose
+/// kept dimensions have one of the listed values (every listed dimension applies).
+/// Their later events all count: the filter picks users, it does not cut events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserFilter {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    /// Per kept dimension, the values a user may have; sorted by dimension.
+    pub segments: Vec<(String, Vec<String>)>,
+}
+
+impl UserFilter {
+    /// Every exposed user: what the running totals hold.
+    pub const EVERYONE: UserFilter = UserFilter {
+        from: None,
+        to: None,
+        segments: Vec::new(),
+    };
+
+    pub fn is_everyone(&self) -> bool {
+        self.from.is_none() && self.to.is_none() && self.segments.is_empty()
+    }
+
+    /// The filter of a report request: `from` and `to` are dates (midnight UTC) or
+    /// RFC 3339 times, each segment is `DIMENSION:VALUE` (one dimension repeated
+    /// means any of its values).
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        segments: &[String],
+    ) -> Result<UserFilter, ValidationError> {
+        let mut problems = Problems::default();
+        let from = from.and_then(|text| instant(&mut problems, "from", text));
+        let to = to.and_then(|text| instant(&mut problems, "to", text));
+        if let (Some(from), Some(to)) = (from, to) {
+            problems.check(from < to, "to", "must be after from");
+        }
+        let mut by_dimension: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (i, segment) in segments.iter().enumerate() {
+            match segment.split_once(':') {
+                Some((dimension, value)) if !dimension.is_empty() => {
+                    let values = by_dimension.entry(dimension.to_owned()).or_default();
+                    if !values.iter().any(|v| v == value) {
+                        values.push(value.to_owned());
+                    }
+                }
+                _ => problems.add(
+                    format!("segment[{i}]"),
+                    "must be DIMENSION:VALUE, e.g. country:CN",
+                ),
+            }
+        }
+        problems.into_result()?;
+        Ok(UserFilter {
+            from,
+            to,
+            segments: by_dimension.into_iter().collect(),
+        })
+    }
+}
+
+/// A date (its midnight UTC) or an RFC 3339 time.
+fn instant(problems: &mut Problems, field: &str, text: &str) -> Option<Millis> {
+    const DATE: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]");
+    let parsed = time::Date::parse(text, DATE)
+        .ok()
+        .map(|date| date.midnight().assume_utc().unix_timestamp() * 1000)
+        .or_else(|| parse_rfc3339(text));
+    if parsed.is_none() {
+        problems.add(
+            field,
+            "must be a date (2026-12-01) or an RFC 3339 time (2026-12-01T08:00:00Z)",
+        );
+    }
+    parsed
 }

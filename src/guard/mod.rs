@@ -5,7 +5,7 @@
 pub mod simulate;
 pub mod status;
 
-pub use status::{judge, GuardStatus, GuardrailVerdict};
+pub use status::{judge, GuardArms, GuardStatus, GuardrailVerdict};
 
 use crate::domain::experiment::{Guardrail, GuardrailAction};
 

@@ -9,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::experiment::Guardrail;
-use crate::stats::{sequential_one_sided_test, Arm, Difference, Settings, Side};
+use crate::stats::{sequential_one_sided_cuped_test, sequential_one_sided_test};
+use crate::stats::{Arm, CupedArm, Difference, OneSided, Settings, Side};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,12 +45,54 @@ pub struct GuardrailVerdict {
     pub evidence: String,
 }
 
+/// What a guardrail is judged on: the control and the treatment, adjusted by their
+/// pre-exposure covariate when the experiment has one (CUPED).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GuardArms {
+    Plain {
+        control: Arm,
+        treatment: Arm,
+    },
+    Cuped {
+        control: CupedArm,
+        treatment: CupedArm,
+    },
+}
+
+impl GuardArms {
+    /// The always-valid one-sided test of the relative effect on the harmful side.
+    fn test(self, harmful: Side, settings: &Settings) -> OneSided {
+        match self {
+            GuardArms::Plain { control, treatment } => sequential_one_sided_test(
+                control,
+                treatment,
+                Difference::Relative,
+                harmful,
+                settings,
+            ),
+            GuardArms::Cuped { control, treatment } => sequential_one_sided_cuped_test(
+                control,
+                treatment,
+                Difference::Relative,
+                harmful,
+                settings,
+            ),
+        }
+    }
+
+    fn users(self) -> (u64, u64) {
+        match self {
+            GuardArms::Plain { control, treatment } => (control.moments.n, treatment.moments.n),
+            GuardArms::Cuped { control, treatment } => (control.moments.n, treatment.moments.n),
+        }
+    }
+}
+
 /// Judges one treatment arm against the control for a guardrail.
 pub fn judge(
     guardrail: &Guardrail,
     variant: &str,
-    control: Arm,
-    treatment: Arm,
+    arms: GuardArms,
     settings: &Settings,
     srm_ok: bool,
 ) -> GuardrailVerdict {
@@ -58,8 +101,7 @@ pub fn judge(
     } else {
         Side::TreatmentGreater
     };
-    let test =
-        sequential_one_sided_test(control, treatment, Difference::Relative, harmful, settings);
+    let test = arms.test(harmful, settings);
     let observed_drop = test.effect.map(|effect| {
         if settings.higher_is_better {
             -effect
@@ -69,7 +111,7 @@ pub fn judge(
     });
     let significant = test.p_value.is_some_and(|p| p < settings.alpha);
     let past_threshold = observed_drop.is_some_and(|d| d > 0.0 && d >= guardrail.max_drop);
-    let (control_users, treatment_users) = (control.moments.n, treatment.moments.n);
+    let (control_users, treatment_users) = arms.users();
     let enough_users = control_users.min(treatment_users) >= guardrail.min_users;
     let status = if significant && past_threshold && enough_users {
         GuardStatus::Red
@@ -81,10 +123,9 @@ pub fn judge(
     let evidence = describe(
         guardrail,
         variant,
-        observed_drop,
-        test.p_value,
+        arms,
+        (observed_drop, test.p_value),
         settings.alpha,
-        (control_users, treatment_users),
         srm_ok,
     );
     GuardrailVerdict {
@@ -102,15 +143,19 @@ pub fn judge(
 fn describe(
     guardrail: &Guardrail,
     variant: &str,
-    drop: Option<f64>,
-    p_value: Option<f64>,
+    arms: GuardArms,
+    (drop, p_value): (Option<f64>, Option<f64>),
     alpha: f64,
-    (control_users, treatment_users): (u64, u64),
     srm_ok: bool,
 ) -> String {
+    let adjusted = match arms {
+        GuardArms::Plain { .. } => "",
+        GuardArms::Cuped { .. } => " (CUPED-adjusted)",
+    };
     let change = drop.map_or("change undefined".to_owned(), |d| {
-        format!("{:+.1}% vs control", -d * 100.0)
+        format!("{:+.1}% vs control{adjusted}", -d * 100.0)
     });
+    let (control_users, treatment_users) = arms.users();
     let p = p_value.map_or("p undefined".to_owned(), |p| {
         format!("always-valid one-sided p = {p:.4}")
     });
@@ -146,13 +191,16 @@ mod tests {
         Arm::new(MetricType::Proportion, Moments::conversions(n, converted))
     }
 
+    fn plain(control: Arm, treatment: Arm) -> GuardArms {
+        GuardArms::Plain { control, treatment }
+    }
+
     #[test]
     fn a_large_significant_drop_with_enough_users_is_red() {
         let verdict = judge(
             &guardrail(0.2, 500),
             "premium",
-            conversions(20_000, 2_000),
-            conversions(20_000, 1_400),
+            plain(conversions(20_000, 2_000), conversions(20_000, 1_400)),
             &Settings::default(),
             true,
         );
@@ -166,8 +214,7 @@ mod tests {
         let verdict = judge(
             &guardrail(0.2, 50_000),
             "premium",
-            conversions(20_000, 2_000),
-            conversions(20_000, 1_400),
+            plain(conversions(20_000, 2_000), conversions(20_000, 1_400)),
             &Settings::default(),
             true,
         );
@@ -179,8 +226,7 @@ mod tests {
         let noisy = judge(
             &guardrail(0.2, 10),
             "b",
-            conversions(100, 10),
-            conversions(100, 7),
+            plain(conversions(100, 10), conversions(100, 7)),
             &Settings::default(),
             true,
         );
@@ -188,8 +234,7 @@ mod tests {
         let flat = judge(
             &guardrail(0.2, 10),
             "b",
-            conversions(10_000, 1_000),
-            conversions(10_000, 1_010),
+            plain(conversions(10_000, 1_000), conversions(10_000, 1_010)),
             &Settings::default(),
             true,
         );
@@ -197,8 +242,7 @@ mod tests {
         let srm = judge(
             &guardrail(0.2, 10),
             "b",
-            conversions(10_000, 1_000),
-            conversions(10_000, 1_010),
+            plain(conversions(10_000, 1_000), conversions(10_000, 1_010)),
             &Settings::default(),
             false,
         );

@@ -1,5 +1,6 @@
-//! Results per value of a dimension kept at exposure (`?dimension=country`). Values
-//! with few users are folded into "other": their statistics would only be noise.
+//! Results per value of a dimension kept at exposure (`?dimension=country`), or per
+//! pair of values of two (`?dimension=country,device`). Segments with few users are
+//! folded into "other": their statistics would only be noise.
 
 use std::collections::BTreeMap;
 
@@ -18,22 +19,30 @@ const NOT_CAPTURED: &str = "(not captured)";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Breakdown {
+    /// The dimensions as asked for, comma-separated.
     pub dimension: String,
+    pub dimensions: Vec<String>,
     pub min_users: u64,
     pub segments: Vec<Segment>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Segment {
+    /// The segment's values joined by " / " (or "other").
     pub value: String,
+    /// One value per dimension (just "other" for the folded rest).
+    pub values: Vec<String>,
     pub users: u64,
     pub metrics: Vec<MetricReport>,
 }
 
-/// Per metric, the per-value per-variant totals the store returned.
-pub type SegmentData = Vec<(Metric, Vec<(Option<String>, VariantTotals)>)>;
+/// The values of a segment, one per dimension (`None`: not captured).
+pub type SegmentKey = Vec<Option<String>>;
 
-pub fn build(experiment: &Experiment, dimension: &str, data: &SegmentData) -> Breakdown {
+/// Per metric, the per-segment per-variant totals the store returned.
+pub type SegmentData = Vec<(Metric, Vec<(SegmentKey, VariantTotals)>)>;
+
+pub fn build(experiment: &Experiment, dimensions: &[String], data: &SegmentData) -> Breakdown {
     let ranked = segment_labels(data);
     // Largest segments first, "other" last.
     let mut order: Vec<&str> = Vec::new();
@@ -45,27 +54,28 @@ pub fn build(experiment: &Experiment, dimension: &str, data: &SegmentData) -> Br
     if ranked.iter().any(|(_, label)| label == OTHER) {
         order.push(OTHER);
     }
-    let labels: BTreeMap<Option<String>, String> = ranked.iter().cloned().collect();
+    let labels: BTreeMap<SegmentKey, String> = ranked.iter().cloned().collect();
     let segments = order
         .into_iter()
         .map(|label| segment(experiment, data, &labels, label))
         .collect();
     Breakdown {
-        dimension: dimension.to_owned(),
+        dimension: dimensions.join(","),
+        dimensions: dimensions.to_vec(),
         min_users: MIN_SEGMENT_USERS,
         segments,
     }
 }
 
-/// The label each raw value is reported under, largest segments first.
-fn segment_labels(data: &SegmentData) -> Vec<(Option<String>, String)> {
-    let mut users: BTreeMap<Option<String>, u64> = BTreeMap::new();
+/// The label each segment is reported under, largest segments first.
+fn segment_labels(data: &SegmentData) -> Vec<(SegmentKey, String)> {
+    let mut users: BTreeMap<SegmentKey, u64> = BTreeMap::new();
     if let Some((_, rows)) = data.first() {
         for (value, totals) in rows {
             *users.entry(value.clone()).or_default() += totals.users;
         }
     }
-    let mut by_size: Vec<(Option<String>, u64)> = users.into_iter().collect();
+    let mut by_size: Vec<(SegmentKey, u64)> = users.into_iter().collect();
     by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     by_size
         .into_iter()
@@ -74,7 +84,7 @@ fn segment_labels(data: &SegmentData) -> Vec<(Option<String>, String)> {
             let label = if n < MIN_SEGMENT_USERS || rank >= MAX_SEGMENTS {
                 OTHER.to_owned()
             } else {
-                value.clone().unwrap_or_else(|| NOT_CAPTURED.to_owned())
+                segment_values(&value).join(" / ")
             };
             (value, label)
         })
@@ -84,7 +94,7 @@ fn segment_labels(data: &SegmentData) -> Vec<(Option<String>, String)> {
 fn segment(
     experiment: &Experiment,
     data: &SegmentData,
-    labels: &BTreeMap<Option<String>, String>,
+    labels: &BTreeMap<SegmentKey, String>,
     label: &str,
 ) -> Segment {
     let metrics: Vec<MetricReport> = data
@@ -104,9 +114,21 @@ fn segment(
     let users = metrics
         .first()
         .map_or(0, |m| m.variants.iter().map(|v| v.users).sum());
+    let values = labels
+        .iter()
+        .find(|(_, l)| *l == label)
+        .filter(|_| label != OTHER)
+        .map_or_else(|| vec![OTHER.to_owned()], |(key, _)| segment_values(key));
     Segment {
         value: label.to_owned(),
+        values,
         users,
         metrics,
     }
+}
+
+fn segment_values(key: &SegmentKey) -> Vec<String> {
+    key.iter()
+        .map(|value| value.clone().unwrap_or_else(|| NOT_CAPTURED.to_owned()))
+        .collect()
 }

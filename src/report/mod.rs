@@ -17,9 +17,9 @@ pub use crate::guard::{GuardStatus, GuardrailVerdict};
 pub use headline::{Headline, HeadlineComparison};
 pub use table::to_table;
 
-use crate::domain::totals::{ExposureSummary, VariantTotals};
-use crate::domain::{Experiment, Metric, MetricKind};
-use crate::guard::judge;
+use crate::domain::totals::{ExposureSummary, UserFilter, VariantTotals};
+use crate::domain::{format_millis, Experiment, Metric, MetricKind};
+use crate::guard::{judge, GuardArms};
 use crate::stats::{self, benjamini_hochberg, holm, srm, Arm, MetricType, Moments, Settings};
 
 /// A share of users seen in several variants above this turns health yellow.
@@ -74,14 +74,45 @@ pub struct Report {
     pub correction: Option<Correction>,
     pub srm: SrmBlock,
     pub multiple_exposures: u64,
+    /// The users counted, when not everyone (`?from=…&to=…&segment=…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterEcho>,
     pub metrics: Vec<MetricReport>,
     pub guardrails: Vec<GuardrailVerdict>,
-    /// Results per value of a dimension, on request (`?dimension=country`).
+    /// Results per value of one or two dimensions, on request
+    /// (`?dimension=country` or `?dimension=country,device`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breakdown: Option<breakdown::Breakdown>,
     /// Daily cumulative effects, on request (`?series=daily`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub series: Option<Vec<series::SeriesPoint>>,
+}
+
+/// The filter a report was built with, as the request gave it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilterEcho {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `DIMENSION:VALUE`, one per value.
+    pub segments: Vec<String>,
+}
+
+impl FilterEcho {
+    pub fn of(filter: &UserFilter) -> Self {
+        FilterEcho {
+            from: filter.from.map(format_millis),
+            to: filter.to.map(format_millis),
+            segments: filter
+                .segments
+                .iter()
+                .flat_map(|(dimension, values)| {
+                    values.iter().map(move |v| format!("{dimension}:{v}"))
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,11 +228,14 @@ pub fn build(input: ReportInput<'_>) -> Result<Report, ReportError> {
             let control = arm(metric.kind, control);
             for treatment in treatments {
                 let treatment_arm = arm(metric.kind, treatment);
+                let arms = GuardArms::Plain {
+                    control,
+                    treatment: treatment_arm,
+                };
                 guardrails.push(judge(
                     guardrail,
                     &treatment.variant,
-                    control,
-                    treatment_arm,
+                    arms,
                     &settings,
                     srm.ok,
                 ));
@@ -221,6 +255,7 @@ pub fn build(input: ReportInput<'_>) -> Result<Report, ReportError> {
         correction: input.correction,
         srm,
         multiple_exposures: input.exposures.multiple_exposures,
+        filter: None,
         metrics,
         guardrails,
         breakdown: None,

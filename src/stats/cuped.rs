@@ -12,8 +12,9 @@
 
 use super::frequentist::{estimate_from, require_units, Estimate};
 use super::moments::Summary;
+use super::sequential::one_sided_test;
 use super::{compare_estimates, finite, Arm, Comparison, Difference, MetricType};
-use super::{PairedMoments, Reason, Settings};
+use super::{OneSided, PairedMoments, Reason, Settings, Side};
 
 /// One arm of a CUPED-adjusted metric: each user's value `x` after exposure and
 /// covariate `y` (the same metric over the lookback window before it), with `Σxy`.
@@ -152,6 +153,26 @@ pub fn compare_cuped(
         variance_reduction: variance_reduction.ok(),
         reason: variance_reduction.err(),
     }
+}
+
+/// The guard's always-valid one-sided test ([`sequential_one_sided_test`]) on the
+/// CUPED-adjusted effect, with θ from these two arms as in [`compare_cuped`] (θ = 0,
+/// unadjusted, where it is undefined).
+///
+/// [`sequential_one_sided_test`]: super::sequential_one_sided_test
+pub fn sequential_one_sided_cuped_test(
+    control: CupedArm,
+    treatment: CupedArm,
+    difference: Difference,
+    side: Side,
+    settings: &Settings,
+) -> OneSided {
+    let theta = theta(control, treatment).unwrap_or(0.0);
+    one_sided_test(
+        || estimate(control, treatment, theta, difference),
+        side,
+        settings,
+    )
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ mod srm;
 mod testutil;
 
 pub use correction::{benjamini_hochberg, holm};
-pub use cuped::{compare_cuped, CupedArm, CupedComparison};
+pub use cuped::{compare_cuped, sequential_one_sided_cuped_test, CupedArm, CupedComparison};
 pub use frequentist::one_sided_t_test;
 pub use moments::{Arm, MetricType, Moments, PairedMoments};
 pub use power::{minimum_detectable_effect, power, sample_size_per_variant, Baseline};

@@ -82,12 +82,21 @@ pub fn sequential_one_sided_test(
     side: Side,
     settings: &Settings,
 ) -> OneSided {
+    one_sided_test(|| estimate(control, treatment, difference), side, settings)
+}
+
+/// [`sequential_one_sided_test`] on the effect `estimate` gives (plain or adjusted).
+pub(super) fn one_sided_test(
+    estimate: impl FnOnce() -> Result<Estimate, Reason>,
+    side: Side,
+    settings: &Settings,
+) -> OneSided {
     let run = || -> Result<(f64, f64, f64), Reason> {
         settings.validate()?;
         if settings.alpha >= 0.5 {
             return Err(Reason::InvalidSettings);
         }
-        let est = estimate(control, treatment, difference)?;
+        let est = estimate()?;
         let (bound, p) = one_sided(est, side, settings.alpha, settings.sequential_tuning)?;
         Ok((est.effect, bound, p))
     };

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::domain::event::Expiry;
 pub use crate::domain::totals::{
-    ExposedUser, ExposureSummary, RunningTotals, TrackFact, VariantTotals,
+    ExposedUser, ExposureSummary, RunningTotals, TrackFact, UserFilter, VariantTotals,
 };
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
@@ -230,13 +230,21 @@ pub trait Store: Send + Sync + 'static {
     /// how many raw events were erased.
     async fn erase_user(&self, user: &str, audit: &NewAuditEntry) -> Result<u64, StoreError>;
 
-    async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError>;
-    /// Per-variant totals of `event` for an experiment, read from the running totals:
-    /// the cost grows with variants, not with users or events.
+    /// Who was exposed among the users `filter` picks: read from the running totals
+    /// for everyone, from per-user rows otherwise.
+    async fn exposure_summary(
+        &self,
+        experiment: &str,
+        filter: &UserFilter,
+    ) -> Result<ExposureSummary, StoreError>;
+    /// Per-variant totals of `event` over the users `filter` picks. For everyone
+    /// they are read from the running totals: the cost grows with variants, not with
+    /// users or events; a filter reads per-user rows.
     async fn variant_totals(
         &self,
         experiment: &str,
         event: &str,
+        filter: &UserFilter,
     ) -> Result<Vec<VariantTotals>, StoreError>;
 
     /// The running totals of several experiments at once, each for every one of
@@ -269,25 +277,42 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(Delivery, Webhook)>, StoreError>;
     async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
 
-    /// Per value of a kept dimension (`None`: not captured), per-variant totals of
-    /// `event`. For breakdowns; the cost grows with users.
+    /// Per combination of the values of `dimensions` (at most two kept dimensions;
+    /// `None`: not captured), per-variant totals of `event` over the users `filter`
+    /// picks. For breakdowns and filters; the cost grows with users.
     async fn segment_totals(
         &self,
         experiment: &str,
-        dimension: &str,
+        dimensions: &[String],
         event: &str,
-    ) -> Result<Vec<(Option<String>, VariantTotals)>, StoreError>;
+        filter: &UserFilter,
+    ) -> Result<Vec<(Vec<Option<String>>, VariantTotals)>, StoreError>;
 
-    /// The users exposed to exactly one variant, with their first exposure, ordered
-    /// by it. For time series; the cost grows with users.
-    async fn exposed_users(&self, experiment: &str) -> Result<Vec<ExposedUser>, StoreError>;
+    /// The users `filter` picks among those exposed to exactly one variant, with
+    /// their first exposure, ordered by it. For time series; the cost grows with users.
+    async fn exposed_users(
+        &self,
+        experiment: &str,
+        filter: &UserFilter,
+    ) -> Result<Vec<ExposedUser>, StoreError>;
     /// Those users' track events named `event` at or after their first exposure,
     /// ordered by time. For time series; the cost grows with those events.
     async fn tracks_since_exposure(
         &self,
         experiment: &str,
         event: &str,
+        filter: &UserFilter,
     ) -> Result<Vec<TrackFact>, StoreError>;
+
+    /// The values of a kept dimension among an experiment's exposed users, the most
+    /// common first, at most `limit` (not captured is not a value). For the
+    /// dashboard's segment filter; the cost grows with users.
+    async fn kept_values(
+        &self,
+        experiment: &str,
+        dimension: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Opens (creating and migrating) the store a URL names.

@@ -92,8 +92,8 @@ impl Dialect for Postgres {
     type Coordination = Coordination;
     const INGEST_WRITERS: usize = 4;
 
-    fn dimension_value(column: &str) -> String {
-        format!("({column}::jsonb ->> $1)")
+    fn dimension_value(column: &str, key: &str) -> String {
+        format!("({column}::jsonb ->> {key})")
     }
 
     fn dimension_key(dimension: &str) -> String {

@@ -56,11 +56,11 @@ impl Dialect for Sqlite {
     type Coordination = ();
     const INGEST_WRITERS: usize = 1;
 
-    fn dimension_value(column: &str) -> String {
+    fn dimension_value(column: &str, key: &str) -> String {
         // json_extract gives booleans as 1 and 0; name them as PostgreSQL does.
         format!(
-            "CASE json_type({column}, $1) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
-             ELSE CAST(json_extract({column}, $1) AS TEXT) END"
+            "CASE json_type({column}, {key}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+             ELSE CAST(json_extract({column}, {key}) AS TEXT) END"
         )
     }
 

@@ -1,31 +1,29 @@
 //! One experiment's page: its definition, guardrails with their evidence, the
-//! significance table, the SRM warning, a chart per metric, a breakdown by
-//! dimension, the audit timeline, CSV export and the lifecycle buttons.
+//! significance table, the SRM warning, a chart per metric, a breakdown by one or
+//! two dimensions, the audit timeline, CSV export and the lifecycle buttons. The
+//! report follows the filter in the query string (see [`super::filter`]), and so
+//! does the CSV export.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::response::Response;
-use serde::Deserialize;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 
 use super::chart::{self, Chart};
 use super::error::WebError;
+use super::filter::{filter_view, read_query, Asked, FilterView};
 use super::lifecycle::{available_actions, ActionLink};
 use super::session::Session;
 use super::summary::{exposure, guardrails, GuardrailView, Verdict};
 use super::text::Text;
 use super::view::{self, render, Chrome};
 use super::WebState;
-use crate::control::ReportOptions;
+use crate::control::{Control, ControlError, ReportOptions, ReportQuery};
 use crate::domain::experiment::Guardrail;
-use crate::domain::{AuditEntry, Experiment, Role, Status};
+use crate::domain::validation::FieldProblem;
+use crate::domain::{AuditEntry, Experiment, Role, Status, ValidationError};
 use crate::http::csv_attachment;
 use crate::report::{ComparisonReport, MetricReport, Report};
-
-#[derive(Deserialize, Default)]
-pub(crate) struct ShowQuery {
-    #[serde(default)]
-    dimension: String,
-}
 
 struct VariantView {
     key: String,
@@ -69,11 +67,6 @@ struct SegmentView {
     metrics: Vec<MetricView>,
 }
 
-struct DimensionOption {
-    name: String,
-    selected: bool,
-}
-
 struct AuditView {
     /// RFC 3339, for `<time datetime>`.
     at: String,
@@ -113,7 +106,11 @@ struct ExperimentPage {
     guardrail_rules: Vec<String>,
     guardrails: Vec<GuardrailView>,
     metrics: Vec<MetricView>,
-    dimensions: Vec<DimensionOption>,
+    /// Whether the experiment keeps any dimension to break down by.
+    keeps_dimensions: bool,
+    /// Whether the report carries a breakdown.
+    broken_down: bool,
+    filter: FilterView,
     breakdown: Vec<SegmentView>,
     audit: Vec<AuditView>,
     actions: Vec<ActionLink>,
@@ -123,40 +120,96 @@ pub(crate) async fn show(
     State(state): State<WebState>,
     session: Session,
     Path(key): Path<String>,
-    Query(query): Query<ShowQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     let experiment = state.control.get_experiment(&key).await?;
-    let options = ReportOptions {
-        daily_series: true,
-        dimension: Some(query.dimension.clone()).filter(|d| !d.is_empty()),
-        ..ReportOptions::default()
-    };
-    let report = state.control.report(&key, options).await?;
+    let query = read_query(raw.as_deref());
+    let shown = shown_report(&state.control, &key, &query).await?;
+    let kept = state.control.kept_values(&experiment).await?;
     let audit = state.control.audit_log(&key).await?;
+    let t = session.text();
     let actions = if session.may(Role::Editor) {
-        available_actions(session.text(), &experiment)
+        available_actions(t, &experiment)
     } else {
         Vec::new()
     };
+    let asked = Asked {
+        key: &key,
+        raw: raw.as_deref(),
+        query: query.as_ref().ok(),
+    };
+    let status = if shown.problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let filter = filter_view(t, &asked, &kept, &shown.options.filter, shown.problems);
     let page = page(
-        session.text(),
+        t,
         session.chrome(),
         &experiment,
-        &report,
+        &shown.report,
         &audit,
-        &query.dimension,
+        filter,
         actions,
     );
-    Ok(render(&page))
+    Ok((status, render(&page)).into_response())
 }
 
+/// The CSV of what the page with the same query string shows.
 pub(crate) async fn csv(
     State(state): State<WebState>,
     _session: Session,
     Path(key): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
-    let report = state.control.report(&key, ReportOptions::default()).await?;
+    let options = read_query(raw.as_deref())
+        .and_then(|query| query.options())
+        .map_err(ControlError::Invalid)?;
+    let report = state.control.report(&key, options).await?;
     Ok(csv_attachment(&key, &report))
+}
+
+/// The report a page shows, the options it was built with, and why the query was
+/// not applied when it was not.
+struct Shown {
+    report: Report,
+    options: ReportOptions,
+    problems: Vec<FieldProblem>,
+}
+
+/// The report the query asks for, with the daily series the charts draw; for a
+/// query that is not valid, everyone's report and the problems with the query.
+async fn shown_report(
+    control: &Control,
+    key: &str,
+    query: &Result<ReportQuery, ValidationError>,
+) -> Result<Shown, WebError> {
+    let with_series = |options| ReportOptions {
+        daily_series: true,
+        ..options
+    };
+    let asked = query.clone().and_then(|query| query.options());
+    let invalid = match asked.map(with_series) {
+        Ok(options) => match control.report(key, options.clone()).await {
+            Ok(report) => {
+                return Ok(Shown {
+                    report,
+                    options,
+                    problems: Vec::new(),
+                })
+            }
+            Err(ControlError::Invalid(invalid)) => invalid,
+            Err(other) => return Err(other.into()),
+        },
+        Err(invalid) => invalid,
+    };
+    let options = with_series(ReportOptions::default());
+    Ok(Shown {
+        report: control.report(key, options.clone()).await?,
+        options,
+        problems: invalid.problems,
+    })
 }
 
 fn page(
@@ -165,7 +218,7 @@ fn page(
     experiment: &Experiment,
     report: &Report,
     audit: &[AuditEntry],
-    dimension: &str,
+    filter: FilterView,
     actions: Vec<ActionLink>,
 ) -> ExperimentPage {
     let spec = &experiment.spec;
@@ -216,14 +269,9 @@ fn page(
             .iter()
             .map(|m| metric_view(t, m, chart::charts(t, &m.metric, series)))
             .collect(),
-        dimensions: spec
-            .dimensions
-            .iter()
-            .map(|name| DimensionOption {
-                name: name.clone(),
-                selected: name == dimension,
-            })
-            .collect(),
+        keeps_dimensions: !spec.dimensions.is_empty(),
+        broken_down: report.breakdown.is_some(),
+        filter,
         breakdown: breakdown(t, report),
         audit: audit.iter().rev().map(|e| audit_view(t, e)).collect(),
         actions,

@@ -18,6 +18,7 @@ mod error;
 mod experiment;
 mod experiments;
 mod fields;
+mod filter;
 mod form;
 mod lang;
 mod lifecycle;

@@ -27,106 +27,58 @@ use super::text::Text;
 use super::view::{self, render, Chrome};
 use super::WebState;
 use crate::domain::environment::is_served_in;
+use crate::domain::totals::UserFilter;
 use crate::domain::validation::Problems;
-use crate::domain::{
-    now_millis, parse_date_or_time, Environment, Experiment, Millis, Status, ValidationError,
-};
+use crate::domain::{now_millis, Environment, Experiment, Status, ValidationError};
 
 /// The statuses the overview shows when the link names none.
 const DEFAULT_STATUS: Status = Status::Running;
 
-/// The users a view counts: first exposed in [`from`, `to`) and with these kept
-/// dimension values (the contract's report filters). They are read and kept in
-/// the view's links; the running totals the overview reads count every user, so
-/// until the store can filter them the page says that they are not applied.
+/// The report filters the link carries (the contract's `from`, `to` and
+/// `segment=DIM:VALUE`), read as a report reads them and kept in the view's
+/// links. The running totals the overview reads count every user, so until
+/// [`Control::summaries`](crate::control::Control::summaries) takes a
+/// [`UserFilter`] the page says that they are not applied.
 struct Cohort {
-    from: Option<TimeBound>,
-    to: Option<TimeBound>,
-    segments: Vec<Segment>,
-}
-
-/// A time as the link gives it (a date or an RFC 3339 time) and the instant it
-/// stands for.
-struct TimeBound {
-    text: String,
-    at: Millis,
-}
-
-/// A kept dimension's value, `segment=country:CN`.
-struct Segment {
-    dimension: String,
-    value: String,
+    filter: UserFilter,
+    /// The filters as the link gives them, for the form and the page links.
+    pairs: Vec<(&'static str, String)>,
 }
 
 impl Cohort {
-    fn parse(query: &Fields, problems: &mut Problems) -> Self {
-        let mut bound = |name: &str| {
-            let text = query.get(name).trim();
-            if text.is_empty() {
-                return None;
-            }
-            let at = parse_date_or_time(text);
-            problems.check(at.is_some(), name, TIME_RULE);
-            at.map(|at| TimeBound {
-                text: text.to_owned(),
-                at,
-            })
-        };
-        let (from, to) = (bound("from"), bound("to"));
-        if let (Some(from), Some(to)) = (&from, &to) {
-            problems.check(from.at < to.at, "to", "must be later than from");
-        }
-        let mut segments = Vec::new();
-        for (i, text) in query.all("segment").iter().enumerate() {
-            match text.split_once(':') {
-                Some((dimension, value)) if !dimension.is_empty() => segments.push(Segment {
-                    dimension: dimension.to_owned(),
-                    value: value.to_owned(),
-                }),
-                _ => problems.add(format!("segment[{i}]"), SEGMENT_RULE),
+    fn parse(query: &Fields) -> Result<Self, ValidationError> {
+        let text = |name: &str| Some(query.get(name).trim()).filter(|t| !t.is_empty());
+        let segments: Vec<String> = query
+            .all("segment")
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        let filter = UserFilter::parse(text("from"), text("to"), &segments)?;
+        let mut pairs = Vec::new();
+        for name in ["from", "to"] {
+            if let Some(text) = text(name) {
+                pairs.push((name, text.to_owned()));
             }
         }
-        Cohort { from, to, segments }
-    }
-
-    /// Everyone: no report filter asked for.
-    fn is_everyone(&self) -> bool {
-        self.from.is_none() && self.to.is_none() && self.segments.is_empty()
+        pairs.extend(segments.into_iter().map(|s| ("segment", s)));
+        Ok(Cohort { filter, pairs })
     }
 
     /// The filters in words, for the notice that they are not applied.
     fn describe(&self, t: Text) -> String {
         let mut parts = Vec::new();
-        if let Some(from) = &self.from {
-            parts.push(t.cohort_from(view::date_time(t.lang, from.at)));
+        if let Some(from) = self.filter.from {
+            parts.push(t.cohort_from(view::date_time(t.lang, from)));
         }
-        if let Some(to) = &self.to {
-            parts.push(t.cohort_to(view::date_time(t.lang, to.at)));
+        if let Some(to) = self.filter.to {
+            parts.push(t.cohort_to(view::date_time(t.lang, to)));
         }
-        for segment in &self.segments {
-            parts.push(t.cohort_segment(&segment.dimension, &segment.value));
+        for (dimension, values) in &self.filter.segments {
+            parts.extend(values.iter().map(|v| t.cohort_segment(dimension, v)));
         }
         parts.join(t.list_separator())
     }
-
-    fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::new();
-        if let Some(from) = &self.from {
-            pairs.push(("from", from.text.clone()));
-        }
-        if let Some(to) = &self.to {
-            pairs.push(("to", to.text.clone()));
-        }
-        for segment in &self.segments {
-            let text = format!("{}:{}", segment.dimension, segment.value);
-            pairs.push(("segment", text));
-        }
-        pairs
-    }
 }
-
-const TIME_RULE: &str = "must be a date (YYYY-MM-DD) or an RFC 3339 time";
-const SEGMENT_RULE: &str = "must be DIMENSION:VALUE";
 
 /// The overview's filters, as the link gives them.
 struct OverviewFilter {
@@ -153,13 +105,25 @@ impl OverviewFilter {
                 "is not a defined environment (POST /api/v1/environments)",
             );
         }
-        let cohort = Cohort::parse(query, &mut problems);
+        let cohort = Cohort::parse(query);
         let page = page_number(query.get("page"));
+        for invalid in [
+            status.as_ref().err(),
+            cohort.as_ref().err(),
+            page.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for p in &invalid.problems {
+                problems.add(p.field.clone(), p.problem.clone());
+            }
+        }
         problems.into_result()?;
         Ok(OverviewFilter {
             status: status?,
             environment,
-            cohort,
+            cohort: cohort?,
             page: page?,
         })
     }
@@ -179,7 +143,7 @@ impl OverviewFilter {
             ("status", status.to_owned()),
             ("environment", self.environment.clone().unwrap_or_default()),
         ];
-        pairs.extend(self.cohort.pairs());
+        pairs.extend(self.cohort.pairs.iter().cloned());
         pairs
     }
 }
@@ -221,7 +185,7 @@ pub(crate) async fn page(
         .into_iter()
         .filter(|e| filter.admits(e))
         .collect();
-    // The cohort is not passed on: the running totals count every user (see Cohort).
+    // The cohort is not passed on yet: the running totals count every user (see Cohort).
     let mut summaries = state.control.summaries(matching).await?;
     // Stable: within one health, the experiments keep the list's order (newest first).
     summaries.sort_by_key(|s| Reverse(s.report.health));
@@ -243,8 +207,8 @@ pub(crate) async fn page(
         statuses: status_options(t, filter.status),
         every_status: filter.status.is_none(),
         environments: choices(&environment_options, &selected, "environment"),
-        kept: filter.cohort.pairs(),
-        not_applied: (!filter.cohort.is_everyone()).then(|| filter.cohort.describe(t)),
+        not_applied: (!filter.cohort.filter.is_everyone()).then(|| filter.cohort.describe(t)),
+        kept: filter.cohort.pairs,
         rows,
         pagination,
         updated: view::date_time(t.lang, now),

@@ -265,9 +265,6 @@ catalogue! {
         "{metric} 上 {variant} 对比 {baseline}：{day} 为 {effect}（95% 区间 {low} 至 {high}），共 {days} 天";
     breakdown => "Breakdown", "细分";
     no_dimensions => "This experiment keeps no dimension to break results down by.", "该实验没有保留可用于细分结果的维度。";
-    dimension => "Dimension", "维度";
-    choose => "Choose…", "请选择…";
-    break_down => "Break down", "细分";
     segment_users(users) => "{users} users", "{users} 名用户";
     audit_timeline => "Audit timeline", "审计记录";
     audit_line(action, actor) => "{action} by {actor}", "{actor} 执行了{action}";
@@ -450,6 +447,28 @@ catalogue! {
         "每个变体 {users} 名用户（共 {total} 名），能在显著性水平 {alpha} 下以 {power} 的统计功效检测到 {mde} 的相对效果。";
     detectable_effect(users, power, alpha, mde) => "With {users} users per variant, the smallest relative effect detected with power {power} at significance level {alpha} is {mde}.",
         "每个变体 {users} 名用户时，在显著性水平 {alpha} 下以 {power} 的统计功效能检测到的最小相对效果为 {mde}。";
+
+    // The experiment page's filters: whom the report counts and its breakdown.
+    report_view => "Users counted", "统计的用户";
+    first_exposed_from => "First exposed from", "首次曝光不早于";
+    first_exposed_before => "First exposed before", "首次曝光早于";
+    segment_of(dimension) => "{dimension} (any of)", "{dimension}（任一）";
+    segment_hint => "None picked: every value. Several: users with any of them.", "都不选：所有取值。选多个：具有其中任一取值的用户。";
+    no_values_yet => "No user has shown a value yet.", "还没有用户出现过取值。";
+    break_down_by => "Break down by", "细分维度";
+    and_by => "and by", "再按";
+    no_breakdown => "no breakdown", "不细分";
+    apply_filter => "Apply", "应用";
+    filter_active(conditions) => "Showing users {conditions}.", "仅显示{conditions}的用户。";
+    exposed_between(from, to) => "first exposed from {from}, before {to}", "在 {from} 起、{to} 之前首次曝光";
+    exposed_from(from) => "first exposed from {from}", "在 {from} 起首次曝光";
+    exposed_before(to) => "first exposed before {to}", "在 {to} 之前首次曝光";
+    segment_condition(dimension, values) => "with {dimension} {values}", "{dimension} 为 {values}";
+    or_values => " or ", " 或 ";
+    condition_separator => ", ", "，";
+    clear_filter => "Clear the filter", "清除筛选";
+    filter_not_applied => "The filter was not applied, so the results count every user:", "筛选未生效，以下结果统计的是所有用户：";
+    choose_breakdown => "Choose a dimension above to break the results down.", "在上方选择维度以细分结果。";
 }
 
 /// Problems and refusals the domain words in English, as patterns (`{}` stands
@@ -493,10 +512,18 @@ pub const DOMAIN_TEXTS: &[(&str, &str)] = &[
     ("webhook {}", "Webhook {}"),
     ("API key {}", "API 密钥 {}"),
     ("no environment {} (create it: POST /api/v1/environments)", "没有环境 {}"),
-    ("must be a date (YYYY-MM-DD) or an RFC 3339 time", "必须是日期（YYYY-MM-DD）或 RFC 3339 时间"),
-    ("must be later than from", "必须晚于开始时间"),
-    ("must be DIMENSION:VALUE", "必须是“维度:值”的形式"),
     ("must be a whole number, at least 1", "必须是至少为 1 的整数"),
+    // Report filters and breakdowns.
+    ("must be a date (2026-12-01) or an RFC 3339 time (2026-12-01T08:00:00Z)",
+        "必须是日期（2026-12-01）或 RFC 3339 时间（2026-12-01T08:00:00Z）"),
+    ("must be after from", "必须晚于起始时间"),
+    ("must be DIMENSION:VALUE, e.g. country:CN", "必须是“维度:取值”，例如 country:CN"),
+    ("{} is not kept by this experiment (its dimensions: [{}])", "{} 不是该实验保留的维度（它保留的维度：[{}]）"),
+    ("names at most {} dimensions", "最多指定 {} 个维度"),
+    ("names {} twice", "重复指定了 {}"),
+    ("is given more than once", "重复给出"),
+    ("must be holm or bh", "必须是 holm 或 bh"),
+    ("must be daily", "必须是 daily"),
 ];
 
 impl Text {

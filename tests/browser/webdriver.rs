@@ -43,8 +43,10 @@ impl Browser {
             );
         }
         let port = free_port();
+        // Date fields take keys in the order of the browser's locale: pin it.
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .env("LANG", "en_US.UTF-8")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -55,7 +57,7 @@ impl Browser {
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+                "--headless=new", "--lang=en-US", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
                 "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions"]}
         }}});
         let mut browser = Browser {

@@ -17,7 +17,7 @@ use sluice::domain::{
 };
 use sluice::store::{
     AuditOf, ChangeFeed, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges,
-    RunningTotals, Store, StoreError, TrackFact, VariantTotals,
+    RunningTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
 };
 
 pub type Calls = BTreeMap<&'static str, usize>;
@@ -215,18 +215,23 @@ impl Store for CountingStore {
         self.inner.erase_user(user, audit).await
     }
 
-    async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError> {
+    async fn exposure_summary(
+        &self,
+        experiment: &str,
+        filter: &UserFilter,
+    ) -> Result<ExposureSummary, StoreError> {
         self.count("exposure_summary");
-        self.inner.exposure_summary(experiment).await
+        self.inner.exposure_summary(experiment, filter).await
     }
 
     async fn variant_totals(
         &self,
         experiment: &str,
         event: &str,
+        filter: &UserFilter,
     ) -> Result<Vec<VariantTotals>, StoreError> {
         self.count("variant_totals");
-        self.inner.variant_totals(experiment, event).await
+        self.inner.variant_totals(experiment, event, filter).await
     }
 
     async fn running_totals(
@@ -279,26 +284,44 @@ impl Store for CountingStore {
     async fn segment_totals(
         &self,
         experiment: &str,
-        dimension: &str,
+        dimensions: &[String],
         event: &str,
-    ) -> Result<Vec<(Option<String>, VariantTotals)>, StoreError> {
+        filter: &UserFilter,
+    ) -> Result<Vec<(Vec<Option<String>>, VariantTotals)>, StoreError> {
         self.count("segment_totals");
         self.inner
-            .segment_totals(experiment, dimension, event)
+            .segment_totals(experiment, dimensions, event, filter)
             .await
     }
 
-    async fn exposed_users(&self, experiment: &str) -> Result<Vec<ExposedUser>, StoreError> {
+    async fn exposed_users(
+        &self,
+        experiment: &str,
+        filter: &UserFilter,
+    ) -> Result<Vec<ExposedUser>, StoreError> {
         self.count("exposed_users");
-        self.inner.exposed_users(experiment).await
+        self.inner.exposed_users(experiment, filter).await
     }
 
     async fn tracks_since_exposure(
         &self,
         experiment: &str,
         event: &str,
+        filter: &UserFilter,
     ) -> Result<Vec<TrackFact>, StoreError> {
         self.count("tracks_since_exposure");
-        self.inner.tracks_since_exposure(experiment, event).await
+        self.inner
+            .tracks_since_exposure(experiment, event, filter)
+            .await
+    }
+
+    async fn kept_values(
+        &self,
+        experiment: &str,
+        dimension: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.count("kept_values");
+        self.inner.kept_values(experiment, dimension, limit).await
     }
 }

@@ -7,8 +7,9 @@
 // evaluation is plain calls. A missing attribute is `null`, as in GrowthBook.
 //
 // Compilation always builds GrowthBook's runtime behaviour (lenient: a part
-// that cannot work never matches) and lists every problem found on the way
-// with its JSON path. Strict compilation, for rulesets, is refusing a
+// that cannot work never matches) and reports every problem found on the way
+// with its JSON path, as a `Problem` code: the words are in diagnostics.ts,
+// out of the main bundle. Strict compilation, for rulesets, is refusing a
 // condition with any problem; the conformance suite runs the predicate as is.
 
 /** Whether a document satisfies a condition. */
@@ -19,11 +20,32 @@ type Json = Record<string, unknown>;
 /** Saved groups: group id → member values, for `$inGroup` / `$notInGroup`. */
 export type SavedGroups = Record<string, unknown>;
 
-/** A compiled condition and its problems (`country.$regex: …`); a ruleset takes it only without any. */
-export interface CompiledCondition {
-  predicate: Predicate;
-  problems: string[];
+/** What is wrong with one part of a condition (SPEC.md §6, strict compilation). */
+export const enum Problem {
+  NotObject,
+  NotArray,
+  NotPrimitive,
+  NotBoolean,
+  NotNumberOrOperators,
+  NotStringOrNumber,
+  NotGroupName,
+  NotArrayGroup,
+  UnknownGroup,
+  NotRegexString,
+  RegexSyntax,
+  LookAround,
+  BackReference,
+  NotTypeName,
+  UnknownOperator,
+  MixedKeys,
 }
+
+/**
+ * Receives each problem: the JSON path of the part (`$and[1].age.$gt`, `""`
+ * for the condition itself) and, for an unknown group or operator or a regex
+ * that does not compile, the group, the operator or the engine's message.
+ */
+export type Report = (at: string, problem: Problem, detail?: string) => void;
 
 const always = () => true;
 const never = () => false;
@@ -38,8 +60,6 @@ function isOperatorObject(v: Json): boolean {
   const keys = Object.keys(v);
   return keys.length > 0 && keys.every((k) => k[0] === "$");
 }
-
-const PRIMITIVE = "a string, number, boolean or null";
 
 /** Strict equality and JavaScript's relational operators, by operator name. */
 const COMPARE: Record<string, (a: any, b: any) => boolean> = {
@@ -111,13 +131,13 @@ function typeOf(v: unknown): string {
 const TYPES = ["string", "number", "boolean", "object", "array", "null"];
 
 /** Look-around and back-references: JavaScript has them, the Rust regex dialect of the spec does not. */
-function unsupportedRegex(pattern: string): string | null {
+function unsupportedRegex(pattern: string): Problem | null {
   let inClass = false;
   // Escapes are matched first, so `\(?=` and `\[` are literals.
   for (const [token] of pattern.matchAll(/\\k<|\\[^]?|\[|\]|\(\?<?[=!]/g)) {
-    if (/^\\([1-9]|k<)/.test(token)) return "back-references";
+    if (/^\\([1-9]|k<)/.test(token)) return Problem.BackReference;
     if (token === "[" || token === "]") inClass = token === "[";
-    else if (token[0] === "(" && !inClass) return "look-around";
+    else if (token[0] === "(" && !inClass) return Problem.LookAround;
   }
   return null;
 }
@@ -139,29 +159,27 @@ function inList(members: unknown[], fold: boolean): Test {
 const LOGIC = { $and: allOf, $or: anyOf, $nor: (parts: Predicate[]) => negate(anyOf(parts)) };
 
 /**
- * Compiles a condition (`null` matches everyone). `groups` are the saved
- * groups; rulesets carry none, so there `$inGroup` names an unknown group.
+ * Compiles a condition (`null` matches everyone), telling `report` of each
+ * problem. `groups` are the saved groups; rulesets carry none, so there
+ * `$inGroup` names an unknown group.
  */
-export function compileCondition(condition: unknown, groups: SavedGroups = {}): CompiledCondition {
-  const problems: string[] = [];
-  /** A problem that lenient evaluation lets through. */
-  const report = (at: string, problem: string) => problems.push(`${at || "condition"}: ${problem}`);
-  /** A problem that makes this part never match. */
-  const fail = (at: string, expected: string): Test => (report(at, `expected ${expected}`), never);
+export function compilePredicate(condition: unknown, groups: SavedGroups, report: Report): Predicate {
+  /** A problem that makes this part never match; the others, reported, leave it working. */
+  const fail = (at: string, problem: Problem): Test => (report(at, problem), never);
 
   /** A condition object: every entry holds (GrowthBook's `evalCondition`). */
   function node(cond: unknown, at: string): Predicate {
-    if (!isObject(cond)) return fail(at, "an object");
+    if (!isObject(cond)) return fail(at, Problem.NotObject);
     return allOf(Object.keys(cond).map((key) => entry(key, cond[key], join(at, key))));
   }
 
   function entry(key: string, value: unknown, at: string): Predicate {
     switch (key) {
       case "$and": case "$or": case "$nor": {
-        if (!Array.isArray(value)) return fail(at, "an array");
+        if (!Array.isArray(value)) return fail(at, Problem.NotArray);
         return LOGIC[key](value.map((item, i) => node(item, `${at}[${i}]`)));
       }
-      case "$not": return isObject(value) ? negate(node(value, at)) : fail(at, "an object");
+      case "$not": return isObject(value) ? negate(node(value, at)) : fail(at, Problem.NotObject);
     }
     const get = pathGetter(key);
     const test = valueTest(value, at, false);
@@ -179,83 +197,82 @@ export function compileCondition(condition: unknown, groups: SavedGroups = {}): 
     if (isObject(cond) && isOperatorObject(cond)) {
       return allOf(Object.keys(cond).map((op) => operator(op, cond[op], join(at, op))));
     }
-    if (isObject(cond) && Object.keys(cond).some((k) => k[0] === "$")) report(at, "mixes operators and fields");
+    if (isObject(cond) && Object.keys(cond).some((k) => k[0] === "$")) report(at, Problem.MixedKeys);
     return (v) => deepEqual(v, cond);
   }
 
   /** One operator (GrowthBook's `evalOperatorCondition`). */
   function operator(name: string, arg: unknown, at: string): Test {
-    const is = (ok: boolean, expected: string) => ok || report(at, `expected ${expected}`);
+    const is = (ok: boolean, problem: Problem) => ok || report(at, problem);
     switch (name) {
       case "$eq": case "$ne":
-        is(arg === null || typeof arg !== "object", PRIMITIVE);
+        is(arg === null || typeof arg !== "object", Problem.NotPrimitive);
         return (v) => COMPARE[name](v, arg);
       case "$exists":
-        is(typeof arg === "boolean", "a boolean");
+        is(typeof arg === "boolean", Problem.NotBoolean);
         return arg ? (v) => v !== null : (v) => v === null;
       case "$in": case "$ini": case "$nin": case "$nini": {
-        if (!Array.isArray(arg)) return fail(at, "an array");
+        if (!Array.isArray(arg)) return fail(at, Problem.NotArray);
         const bad = arg.findIndex((m) => m !== null && typeof m === "object");
-        if (bad >= 0) report(`${at}[${bad}]`, `expected ${PRIMITIVE}`);
+        if (bad >= 0) report(`${at}[${bad}]`, Problem.NotPrimitive);
         const test = inList(arg, name === "$ini" || name === "$nini");
         return name === "$in" || name === "$ini" ? test : negate(test);
       }
       case "$inGroup": case "$notInGroup": {
-        if (typeof arg !== "string") return fail(at, "a group name");
+        if (typeof arg !== "string") return fail(at, Problem.NotGroupName);
         const members = hasOwn(groups, arg) ? groups[arg] : undefined;
-        if (members === undefined) report(at, `unknown group ${arg}`);
-        else if (!Array.isArray(members)) return fail(at, "an array group");
+        if (members === undefined) report(at, Problem.UnknownGroup, arg);
+        else if (!Array.isArray(members)) return fail(at, Problem.NotArrayGroup);
         const test = inList(members ?? [], false);
         return name === "$inGroup" ? test : negate(test);
       }
       case "$not": return negate(valueTest(arg, at, false));
       case "$size": {
-        is(typeof arg === "number" || isObject(arg), "a number or operators");
+        is(typeof arg === "number" || isObject(arg), Problem.NotNumberOrOperators);
         const test = valueTest(arg, at, false);
         return (v) => Array.isArray(v) && test(v.length);
       }
       case "$elemMatch": {
-        if (!isObject(arg)) return fail(at, "an object");
+        if (!isObject(arg)) return fail(at, Problem.NotObject);
         const check = isOperatorObject(arg) ? valueTest(arg, at, false) : node(arg, at);
         // GrowthBook skips falsy elements.
         return (v) => Array.isArray(v) && v.some((x) => !!x && check(x));
       }
       case "$all": case "$alli": {
-        if (!Array.isArray(arg)) return fail(at, "an array");
+        if (!Array.isArray(arg)) return fail(at, Problem.NotArray);
         const tests = arg.map((item, i) => valueTest(item, `${at}[${i}]`, name === "$alli"));
         return (v) => Array.isArray(v) && tests.every((t) => v.some(t));
       }
       case "$regex": case "$regexi": {
-        if (typeof arg !== "string") return fail(at, "a regex string");
+        if (typeof arg !== "string") return fail(at, Problem.NotRegexString);
         const unsupported = unsupportedRegex(arg);
-        if (unsupported) report(at, `regex: no ${unsupported}`);
+        if (unsupported !== null) report(at, unsupported);
         try {
           const re = new RegExp(arg, name === "$regexi" ? "i" : "");
           return (v) => re.test(String(v));
         } catch (e) {
-          report(at, (e as Error).message);
+          report(at, Problem.RegexSyntax, (e as Error).message);
           return never;
         }
       }
       case "$type":
-        if (!TYPES.includes(arg as string)) return fail(at, "a type name");
+        if (!TYPES.includes(arg as string)) return fail(at, Problem.NotTypeName);
         return (v) => typeOf(v) === arg;
     }
     // The comparisons: JavaScript's own `<` and `===`, the spec's semantics
     // exactly; `$vgt`, `$veq`, … compare padded versions of both sides.
     const compare = COMPARE[name.replace("$v", "$")];
     if (!compare) {
-      report(at, `unknown operator ${name}`);
+      report(at, Problem.UnknownOperator, name);
       return never;
     }
-    is(typeof arg === "string" || typeof arg === "number", "a string or number");
+    is(typeof arg === "string" || typeof arg === "number", Problem.NotStringOrNumber);
     if (name[1] !== "v") return (v) => compare(v, arg);
     const padded = paddedVersion(arg);
     return (v) => compare(paddedVersion(v), padded);
   }
 
-  const predicate = condition === null || condition === undefined ? always : node(condition, "");
-  return { predicate, problems };
+  return condition === null || condition === undefined ? always : node(condition, "");
 }
 
 function negate(f: Test): Test {

@@ -8,7 +8,7 @@
 // every possible result built and frozen, so evaluation allocates nothing.
 
 import { chooseVariation, clampCoverage, getBucketRanges, inNamespace, weightProblem } from "./bucket.js";
-import { compileCondition, isObject, property, type Predicate } from "./condition.js";
+import { compilePredicate, isObject, property, type Predicate } from "./condition.js";
 import { hasher } from "./hash.js";
 
 /** Why a user got the variant they got. */
@@ -76,11 +76,15 @@ export function unitId(value: unknown): string | null {
   return value === true ? "true" : null;
 }
 
-/** A condition as the experiments of one ruleset share it; `problem` makes it unusable. */
+/**
+ * A condition as the experiments of one ruleset share it. With a problem it
+ * is unusable: `invalidAt` is the JSON path of the first one (`""` for the
+ * condition itself); the diagnostics entry point says what is wrong there.
+ */
 interface Condition {
   readonly id: number;
   readonly predicate: Predicate;
-  readonly problem: string | undefined;
+  readonly invalidAt: string | undefined;
 }
 
 /** Compiles each distinct condition of a ruleset once. */
@@ -90,8 +94,9 @@ function conditionCache(): (condition: unknown) => Condition {
     const json = JSON.stringify(condition);
     let c = byJson.get(json);
     if (!c) {
-      const { predicate, problems } = compileCondition(condition);
-      byJson.set(json, (c = { id: byJson.size, predicate: guarded(predicate), problem: problems[0] }));
+      let invalidAt: string | undefined;
+      const predicate = compilePredicate(condition, {}, (at) => (invalidAt ??= at));
+      byJson.set(json, (c = { id: byJson.size, predicate: guarded(predicate), invalidAt }));
     }
     return c;
   };
@@ -162,7 +167,8 @@ function evaluator(rule: Json, key: string, hashAttribute: string, conditionOf: 
   if (hashVersion !== 1 && hashVersion !== 2) fail(`hash_version ${hashVersion}`);
   const namespace = namespaceOf(rule.namespace, warn, fail);
   const condition = rule.condition === undefined || rule.condition === null ? null : conditionOf(rule.condition);
-  if (condition?.problem) fail(`condition ${condition.problem}`);
+  const invalidAt = condition?.invalidAt;
+  if (invalidAt !== undefined) fail(`condition invalid${invalidAt && ` at ${invalidAt}`}`);
   const shipped = shippedIndex(rule, variants, warn);
 
   const status = rule.status as Reason | "running";

@@ -1,9 +1,10 @@
 // Strict compilation and the spec's own corners of the condition language
-// (SPEC.md §6), beyond GrowthBook's conformance cases.
+// (SPEC.md §6), beyond GrowthBook's conformance cases. The problems in words
+// come from the diagnostics entry point, imported as a tool would.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compile } from "../dist/index.js";
-import { compileCondition } from "../dist/condition.js";
+import { compileCondition } from "@sluice/sdk/diagnostics";
 
 /** The first problem strict compilation (rulesets) would refuse the condition for. */
 const errorOf = (condition) => compileCondition(condition).problems[0] ?? null;
@@ -78,7 +79,7 @@ test("compiling never throws; each problem is a warning naming its experiment", 
   });
   assert.equal(rules.version, 7);
   assert.deepEqual(rules.warnings, [
-    { experiment: "regex", message: "condition email.$regex: regex: no look-around: control for all" },
+    { experiment: "regex", message: "condition invalid at email.$regex: control for all" },
     { experiment: "weights", message: "weights: sum is not 1: equal weights" },
     { experiment: "weights", message: "duplicate key: skipped" },
     { experiment: "ship", message: "shipped_variant gone: unknown, control" },

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { hash } from "../dist/hash.js";
 import { chooseVariation, getBucketRanges, getEqualWeights, inNamespace } from "../dist/bucket.js";
-import { compileCondition } from "../dist/condition.js";
+import { compileCondition } from "@sluice/sdk/diagnostics";
 
 const path = fileURLToPath(new URL("../../../../shared/conformance/growthbook-cases.json", import.meta.url));
 const cases = existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) : null;

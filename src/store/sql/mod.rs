@@ -13,7 +13,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
     AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges, RunningTotals, Store,
-    StoreError, TrackFact, VariantTotals,
+    StoreError, TrackFact, UserFilter, VariantTotals,
 };
 use crate::domain::event::Expiry;
 use crate::domain::validation::is_storable;
@@ -31,9 +31,10 @@ pub(crate) trait Dialect: Database {
     /// State a backend keeps beside its pools (a leadership connection, say).
     type Coordination: Send + Sync + 'static;
 
-    /// An expression for the text of the kept dimension whose key `dimension_key`
-    /// (see [`Dialect::dimension_key`]) is bound as `$1`, in a JSON object column.
-    fn dimension_value(column: &str) -> String;
+    /// An expression for the text of the kept dimension whose key (see
+    /// [`Dialect::dimension_key`]) is bound as the parameter `key` (`$3`, say), in a
+    /// JSON object column.
+    fn dimension_value(column: &str, key: &str) -> String;
     /// How the name of a kept dimension is bound for [`Dialect::dimension_value`].
     fn dimension_key(dimension: &str) -> String;
     /// A subquery giving one row per text of the JSON array of strings bound as
@@ -583,7 +584,14 @@ where
         Ok(erased as u64)
     }
 
-    async fn exposure_summary(&self, experiment: &str) -> Result<ExposureSummary, StoreError> {
+    async fn exposure_summary(
+        &self,
+        experiment: &str,
+        filter: &UserFilter,
+    ) -> Result<ExposureSummary, StoreError> {
+        if !filter.is_everyone() {
+            return self.filtered_exposures(experiment, filter).await;
+        }
         let users: Vec<(String, i64)> = sqlx::query_as(
             "SELECT variant, users FROM variant_users WHERE experiment = $1 AND users > 0 ORDER BY variant",
         )
@@ -606,7 +614,12 @@ where
         &self,
         experiment: &str,
         event: &str,
+        filter: &UserFilter,
     ) -> Result<Vec<VariantTotals>, StoreError> {
+        if !filter.is_everyone() {
+            let rows = self.segment_totals(experiment, &[], event, filter).await?;
+            return Ok(rows.into_iter().map(|(_, totals)| totals).collect());
+        }
         type TotalsRow = (String, i64, i64, f64, f64, i64, i64);
         let rows: Vec<TotalsRow> = sqlx::query_as(
             "SELECT u.variant, u.users, COALESCE(t.converted, 0), \
@@ -730,14 +743,21 @@ where
             .collect())
     }
 
-    async fn exposed_users(&self, experiment: &str) -> Result<Vec<ExposedUser>, StoreError> {
-        let rows: Vec<(String, String, Millis)> = sqlx::query_as(
-            "SELECT user_id, variant, first_ts FROM exposures \
-             WHERE experiment = $1 AND NOT multiple ORDER BY first_ts",
-        )
-        .bind(experiment)
-        .fetch_all(&self.reader)
-        .await?;
+    async fn exposed_users(
+        &self,
+        experiment: &str,
+        filter: &UserFilter,
+    ) -> Result<Vec<ExposedUser>, StoreError> {
+        let mut params = Params::starting_with(experiment);
+        let picked = picked_users::<DB>(filter, &mut params);
+        let sql = format!(
+            "SELECT x.user_id, x.variant, x.first_ts FROM exposures x \
+             WHERE x.experiment = $1 AND NOT x.multiple{picked} ORDER BY x.first_ts"
+        );
+        let rows: Vec<(String, String, Millis)> = params
+            .bind(sqlx::query_as(&sql))
+            .fetch_all(&self.reader)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(user, variant, first_ts)| ExposedUser {
@@ -752,16 +772,21 @@ where
         &self,
         experiment: &str,
         event: &str,
+        filter: &UserFilter,
     ) -> Result<Vec<TrackFact>, StoreError> {
-        let rows: Vec<(String, Millis, f64)> = sqlx::query_as(
+        let mut params = Params::starting_with(experiment);
+        let event = params.next(event);
+        let picked = picked_users::<DB>(filter, &mut params);
+        let sql = format!(
             "SELECT e.user_id, e.ts, e.value FROM exposures x JOIN events e \
              ON e.kind = 'track' AND e.user_id = x.user_id AND e.ts >= x.first_ts \
-             WHERE x.experiment = $1 AND NOT x.multiple AND e.event = $2 ORDER BY e.ts",
-        )
-        .bind(experiment)
-        .bind(event)
-        .fetch_all(&self.reader)
-        .await?;
+             WHERE x.experiment = $1 AND NOT x.multiple AND e.event = {event}{picked} \
+             ORDER BY e.ts"
+        );
+        let rows: Vec<(String, Millis, f64)> = params
+            .bind(sqlx::query_as(&sql))
+            .fetch_all(&self.reader)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(user, ts, value)| TrackFact { user, ts, value })
@@ -771,51 +796,71 @@ where
     async fn segment_totals(
         &self,
         experiment: &str,
-        dimension: &str,
+        dimensions: &[String],
         event: &str,
-    ) -> Result<Vec<(Option<String>, VariantTotals)>, StoreError> {
-        let key = DB::dimension_key(dimension);
-        let value = DB::dimension_value("dimensions");
-        let users: Vec<(Option<String>, String, i64)> = sqlx::query_as(&format!(
-            "SELECT {value} AS value, variant, COUNT(*) \
-             FROM exposures WHERE experiment = $2 AND NOT multiple GROUP BY 1, variant"
-        ))
-        .bind(key.as_str())
-        .bind(experiment)
-        .fetch_all(&self.reader)
-        .await?;
-        type SegmentRow = (Option<String>, String, i64, f64, f64, i64, i64);
-        let value = DB::dimension_value("x.dimensions");
-        let sums: Vec<SegmentRow> = sqlx::query_as(&format!(
-            "SELECT {value} AS value, x.variant, COUNT(*), \
-             SUM(m.total), SUM(m.total * m.total), \
-             CAST(SUM(m.count) AS BIGINT), CAST(SUM(m.count * m.count) AS BIGINT) \
-             FROM user_metrics m JOIN exposures x \
-             ON x.experiment = m.experiment AND x.user_id = m.user_id \
-             WHERE m.experiment = $2 AND m.event = $3 AND NOT x.multiple GROUP BY 1, x.variant"
-        ))
-        .bind(key.as_str())
-        .bind(experiment)
-        .bind(event)
-        .fetch_all(&self.reader)
-        .await?;
+        filter: &UserFilter,
+    ) -> Result<Vec<(Vec<Option<String>>, VariantTotals)>, StoreError> {
+        let mut params = Params::starting_with(experiment);
+        let groups = grouping::<DB>(dimensions, &mut params);
+        let picked = picked_users::<DB>(filter, &mut params);
+        let users: Vec<(Option<String>, Option<String>, String, i64)> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT {groups}, x.variant, COUNT(*) FROM exposures x \
+                 WHERE x.experiment = $1 AND NOT x.multiple{picked} GROUP BY 1, 2, x.variant"
+            )))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut params = Params::starting_with(experiment);
+        let event = params.next(event);
+        let groups = grouping::<DB>(dimensions, &mut params);
+        let picked = picked_users::<DB>(filter, &mut params);
+        type SumsRow = (
+            Option<String>,
+            Option<String>,
+            String,
+            i64,
+            f64,
+            f64,
+            i64,
+            i64,
+        );
+        let sums: Vec<SumsRow> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT {groups}, x.variant, COUNT(*), SUM(m.total), SUM(m.total * m.total), \
+                 CAST(SUM(m.count) AS BIGINT), CAST(SUM(m.count * m.count) AS BIGINT) \
+                 FROM user_metrics m JOIN exposures x \
+                 ON x.experiment = m.experiment AND x.user_id = m.user_id \
+                 WHERE m.experiment = $1 AND m.event = {event} AND NOT x.multiple{picked} \
+                 GROUP BY 1, 2, x.variant"
+            )))
+            .fetch_all(&self.reader)
+            .await?;
+        let segment = |first: &Option<String>, second: &Option<String>| {
+            [first, second]
+                .into_iter()
+                .take(dimensions.len())
+                .cloned()
+                .collect::<Vec<_>>()
+        };
         Ok(users
             .into_iter()
-            .map(|(value, variant, n)| {
+            .map(|(first, second, variant, n)| {
                 let mut totals = VariantTotals {
                     variant,
                     users: n as u64,
                     ..VariantTotals::default()
                 };
-                let found = sums.iter().find(|s| s.0 == value && s.1 == totals.variant);
-                if let Some((_, _, converted, sum, sum_sq, count, count_sq)) = found {
+                let found = sums
+                    .iter()
+                    .find(|s| s.0 == first && s.1 == second && s.2 == totals.variant);
+                if let Some((_, _, _, converted, sum, sum_sq, count, count_sq)) = found {
                     totals.converted = *converted as u64;
                     totals.value_sum = *sum;
                     totals.value_sum_squares = *sum_sq;
                     totals.count_sum = *count as f64;
                     totals.count_sum_squares = *count_sq as f64;
                 }
-                (value, totals)
+                (segment(&first, &second), totals)
             })
             .collect())
     }
@@ -937,10 +982,132 @@ where
         query.bind(id).execute(&self.writer).await?;
         Ok(())
     }
+
+    async fn kept_values(
+        &self,
+        experiment: &str,
+        dimension: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut params = Params::starting_with(experiment);
+        let key = params.next(&DB::dimension_key(dimension));
+        let value = DB::dimension_value("x.dimensions", &key);
+        let rows: Vec<(String, i64)> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT {value}, COUNT(*) FROM exposures x \
+                 WHERE x.experiment = $1 AND {value} IS NOT NULL \
+                 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {limit}"
+            )))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.into_iter().map(|(value, _)| value).collect())
+    }
 }
 
 const API_KEY_COLUMNS: &str = "id, name, role, environment, created_at, revoked_at";
 type ApiKeyRow = (i64, String, String, Option<String>, Millis, Option<Millis>);
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Who was exposed, counted over the users a filter picks (from per-user rows).
+    async fn filtered_exposures(
+        &self,
+        experiment: &str,
+        filter: &UserFilter,
+    ) -> Result<ExposureSummary, StoreError> {
+        let mut params = Params::starting_with(experiment);
+        let picked = picked_users::<DB>(filter, &mut params);
+        let counts: Vec<(String, bool, i64)> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT x.variant, x.multiple, COUNT(*) FROM exposures x \
+                 WHERE x.experiment = $1{picked} GROUP BY x.variant, x.multiple ORDER BY x.variant"
+            )))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut summary = ExposureSummary::default();
+        for (variant, multiple, n) in counts {
+            if multiple {
+                summary.multiple_exposures += n as u64;
+            } else {
+                summary.users.push((variant, n as u64));
+            }
+        }
+        Ok(summary)
+    }
+}
+
+/// The text parameters of a statement built at run time, numbered in order.
+struct Params(Vec<String>);
+
+impl Params {
+    /// Parameters whose `$1` is `first`.
+    fn starting_with(first: &str) -> Self {
+        Params(vec![first.to_owned()])
+    }
+
+    /// Adds a parameter; returns its placeholder.
+    fn next(&mut self, value: &str) -> String {
+        self.0.push(value.to_owned());
+        format!("${}", self.0.len())
+    }
+
+    fn bind<'q, DB, O>(
+        self,
+        mut query: sqlx::query::QueryAs<'q, DB, O, DB::Arguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, DB, O, DB::Arguments<'q>>
+    where
+        DB: Database,
+        String: Encode<'q, DB> + Type<DB>,
+    {
+        for value in self.0 {
+            query = query.bind(value);
+        }
+        query
+    }
+}
+
+/// The conditions on the exposures `x` that keep the users a filter picks, each
+/// beginning with ` AND` (none for everyone). Times are integers we made, so they
+/// are written inline; names and values are parameters.
+fn picked_users<DB: Dialect>(filter: &UserFilter, params: &mut Params) -> String {
+    let mut conditions = String::new();
+    if let Some(from) = filter.from {
+        conditions.push_str(&format!(" AND x.first_ts >= {from}"));
+    }
+    if let Some(to) = filter.to {
+        conditions.push_str(&format!(" AND x.first_ts < {to}"));
+    }
+    for (dimension, values) in &filter.segments {
+        let key = params.next(&DB::dimension_key(dimension));
+        let value = DB::dimension_value("x.dimensions", &key);
+        let listed: Vec<String> = values.iter().map(|v| params.next(v)).collect();
+        conditions.push_str(&format!(" AND {value} IN ({})", listed.join(", ")));
+    }
+    conditions
+}
+
+/// Two grouping columns: the values of up to two kept dimensions, NULL for the
+/// ones not asked for.
+fn grouping<DB: Dialect>(dimensions: &[String], params: &mut Params) -> String {
+    let column = |dimension: Option<&String>, params: &mut Params| match dimension {
+        Some(dimension) => {
+            let key = params.next(&DB::dimension_key(dimension));
+            DB::dimension_value("x.dimensions", &key)
+        }
+        None => "CAST(NULL AS TEXT)".to_owned(),
+    };
+    let first = column(dimensions.first(), params);
+    let second = column(dimensions.get(1), params);
+    format!("{first}, {second}")
+}
 
 fn api_key(row: ApiKeyRow) -> Result<ApiKey, StoreError> {
     let (id, name, role, environment, created_at, revoked_at) = row;
