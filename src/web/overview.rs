@@ -31,7 +31,7 @@ use crate::domain::totals::UserFilter;
 use crate::domain::validation::Problems;
 use crate::domain::{now_millis, Environment, Experiment, Status, ValidationError};
 
-/// The statuses the overview shows when the link names none.
+/// The status the overview shows when the link names none.
 const DEFAULT_STATUS: Status = Status::Running;
 
 /// The report filters the link carries (the contract's `from`, `to` and
