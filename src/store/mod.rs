@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::domain::event::Expiry;
 pub use crate::domain::totals::{
-    ExposedUser, ExposureSummary, TrackFact, UserFilter, VariantTotals,
+    ExposedUser, ExposureSummary, PairedTotals, TrackFact, UserFilter, VariantTotals,
 };
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
@@ -246,6 +246,17 @@ pub trait Store: Send + Sync + 'static {
         event: &str,
         filter: &UserFilter,
     ) -> Result<Vec<VariantTotals>, StoreError>;
+
+    /// Per-variant totals of a shaped metric (see [`crate::domain::shaped`]) over the
+    /// users `filter` picks, as of now: users whose window has not closed are pending.
+    /// For everyone they are read from the running totals; a filter reads per-user
+    /// rows.
+    async fn paired_totals(
+        &self,
+        experiment: &str,
+        metric: &str,
+        filter: &UserFilter,
+    ) -> Result<Vec<PairedTotals>, StoreError>;
 
     /// Stores a webhook with the audit entry `audit` makes for its id.
     async fn insert_webhook(

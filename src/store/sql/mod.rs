@@ -3,6 +3,7 @@
 //! `ON CONFLICT` upserts, `RETURNING`), and a [`Dialect`] supplies the few places
 //! where they differ: JSON access, bulk appends, locking and change notification.
 
+mod shaped;
 mod writes;
 
 use std::collections::HashMap;
@@ -12,8 +13,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
-    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges, Store, StoreError,
-    TrackFact, UserFilter, VariantTotals,
+    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, PairedTotals, RulesetChanges, Store,
+    StoreError, TrackFact, UserFilter, VariantTotals,
 };
 use crate::domain::event::Expiry;
 use crate::domain::validation::is_storable;
@@ -533,8 +534,8 @@ where
     async fn erase_user(&self, user: &str, audit: &NewAuditEntry) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
         DB::prepare_ingestion(&mut tx, &[user]).await?;
-        let exposures: Vec<(String, String, bool)> = sqlx::query_as(
-            "SELECT experiment, variant, multiple FROM exposures WHERE user_id = $1",
+        let exposures: Vec<(String, String, Millis, bool)> = sqlx::query_as(
+            "SELECT experiment, variant, first_ts, multiple FROM exposures WHERE user_id = $1",
         )
         .bind(user)
         .fetch_all(&mut *tx)
@@ -551,17 +552,20 @@ where
             metrics.entry(experiment).or_default().insert(event, metric);
         }
         let mut changes = TotalsChanges::default();
-        for (experiment, variant, multiple) in exposures {
+        let mut exposed = Vec::with_capacity(exposures.len());
+        for (experiment, variant, first_ts, multiple) in exposures {
             let exposure = FirstExposure {
                 variant,
-                first_ts: 0,
+                first_ts,
                 multiple,
                 dimensions: None,
             };
             let of_user = metrics.remove(&experiment).unwrap_or_default();
             changes.remove(&experiment, &exposure, &of_user);
+            exposed.push((experiment, exposure));
         }
         Self::write_totals(&mut tx, &changes).await?;
+        Self::erase_shaped(&mut tx, user, &exposed).await?;
         for table in ["user_metrics", "exposures"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
                 .bind(user)
@@ -644,6 +648,20 @@ where
                 },
             )
             .collect())
+    }
+
+    async fn paired_totals(
+        &self,
+        experiment: &str,
+        metric: &str,
+        filter: &UserFilter,
+    ) -> Result<Vec<PairedTotals>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let now = crate::domain::now_millis();
+        if filter.is_everyone() {
+            return Self::read_paired(&mut conn, experiment, metric, now).await;
+        }
+        Self::filtered_paired(&mut conn, experiment, metric, filter, now).await
     }
 
     async fn exposed_users(
