@@ -131,13 +131,7 @@ async fn define(store: &dyn Store) {
             .iter()
             .zip([MetricKind::Conversion, MetricKind::Mean, MetricKind::Count])
     {
-        let metric = Metric {
-            key: (*event).to_owned(),
-            name: String::new(),
-            kind,
-            event: (*event).to_owned(),
-            higher_is_better: true,
-        };
+        let metric = Metric::of_event(event, kind, event);
         store.insert_metric(&metric).await.unwrap();
     }
     let spec = serde_json::from_value(serde_json::json!({

@@ -82,11 +82,8 @@ async fn tour(url: &str) -> anyhow::Result<()> {
 async fn define(control: &Arc<Control>) -> anyhow::Result<()> {
     control
         .create_metric(Metric {
-            key: "purchase".into(),
             name: "Purchase".into(),
-            kind: MetricKind::Conversion,
-            event: "purchase".into(),
-            higher_is_better: true,
+            ..Metric::of_event("purchase", MetricKind::Conversion, "purchase")
         })
         .await?;
     let spec = from_json(json!({

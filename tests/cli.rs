@@ -102,11 +102,8 @@ async fn report_prints_an_80_column_table_and_csv(backend: Backend) {
     let db = test_db.url.clone();
     let store = sluice::store::open(&db).await.unwrap();
     let metric = Metric {
-        key: "purchase".into(),
         name: "Purchase".into(),
-        kind: MetricKind::Conversion,
-        event: "purchase".into(),
-        higher_is_better: true,
+        ..Metric::of_event("purchase", MetricKind::Conversion, "purchase")
     };
     store.insert_metric(&metric).await.unwrap();
     let spec = serde_json::from_value(serde_json::json!({

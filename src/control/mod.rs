@@ -27,14 +27,16 @@ use crate::domain::event::{
 };
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
-use crate::domain::totals::{ExposureSummary, UserFilter, VariantTotals};
+use crate::domain::shaped::ShapedPlan;
+use crate::domain::totals::{ExposureSummary, UserFilter};
 use crate::domain::validation::{from_json_exact, is_storable, Problems, NUL_RULE};
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
     format_millis, now_millis, Actor, ApiKey, AuditAction, AuditEntry, AuditSubject, Environment,
-    Experiment, ExperimentSpec, LifecycleAction, Metric, Millis, NewAuditEntry, ValidationError,
+    Experiment, ExperimentSpec, LifecycleAction, Metric, MetricKind, Millis, NewAuditEntry,
+    ValidationError,
 };
-use crate::report::{self, Correction, Report, ReportError, ReportInput};
+use crate::report::{self, Analysis, Correction, MetricTotals, Report, ReportError, ReportInput};
 use crate::store::{IngestOutcome, Store, StoreError, StoreErrorKind};
 
 pub use exposures::ExposureLog;
@@ -205,6 +207,10 @@ impl Control {
 
     pub async fn create_metric(&self, metric: Metric) -> Result<Metric, ControlError> {
         metric.validate()?;
+        if metric.kind == MetricKind::Ratio {
+            let defined = self.store.list_metrics().await?;
+            metric.validate_parts(&|key| defined.iter().find(|m| m.key == key).cloned())?;
+        }
         self.store.insert_metric(&metric).await?;
         Ok(metric)
     }
@@ -253,10 +259,32 @@ impl Control {
         let current = self.get_experiment(key).await?;
         let spec = patched_spec(&current, patch)?;
         self.validate(&spec).await?;
+        self.check_shaped_change(&current, &spec).await?;
         let mut next = current.clone();
         next.redefine(spec, now_millis())?;
         self.save(current, next, AuditAction::Update, actor, None)
             .await
+    }
+
+    /// Refuses a change to what the fold keeps per user (shaped metrics, CUPED)
+    /// once users were exposed: their values would start from nothing.
+    async fn check_shaped_change(
+        &self,
+        current: &Experiment,
+        spec: &ExperimentSpec,
+    ) -> Result<(), ControlError> {
+        let defined = self.store.list_metrics().await?;
+        if ShapedPlan::of(&current.spec, &defined) == ShapedPlan::of(spec, &defined) {
+            return Ok(());
+        }
+        let exposed = self
+            .store
+            .exposure_summary(current.key(), &UserFilter::EVERYONE)
+            .await?;
+        if exposed.users.iter().any(|(_, n)| *n > 0) || exposed.multiple_exposures > 0 {
+            return Err(ChangeRefused::ShapedAfterExposure.into());
+        }
+        Ok(())
     }
 
     pub async fn act(
@@ -530,20 +558,35 @@ pub async fn experiment_report(
         .ok_or_else(|| ControlError::NotFound(format!("experiment {key:?}")))?;
     check_report_options(&experiment, &options)?;
     let filter = &options.filter;
-    let metrics = report_metrics(store, &experiment).await?;
+    let defined = store.list_metrics().await?;
+    let metrics = report_metrics(&experiment, &defined);
+    let plan = ShapedPlan::of(&experiment.spec, &defined);
     let mut with_totals = Vec::with_capacity(metrics.len());
     for metric in metrics {
-        let totals = store.variant_totals(key, &metric.event, filter).await?;
+        let totals = match &plan {
+            Some(plan) if plan.covers(&metric.key) => {
+                let analysis = analysis(&experiment, &metric, &defined);
+                let totals = store.paired_totals(key, &metric.key, filter).await?;
+                MetricTotals::Paired(analysis, totals)
+            }
+            _ => MetricTotals::Running(store.variant_totals(key, &metric.event, filter).await?),
+        };
         with_totals.push((metric, totals));
     }
+    // Breakdowns and series cover the per-event metrics.
+    let per_event: Vec<&Metric> = with_totals
+        .iter()
+        .filter(|(_, totals)| matches!(totals, MetricTotals::Running(_)))
+        .map(|(metric, _)| metric)
+        .collect();
     let exposures = store.exposure_summary(key, filter).await?;
     let breakdown = if options.dimensions.is_empty() {
         None
     } else {
-        Some(segments(store, &experiment, &options, &with_totals).await?)
+        Some(segments(store, &experiment, &options, &per_event).await?)
     };
     let series = if options.daily_series {
-        Some(daily_series(store, &experiment, filter, &with_totals).await?)
+        Some(daily_series(store, &experiment, filter, &per_event).await?)
     } else {
         None
     };
@@ -562,33 +605,35 @@ pub async fn experiment_report(
 
 /// The metrics an experiment reports, in report order (primary, secondary,
 /// guardrails), each once; keys with no definition are left out.
-async fn report_metrics(
-    store: &dyn Store,
-    experiment: &Experiment,
-) -> Result<Vec<Metric>, ControlError> {
-    let defined = store.list_metrics().await?;
-    Ok(measured_metrics(experiment, &defined))
-}
-
-/// [`report_metrics`] among the `defined` metrics, for reading many reports'
-/// metrics with one read of the definitions.
-fn measured_metrics(experiment: &Experiment, defined: &[Metric]) -> Vec<Metric> {
-    let spec = &experiment.spec;
-    let keys = spec
-        .primary_metric
-        .iter()
-        .chain(&spec.secondary_metrics)
-        .chain(spec.guardrails.iter().map(|g| &g.metric));
+fn report_metrics(experiment: &Experiment, defined: &[Metric]) -> Vec<Metric> {
     let mut metrics: Vec<Metric> = Vec::new();
-    for key in keys {
-        if metrics.iter().any(|m| &m.key == key) {
+    for key in experiment.spec.metric_keys() {
+        if metrics.iter().any(|m| m.key == key) {
             continue;
         }
-        if let Some(metric) = defined.iter().find(|m| &m.key == key) {
+        if let Some(metric) = defined.iter().find(|m| m.key == key) {
             metrics.push(metric.clone());
         }
     }
     metrics
+}
+
+/// How a shaped metric is analysed: as the ratio of its parts, with CUPED when the
+/// experiment has a covariate, or plainly.
+fn analysis(experiment: &Experiment, metric: &Metric, defined: &[Metric]) -> Analysis {
+    let kind_of = |key: &Option<String>| {
+        defined
+            .iter()
+            .find(|m| Some(&m.key) == key.as_ref())
+            .map_or(MetricKind::Mean, |m| m.kind)
+    };
+    if metric.kind == MetricKind::Ratio {
+        Analysis::Ratio(kind_of(&metric.numerator), kind_of(&metric.denominator))
+    } else if experiment.spec.cuped.is_some() {
+        Analysis::Cuped(metric.kind)
+    } else {
+        Analysis::Plain(metric.kind)
+    }
 }
 
 /// Breakdowns and segments may only name dimensions the experiment keeps.
@@ -661,10 +706,10 @@ async fn segments(
     store: &dyn Store,
     experiment: &Experiment,
     options: &ReportOptions,
-    metrics: &[(Metric, Vec<VariantTotals>)],
+    metrics: &[&Metric],
 ) -> Result<report::breakdown::Breakdown, ControlError> {
     let mut data = Vec::new();
-    for (metric, _) in metrics {
+    for metric in metrics {
         let rows = store
             .segment_totals(
                 experiment.key(),
@@ -673,7 +718,7 @@ async fn segments(
                 &options.filter,
             )
             .await?;
-        data.push((metric.clone(), rows));
+        data.push(((*metric).clone(), rows));
     }
     Ok(report::breakdown::build(
         experiment,
@@ -686,7 +731,7 @@ async fn daily_series(
     store: &dyn Store,
     experiment: &Experiment,
     filter: &UserFilter,
-    metrics: &[(Metric, Vec<VariantTotals>)],
+    metrics: &[&Metric],
 ) -> Result<Vec<report::series::SeriesPoint>, ControlError> {
     let users = store.exposed_users(experiment.key(), filter).await?;
     let variants: Vec<String> = experiment
@@ -696,7 +741,7 @@ async fn daily_series(
         .map(|v| v.key.clone())
         .collect();
     let mut points = Vec::new();
-    for (metric, _) in metrics {
+    for metric in metrics {
         let tracks = store
             .tracks_since_exposure(experiment.key(), &metric.event, filter)
             .await?;

@@ -3,11 +3,12 @@
 //! statements, and each report is then built in memory by [`crate::report`], the
 //! code that builds a single experiment's report.
 
+use crate::domain::shaped::ShapedPlan;
 use crate::domain::{format_millis, now_millis, Experiment, Metric};
-use crate::report::{self, Report, ReportInput};
+use crate::report::{self, MetricTotals, Report, ReportInput};
 use crate::store::Store;
 
-use super::{measured_metrics, ControlError};
+use super::{analysis, report_metrics, ControlError};
 
 /// An experiment with its report (without breakdown, series or correction).
 #[derive(Debug)]
@@ -25,7 +26,7 @@ pub(super) async fn summarize(
     let defined = store.list_metrics().await?;
     let measured: Vec<Vec<Metric>> = experiments
         .iter()
-        .map(|experiment| measured_metrics(experiment, &defined))
+        .map(|experiment| report_metrics(experiment, &defined))
         .collect();
     let keys: Vec<&str> = experiments.iter().map(Experiment::key).collect();
     let mut events: Vec<&str> = measured
@@ -39,11 +40,18 @@ pub(super) async fn summarize(
     let generated_at = format_millis(now_millis());
     let mut summaries = Vec::with_capacity(experiments.len());
     for ((experiment, metrics), totals) in experiments.into_iter().zip(measured).zip(totals) {
+        let plan = ShapedPlan::of(&experiment.spec, &defined);
         let metrics = metrics
             .into_iter()
             .map(|metric| {
-                let of_event = totals.of_event(&metric.event);
-                (metric, of_event)
+                let totals = match &plan {
+                    Some(plan) if plan.covers(&metric.key) => {
+                        let analysis = analysis(&experiment, &metric, &defined);
+                        MetricTotals::Paired(analysis, totals.of_shaped(&metric.key))
+                    }
+                    _ => MetricTotals::Running(totals.of_event(&metric.event)),
+                };
+                (metric, totals)
             })
             .collect();
         let report = report::build(ReportInput {

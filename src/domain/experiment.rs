@@ -108,6 +108,26 @@ pub struct ExperimentSpec {
     /// headline results to the webhooks (fractions allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_after_hours: Option<f64>,
+    /// Variance reduction by each metric's value before first exposure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuped: Option<Cuped>,
+}
+
+/// CUPED: each metric's covariate is the same metric over `lookback_days` before a
+/// user's first exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cuped {
+    pub lookback_days: u32,
+}
+
+impl Cuped {
+    /// The longest lookback: a year.
+    pub const MAX_LOOKBACK_DAYS: u32 = 366;
+
+    pub fn lookback_ms(self) -> Millis {
+        Millis::from(self.lookback_days) * 24 * 3_600_000
+    }
 }
 
 fn default_alpha() -> f64 {
@@ -243,6 +263,10 @@ pub enum ChangeRefused {
     /// The status moves only through lifecycle actions.
     #[error("status changes only through lifecycle actions (start, pause, resume, rollback, ship, stop)")]
     StatusViaPatch,
+    /// Users already exposed have no per-user values for a shaped metric (or CUPED
+    /// covariates) added now: they are kept from each user's first exposure on.
+    #[error("cannot add or change windowed, capped or ratio metrics or CUPED once users have been exposed: their values are kept from each user's first exposure; start a new experiment for them")]
+    ShapedAfterExposure,
 }
 
 /// A part of the definition that decides which variant each user gets: changing it
@@ -398,6 +422,16 @@ impl Experiment {
 }
 
 impl ExperimentSpec {
+    /// Every metric key it names: primary, secondary, then guardrails (a key may
+    /// come more than once).
+    pub fn metric_keys(&self) -> impl Iterator<Item = &str> {
+        self.primary_metric
+            .iter()
+            .chain(&self.secondary_metrics)
+            .chain(self.guardrails.iter().map(|g| &g.metric))
+            .map(String::as_str)
+    }
+
     /// Checks everything a definition must satisfy. `known` answers whether the
     /// metrics and environments it names are defined.
     pub fn validate(&self, known: &Known<'_>) -> Result<(), ValidationError> {
@@ -445,6 +479,13 @@ impl ExperimentSpec {
                 hours > 0.0 && hours <= MAX_REPORT_AFTER_HOURS,
                 "report_after_hours",
                 format!("must be a number of hours above 0, at most {MAX_REPORT_AFTER_HOURS}"),
+            );
+        }
+        if let Some(cuped) = self.cuped {
+            problems.check(
+                (1..=Cuped::MAX_LOOKBACK_DAYS).contains(&cuped.lookback_days),
+                "cuped.lookback_days",
+                format!("must be 1 to {} days", Cuped::MAX_LOOKBACK_DAYS),
             );
         }
         problems.into_result()

@@ -8,6 +8,7 @@ pub mod experiment;
 pub mod key;
 pub mod metric;
 pub mod pseudonym;
+pub mod shaped;
 pub mod totals;
 pub mod validation;
 pub mod webhook;

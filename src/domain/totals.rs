@@ -67,6 +67,8 @@ pub struct RunningTotals {
     pub experiment: String,
     pub exposures: ExposureSummary,
     pub events: Vec<(String, Vec<VariantTotals>)>,
+    /// Per shaped metric, its paired totals as of now.
+    pub paired: Vec<(String, Vec<PairedTotals>)>,
 }
 
 impl RunningTotals {
@@ -75,6 +77,15 @@ impl RunningTotals {
         self.events
             .iter()
             .find(|(e, _)| e == event)
+            .map(|(_, totals)| totals.clone())
+            .unwrap_or_default()
+    }
+
+    /// The paired totals of shaped `metric`; none when nobody contributed yet.
+    pub fn of_shaped(&self, metric: &str) -> Vec<PairedTotals> {
+        self.paired
+            .iter()
+            .find(|(m, _)| m == metric)
             .map(|(_, totals)| totals.clone())
             .unwrap_or_default()
     }
@@ -156,4 +167,43 @@ fn instant(problems: &mut Problems, field: &str, text: &str) -> Option<Millis> {
         );
     }
     parsed
+}
+
+/// Sufficient statistics of a shaped metric in one variant (see
+/// [`super::shaped`]): over the users whose window has closed, the sums of their
+/// pairs `(x, y)`; users whose window is still open are only counted.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PairedTotals {
+    pub variant: String,
+    pub users: u64,
+    pub sum_x: f64,
+    pub sum_squares_x: f64,
+    pub sum_y: f64,
+    pub sum_squares_y: f64,
+    pub sum_products: f64,
+    /// Users whose window has not closed yet: left out until it has.
+    pub users_pending: u64,
+}
+
+impl PairedTotals {
+    pub fn empty(variant: &str) -> Self {
+        PairedTotals {
+            variant: variant.to_owned(),
+            ..PairedTotals::default()
+        }
+    }
+
+    /// Counts one user's pair, or only the user when their window is open.
+    pub fn add(&mut self, closed: bool, x: f64, y: f64) {
+        if !closed {
+            self.users_pending += 1;
+            return;
+        }
+        self.users += 1;
+        self.sum_x += x;
+        self.sum_squares_x += x * x;
+        self.sum_y += y;
+        self.sum_squares_y += y * y;
+        self.sum_products += x * y;
+    }
 }

@@ -9,8 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::experiment::Guardrail;
-use crate::stats::{sequential_one_sided_cuped_test, sequential_one_sided_test};
-use crate::stats::{Arm, CupedArm, Difference, OneSided, Settings, Side};
+use crate::stats::{sequential_one_sided_cuped_test, sequential_one_sided_ratio_test};
+use crate::stats::{sequential_one_sided_test, Arm, CupedArm, Difference, OneSided};
+use crate::stats::{RatioArm, Settings, Side};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +58,10 @@ pub enum GuardArms {
         control: CupedArm,
         treatment: CupedArm,
     },
+    Ratio {
+        control: RatioArm,
+        treatment: RatioArm,
+    },
 }
 
 impl GuardArms {
@@ -77,6 +82,13 @@ impl GuardArms {
                 harmful,
                 settings,
             ),
+            GuardArms::Ratio { control, treatment } => sequential_one_sided_ratio_test(
+                control,
+                treatment,
+                Difference::Relative,
+                harmful,
+                settings,
+            ),
         }
     }
 
@@ -84,6 +96,7 @@ impl GuardArms {
         match self {
             GuardArms::Plain { control, treatment } => (control.moments.n, treatment.moments.n),
             GuardArms::Cuped { control, treatment } => (control.moments.n, treatment.moments.n),
+            GuardArms::Ratio { control, treatment } => (control.moments.n, treatment.moments.n),
         }
     }
 }
@@ -149,7 +162,7 @@ fn describe(
     srm_ok: bool,
 ) -> String {
     let adjusted = match arms {
-        GuardArms::Plain { .. } => "",
+        GuardArms::Plain { .. } | GuardArms::Ratio { .. } => "",
         GuardArms::Cuped { .. } => " (CUPED-adjusted)",
     };
     let change = drop.map_or("change undefined".to_owned(), |d| {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{metric_report, ordered_totals, settings, MetricReport};
+use super::{metric_report, settings, variant_rows, MetricReport, MetricTotals};
 use crate::domain::totals::VariantTotals;
 use crate::domain::{Experiment, Metric};
 
@@ -107,8 +107,8 @@ fn segment(
                     None => merged.push(totals.clone()),
                 }
             }
-            let ordered = ordered_totals(experiment, &merged);
-            metric_report(metric, &ordered, &settings(experiment, metric))
+            let rows = variant_rows(experiment, metric, &MetricTotals::Running(merged));
+            metric_report(metric, &rows, &settings(experiment, metric))
         })
         .collect();
     let users = metrics

@@ -69,7 +69,7 @@ mod tests {
     use super::*;
     use crate::domain::totals::{ExposureSummary, VariantTotals};
     use crate::domain::{Experiment, ExperimentSpec, Metric, MetricKind};
-    use crate::report::{build, ReportInput};
+    use crate::report::{build, MetricTotals, ReportInput};
 
     fn totals(variant: &str, users: u64, converted: u64) -> VariantTotals {
         VariantTotals {
@@ -88,21 +88,21 @@ mod tests {
         }))
         .unwrap();
         let experiment = Experiment::new_draft(spec, 0);
-        let metric = |key: &str| Metric {
-            key: key.into(),
-            name: String::new(),
-            kind: MetricKind::Conversion,
-            event: key.into(),
-            higher_is_better: true,
-        };
+        let metric = |key: &str| Metric::of_event(key, MetricKind::Conversion, key);
         let report = build(ReportInput {
             experiment: &experiment,
             metrics: vec![
                 (
                     metric("purchase"),
-                    vec![totals("control", 1000, 100), totals("premium", 1000, 150)],
+                    MetricTotals::Running(vec![
+                        totals("control", 1000, 100),
+                        totals("premium", 1000, 150),
+                    ]),
                 ),
-                (metric("refund"), vec![totals("control", 1000, 10)]),
+                (
+                    metric("refund"),
+                    MetricTotals::Running(vec![totals("control", 1000, 10)]),
+                ),
             ],
             exposures: ExposureSummary {
                 users: vec![("control".into(), 1000), ("premium".into(), 1000)],

@@ -3,6 +3,7 @@
 //! sample-ratio check, guardrail verdicts and an overall health. Building a report
 //! is pure; [`crate::control`] gathers its inputs from the store.
 
+mod arms;
 pub mod breakdown;
 mod csv;
 mod headline;
@@ -14,13 +15,15 @@ use serde::{Deserialize, Serialize};
 pub use self::csv::to_csv;
 /// A report's health and guardrail verdicts are the guard's, named here for its readers.
 pub use crate::guard::{GuardStatus, GuardrailVerdict};
+pub use arms::{Analysis, CupedReport};
 pub use headline::{Headline, HeadlineComparison};
 pub use table::to_table;
 
-use crate::domain::totals::{ExposureSummary, UserFilter, VariantTotals};
+use crate::domain::totals::{ExposureSummary, PairedTotals, UserFilter, VariantTotals};
 use crate::domain::{format_millis, Experiment, Metric, MetricKind};
-use crate::guard::{judge, GuardArms};
-use crate::stats::{self, benjamini_hochberg, holm, srm, Arm, MetricType, Moments, Settings};
+use crate::guard::judge;
+use crate::stats::{benjamini_hochberg, holm, srm, Settings};
+use arms::VariantArm;
 
 /// A share of users seen in several variants above this turns health yellow.
 const MULTIPLE_EXPOSURE_SHARE_LIMIT: f64 = 0.01;
@@ -53,11 +56,20 @@ impl Correction {
     }
 }
 
+/// A metric's per-variant inputs, as the store keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricTotals {
+    /// A per-event metric: its running totals.
+    Running(Vec<VariantTotals>),
+    /// A shaped metric (or any metric under CUPED): its paired totals.
+    Paired(Analysis, Vec<PairedTotals>),
+}
+
 /// What a report is computed from.
 pub struct ReportInput<'a> {
     pub experiment: &'a Experiment,
     /// The experiment's metrics in report order, each with its per-variant totals.
-    pub metrics: Vec<(Metric, Vec<VariantTotals>)>,
+    pub metrics: Vec<(Metric, MetricTotals)>,
     pub exposures: ExposureSummary,
     pub correction: Option<Correction>,
     pub generated_at: String,
@@ -135,6 +147,10 @@ pub struct MetricReport {
 pub struct VariantStats {
     pub variant: String,
     pub users: u64,
+    /// Users whose window has not closed yet, left out of the figures (shaped
+    /// metrics only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_pending: Option<u64>,
     pub sum: f64,
     pub sum_squares: f64,
     pub mean: Option<f64>,
@@ -164,42 +180,49 @@ pub struct ComparisonReport {
     /// Why some numbers are null (e.g. `TOO_FEW_UNITS`), if any are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// With CUPED: θ and the variance reduction (the figures above are adjusted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuped: Option<CupedReport>,
 }
 
-/// A metric's per-user statistic type and per-variant moments.
-fn arm(kind: MetricKind, totals: &VariantTotals) -> Arm {
-    match kind {
-        MetricKind::Conversion => Arm::new(
-            MetricType::Proportion,
-            Moments::conversions(totals.users, totals.converted),
-        ),
-        MetricKind::Mean => Arm::new(
-            MetricType::Mean,
-            Moments::new(totals.users, totals.value_sum, totals.value_sum_squares),
-        ),
-        MetricKind::Count => Arm::new(
-            MetricType::Mean,
-            Moments::new(totals.users, totals.count_sum, totals.count_sum_squares),
-        ),
-    }
+/// One variant of one metric, in the experiment's variant order.
+struct VariantRow {
+    variant: String,
+    arm: VariantArm,
+    users_pending: Option<u64>,
 }
 
-/// Per-variant totals in the experiment's variant order; variants nobody saw yet
-/// have zero users.
-fn ordered_totals(experiment: &Experiment, totals: &[VariantTotals]) -> Vec<VariantTotals> {
+/// Per-variant arms in the experiment's variant order; variants nobody saw yet have
+/// zero users.
+fn variant_rows(
+    experiment: &Experiment,
+    metric: &Metric,
+    totals: &MetricTotals,
+) -> Vec<VariantRow> {
     experiment
         .spec
         .variants
         .iter()
-        .map(|v| {
-            totals
-                .iter()
-                .find(|t| t.variant == v.key)
-                .cloned()
-                .unwrap_or_else(|| VariantTotals {
+        .map(|v| match totals {
+            MetricTotals::Running(totals) => {
+                let found = totals.iter().find(|t| t.variant == v.key);
+                let empty = VariantTotals::default();
+                VariantRow {
                     variant: v.key.clone(),
-                    ..VariantTotals::default()
-                })
+                    arm: VariantArm::running(metric.kind, found.unwrap_or(&empty)),
+                    users_pending: None,
+                }
+            }
+            MetricTotals::Paired(analysis, totals) => {
+                let found = totals.iter().find(|t| t.variant == v.key);
+                let empty = PairedTotals::empty(&v.key);
+                let found = found.unwrap_or(&empty);
+                VariantRow {
+                    variant: v.key.clone(),
+                    arm: VariantArm::paired(*analysis, found),
+                    users_pending: Some(found.users_pending),
+                }
+            }
         })
         .collect()
 }
@@ -213,10 +236,10 @@ pub fn build(input: ReportInput<'_>) -> Result<Report, ReportError> {
     let mut metrics = Vec::new();
     let mut guardrails = Vec::new();
     for (metric, totals) in &input.metrics {
-        let totals = ordered_totals(experiment, totals);
+        let rows = variant_rows(experiment, metric, totals);
         let settings = settings(experiment, metric);
-        metrics.push(metric_report(metric, &totals, &settings));
-        let Some((control, treatments)) = totals.split_first() else {
+        metrics.push(metric_report(metric, &rows, &settings));
+        let Some((control, treatments)) = rows.split_first() else {
             continue;
         };
         for guardrail in experiment
@@ -225,13 +248,8 @@ pub fn build(input: ReportInput<'_>) -> Result<Report, ReportError> {
             .iter()
             .filter(|g| g.metric == metric.key)
         {
-            let control = arm(metric.kind, control);
             for treatment in treatments {
-                let treatment_arm = arm(metric.kind, treatment);
-                let arms = GuardArms::Plain {
-                    control,
-                    treatment: treatment_arm,
-                };
+                let arms = control.arm.guard(treatment.arm);
                 guardrails.push(judge(
                     guardrail,
                     &treatment.variant,
@@ -300,44 +318,39 @@ fn srm_block(experiment: &Experiment, exposures: &ExposureSummary) -> SrmBlock {
     }
 }
 
-fn metric_report(metric: &Metric, totals: &[VariantTotals], settings: &Settings) -> MetricReport {
-    let arms: Vec<Arm> = totals.iter().map(|t| arm(metric.kind, t)).collect();
-    let variants = totals
+fn metric_report(metric: &Metric, rows: &[VariantRow], settings: &Settings) -> MetricReport {
+    let variants = rows
         .iter()
-        .zip(&arms)
-        .map(|(t, a)| VariantStats {
-            variant: t.variant.clone(),
-            users: t.users,
-            sum: a.moments.sum,
-            sum_squares: a.moments.sum_squares,
-            mean: a.mean(),
-            stddev: a.stddev(),
+        .map(|row| {
+            let (sum, sum_squares) = row.arm.sums();
+            VariantStats {
+                variant: row.variant.clone(),
+                users: row.arm.users(),
+                users_pending: row.users_pending,
+                sum,
+                sum_squares,
+                mean: row.arm.mean(),
+                stddev: row.arm.stddev(),
+            }
         })
         .collect();
     MetricReport {
         metric: metric.key.clone(),
         kind: metric.kind,
         variants,
-        comparisons: comparisons(totals, &arms, settings),
+        comparisons: comparisons(rows, settings),
     }
 }
 
 /// Each treatment against the control (the first variant).
-fn comparisons(
-    totals: &[VariantTotals],
-    arms: &[Arm],
-    settings: &Settings,
-) -> Vec<ComparisonReport> {
-    let (Some((control, treatments)), Some((control_arm, treatment_arms))) =
-        (totals.split_first(), arms.split_first())
-    else {
+fn comparisons(rows: &[VariantRow], settings: &Settings) -> Vec<ComparisonReport> {
+    let Some((control, treatments)) = rows.split_first() else {
         return Vec::new();
     };
     treatments
         .iter()
-        .zip(treatment_arms)
-        .map(|(t, treatment)| {
-            let c = stats::compare(*control_arm, *treatment, settings);
+        .map(|t| {
+            let (c, cuped) = control.arm.compare(t.arm, settings);
             ComparisonReport {
                 variant: t.variant.clone(),
                 baseline: control.variant.clone(),
@@ -356,6 +369,7 @@ fn comparisons(
                 credible_interval: c.credible_interval,
                 significant: c.significant,
                 reason: c.rel_reason.or(c.abs_reason).map(|r| r.as_str()),
+                cuped,
             }
         })
         .collect()

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::arm;
+use super::arms::VariantArm;
 use crate::domain::totals::{ExposedUser, TrackFact, VariantTotals};
 use crate::domain::{format_millis, Metric, Millis};
-use crate::stats::{self, Settings};
+use crate::stats::Settings;
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
 
@@ -123,11 +123,11 @@ fn day_points(
     let Some((control_totals, treatments)) = totals.split_first() else {
         return Vec::new();
     };
-    let control = arm(metric.kind, control_totals);
+    let control = VariantArm::running(metric.kind, control_totals);
     treatments
         .iter()
         .map(|t| {
-            let c = stats::compare(control, arm(metric.kind, t), settings);
+            let (c, _) = control.compare(VariantArm::running(metric.kind, t), settings);
             SeriesPoint {
                 through: format_millis(day_end),
                 metric: metric.key.clone(),
@@ -168,13 +168,7 @@ mod tests {
 
     #[test]
     fn each_day_accumulates_users_and_their_values_so_far() {
-        let metric = Metric {
-            key: "revenue".into(),
-            name: String::new(),
-            kind: MetricKind::Mean,
-            event: "purchase".into(),
-            higher_is_better: true,
-        };
+        let metric = Metric::of_event("revenue", MetricKind::Mean, "purchase");
         let variants = vec!["a".to_owned(), "b".to_owned()];
         let users = [
             user("u1", "a", 0),

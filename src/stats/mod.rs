@@ -86,7 +86,7 @@ pub use cuped::{compare_cuped, sequential_one_sided_cuped_test, CupedArm, CupedC
 pub use frequentist::one_sided_t_test;
 pub use moments::{Arm, MetricType, Moments, PairedMoments};
 pub use power::{minimum_detectable_effect, power, sample_size_per_variant, Baseline};
-pub use ratio::{compare_ratio, RatioArm};
+pub use ratio::{compare_ratio, sequential_one_sided_ratio_test, RatioArm};
 pub use sequential::sequential_one_sided_test;
 pub use srm::{srm, SrmResult, SRM_THRESHOLD};
 

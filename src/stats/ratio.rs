@@ -6,8 +6,9 @@
 
 use super::frequentist::{estimate_from, require_units, Estimate};
 use super::moments::Summary;
+use super::sequential::one_sided_test;
 use super::{compare_estimates, Comparison, Difference, MetricType, PairedMoments};
-use super::{Reason, Settings};
+use super::{OneSided, Reason, Settings, Side};
 
 /// One arm of a ratio metric: the numerator `x` and denominator `y` of each user,
 /// each of its own metric type (a ratio is made of two existing metrics).
@@ -84,6 +85,20 @@ pub fn compare_ratio(control: RatioArm, treatment: RatioArm, settings: &Settings
         |difference| estimate(control, treatment, difference),
         settings,
     )
+}
+
+/// The guard's always-valid one-sided test ([`sequential_one_sided_test`]) on the
+/// effect on the ratios.
+///
+/// [`sequential_one_sided_test`]: super::sequential_one_sided_test
+pub fn sequential_one_sided_ratio_test(
+    control: RatioArm,
+    treatment: RatioArm,
+    difference: Difference,
+    side: Side,
+    settings: &Settings,
+) -> OneSided {
+    one_sided_test(|| estimate(control, treatment, difference), side, settings)
 }
 
 #[cfg(test)]

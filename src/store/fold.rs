@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::domain::shaped::{Contribution, MetricRows, ShapedPlan};
 use crate::domain::{Event, EventKind, Millis};
 
 /// `(experiment, user)`.
@@ -129,6 +130,84 @@ impl TotalsChanges {
                 .entry((experiment.to_owned(), variant.clone(), event.clone()))
                 .or_default()
                 .add(*metric, sign);
+        }
+    }
+}
+
+/// Running totals of one `(experiment, variant, metric, closes_hour)` of a shaped
+/// metric; may be a difference.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct PairedDelta {
+    pub(crate) users: i64,
+    pub(crate) sum_x: f64,
+    pub(crate) sum_squares_x: f64,
+    pub(crate) sum_y: f64,
+    pub(crate) sum_squares_y: f64,
+    pub(crate) sum_products: f64,
+}
+
+impl PairedDelta {
+    fn add(&mut self, c: Contribution, sign: i64) {
+        let s = sign as f64;
+        self.users += sign;
+        self.sum_x += s * c.x;
+        self.sum_squares_x += s * c.x * c.x;
+        self.sum_y += s * c.y;
+        self.sum_squares_y += s * c.y * c.y;
+        self.sum_products += s * c.x * c.y;
+    }
+}
+
+/// Every change a batch makes to shaped metrics' totals, in one global order (see
+/// [`TotalsChanges`]).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct PairedChanges(pub(crate) BTreeMap<(String, String, String, i64), PairedDelta>);
+
+impl PairedChanges {
+    /// Replaces a user's contribution: `before` (if they were exposed) by `after`.
+    pub(crate) fn replace(
+        &mut self,
+        experiment: &str,
+        plan: &ShapedPlan,
+        before: Option<(&FirstExposure, &MetricRows)>,
+        after: (&FirstExposure, &MetricRows),
+    ) {
+        if let Some((exposure, rows)) = before {
+            self.contribute(experiment, plan, exposure, rows, -1);
+        }
+        self.contribute(experiment, plan, after.0, after.1, 1);
+    }
+
+    /// Takes a user's contribution out (the user is erased).
+    pub(crate) fn remove(
+        &mut self,
+        experiment: &str,
+        plan: &ShapedPlan,
+        exposure: &FirstExposure,
+        rows: &MetricRows,
+    ) {
+        self.contribute(experiment, plan, exposure, rows, -1);
+    }
+
+    fn contribute(
+        &mut self,
+        experiment: &str,
+        plan: &ShapedPlan,
+        exposure: &FirstExposure,
+        rows: &MetricRows,
+        sign: i64,
+    ) {
+        if exposure.multiple {
+            return;
+        }
+        for (metric, contribution) in plan.contributions(exposure.first_ts, rows) {
+            let key = (
+                experiment.to_owned(),
+                exposure.variant.clone(),
+                metric.to_owned(),
+                contribution.closes_hour,
+            );
+            self.0.entry(key).or_default().add(contribution, sign);
         }
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::domain::event::Expiry;
 pub use crate::domain::totals::{
-    ExposedUser, ExposureSummary, RunningTotals, TrackFact, UserFilter, VariantTotals,
+    ExposedUser, ExposureSummary, PairedTotals, RunningTotals, TrackFact, UserFilter, VariantTotals,
 };
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
@@ -256,6 +256,17 @@ pub trait Store: Send + Sync + 'static {
         experiments: &[&str],
         events: &[&str],
     ) -> Result<Vec<RunningTotals>, StoreError>;
+
+    /// Per-variant totals of a shaped metric (see [`crate::domain::shaped`]) over the
+    /// users `filter` picks, as of now: users whose window has not closed are pending.
+    /// For everyone they are read from the running totals; a filter reads per-user
+    /// rows.
+    async fn paired_totals(
+        &self,
+        experiment: &str,
+        metric: &str,
+        filter: &UserFilter,
+    ) -> Result<Vec<PairedTotals>, StoreError>;
 
     /// Stores a webhook with the audit entry `audit` makes for its id.
     async fn insert_webhook(

@@ -99,6 +99,7 @@ catalogue! {
     kind_conversion => "conversion", "转化";
     kind_mean => "mean", "均值";
     kind_count => "count", "次数";
+    kind_ratio => "ratio", "比率";
     action_alert => "alert", "告警";
     action_pause => "pause", "暂停放量";
     action_adjust => "adjust", "回退一个阶段";
@@ -176,6 +177,7 @@ catalogue! {
     error_illegal_move(action, from) => "An experiment that is {from} cannot {action}.", "{from}的实验不能{action}。";
     error_frozen(fields) => "{fields} cannot change once the experiment has started.", "实验启动后不能再修改 {fields}。";
     error_status_via_patch => "The status changes only through the lifecycle buttons.", "状态只能通过生命周期按钮改变。";
+    error_shaped_after_exposure => "Windowed, capped and ratio metrics and CUPED cannot be added or changed once users have been exposed: their values are kept from each user's first exposure. Start a new experiment for them.", "已有用户曝光后，不能再添加或修改带窗口、封顶或比率的指标及 CUPED：这些值从每位用户首次曝光起记录。请为它们新建实验。";
 
     // The experiments page.
     experiments_title => "Experiments", "实验";
@@ -567,6 +569,7 @@ impl Text {
             MetricKind::Conversion => self.kind_conversion(),
             MetricKind::Mean => self.kind_mean(),
             MetricKind::Count => self.kind_count(),
+            MetricKind::Ratio => self.kind_ratio(),
         }
     }
 

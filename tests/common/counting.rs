@@ -16,7 +16,7 @@ use sluice::domain::{
     ApiKey, AuditEntry, Environment, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
 };
 use sluice::store::{
-    AuditOf, ChangeFeed, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges,
+    AuditOf, ChangeFeed, ExposedUser, ExposureSummary, IngestOutcome, PairedTotals, RulesetChanges,
     RunningTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
 };
 
@@ -232,6 +232,16 @@ impl Store for CountingStore {
     ) -> Result<Vec<VariantTotals>, StoreError> {
         self.count("variant_totals");
         self.inner.variant_totals(experiment, event, filter).await
+    }
+
+    async fn paired_totals(
+        &self,
+        experiment: &str,
+        metric: &str,
+        filter: &UserFilter,
+    ) -> Result<Vec<PairedTotals>, StoreError> {
+        self.count("paired_totals");
+        self.inner.paired_totals(experiment, metric, filter).await
     }
 
     async fn running_totals(

@@ -3,6 +3,9 @@
 //! `ON CONFLICT` upserts, `RETURNING`), and a [`Dialect`] supplies the few places
 //! where they differ: JSON access, bulk appends, locking and change notification.
 
+mod shaped;
+
+use shaped::{paired_of, PairedRow};
 mod writes;
 
 use std::collections::HashMap;
@@ -12,8 +15,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
-    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges, RunningTotals, Store,
-    StoreError, TrackFact, UserFilter, VariantTotals,
+    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, PairedTotals, RulesetChanges,
+    RunningTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
 };
 use crate::domain::event::Expiry;
 use crate::domain::validation::is_storable;
@@ -536,8 +539,8 @@ where
     async fn erase_user(&self, user: &str, audit: &NewAuditEntry) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
         DB::prepare_ingestion(&mut tx, &[user]).await?;
-        let exposures: Vec<(String, String, bool)> = sqlx::query_as(
-            "SELECT experiment, variant, multiple FROM exposures WHERE user_id = $1",
+        let exposures: Vec<(String, String, Millis, bool)> = sqlx::query_as(
+            "SELECT experiment, variant, first_ts, multiple FROM exposures WHERE user_id = $1",
         )
         .bind(user)
         .fetch_all(&mut *tx)
@@ -554,17 +557,20 @@ where
             metrics.entry(experiment).or_default().insert(event, metric);
         }
         let mut changes = TotalsChanges::default();
-        for (experiment, variant, multiple) in exposures {
+        let mut exposed = Vec::with_capacity(exposures.len());
+        for (experiment, variant, first_ts, multiple) in exposures {
             let exposure = FirstExposure {
                 variant,
-                first_ts: 0,
+                first_ts,
                 multiple,
                 dimensions: None,
             };
             let of_user = metrics.remove(&experiment).unwrap_or_default();
             changes.remove(&experiment, &exposure, &of_user);
+            exposed.push((experiment, exposure));
         }
         Self::write_totals(&mut tx, &changes).await?;
+        Self::erase_shaped(&mut tx, user, &exposed).await?;
         for table in ["user_metrics", "exposures"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
                 .bind(user)
@@ -688,6 +694,28 @@ where
         .bind(names.as_str())
         .fetch_all(&self.reader)
         .await?;
+        let paired: Vec<(String, String, PairedRow)> = sqlx::query_as::<
+            _,
+            (String, String, String, i64, i64, f64, f64, f64, f64, f64),
+        >(&format!(
+            "SELECT experiment, metric, variant, closes_hour, users, sum_x, sum_squares_x, \
+             sum_y, sum_squares_y, sum_products FROM paired_totals WHERE experiment IN ({})",
+            DB::text_list("$1")
+        ))
+        .bind(keys.as_str())
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(|(e, m, v, h, n, sx, sxx, sy, syy, sxy)| (e, m, (v, h, n, sx, sxx, sy, syy, sxy)))
+        .collect();
+        let mut paired_rows: HashMap<&str, Vec<(&str, PairedRow)>> = HashMap::new();
+        for (experiment, metric, row) in &paired {
+            paired_rows
+                .entry(experiment.as_str())
+                .or_default()
+                .push((metric.as_str(), row.clone()));
+        }
+        let now = crate::domain::now_millis();
         let mut exposed: HashMap<&str, Vec<(&str, u64)>> = HashMap::new();
         for (experiment, variant, n) in &users {
             let variants = exposed.entry(experiment.as_str()).or_default();
@@ -738,9 +766,27 @@ where
                         .iter()
                         .map(|event| ((*event).to_owned(), totals_of(event)))
                         .collect(),
+                    paired: paired_of(
+                        paired_rows.get(experiment).map_or(&[][..], Vec::as_slice),
+                        now,
+                    ),
                 }
             })
             .collect())
+    }
+
+    async fn paired_totals(
+        &self,
+        experiment: &str,
+        metric: &str,
+        filter: &UserFilter,
+    ) -> Result<Vec<PairedTotals>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let now = crate::domain::now_millis();
+        if filter.is_everyone() {
+            return Self::read_paired(&mut conn, experiment, metric, now).await;
+        }
+        Self::filtered_paired(&mut conn, experiment, metric, filter, now).await
     }
 
     async fn exposed_users(

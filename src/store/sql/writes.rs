@@ -1,6 +1,7 @@
 //! The statements that run inside a caller's transaction: audit entries with their
 //! webhook deliveries, ruleset versions, and event ingestion (append raw events
 //! idempotently, then apply what [`crate::store::fold`] says the batch changes).
+use super::shaped::ShapedFold;
 use super::{decode, encode, Dialect, SqlStore};
 use crate::domain::{Event, EventKind, Experiment, Millis, NewAuditEntry, Status};
 use crate::store::fold::{
@@ -31,6 +32,7 @@ struct Fold {
     touched: HashMap<UserKey, Touched>,
     metric_writes: Vec<(UserKey, String, UserMetric)>,
     changes: TotalsChanges,
+    shaped: Option<ShapedFold>,
 }
 /// `(experiment, user, variant, first_ts, multiple, dimensions)`.
 pub(crate) type ExposureRow = (String, String, String, Millis, bool, Option<String>);
@@ -261,10 +263,12 @@ where
                 }
             }
         }
+        let shaped = Self::plan_shaped(conn, &touched, &tracks).await?;
         Ok(Some(Fold {
             touched,
             metric_writes,
             changes,
+            shaped,
         }))
     }
     async fn write_fold(conn: &mut DB::Connection, fold: &Fold) -> Result<(), StoreError> {
@@ -272,6 +276,9 @@ where
         // A rebuild only ever adds events (the first exposure moves earlier), so no
         // stored aggregate has to disappear: upserts suffice.
         DB::upsert_metrics(conn, &fold.metric_writes).await?;
+        if let Some(shaped) = &fold.shaped {
+            Self::write_shaped(conn, shaped).await?;
+        }
         Self::write_totals(conn, &fold.changes).await
     }
     /// Every stored exposure of the given users, in any experiment.

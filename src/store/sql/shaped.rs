@@ -1,0 +1,385 @@
+//! Shaped metrics in the ingestion transaction: which touched experiments have a
+//! [`ShapedPlan`], their users' [`MetricRows`] before and after the batch, and the
+//! paired totals those change; plus erasing a user's part and reading the totals.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::{decode, picked_users, Dialect, Params, SqlStore};
+use crate::domain::shaped::{MetricRow, MetricRows, ShapedPlan, HOUR_MS};
+use crate::domain::totals::{PairedTotals, UserFilter};
+use crate::domain::{Experiment, Metric, Millis};
+use crate::store::fold::{FirstExposure, PairedChanges, Touched, UserKey};
+use crate::store::StoreError;
+
+/// What a batch changes in shaped metrics.
+pub(super) struct ShapedFold {
+    /// The users whose rows changed, with all their rows after the batch.
+    writes: Vec<(UserKey, MetricRows)>,
+    changes: PairedChanges,
+}
+
+/// A row of `paired_totals`: `(variant, closes_hour, users, Σx, Σx², Σy, Σy², Σxy)`.
+pub(super) type PairedRow = (String, i64, i64, f64, f64, f64, f64, f64);
+
+/// Per variant, the sums of the rows whose hour has closed at `now`; the users of
+/// the others are pending.
+pub(super) fn paired_at(
+    rows: impl IntoIterator<Item = PairedRow>,
+    now: Millis,
+) -> Vec<PairedTotals> {
+    let closed_through = now.div_euclid(HOUR_MS);
+    let mut totals: Vec<PairedTotals> = Vec::new();
+    for (variant, closes_hour, users, sx, sxx, sy, syy, sxy) in rows {
+        let at = match totals.iter().position(|t| t.variant == variant) {
+            Some(at) => at,
+            None => {
+                totals.push(PairedTotals::empty(&variant));
+                totals.len() - 1
+            }
+        };
+        let t = &mut totals[at];
+        if closes_hour <= closed_through {
+            t.users += users as u64;
+            t.sum_x += sx;
+            t.sum_squares_x += sxx;
+            t.sum_y += sy;
+            t.sum_squares_y += syy;
+            t.sum_products += sxy;
+        } else {
+            t.users_pending += users as u64;
+        }
+    }
+    totals
+}
+
+/// [`paired_at`] per metric, for rows of several metrics.
+pub(super) fn paired_of(
+    rows: &[(&str, PairedRow)],
+    now: Millis,
+) -> Vec<(String, Vec<PairedTotals>)> {
+    let mut metrics: Vec<&str> = rows.iter().map(|(metric, _)| *metric).collect();
+    metrics.sort_unstable();
+    metrics.dedup();
+    metrics
+        .into_iter()
+        .map(|metric| {
+            let of_metric = rows
+                .iter()
+                .filter(|(m, _)| *m == metric)
+                .map(|(_, row)| row.clone());
+            (metric.to_owned(), paired_at(of_metric, now))
+        })
+        .collect()
+}
+
+/// A batch's track events per user: `(event, value, ts)`.
+pub(super) type BatchTracks<'e> = HashMap<&'e str, Vec<(&'e str, f64, Millis)>>;
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// The plans of those of `experiments` that have shaped metrics, read in the
+    /// transaction so that a batch folds by the definitions it commits with.
+    pub(super) async fn shaped_plans(
+        conn: &mut DB::Connection,
+        experiments: &HashSet<&str>,
+    ) -> Result<HashMap<String, ShapedPlan>, StoreError> {
+        let mut plans = HashMap::new();
+        if experiments.is_empty() {
+            return Ok(plans);
+        }
+        let definitions: Vec<String> = sqlx::query_scalar("SELECT definition FROM metrics")
+            .fetch_all(&mut *conn)
+            .await?;
+        let metrics: Vec<Metric> = definitions
+            .iter()
+            .map(|d| decode(d))
+            .collect::<Result<_, _>>()?;
+        for key in experiments {
+            let definition: Option<String> =
+                sqlx::query_scalar("SELECT definition FROM experiments WHERE key = $1")
+                    .bind(*key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let Some(definition) = definition else {
+                continue;
+            };
+            let experiment: Experiment = decode(&definition)?;
+            if let Some(plan) = ShapedPlan::of(&experiment.spec, &metrics) {
+                plans.insert((*key).to_owned(), plan);
+            }
+        }
+        Ok(plans)
+    }
+
+    /// Works out the rows and totals of the touched users of experiments with a
+    /// plan: rebuilt from every stored event where the first exposure is new or moved,
+    /// otherwise the stored rows plus the batch's tracks.
+    pub(super) async fn plan_shaped(
+        conn: &mut DB::Connection,
+        touched: &HashMap<UserKey, Touched>,
+        batch: &BatchTracks<'_>,
+    ) -> Result<Option<ShapedFold>, StoreError> {
+        let experiments: HashSet<&str> = touched.keys().map(|(e, _)| e.as_str()).collect();
+        let plans = Self::shaped_plans(conn, &experiments).await?;
+        if plans.is_empty() {
+            return Ok(None);
+        }
+        let keys: Vec<&UserKey> = touched
+            .keys()
+            .filter(|(e, _)| plans.contains_key(e))
+            .collect();
+        let mut stored = HashMap::new();
+        for key in &keys {
+            if touched[*key].before.is_some() {
+                stored.insert((*key).clone(), Self::metric_rows(conn, key).await?);
+            }
+        }
+        let mut since: HashMap<&str, Millis> = HashMap::new();
+        for key in keys.iter().filter(|k| touched[**k].needs_rebuild()) {
+            let from = touched[*key].after.first_ts - plans[&key.0].lookback();
+            let earliest = since.entry(key.1.as_str()).or_insert(from);
+            *earliest = (*earliest).min(from);
+        }
+        let since: Vec<(&str, Millis)> = since.into_iter().collect();
+        let mut earlier: HashMap<String, Vec<(String, f64, Millis)>> = HashMap::new();
+        for (user, event, value, ts) in DB::tracks_since(conn, &since).await? {
+            earlier.entry(user).or_default().push((event, value, ts));
+        }
+        let mut fold = ShapedFold {
+            writes: Vec::new(),
+            changes: PairedChanges::default(),
+        };
+        for key in keys {
+            let plan = &plans[&key.0];
+            let user = &touched[key];
+            let before = stored.remove(key).unwrap_or_default();
+            let first_ts = user.after.first_ts;
+            let mut after = if user.needs_rebuild() {
+                let mut rebuilt = MetricRows::new();
+                let stored = earlier.get(key.1.as_str()).map_or(&[][..], Vec::as_slice);
+                let stored = stored.iter().map(|(e, v, ts)| (e.as_str(), *v, *ts));
+                plan.add_tracks(&mut rebuilt, first_ts, stored);
+                rebuilt
+            } else {
+                before.clone()
+            };
+            let tracks = batch.get(key.1.as_str()).map_or(&[][..], Vec::as_slice);
+            plan.add_tracks(&mut after, first_ts, tracks.iter().copied());
+            after.retain(|_, row| !row.is_empty());
+            if user.before.as_ref() == Some(&user.after) && after == before {
+                continue;
+            }
+            let previous = user.before.as_ref().map(|b| (b, &before));
+            fold.changes
+                .replace(&key.0, plan, previous, (&user.after, &after));
+            fold.writes.push((key.clone(), after));
+        }
+        Ok(Some(fold))
+    }
+
+    async fn metric_rows(
+        conn: &mut DB::Connection,
+        key: &UserKey,
+    ) -> Result<MetricRows, StoreError> {
+        let rows: Vec<(String, f64, i64, f64, i64)> = sqlx::query_as(
+            "SELECT metric, total, count, pre_total, pre_count FROM user_metric_values \
+             WHERE experiment = $1 AND user_id = $2",
+        )
+        .bind(&key.0)
+        .bind(&key.1)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(metric, total, count, pre_total, pre_count)| {
+                let row = MetricRow {
+                    total,
+                    count,
+                    pre_total,
+                    pre_count,
+                };
+                (metric, row)
+            })
+            .collect())
+    }
+
+    pub(super) async fn write_shaped(
+        conn: &mut DB::Connection,
+        fold: &ShapedFold,
+    ) -> Result<(), StoreError> {
+        for ((experiment, user), rows) in &fold.writes {
+            sqlx::query("DELETE FROM user_metric_values WHERE experiment = $1 AND user_id = $2")
+                .bind(experiment)
+                .bind(user)
+                .execute(&mut *conn)
+                .await?;
+            for (metric, row) in rows {
+                sqlx::query(
+                    "INSERT INTO user_metric_values \
+                     (experiment, user_id, metric, total, count, pre_total, pre_count) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(experiment)
+                .bind(user)
+                .bind(metric)
+                .bind(row.total)
+                .bind(row.count)
+                .bind(row.pre_total)
+                .bind(row.pre_count)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Self::write_paired(conn, &fold.changes).await
+    }
+
+    async fn write_paired(
+        conn: &mut DB::Connection,
+        changes: &PairedChanges,
+    ) -> Result<(), StoreError> {
+        for ((experiment, variant, metric, closes_hour), d) in &changes.0 {
+            sqlx::query(
+                "INSERT INTO paired_totals AS t (experiment, variant, metric, closes_hour, users, \
+                 sum_x, sum_squares_x, sum_y, sum_squares_y, sum_products) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (experiment, variant, metric, closes_hour) DO UPDATE SET \
+                 users = t.users + excluded.users, sum_x = t.sum_x + excluded.sum_x, \
+                 sum_squares_x = t.sum_squares_x + excluded.sum_squares_x, \
+                 sum_y = t.sum_y + excluded.sum_y, \
+                 sum_squares_y = t.sum_squares_y + excluded.sum_squares_y, \
+                 sum_products = t.sum_products + excluded.sum_products",
+            )
+            .bind(experiment)
+            .bind(variant)
+            .bind(metric)
+            .bind(closes_hour)
+            .bind(d.users)
+            .bind(d.sum_x)
+            .bind(d.sum_squares_x)
+            .bind(d.sum_y)
+            .bind(d.sum_squares_y)
+            .bind(d.sum_products)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes an erased user's part out of every shaped total and drops their rows.
+    pub(super) async fn erase_shaped(
+        conn: &mut DB::Connection,
+        user: &str,
+        exposures: &[(String, FirstExposure)],
+    ) -> Result<(), StoreError> {
+        let experiments: HashSet<&str> = exposures.iter().map(|(e, _)| e.as_str()).collect();
+        let plans = Self::shaped_plans(conn, &experiments).await?;
+        let mut changes = PairedChanges::default();
+        for (experiment, exposure) in exposures {
+            let Some(plan) = plans.get(experiment) else {
+                continue;
+            };
+            let key = (experiment.clone(), user.to_owned());
+            let rows = Self::metric_rows(conn, &key).await?;
+            changes.remove(experiment, plan, exposure, &rows);
+        }
+        Self::write_paired(conn, &changes).await?;
+        sqlx::query("DELETE FROM user_metric_values WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// A shaped metric's totals per variant at `now`: users whose window has closed
+    /// are counted, the others are pending.
+    pub(super) async fn read_paired(
+        conn: &mut DB::Connection,
+        experiment: &str,
+        metric: &str,
+        now: Millis,
+    ) -> Result<Vec<PairedTotals>, StoreError> {
+        let rows: Vec<PairedRow> = sqlx::query_as(
+            "SELECT variant, closes_hour, users, sum_x, sum_squares_x, sum_y, sum_squares_y, \
+             sum_products FROM paired_totals WHERE experiment = $1 AND metric = $2",
+        )
+        .bind(experiment)
+        .bind(metric)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(paired_at(rows, now))
+    }
+
+    /// [`Self::read_paired`] over the users a filter picks, from their rows.
+    pub(super) async fn filtered_paired(
+        conn: &mut DB::Connection,
+        experiment: &str,
+        metric: &str,
+        filter: &UserFilter,
+        now: Millis,
+    ) -> Result<Vec<PairedTotals>, StoreError> {
+        let plans = Self::shaped_plans(conn, &HashSet::from([experiment])).await?;
+        let Some(plan) = plans.get(experiment) else {
+            return Ok(Vec::new());
+        };
+        let mut params = Params::starting_with(experiment);
+        let picked = picked_users::<DB>(filter, &mut params);
+        let users: Vec<(String, String, Millis)> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT x.user_id, x.variant, x.first_ts FROM exposures x \
+                 WHERE x.experiment = $1 AND NOT x.multiple{picked}"
+            )))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut params = Params::starting_with(experiment);
+        let picked = picked_users::<DB>(filter, &mut params);
+        let stored: Vec<(String, String, f64, i64, f64, i64)> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT r.user_id, r.metric, r.total, r.count, r.pre_total, r.pre_count \
+                 FROM user_metric_values r JOIN exposures x \
+                 ON x.experiment = r.experiment AND x.user_id = r.user_id \
+                 WHERE r.experiment = $1 AND NOT x.multiple{picked}"
+            )))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut rows: HashMap<String, MetricRows> = HashMap::new();
+        for (user, key, total, count, pre_total, pre_count) in stored {
+            let row = MetricRow {
+                total,
+                count,
+                pre_total,
+                pre_count,
+            };
+            rows.entry(user).or_default().insert(key, row);
+        }
+        let closed_through = now.div_euclid(HOUR_MS);
+        let none = MetricRows::new();
+        let mut totals: Vec<PairedTotals> = Vec::new();
+        for (user, variant, first_ts) in users {
+            let of_user = rows.get(&user).unwrap_or(&none);
+            let contributions = plan.contributions(first_ts, of_user);
+            let Some((_, c)) = contributions.iter().find(|(key, _)| *key == metric) else {
+                continue;
+            };
+            let at = match totals.iter().position(|t| t.variant == variant) {
+                Some(at) => at,
+                None => {
+                    totals.push(PairedTotals::empty(&variant));
+                    totals.len() - 1
+                }
+            };
+            totals[at].add(c.closes_hour <= closed_through, c.x, c.y);
+        }
+        Ok(totals)
+    }
+}
