@@ -117,8 +117,8 @@ function deepEqual(a: unknown, b: unknown): boolean {
 
 /** GrowthBook's `paddedVersionString`: comparable as a plain string. */
 export function paddedVersion(input: unknown): string {
-  const text = typeof input === "number" ? String(input) : input;
-  const parts = (typeof text === "string" && text !== "" ? text : "0").replace(/(^v|\+.*$)/g, "").split(/[-.]/);
+  const text = ((typeof input === "string" || typeof input === "number") && String(input)) || "0";
+  const parts = text.replace(/(^v|\+.*$)/g, "").split(/[-.]/);
   if (parts.length === 3) parts.push("~");
   return parts.map((p) => (/^[0-9]+$/.test(p) ? p.padStart(5, " ") : p)).join("-");
 }

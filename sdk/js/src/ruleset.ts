@@ -71,9 +71,8 @@ const STOPPED: readonly string[] = ["draft", "paused", "rolled_back", "stopped"]
  * JavaScript prints it, `true` as "true"; otherwise none.
  */
 export function unitId(value: unknown): string | null {
-  if (typeof value === "string") return value === "" ? null : value;
-  if (typeof value === "number") return value === 0 || Number.isNaN(value) ? null : String(value);
-  return value === true ? "true" : null;
+  // "", 0 and NaN are falsy: no unit id.
+  return (typeof value === "string" || typeof value === "number" || value === true) && value ? String(value) : null;
 }
 
 /**
