@@ -43,13 +43,6 @@ export function sleep(ms: number, onCancel: (cancel: () => void) => void): Promi
   });
 }
 
-/** The indices of the events a 400 names in its `details` (`events[3].user`). */
-function rejectedIndices(body: any): Set<number> {
-  const details = body?.error?.details;
-  const named = Array.isArray(details) ? details.map((d) => /^events\[(\d+)\]/.exec(d?.field)?.[1]) : [];
-  return new Set(named.filter(Boolean).map(Number));
-}
-
 /** The client's event buffer and its sender; `stats` counts what becomes of each event. */
 export function eventQueue(transport: Transport, o: EventOptions, stats: ClientStats): EventQueue {
   let buffered: ApiEvent[] = [];
@@ -79,10 +72,14 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
       stats.eventsSent += batch.length - skipped;
       return [];
     }
-    const bad = res.status === 400 ? rejectedIndices(body) : new Set<number>();
-    const rest = bad.size ? batch.filter((_, i) => !bad.has(i)) : [];
-    stats.eventsRejected += batch.length - rest.length;
-    return rest;
+    // A 400 names the events it refuses in its details (`events[3].user`);
+    // naming none, or another 4xx, refuses them all.
+    const details = res.status === 400 ? body?.error?.details : null;
+    const bad = new Set(Array.isArray(details) ? details.map((d) => Number(/^events\[(\d+)\]/.exec(d?.field)?.[1])) : []);
+    const rest = batch.filter((_, i) => !bad.has(i));
+    const kept = rest.length < batch.length ? rest : [];
+    stats.eventsRejected += batch.length - kept.length;
+    return kept;
   }
 
   /** Delivers `sending`, retrying with backoff until stored, rejected or past the deadline. */
