@@ -82,43 +82,28 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
     return kept;
   }
 
-  /** Delivers `sending`, retrying with backoff until stored, rejected or past the deadline. */
-  async function deliver(): Promise<void> {
-    let delay = o.retryInitial;
-    while (sending.length) {
-      const rest = await send(sending, false);
-      if (rest) {
-        sending = rest;
-        continue;
-      }
-      stats.sendRetries++;
-      if (Date.now() + delay > deadline) {
-        stats.eventsDropped += sending.length;
-        return;
-      }
-      backingOff = true;
-      await sleep(delay, (cancel) => (wake = cancel));
-      backingOff = false;
-      delay = Math.min(delay * 2, o.retryMax);
-    }
-  }
-
+  /** Delivers the buffer batch by batch, each retried with backoff until stored, rejected or past the deadline. */
   async function drain(): Promise<void> {
     while (buffered.length) {
       sending = buffered.splice(0, o.batchSize);
-      await deliver();
-      sending = [];
+      for (let delay = o.retryInitial; sending.length; ) {
+        const rest = await send(sending, false);
+        if (rest) {
+          sending = rest;
+          continue;
+        }
+        stats.sendRetries++;
+        if (Date.now() + delay > deadline) {
+          stats.eventsDropped += sending.length;
+          sending = [];
+        } else {
+          backingOff = true;
+          await sleep(delay, (cancel) => (wake = cancel));
+          backingOff = false;
+          delay = Math.min(delay * 2, o.retryMax);
+        }
+      }
     }
-  }
-
-  /** Takes the events that fit in UNLOAD_BYTES of JSON, a batch waiting to be retried first. */
-  function takeForUnload(): ApiEvent[] {
-    const pending = [...(backingOff ? sending.splice(0) : []), ...buffered];
-    const encoder = new TextEncoder();
-    let bytes = 0;
-    const count = pending.findIndex((e) => (bytes += encoder.encode(JSON.stringify(e)).length + 1) > UNLOAD_BYTES);
-    buffered = count < 0 ? [] : pending.splice(count);
-    return pending;
   }
 
   const flush = () => (busy ??= drain().finally(() => (busy = null)));
@@ -142,7 +127,12 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
     // one, else a keepalive request, whose answer is read if the page stays.
     // What does not go out stays buffered.
     sendBeforeUnload() {
-      const batch = takeForUnload();
+      // What fits in UNLOAD_BYTES of JSON, a batch waiting to be retried first.
+      const batch = [...(backingOff ? sending.splice(0) : []), ...buffered];
+      const encoder = new TextEncoder();
+      let bytes = 0;
+      const count = batch.findIndex((e) => (bytes += encoder.encode(JSON.stringify(e)).length + 1) > UNLOAD_BYTES);
+      buffered = count < 0 ? [] : batch.splice(count);
       wake(); // a batch waiting for its retry may be in this one: the wait is over
       if (!batch.length) return;
       if (!transport.beacon) {
