@@ -75,7 +75,7 @@ const join = (at: string, key: string) => (at ? `${at}.${key}` : key);
 
 /** Reads one step of a path: an own property, or a canonical index of an array; else null. */
 export function property(key: string): (cur: unknown) => unknown {
-  const index = /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : -1;
+  const index = String(Number(key)) === key ? Number(key) : -1;
   // Only a key Object.prototype has needs the slower own-property check.
   const inherited = key in Object.prototype;
   return (cur) => {
@@ -121,11 +121,6 @@ export function paddedVersion(input: unknown): string {
   const parts = text.replace(/(^v|\+.*$)/g, "").split(/[-.]/);
   if (parts.length === 3) parts.push("~");
   return parts.map((p) => (/^[0-9]+$/.test(p) ? p.padStart(5, " ") : p)).join("-");
-}
-
-function typeOf(v: unknown): string {
-  if (v === null) return "null";
-  return Array.isArray(v) ? "array" : typeof v;
 }
 
 const TYPES = ["string", "number", "boolean", "object", "array", "null"];
@@ -205,9 +200,6 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
   function operator(name: string, arg: unknown, at: string): Test {
     const is = (ok: boolean, problem: Problem) => ok || report(at, problem);
     switch (name) {
-      case "$eq": case "$ne":
-        is(arg === null || typeof arg !== "object", Problem.NotPrimitive);
-        return (v) => COMPARE[name](v, arg);
       case "$exists":
         is(typeof arg === "boolean", Problem.NotBoolean);
         return arg ? (v) => v !== null : (v) => v === null;
@@ -257,7 +249,7 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
       }
       case "$type":
         if (!TYPES.includes(arg as string)) return fail(at, Problem.NotTypeName);
-        return (v) => typeOf(v) === arg;
+        return (v) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v) === arg;
     }
     // The comparisons: JavaScript's own `<` and `===`, the spec's semantics
     // exactly; `$vgt`, `$veq`, … compare padded versions of both sides.
@@ -266,7 +258,8 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
       report(at, Problem.UnknownOperator, name);
       return never;
     }
-    is(typeof arg === "string" || typeof arg === "number", Problem.NotStringOrNumber);
+    if (name === "$eq" || name === "$ne") is(arg === null || typeof arg !== "object", Problem.NotPrimitive);
+    else is(typeof arg === "string" || typeof arg === "number", Problem.NotStringOrNumber);
     if (name[1] !== "v") return (v) => compare(v, arg);
     const padded = paddedVersion(arg);
     return (v) => compare(paddedVersion(v), padded);

@@ -164,7 +164,7 @@ function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condi
 
   let inSlice: ((id: string) => boolean) | null = null;
   const ns = rule.namespace;
-  if (ns !== undefined && ns !== null) {
+  if (ns != null) {
     const { name, range } = asObject(ns);
     const bounds = asArray(range);
     const [lo, hi] = bounds as number[];
@@ -176,13 +176,13 @@ function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condi
     }
   }
 
-  const condition = rule.condition === undefined || rule.condition === null ? null : conditionOf(rule.condition);
+  const condition = rule.condition == null ? null : conditionOf(rule.condition);
   const invalidAt = condition?.invalidAt;
   if (invalidAt !== undefined) fail(`condition invalid${invalidAt && ` at ${invalidAt}`}`);
 
   const shipped = rule.shipped_variant;
   let shippedAt = 0;
-  if (shipped === undefined || shipped === null) {
+  if (shipped == null) {
     if (rule.status === "shipped") warn("no shipped_variant: control");
   } else {
     shippedAt = variants.findIndex((v) => v.key === shipped);
