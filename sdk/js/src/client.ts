@@ -105,6 +105,8 @@ export function createClient(options: ClientOptions): Client {
     fetchErrors: 0, streamConnects: 0,
   };
   let rules: Compiled | null = null;
+  /** The version in use, -1 before the first ruleset. */
+  const current = () => rules?.version ?? -1;
   let etag: string | null = null;
   let closed = false;
   let stopStream = () => {};
@@ -135,16 +137,16 @@ export function createClient(options: ClientOptions): Client {
   async function fetchRuleset(): Promise<void> {
     stats.rulesetFetches++;
     const res = await request("/sdk/v1/ruleset", { headers: etag ? { "If-None-Match": etag } : {} }).catch(() => null);
-    const body = res?.ok ? await res.json().catch(() => null) : null;
+    const body = res?.ok && (await res.json().catch(() => null));
     if (res?.status === 304) {
       stats.rulesetNotModified++;
     } else if (typeof body?.version !== "number") {
       stats.fetchErrors++;
-    } else if (rules && body.version < rules.version) {
+    } else if (body.version < current()) {
       stats.rulesetsStale++;
     } else {
-      etag = res?.headers.get("ETag") ?? null;
-      if (!rules || body.version > rules.version) {
+      etag = res!.headers.get("ETag");
+      if (body.version > current()) {
         rules = compile(body);
         stats.rulesetUpdates++;
       }
@@ -173,7 +175,7 @@ export function createClient(options: ClientOptions): Client {
     } catch {
       // Unreadable: fetch to be sure.
     }
-    if (!(version <= (rules?.version ?? -1))) refresh();
+    if (!(version <= current())) refresh();
   }
 
   /** EventSource reconnects by itself; it cannot send headers, hence the key in the URL. */
@@ -207,7 +209,7 @@ export function createClient(options: ClientOptions): Client {
   }
 
   function logExposure(a: Assignment, attributes: Attributes): void {
-    const rule = a.in_experiment && rules?.exposureRule(a.experiment);
+    const rule = a.in_experiment && rules?.rule(a.experiment);
     const user = rule && unitId(attributes[rule.hashAttribute]);
     if (!rule || !user) return;
     const key = `${a.experiment}\u0000${user}`;
@@ -227,7 +229,7 @@ export function createClient(options: ClientOptions): Client {
   // pagehide fires while the page is still visible; visibilitychange covers
   // mobile browsers, which may end a hidden page without a pagehide.
   const hidden = (e: Event) => {
-    if (e.type === "pagehide" || document.visibilityState === "hidden") events.sendBeforeUnload();
+    if (e.type === "pagehide" || document.visibilityState === "hidden") events.unload();
   };
   const pageEvents = typeof document === "object" && typeof addEventListener === "function" ? ["pagehide", "visibilitychange"] : [];
   for (const type of pageEvents) addEventListener(type, hidden);

@@ -29,7 +29,7 @@ export interface EventQueue {
   /** For close(): ends the wait before a retry, and retries stop at `deadline` (ms since the epoch). */
   stop(deadline: number): void;
   /** The page is going away: sends what fits in one beacon or keepalive request. */
-  sendBeforeUnload(): void;
+  unload(): void;
 }
 
 /** Beacons and keepalive requests may have 64 KiB in flight in all. */
@@ -74,9 +74,9 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
     }
     // A 400 names the events it refuses in its details (`events[3].user`);
     // naming none, or another 4xx, refuses them all.
-    const details = res.status === 400 ? body?.error?.details : null;
-    const bad = new Set(Array.isArray(details) ? details.map((d) => Number(/^events\[(\d+)\]/.exec(d?.field)?.[1])) : []);
-    const rest = batch.filter((_, i) => !bad.has(i));
+    const details = res.status === 400 && body?.error?.details;
+    const named = Array.isArray(details) ? JSON.stringify(details.map((d) => d?.field)) : "";
+    const rest = batch.filter((_, i) => !named.includes(`"events[${i}]`));
     const kept = rest.length < batch.length ? rest : [];
     stats.eventsRejected += batch.length - kept.length;
     return kept;
@@ -126,7 +126,7 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
     // The browser may end the page before any answer: a beacon where there is
     // one, else a keepalive request, whose answer is read if the page stays.
     // What does not go out stays buffered.
-    sendBeforeUnload() {
+    unload() {
       // What fits in UNLOAD_BYTES of JSON, a batch waiting to be retried first.
       const batch = [...(backingOff ? sending.splice(0) : []), ...buffered];
       const encoder = new TextEncoder();

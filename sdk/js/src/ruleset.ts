@@ -223,7 +223,7 @@ function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condi
 /** The compiled ruleset plus what the client needs to log exposures. */
 export interface Compiled extends CompiledRuleset {
   /** The hash attribute and dimensions of an experiment, for its exposures. */
-  exposureRule(key: string): ExposureRule | undefined;
+  rule(key: string): ExposureRule | undefined;
 }
 
 /** Compiles a ruleset as served by `GET /sdk/v1/ruleset`. Never throws. */
@@ -250,6 +250,6 @@ export function compile(ruleset: unknown): Compiled {
       const memo: Memo = [];
       return all.map((e) => e.evaluate(doc, memo));
     },
-    exposureRule: (key) => byKey.get(key),
+    rule: (key) => byKey.get(key),
   };
 }
