@@ -234,7 +234,7 @@ export function createClient(options: ClientOptions): Client {
   const pageEvents = typeof document === "object" && typeof addEventListener === "function" ? ["pagehide", "visibilitychange"] : [];
   for (const type of pageEvents) addEventListener(type, hidden);
 
-  const first = refresh().then(() => rules !== null);
+  const first = refresh().then(() => !!rules);
   const poller = setInterval(refresh, o.pollInterval);
   const flusher = setInterval(events.flush, o.flushInterval);
   const follow = typeof EventSource === "function" && !options.fetch ? listen : read;

@@ -150,8 +150,6 @@ function inList(members: unknown[], fold: boolean): Test {
   return (v) => (Array.isArray(v) ? v.some(has) : has(v));
 }
 
-/** `$nor` is not `$or`: an empty `$nor` is false, as in GrowthBook. */
-const LOGIC = { $and: allOf, $or: anyOf, $nor: (parts: Predicate[]) => negate(anyOf(parts)) };
 
 /**
  * Compiles a condition (`null` matches everyone), telling `report` of each
@@ -172,7 +170,9 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
     switch (key) {
       case "$and": case "$or": case "$nor": {
         if (!Array.isArray(value)) return fail(at, Problem.NotArray);
-        return LOGIC[key](value.map((item, i) => node(item, `${at}[${i}]`)));
+        const parts = value.map((item, i) => node(item, `${at}[${i}]`));
+        // `$nor` is not `$or`: an empty `$nor` is false, as in GrowthBook.
+        return key === "$and" ? allOf(parts) : key === "$or" ? anyOf(parts) : negate(anyOf(parts));
       }
       case "$not": return isObject(value) ? negate(node(value, at)) : fail(at, Problem.NotObject);
     }

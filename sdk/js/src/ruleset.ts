@@ -59,8 +59,7 @@ interface Experiment extends ExposureRule {
 }
 
 type Json = Record<string, unknown>;
-const EMPTY: Json = Object.freeze({});
-const asObject = (v: unknown): Json => (isObject(v) ? v : EMPTY);
+const asObject = (v: unknown): Json => (isObject(v) ? v : {});
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const nonEmpty = (v: unknown, fallback: string): string => (typeof v === "string" && v !== "" ? v : fallback);
 /** Statuses that serve control to everyone, with the status as the reason. */

@@ -23,7 +23,7 @@ export async function readEvents(
       if (done) return;
       // Events end with a blank line; the last piece may be incomplete.
       const events = (buffer + decoder.decode(value, { stream: true })).split(/\r?\n\r?\n/);
-      buffer = events.pop() ?? "";
+      buffer = events.pop()!;
       for (const lines of events) {
         const data = /^data: ?(.*)/m.exec(lines);
         if (data) onEvent(/^event: ?(.*)/m.exec(lines)?.[1] ?? "message", data[1]);
