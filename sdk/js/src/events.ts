@@ -62,7 +62,7 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
     const res = await transport.post(JSON.stringify({ events: batch }), keepalive).catch(() => null);
     if (!res || res.status >= 500 || res.status === 408 || res.status === 429) return null;
     if (res.status === 413 && batch.length > 1) {
-      buffered.unshift(...batch.splice(Math.floor(batch.length / 2)));
+      buffered.unshift(...batch.splice(batch.length >> 1));
       return batch;
     }
     const body = await res.json().catch(() => null);
