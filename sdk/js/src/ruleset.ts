@@ -110,10 +110,11 @@ function conditionCache(): (condition: unknown) => Condition {
   };
 }
 
+/** A variant as the rule has it (weight and value unchecked), or `{key: ""}` for one without a key. */
 interface Variant {
   key: string;
-  weight: number;
-  value: unknown;
+  weight?: unknown;
+  value?: unknown;
 }
 
 /**
@@ -133,11 +134,9 @@ function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condi
 
   if (!Array.isArray(rule.variants)) fail("variants: not an array");
   const variants = asArray(rule.variants).map((v, i): Variant => {
-    if (isObject(v) && typeof v.key === "string") {
-      return { key: v.key, weight: typeof v.weight === "number" ? v.weight : NaN, value: v.value ?? null };
-    }
+    if (isObject(v) && typeof v.key === "string") return v as Json & Variant;
     fail(`variants[${i}]: no key`);
-    return { key: "", weight: NaN, value: null };
+    return { key: "" };
   });
   const n = variants.length;
   if (n < 2) fail(`${n} variants`);
@@ -196,7 +195,8 @@ function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condi
 
   const coverage = rule.coverage === undefined ? 1 : typeof rule.coverage === "number" ? rule.coverage : NaN;
   if (clampCoverage(coverage) !== coverage) warn(`coverage ${coverage}: using ${clampCoverage(coverage)}`);
-  const weights = variants.map((v) => v.weight);
+  // Not numbers, or missing: not finite, so equal weights.
+  const weights = variants.map((v) => v.weight) as number[];
   const problem = weightProblem(n, weights);
   if (problem) warn(`${problem}: equal weights`);
   const ranges = getBucketRanges(n, coverage, weights);
