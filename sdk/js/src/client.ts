@@ -112,11 +112,11 @@ export function createClient(options: ClientOptions): Client {
   let stopStream = () => {};
   const seen = new Set<string>();
 
-  async function request(path: string, init: RequestInit = {}, abort = new AbortController()): Promise<Response> {
+  /** A request with the key in a header beside `headers`, aborted after requestTimeout or by `abort`. */
+  async function request(path: string, headers: Record<string, string>, init: RequestInit = {}, abort = new AbortController()): Promise<Response> {
     const timer = setTimeout(() => abort.abort(), o.requestTimeout);
     try {
-      const headers = { Authorization: `Bearer ${o.sdkKey}`, ...init.headers };
-      return await o.fetch(host + path, { ...init, headers, signal: abort.signal });
+      return await o.fetch(host + path, { ...init, headers: { Authorization: `Bearer ${o.sdkKey}`, ...headers }, signal: abort.signal });
     } finally {
       clearTimeout(timer);
     }
@@ -128,7 +128,7 @@ export function createClient(options: ClientOptions): Client {
     post: (body, keepalive) =>
       keepalive
         ? o.fetch(withKey("/sdk/v1/events"), { method: "POST", body, keepalive })
-        : request("/sdk/v1/events", { method: "POST", body, headers: { "Content-Type": "application/json" } }),
+        : request("/sdk/v1/events", { "Content-Type": "application/json" }, { method: "POST", body }),
     beacon: typeof navigator === "object" && navigator.sendBeacon ? (body) => navigator.sendBeacon(withKey("/sdk/v1/events"), body) : undefined,
   };
   const events = eventQueue(transport, o, stats);
@@ -136,7 +136,7 @@ export function createClient(options: ClientOptions): Client {
   /** One ruleset fetch: a 304 keeps the current one, an older version is ignored. */
   async function fetchRuleset(): Promise<void> {
     stats.rulesetFetches++;
-    const res = await request("/sdk/v1/ruleset", { headers: etag ? { "If-None-Match": etag } : {} }).catch(() => null);
+    const res = await request("/sdk/v1/ruleset", etag ? { "If-None-Match": etag } : {}).catch(() => null);
     const body = res?.ok && (await res.json().catch(() => null));
     if (res?.status === 304) {
       stats.rulesetNotModified++;
@@ -192,7 +192,7 @@ export function createClient(options: ClientOptions): Client {
       const connection = new AbortController();
       stopStream = () => connection.abort();
       try {
-        const res = await request("/sdk/v1/stream", { headers: { Accept: "text/event-stream" } }, connection);
+        const res = await request("/sdk/v1/stream", { Accept: "text/event-stream" }, {}, connection);
         if (res.ok) {
           const reader = res.body?.getReader();
           if (!reader) return; // no streaming fetch here (React Native): polling only

@@ -74,9 +74,8 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
     }
     // A 400 names the events it refuses in its details (`events[3].user`);
     // naming none, or another 4xx, refuses them all.
-    const details = res.status === 400 && body?.error?.details;
-    const named = Array.isArray(details) ? JSON.stringify(details.map((d) => d?.field)) : "";
-    const rest = batch.filter((_, i) => !named.includes(`"events[${i}]`));
+    const named = (res.status === 400 && JSON.stringify(body?.error?.details)) || "";
+    const rest = batch.filter((_, i) => !named.includes(`"field":"events[${i}]`));
     const kept = rest.length < batch.length ? rest : [];
     stats.eventsRejected += batch.length - kept.length;
     return kept;
