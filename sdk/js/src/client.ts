@@ -81,9 +81,6 @@ export interface Client {
   warnings(): readonly Warning[];
 }
 
-/** A reconnecting stream idle this long (the server sends keep-alives every 15 s) was dropped on the way. */
-const STREAM_IDLE_MS = 60_000;
-
 /** An event id: a UUID, or without crypto.randomUUID (React Native, plain-HTTP pages) about 100 bits from Math.random. */
 const eventId = () => globalThis.crypto?.randomUUID?.() ?? Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
 
@@ -198,7 +195,7 @@ export function createClient(options: ClientOptions): Client {
           if (!reader) return; // no streaming fetch here (React Native): polling only
           stats.streamConnects++;
           delay = o.retryInitial;
-          await readEvents(reader, STREAM_IDLE_MS, (name, data) => name === "ruleset" && onRuleset(data));
+          await readEvents(reader, (name, data) => name === "ruleset" && onRuleset(data));
         }
       } catch {
         // Reconnect below.

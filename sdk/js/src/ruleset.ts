@@ -170,7 +170,7 @@ function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condi
       fail("namespace: no name or finite range");
     } else {
       if (!(lo >= 0 && hi <= 1 && lo < hi)) warn(`namespace [${lo}, ${hi}): empty or outside 0..1`);
-      inSlice = inNamespace(name, [lo, hi]);
+      inSlice = inNamespace(name, bounds as [number, number]);
     }
   }
 

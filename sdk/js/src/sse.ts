@@ -7,9 +7,11 @@
  * cancels it after `idleMs` without a byte (the server sends keep-alives; a
  * silent connection was dropped by something in between).
  */
+/** A stream idle this long (the server sends keep-alives every 15 s) was dropped on the way. */
+const IDLE_MS = 60_000;
+
 export async function readEvents(
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  idleMs: number,
   onEvent: (name: string, data: string) => void,
 ): Promise<void> {
   const decoder = new TextDecoder();
@@ -18,7 +20,7 @@ export async function readEvents(
   try {
     for (;;) {
       clearTimeout(timer);
-      timer = setTimeout(() => reader.cancel(), idleMs);
+      timer = setTimeout(() => reader.cancel(), IDLE_MS);
       const { done, value } = await reader.read();
       if (done) return;
       // Events end with a blank line; the last piece may be incomplete.
