@@ -158,7 +158,7 @@ function inList(members: unknown[], fold: boolean): Test {
  */
 export function compilePredicate(condition: unknown, groups: SavedGroups, report: Report): Predicate {
   /** A problem that makes this part never match; the others, reported, leave it working. */
-  const fail = (at: string, problem: Problem): Test => (report(at, problem), never);
+  const fail = (at: string, problem: Problem, detail?: string): Test => (report(at, problem, detail), never);
 
   /** A condition object: every entry holds (GrowthBook's `evalCondition`). */
   function node(cond: unknown, at: string): Predicate {
@@ -243,8 +243,7 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
           const re = new RegExp(arg, name === "$regexi" ? "i" : "");
           return (v) => re.test(String(v));
         } catch (e) {
-          report(at, Problem.RegexSyntax, (e as Error).message);
-          return never;
+          return fail(at, Problem.RegexSyntax, (e as Error).message);
         }
       }
       case "$type":
@@ -254,10 +253,7 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
     // The comparisons: JavaScript's own `<` and `===`, the spec's semantics
     // exactly; `$vgt`, `$veq`, … compare padded versions of both sides.
     const compare = COMPARE[name.replace("$v", "$")];
-    if (!compare) {
-      report(at, Problem.UnknownOperator, name);
-      return never;
-    }
+    if (!compare) return fail(at, Problem.UnknownOperator, name);
     if (name === "$eq" || name === "$ne") is(arg === null || typeof arg !== "object", Problem.NotPrimitive);
     else is(typeof arg === "string" || typeof arg === "number", Problem.NotStringOrNumber);
     if (name[1] !== "v") return (v) => compare(v, arg);

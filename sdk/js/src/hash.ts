@@ -4,9 +4,8 @@
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
-/** FNV-1a 32 of `s`'s UTF-16 code units, as an unsigned integer; `state` continues an earlier hash. */
-export function fnv1a32(s: string, state = FNV_OFFSET): number {
-  let h = state;
+/** FNV-1a 32 of `s`'s UTF-16 code units, as an unsigned integer; `h` continues an earlier hash. */
+export function fnv1a32(s: string, h = FNV_OFFSET): number {
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
   return h >>> 0;
 }
