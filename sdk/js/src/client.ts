@@ -195,7 +195,7 @@ export function createClient(options: ClientOptions): Client {
           if (!reader) return; // no streaming fetch here (React Native): polling only
           stats.streamConnects++;
           delay = o.retryInitial;
-          await readEvents(reader, (name, data) => name === "ruleset" && onRuleset(data));
+          await readEvents(reader, "ruleset", onRuleset);
         }
       } catch {
         // Reconnect below.

@@ -120,7 +120,7 @@ export function paddedVersion(input: unknown): string {
   const text = ((typeof input === "string" || typeof input === "number") && String(input)) || "0";
   const parts = text.replace(/(^v|\+.*$)/g, "").split(/[-.]/);
   if (parts.length === 3) parts.push("~");
-  return parts.map((p) => (/^[0-9]+$/.test(p) ? p.padStart(5) : p)).join("-");
+  return parts.map((p) => (/^\d+$/.test(p) ? p.padStart(5) : p)).join("-");
 }
 
 const TYPES = ["string", "number", "boolean", "object", "array", "null"];
