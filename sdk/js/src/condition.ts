@@ -49,6 +49,8 @@ export type Report = (at: string, problem: Problem, detail?: string) => void;
 
 const always = () => true;
 const never = () => false;
+/** A string, number, boolean or null. */
+const primitive = (v: unknown) => v === null || typeof v !== "object";
 const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 
 export function isObject(v: unknown): v is Json {
@@ -127,12 +129,12 @@ const TYPES = ["string", "number", "boolean", "object", "array", "null"];
 
 /** Look-around and back-references: JavaScript has them, the Rust regex dialect of the spec does not. */
 function unsupportedRegex(pattern: string): Problem | null {
-  let inClass = false;
-  // Escapes are matched first, so `\(?=` and `\[` are literals.
-  for (const [token] of pattern.matchAll(/\\k<|\\[^]?|\[|\]|\(\?<?[=!]/g)) {
-    if (/^\\([1-9]|k<)/.test(token)) return Problem.BackReference;
-    if (token === "[" || token === "]") inClass = token === "[";
-    else if (token[0] === "(" && !inClass) return Problem.LookAround;
+  // Left to right: a back-reference, a look-around, or something skipped: an
+  // escape (so `\(?=` is a literal) or a class up to its end (so `[(?=]` is
+  // literals), which stops before a back-reference inside it.
+  for (const [, back, look] of pattern.matchAll(/(\\[1-9]|\\k<)|(\(\?<?[=!])|\\[^]?|\[(?:\\[^1-9k]|\\k(?!<)|[^\\\]])*/g)) {
+    if (back) return Problem.BackReference;
+    if (look) return Problem.LookAround;
   }
   return null;
 }
@@ -142,12 +144,13 @@ function stringTest(s: string, fold: boolean): Test {
   return fold ? (v) => String(v).toLowerCase() === lower : (v) => v === s || String(v) === s;
 }
 
-/** GrowthBook's `isIn`, with strings lower-cased first for `$ini`. */
-function inList(members: unknown[], fold: boolean): Test {
+/** GrowthBook's `isIn`, with strings lower-cased first for `$ini`; negated for `$nin`, `$nini`, `$notInGroup` (`$n…`). */
+function inList(members: unknown[], fold: boolean, name: string): Test {
   const lower = (x: unknown) => (fold && typeof x === "string" ? x.toLowerCase() : x);
   const set = new Set(members.map(lower));
   const has = (x: unknown) => set.has(lower(x));
-  return (v) => (Array.isArray(v) ? v.some(has) : has(v));
+  const test: Test = (v) => (Array.isArray(v) ? v.some(has) : has(v));
+  return name[1] === "n" ? negate(test) : test;
 }
 
 
@@ -205,18 +208,16 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
         return arg ? (v) => v !== null : (v) => v === null;
       case "$in": case "$ini": case "$nin": case "$nini": {
         if (!Array.isArray(arg)) return fail(at, Problem.NotArray);
-        const bad = arg.findIndex((m) => m !== null && typeof m === "object");
+        const bad = arg.findIndex((m) => !primitive(m));
         if (bad >= 0) report(`${at}[${bad}]`, Problem.NotPrimitive);
-        const test = inList(arg, name === "$ini" || name === "$nini");
-        return name === "$in" || name === "$ini" ? test : negate(test);
+        return inList(arg, name === "$ini" || name === "$nini", name);
       }
       case "$inGroup": case "$notInGroup": {
         if (typeof arg !== "string") return fail(at, Problem.NotGroupName);
         const members = hasOwn(groups, arg) ? groups[arg] : undefined;
         if (members === undefined) report(at, Problem.UnknownGroup, arg);
         else if (!Array.isArray(members)) return fail(at, Problem.NotArrayGroup);
-        const test = inList(members ?? [], false);
-        return name === "$inGroup" ? test : negate(test);
+        return inList(members ?? [], false, name);
       }
       case "$not": return negate(valueTest(arg, at, false));
       case "$size": {
@@ -254,7 +255,7 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
     // exactly; `$vgt`, `$veq`, … compare padded versions of both sides.
     const compare = COMPARE[name.replace("$v", "$")];
     if (!compare) return fail(at, Problem.UnknownOperator, name);
-    if (name === "$eq" || name === "$ne") is(arg === null || typeof arg !== "object", Problem.NotPrimitive);
+    if (name === "$eq" || name === "$ne") is(primitive(arg), Problem.NotPrimitive);
     else is(typeof arg === "string" || typeof arg === "number", Problem.NotStringOrNumber);
     if (name[1] !== "v") return (v) => compare(v, arg);
     const padded = paddedVersion(arg);
