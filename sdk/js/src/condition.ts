@@ -128,7 +128,7 @@ export function paddedVersion(input: unknown): string {
 const TYPES = ["string", "number", "boolean", "object", "array", "null"];
 
 /** Look-around and back-references: JavaScript has them, the Rust regex dialect of the spec does not. */
-function unsupportedRegex(pattern: string): Problem | null {
+function unsupportedRegex(pattern: string): Problem.LookAround | Problem.BackReference | null {
   // Left to right: a back-reference, a look-around, or something skipped: an
   // escape (so `\(?=` is a literal) or a class up to its end (so `[(?=]` is
   // literals), which stops before a back-reference inside it.
@@ -239,7 +239,7 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
       case "$regex": case "$regexi": {
         if (typeof arg !== "string") return fail(at, Problem.NotRegexString);
         const unsupported = unsupportedRegex(arg);
-        if (unsupported !== null) report(at, unsupported);
+        if (unsupported) report(at, unsupported);
         try {
           const re = new RegExp(arg, name === "$regexi" ? "i" : "");
           return (v) => re.test(String(v));

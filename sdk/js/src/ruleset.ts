@@ -61,7 +61,7 @@ interface Experiment extends ExposureRule {
 type Json = Record<string, unknown>;
 const asObject = (v: unknown): Json => (isObject(v) ? v : {});
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const nonEmpty = (v: unknown, fallback: string): string => (typeof v === "string" && v !== "" ? v : fallback);
+const nonEmpty = (v: unknown, fallback: string): string => ((typeof v === "string" && v) || fallback);
 /** Statuses that serve control to everyone, with the status as the reason. */
 const STOPPED: readonly string[] = ["draft", "paused", "rolled_back", "stopped"];
 
