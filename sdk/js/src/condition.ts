@@ -139,9 +139,10 @@ function unsupportedRegex(pattern: string): Problem.LookAround | Problem.BackRef
   return null;
 }
 
-function stringTest(s: string, fold: boolean): Test {
+/** `$alli`'s test for a plain string member: equal after lower-casing. */
+function foldedTest(s: string): Test {
   const lower = s.toLowerCase();
-  return fold ? (v) => String(v).toLowerCase() === lower : (v) => v === s || String(v) === s;
+  return (v) => String(v).toLowerCase() === lower;
 }
 
 /** GrowthBook's `isIn`, with strings lower-cased first for `$ini`; negated for `$nin`, `$nini`, `$notInGroup` (`$n…`). */
@@ -180,14 +181,14 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
       case "$not": return isObject(value) ? negate(node(value, at)) : fail(at, Problem.NotObject);
     }
     const get = pathGetter(key);
-    const test = valueTest(value, at, false);
+    const test = valueTest(value, at);
     return (doc) => test(get(doc));
   }
 
   /** What one value must satisfy (GrowthBook's `evalConditionValue`). */
-  function valueTest(cond: unknown, at: string, fold: boolean): Test {
+  function valueTest(cond: unknown, at: string): Test {
     switch (typeof cond) {
-      case "string": return stringTest(cond, fold);
+      case "string": return (v) => v === cond || String(v) === cond;
       case "number": return (v) => Number(v) === cond;
       case "boolean": return (v) => v !== null && !!v === cond;
     }
@@ -219,21 +220,21 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
         else if (!Array.isArray(members)) return fail(at, Problem.NotArrayGroup);
         return inList(members ?? [], false, name);
       }
-      case "$not": return negate(valueTest(arg, at, false));
+      case "$not": return negate(valueTest(arg, at));
       case "$size": {
         is(typeof arg === "number" || isObject(arg), Problem.NotNumberOrOperators);
-        const test = valueTest(arg, at, false);
+        const test = valueTest(arg, at);
         return (v) => Array.isArray(v) && test(v.length);
       }
       case "$elemMatch": {
         if (!isObject(arg)) return fail(at, Problem.NotObject);
-        const check = isOperatorObject(arg) ? valueTest(arg, at, false) : node(arg, at);
+        const check = isOperatorObject(arg) ? valueTest(arg, at) : node(arg, at);
         // GrowthBook skips falsy elements.
         return (v) => Array.isArray(v) && v.some((x) => !!x && check(x));
       }
       case "$all": case "$alli": {
         if (!Array.isArray(arg)) return fail(at, Problem.NotArray);
-        const tests = arg.map((item, i) => valueTest(item, `${at}[${i}]`, name === "$alli"));
+        const tests = arg.map((item, i) => (name === "$alli" && typeof item === "string" ? foldedTest(item) : valueTest(item, `${at}[${i}]`)));
         return (v) => Array.isArray(v) && tests.every((t) => v.some(t));
       }
       case "$regex": case "$regexi": {
