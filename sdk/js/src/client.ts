@@ -101,9 +101,8 @@ export function createClient(options: ClientOptions): Client {
     exposuresDeduplicated: 0, rulesetFetches: 0, rulesetNotModified: 0, rulesetUpdates: 0, rulesetsStale: 0,
     fetchErrors: 0, streamConnects: 0,
   };
-  let rules: Compiled | null = null;
-  /** The version in use, -1 before the first ruleset. */
-  const current = () => rules?.version ?? -1;
+  /** The ruleset in use: before the first one, none at version -1. */
+  let rules: Compiled = compile({ version: -1, experiments: [] });
   let etag: string | null = null;
   let closed = false;
   let stopStream = () => {};
@@ -139,11 +138,11 @@ export function createClient(options: ClientOptions): Client {
       stats.rulesetNotModified++;
     } else if (typeof body?.version !== "number") {
       stats.fetchErrors++;
-    } else if (body.version < current()) {
+    } else if (body.version < rules.version) {
       stats.rulesetsStale++;
     } else {
       etag = res!.headers.get("ETag");
-      if (body.version > current()) {
+      if (body.version > rules.version) {
         rules = compile(body);
         stats.rulesetUpdates++;
       }
@@ -172,7 +171,7 @@ export function createClient(options: ClientOptions): Client {
     } catch {
       // Unreadable: fetch to be sure.
     }
-    if (!(version <= current())) refresh();
+    if (!(version <= rules.version)) refresh();
   }
 
   /** EventSource reconnects by itself; it cannot send headers, hence the key in the URL. */
@@ -206,7 +205,7 @@ export function createClient(options: ClientOptions): Client {
   }
 
   function logExposure(a: Assignment, attributes: Attributes): void {
-    const rule = a.in_experiment && rules?.rule(a.experiment);
+    const rule = a.in_experiment && rules.rule(a.experiment);
     const user = rule && unitId(attributes[rule.hashAttribute]);
     if (!rule || !user) return;
     const key = `${a.experiment}\u0000${user}`;
@@ -231,7 +230,7 @@ export function createClient(options: ClientOptions): Client {
   const pageEvents = typeof document === "object" && typeof addEventListener === "function" ? ["pagehide", "visibilitychange"] : [];
   for (const type of pageEvents) addEventListener(type, hidden);
 
-  const first = refresh().then(() => !!rules);
+  const first = refresh().then(() => rules.version >= 0);
   const poller = setInterval(refresh, o.pollInterval);
   const flusher = setInterval(events.flush, o.flushInterval);
   const follow = typeof EventSource === "function" && !options.fetch ? listen : read;
@@ -240,12 +239,12 @@ export function createClient(options: ClientOptions): Client {
   return {
     ready: () => first,
     assign(key, attributes) {
-      const a = rules?.assign(key, attributes) ?? null;
+      const a = rules.assign(key, attributes);
       if (a) logExposure(a, attributes);
       return a;
     },
     assignAll(attributes) {
-      const all = rules?.assignAll(attributes) ?? [];
+      const all = rules.assignAll(attributes);
       for (const a of all) logExposure(a, attributes);
       return all;
     },
@@ -265,7 +264,7 @@ export function createClient(options: ClientOptions): Client {
       await events.flush();
     },
     stats: () => ({ ...stats }),
-    version: () => rules?.version ?? 0,
-    warnings: () => rules?.warnings ?? [],
+    version: () => Math.max(rules.version, 0),
+    warnings: () => rules.warnings,
   };
 }
