@@ -90,7 +90,7 @@ const event = (fields: Record<string, unknown> & Pick<ApiEvent, "type" | "user">
 export function createClient(options: ClientOptions): Client {
   const o = {
     stream: true, pollInterval: 30_000, flushInterval: 2000, batchSize: 500, bufferSize: 10_000, dedupeSize: 100_000,
-    retryInitial: 200, retryMax: 30_000, requestTimeout: 10_000, closeTimeout: 5000, fetch: globalThis.fetch?.bind(globalThis),
+    retryInitial: 200, retryMax: 30_000, requestTimeout: 10_000, closeTimeout: 5000, fetch: (url: RequestInfo | URL, init?: RequestInit) => fetch(url, init),
     ...options,
   };
   const host = o.apiHost.replace(/\/+$/, "");
