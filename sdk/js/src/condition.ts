@@ -171,14 +171,12 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
   }
 
   function entry(key: string, value: unknown, at: string): Predicate {
-    switch (key) {
-      case "$and": case "$or": case "$nor": {
-        if (!Array.isArray(value)) return fail(at, Problem.NotArray);
-        const parts = value.map((item, i) => node(item, `${at}[${i}]`));
-        // `$nor` is not `$or`: an empty `$nor` is false, as in GrowthBook.
-        return key === "$and" ? allOf(parts) : key === "$or" ? anyOf(parts) : negate(anyOf(parts));
-      }
-      case "$not": return isObject(value) ? negate(node(value, at)) : fail(at, Problem.NotObject);
+    if (key === "$not") return isObject(value) ? negate(node(value, at)) : fail(at, Problem.NotObject);
+    if (key === "$and" || key === "$or" || key === "$nor") {
+      if (!Array.isArray(value)) return fail(at, Problem.NotArray);
+      const parts = value.map((item, i) => node(item, `${at}[${i}]`));
+      // `$nor` is not `$or`: an empty `$nor` is false, as in GrowthBook.
+      return key === "$and" ? allOf(parts) : key === "$or" ? anyOf(parts) : negate(anyOf(parts));
     }
     const get = pathGetter(key);
     const test = valueTest(value, at);
@@ -187,11 +185,9 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
 
   /** What one value must satisfy (GrowthBook's `evalConditionValue`). */
   function valueTest(cond: unknown, at: string): Test {
-    switch (typeof cond) {
-      case "string": return (v) => v === cond || String(v) === cond;
-      case "number": return (v) => Number(v) === cond;
-      case "boolean": return (v) => v !== null && !!v === cond;
-    }
+    if (typeof cond === "string") return (v) => v === cond || String(v) === cond;
+    if (typeof cond === "number") return (v) => Number(v) === cond;
+    if (typeof cond === "boolean") return (v) => v !== null && !!v === cond;
     if (cond === null) return (v) => v === null;
     if (isObject(cond) && isOperatorObject(cond)) {
       return allOf(Object.keys(cond).map((op) => operator(op, cond[op], join(at, op))));
