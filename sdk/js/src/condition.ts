@@ -145,7 +145,10 @@ function foldedTest(s: string): Test {
   return (v) => String(v).toLowerCase() === lower;
 }
 
-/** GrowthBook's `isIn`, with strings lower-cased first for `$ini`; negated for `$nin`, `$nini`, `$notInGroup` (`$n…`). */
+/**
+ * GrowthBook's `isIn`, with strings lower-cased first for `$ini`; negated for
+ * the operators whose names start `$n` (`$nin`, `$nini`, `$notInGroup`).
+ */
 function inList(members: unknown[], fold: boolean, name: string): Test {
   const lower = (x: unknown) => (fold && typeof x === "string" ? x.toLowerCase() : x);
   const set = new Set(members.map(lower));
@@ -153,7 +156,6 @@ function inList(members: unknown[], fold: boolean, name: string): Test {
   const test: Test = (v) => (Array.isArray(v) ? v.some(has) : has(v));
   return name[1] === "n" ? negate(test) : test;
 }
-
 
 /**
  * Compiles a condition (`null` matches everyone), telling `report` of each
