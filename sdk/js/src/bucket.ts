@@ -37,10 +37,7 @@ export function getBucketRanges(n: number, coverage: number, weights?: readonly 
 
 /** The index of the first range holding `n`, or -1. */
 export function chooseVariation(n: number, ranges: readonly BucketRange[]): number {
-  for (let i = 0; i < ranges.length; i++) {
-    if (n >= ranges[i][0] && n < ranges[i][1]) return i;
-  }
-  return -1;
+  return ranges.findIndex((r) => n >= r[0] && n < r[1]);
 }
 
 /** Whether a unit id falls in [lo, hi) of namespace `name` (hash version 1, seed "__" + name), as a test built once. */

@@ -81,9 +81,6 @@ export interface Client {
   warnings(): readonly Warning[];
 }
 
-/** A reconnecting stream idle this long (the server sends keep-alives every 15 s) was dropped on the way. */
-const STREAM_IDLE_MS = 60_000;
-
 /** An event id: a UUID, or without crypto.randomUUID (React Native, plain-HTTP pages) about 100 bits from Math.random. */
 const eventId = () => globalThis.crypto?.randomUUID?.() ?? Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
 
@@ -93,7 +90,7 @@ const event = (fields: Record<string, unknown> & Pick<ApiEvent, "type" | "user">
 export function createClient(options: ClientOptions): Client {
   const o = {
     stream: true, pollInterval: 30_000, flushInterval: 2000, batchSize: 500, bufferSize: 10_000, dedupeSize: 100_000,
-    retryInitial: 200, retryMax: 30_000, requestTimeout: 10_000, closeTimeout: 5000, fetch: globalThis.fetch?.bind(globalThis),
+    retryInitial: 200, retryMax: 30_000, requestTimeout: 10_000, closeTimeout: 5000, fetch: (url: RequestInfo | URL, init?: RequestInit) => fetch(url, init),
     ...options,
   };
   const host = o.apiHost.replace(/\/+$/, "");
@@ -104,17 +101,18 @@ export function createClient(options: ClientOptions): Client {
     exposuresDeduplicated: 0, rulesetFetches: 0, rulesetNotModified: 0, rulesetUpdates: 0, rulesetsStale: 0,
     fetchErrors: 0, streamConnects: 0,
   };
-  let rules: Compiled | null = null;
+  /** The ruleset in use: before the first one, none at version -1. */
+  let rules: Compiled = compile({ version: -1, experiments: [] });
   let etag: string | null = null;
   let closed = false;
   let stopStream = () => {};
   const seen = new Set<string>();
 
-  async function request(path: string, init: RequestInit = {}, abort = new AbortController()): Promise<Response> {
+  /** A request with the key in a header beside `headers`, aborted after requestTimeout or by `abort`. */
+  async function request(path: string, headers: Record<string, string>, init: RequestInit = {}, abort = new AbortController()): Promise<Response> {
     const timer = setTimeout(() => abort.abort(), o.requestTimeout);
     try {
-      const headers = { Authorization: `Bearer ${o.sdkKey}`, ...init.headers };
-      return await o.fetch(host + path, { ...init, headers, signal: abort.signal });
+      return await o.fetch(host + path, { ...init, headers: { Authorization: `Bearer ${o.sdkKey}`, ...headers }, signal: abort.signal });
     } finally {
       clearTimeout(timer);
     }
@@ -126,7 +124,7 @@ export function createClient(options: ClientOptions): Client {
     post: (body, keepalive) =>
       keepalive
         ? o.fetch(withKey("/sdk/v1/events"), { method: "POST", body, keepalive })
-        : request("/sdk/v1/events", { method: "POST", body, headers: { "Content-Type": "application/json" } }),
+        : request("/sdk/v1/events", { "Content-Type": "application/json" }, { method: "POST", body }),
     beacon: typeof navigator === "object" && navigator.sendBeacon ? (body) => navigator.sendBeacon(withKey("/sdk/v1/events"), body) : undefined,
   };
   const events = eventQueue(transport, o, stats);
@@ -134,17 +132,17 @@ export function createClient(options: ClientOptions): Client {
   /** One ruleset fetch: a 304 keeps the current one, an older version is ignored. */
   async function fetchRuleset(): Promise<void> {
     stats.rulesetFetches++;
-    const res = await request("/sdk/v1/ruleset", { headers: etag ? { "If-None-Match": etag } : {} }).catch(() => null);
-    const body = res?.ok ? await res.json().catch(() => null) : null;
+    const res = await request("/sdk/v1/ruleset", etag ? { "If-None-Match": etag } : {}).catch(() => null);
+    const body = res?.ok && (await res.json().catch(() => null));
     if (res?.status === 304) {
       stats.rulesetNotModified++;
     } else if (typeof body?.version !== "number") {
       stats.fetchErrors++;
-    } else if (rules && body.version < rules.version) {
+    } else if (body.version < rules.version) {
       stats.rulesetsStale++;
     } else {
-      etag = res?.headers.get("ETag") ?? null;
-      if (!rules || body.version > rules.version) {
+      etag = res!.headers.get("ETag");
+      if (body.version > rules.version) {
         rules = compile(body);
         stats.rulesetUpdates++;
       }
@@ -173,7 +171,7 @@ export function createClient(options: ClientOptions): Client {
     } catch {
       // Unreadable: fetch to be sure.
     }
-    if (!(version <= (rules?.version ?? -1))) refresh();
+    if (!(version <= rules.version)) refresh();
   }
 
   /** EventSource reconnects by itself; it cannot send headers, hence the key in the URL. */
@@ -190,13 +188,13 @@ export function createClient(options: ClientOptions): Client {
       const connection = new AbortController();
       stopStream = () => connection.abort();
       try {
-        const res = await request("/sdk/v1/stream", { headers: { Accept: "text/event-stream" } }, connection);
+        const res = await request("/sdk/v1/stream", { Accept: "text/event-stream" }, {}, connection);
         if (res.ok) {
           const reader = res.body?.getReader();
           if (!reader) return; // no streaming fetch here (React Native): polling only
           stats.streamConnects++;
           delay = o.retryInitial;
-          await readEvents(reader, STREAM_IDLE_MS, (name, data) => name === "ruleset" && onRuleset(data));
+          await readEvents(reader, "ruleset", onRuleset);
         }
       } catch {
         // Reconnect below.
@@ -207,7 +205,7 @@ export function createClient(options: ClientOptions): Client {
   }
 
   function logExposure(a: Assignment, attributes: Attributes): void {
-    const rule = a.in_experiment && rules?.exposureRule(a.experiment);
+    const rule = a.in_experiment && rules.rule(a.experiment);
     const user = rule && unitId(attributes[rule.hashAttribute]);
     if (!rule || !user) return;
     const key = `${a.experiment}\u0000${user}`;
@@ -227,12 +225,12 @@ export function createClient(options: ClientOptions): Client {
   // pagehide fires while the page is still visible; visibilitychange covers
   // mobile browsers, which may end a hidden page without a pagehide.
   const hidden = (e: Event) => {
-    if (e.type === "pagehide" || document.visibilityState === "hidden") events.sendBeforeUnload();
+    if (e.type === "pagehide" || document.visibilityState === "hidden") events.unload();
   };
   const pageEvents = typeof document === "object" && typeof addEventListener === "function" ? ["pagehide", "visibilitychange"] : [];
   for (const type of pageEvents) addEventListener(type, hidden);
 
-  const first = refresh().then(() => rules !== null);
+  const first = refresh().then(() => rules.version >= 0);
   const poller = setInterval(refresh, o.pollInterval);
   const flusher = setInterval(events.flush, o.flushInterval);
   const follow = typeof EventSource === "function" && !options.fetch ? listen : read;
@@ -241,12 +239,12 @@ export function createClient(options: ClientOptions): Client {
   return {
     ready: () => first,
     assign(key, attributes) {
-      const a = rules?.assign(key, attributes) ?? null;
+      const a = rules.assign(key, attributes);
       if (a) logExposure(a, attributes);
       return a;
     },
     assignAll(attributes) {
-      const all = rules?.assignAll(attributes) ?? [];
+      const all = rules.assignAll(attributes);
       for (const a of all) logExposure(a, attributes);
       return all;
     },
@@ -266,7 +264,7 @@ export function createClient(options: ClientOptions): Client {
       await events.flush();
     },
     stats: () => ({ ...stats }),
-    version: () => rules?.version ?? 0,
-    warnings: () => rules?.warnings ?? [],
+    version: () => Math.max(rules.version, 0),
+    warnings: () => rules.warnings,
   };
 }

@@ -49,6 +49,8 @@ export type Report = (at: string, problem: Problem, detail?: string) => void;
 
 const always = () => true;
 const never = () => false;
+/** A string, number, boolean or null. */
+const primitive = (v: unknown) => v === null || typeof v !== "object";
 const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 
 export function isObject(v: unknown): v is Json {
@@ -75,7 +77,7 @@ const join = (at: string, key: string) => (at ? `${at}.${key}` : key);
 
 /** Reads one step of a path: an own property, or a canonical index of an array; else null. */
 export function property(key: string): (cur: unknown) => unknown {
-  const index = /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : -1;
+  const index = String(Number(key)) === key ? Number(key) : -1;
   // Only a key Object.prototype has needs the slower own-property check.
   const inherited = key in Object.prototype;
   return (cur) => {
@@ -117,46 +119,43 @@ function deepEqual(a: unknown, b: unknown): boolean {
 
 /** GrowthBook's `paddedVersionString`: comparable as a plain string. */
 export function paddedVersion(input: unknown): string {
-  const text = typeof input === "number" ? String(input) : input;
-  const parts = (typeof text === "string" && text !== "" ? text : "0").replace(/(^v|\+.*$)/g, "").split(/[-.]/);
+  const text = ((typeof input === "string" || typeof input === "number") && String(input)) || "0";
+  const parts = text.replace(/(^v|\+.*$)/g, "").split(/[-.]/);
   if (parts.length === 3) parts.push("~");
-  return parts.map((p) => (/^[0-9]+$/.test(p) ? p.padStart(5, " ") : p)).join("-");
-}
-
-function typeOf(v: unknown): string {
-  if (v === null) return "null";
-  return Array.isArray(v) ? "array" : typeof v;
+  return parts.map((p) => (/^\d+$/.test(p) ? p.padStart(5) : p)).join("-");
 }
 
 const TYPES = ["string", "number", "boolean", "object", "array", "null"];
 
 /** Look-around and back-references: JavaScript has them, the Rust regex dialect of the spec does not. */
-function unsupportedRegex(pattern: string): Problem | null {
-  let inClass = false;
-  // Escapes are matched first, so `\(?=` and `\[` are literals.
-  for (const [token] of pattern.matchAll(/\\k<|\\[^]?|\[|\]|\(\?<?[=!]/g)) {
-    if (/^\\([1-9]|k<)/.test(token)) return Problem.BackReference;
-    if (token === "[" || token === "]") inClass = token === "[";
-    else if (token[0] === "(" && !inClass) return Problem.LookAround;
+function unsupportedRegex(pattern: string): Problem.LookAround | Problem.BackReference | null {
+  // Left to right: a back-reference, a look-around, or something skipped: an
+  // escape (so `\(?=` is a literal) or a class up to its end (so `[(?=]` is
+  // literals), which stops before a back-reference inside it.
+  for (const [, back, look] of pattern.matchAll(/(\\[1-9]|\\k<)|(\(\?<?[=!])|\\[^]?|\[(?:\\[^1-9k]|\\k(?!<)|[^\\\]])*/g)) {
+    if (back) return Problem.BackReference;
+    if (look) return Problem.LookAround;
   }
   return null;
 }
 
-function stringTest(s: string, fold: boolean): Test {
+/** `$alli`'s test for a plain string member: equal after lower-casing. */
+function foldedTest(s: string): Test {
   const lower = s.toLowerCase();
-  return fold ? (v) => String(v).toLowerCase() === lower : (v) => v === s || String(v) === s;
+  return (v) => String(v).toLowerCase() === lower;
 }
 
-/** GrowthBook's `isIn`, with strings lower-cased first for `$ini`. */
-function inList(members: unknown[], fold: boolean): Test {
+/**
+ * GrowthBook's `isIn`, with strings lower-cased first for `$ini`; negated for
+ * the operators whose names start `$n` (`$nin`, `$nini`, `$notInGroup`).
+ */
+function inList(members: unknown[], fold: boolean, name: string): Test {
   const lower = (x: unknown) => (fold && typeof x === "string" ? x.toLowerCase() : x);
   const set = new Set(members.map(lower));
   const has = (x: unknown) => set.has(lower(x));
-  return (v) => (Array.isArray(v) ? v.some(has) : has(v));
+  const test: Test = (v) => (Array.isArray(v) ? v.some(has) : has(v));
+  return name[1] === "n" ? negate(test) : test;
 }
-
-/** `$nor` is not `$or`: an empty `$nor` is false, as in GrowthBook. */
-const LOGIC = { $and: allOf, $or: anyOf, $nor: (parts: Predicate[]) => negate(anyOf(parts)) };
 
 /**
  * Compiles a condition (`null` matches everyone), telling `report` of each
@@ -165,7 +164,7 @@ const LOGIC = { $and: allOf, $or: anyOf, $nor: (parts: Predicate[]) => negate(an
  */
 export function compilePredicate(condition: unknown, groups: SavedGroups, report: Report): Predicate {
   /** A problem that makes this part never match; the others, reported, leave it working. */
-  const fail = (at: string, problem: Problem): Test => (report(at, problem), never);
+  const fail = (at: string, problem: Problem, detail?: string): Test => (report(at, problem, detail), never);
 
   /** A condition object: every entry holds (GrowthBook's `evalCondition`). */
   function node(cond: unknown, at: string): Predicate {
@@ -174,25 +173,23 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
   }
 
   function entry(key: string, value: unknown, at: string): Predicate {
-    switch (key) {
-      case "$and": case "$or": case "$nor": {
-        if (!Array.isArray(value)) return fail(at, Problem.NotArray);
-        return LOGIC[key](value.map((item, i) => node(item, `${at}[${i}]`)));
-      }
-      case "$not": return isObject(value) ? negate(node(value, at)) : fail(at, Problem.NotObject);
+    if (key === "$not") return isObject(value) ? negate(node(value, at)) : fail(at, Problem.NotObject);
+    if (key === "$and" || key === "$or" || key === "$nor") {
+      if (!Array.isArray(value)) return fail(at, Problem.NotArray);
+      const parts = value.map((item, i) => node(item, `${at}[${i}]`));
+      // `$nor` is not `$or`: an empty `$nor` is false, as in GrowthBook.
+      return key === "$and" ? allOf(parts) : key === "$or" ? anyOf(parts) : negate(anyOf(parts));
     }
     const get = pathGetter(key);
-    const test = valueTest(value, at, false);
+    const test = valueTest(value, at);
     return (doc) => test(get(doc));
   }
 
   /** What one value must satisfy (GrowthBook's `evalConditionValue`). */
-  function valueTest(cond: unknown, at: string, fold: boolean): Test {
-    switch (typeof cond) {
-      case "string": return stringTest(cond, fold);
-      case "number": return (v) => Number(v) === cond;
-      case "boolean": return (v) => v !== null && !!v === cond;
-    }
+  function valueTest(cond: unknown, at: string): Test {
+    if (typeof cond === "string") return (v) => v === cond || String(v) === cond;
+    if (typeof cond === "number") return (v) => Number(v) === cond;
+    if (typeof cond === "boolean") return (v) => v !== null && !!v === cond;
     if (cond === null) return (v) => v === null;
     if (isObject(cond) && isOperatorObject(cond)) {
       return allOf(Object.keys(cond).map((op) => operator(op, cond[op], join(at, op))));
@@ -205,68 +202,60 @@ export function compilePredicate(condition: unknown, groups: SavedGroups, report
   function operator(name: string, arg: unknown, at: string): Test {
     const is = (ok: boolean, problem: Problem) => ok || report(at, problem);
     switch (name) {
-      case "$eq": case "$ne":
-        is(arg === null || typeof arg !== "object", Problem.NotPrimitive);
-        return (v) => COMPARE[name](v, arg);
       case "$exists":
         is(typeof arg === "boolean", Problem.NotBoolean);
         return arg ? (v) => v !== null : (v) => v === null;
       case "$in": case "$ini": case "$nin": case "$nini": {
         if (!Array.isArray(arg)) return fail(at, Problem.NotArray);
-        const bad = arg.findIndex((m) => m !== null && typeof m === "object");
+        const bad = arg.findIndex((m) => !primitive(m));
         if (bad >= 0) report(`${at}[${bad}]`, Problem.NotPrimitive);
-        const test = inList(arg, name === "$ini" || name === "$nini");
-        return name === "$in" || name === "$ini" ? test : negate(test);
+        return inList(arg, name === "$ini" || name === "$nini", name);
       }
       case "$inGroup": case "$notInGroup": {
         if (typeof arg !== "string") return fail(at, Problem.NotGroupName);
         const members = hasOwn(groups, arg) ? groups[arg] : undefined;
         if (members === undefined) report(at, Problem.UnknownGroup, arg);
         else if (!Array.isArray(members)) return fail(at, Problem.NotArrayGroup);
-        const test = inList(members ?? [], false);
-        return name === "$inGroup" ? test : negate(test);
+        return inList(members ?? [], false, name);
       }
-      case "$not": return negate(valueTest(arg, at, false));
+      case "$not": return negate(valueTest(arg, at));
       case "$size": {
         is(typeof arg === "number" || isObject(arg), Problem.NotNumberOrOperators);
-        const test = valueTest(arg, at, false);
+        const test = valueTest(arg, at);
         return (v) => Array.isArray(v) && test(v.length);
       }
       case "$elemMatch": {
         if (!isObject(arg)) return fail(at, Problem.NotObject);
-        const check = isOperatorObject(arg) ? valueTest(arg, at, false) : node(arg, at);
+        const check = isOperatorObject(arg) ? valueTest(arg, at) : node(arg, at);
         // GrowthBook skips falsy elements.
         return (v) => Array.isArray(v) && v.some((x) => !!x && check(x));
       }
       case "$all": case "$alli": {
         if (!Array.isArray(arg)) return fail(at, Problem.NotArray);
-        const tests = arg.map((item, i) => valueTest(item, `${at}[${i}]`, name === "$alli"));
+        const tests = arg.map((item, i) => (name === "$alli" && typeof item === "string" ? foldedTest(item) : valueTest(item, `${at}[${i}]`)));
         return (v) => Array.isArray(v) && tests.every((t) => v.some(t));
       }
       case "$regex": case "$regexi": {
         if (typeof arg !== "string") return fail(at, Problem.NotRegexString);
         const unsupported = unsupportedRegex(arg);
-        if (unsupported !== null) report(at, unsupported);
+        if (unsupported) report(at, unsupported);
         try {
           const re = new RegExp(arg, name === "$regexi" ? "i" : "");
           return (v) => re.test(String(v));
         } catch (e) {
-          report(at, Problem.RegexSyntax, (e as Error).message);
-          return never;
+          return fail(at, Problem.RegexSyntax, (e as Error).message);
         }
       }
       case "$type":
         if (!TYPES.includes(arg as string)) return fail(at, Problem.NotTypeName);
-        return (v) => typeOf(v) === arg;
+        return (v) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v) === arg;
     }
     // The comparisons: JavaScript's own `<` and `===`, the spec's semantics
     // exactly; `$vgt`, `$veq`, … compare padded versions of both sides.
     const compare = COMPARE[name.replace("$v", "$")];
-    if (!compare) {
-      report(at, Problem.UnknownOperator, name);
-      return never;
-    }
-    is(typeof arg === "string" || typeof arg === "number", Problem.NotStringOrNumber);
+    if (!compare) return fail(at, Problem.UnknownOperator, name);
+    if (name === "$eq" || name === "$ne") is(primitive(arg), Problem.NotPrimitive);
+    else is(typeof arg === "string" || typeof arg === "number", Problem.NotStringOrNumber);
     if (name[1] !== "v") return (v) => compare(v, arg);
     const padded = paddedVersion(arg);
     return (v) => compare(paddedVersion(v), padded);

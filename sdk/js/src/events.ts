@@ -29,7 +29,7 @@ export interface EventQueue {
   /** For close(): ends the wait before a retry, and retries stop at `deadline` (ms since the epoch). */
   stop(deadline: number): void;
   /** The page is going away: sends what fits in one beacon or keepalive request. */
-  sendBeforeUnload(): void;
+  unload(): void;
 }
 
 /** Beacons and keepalive requests may have 64 KiB in flight in all. */
@@ -41,13 +41,6 @@ export function sleep(ms: number, onCancel: (cancel: () => void) => void): Promi
     const timer = setTimeout(resolve, ms);
     onCancel(() => (clearTimeout(timer), resolve()));
   });
-}
-
-/** The indices of the events a 400 names in its `details` (`events[3].user`). */
-function rejectedIndices(body: any): Set<number> {
-  const details = body?.error?.details;
-  const named = Array.isArray(details) ? details.map((d) => /^events\[(\d+)\]/.exec(d?.field)?.[1]) : [];
-  return new Set(named.filter(Boolean).map(Number));
 }
 
 /** The client's event buffer and its sender; `stats` counts what becomes of each event. */
@@ -69,7 +62,7 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
     const res = await transport.post(JSON.stringify({ events: batch }), keepalive).catch(() => null);
     if (!res || res.status >= 500 || res.status === 408 || res.status === 429) return null;
     if (res.status === 413 && batch.length > 1) {
-      buffered.unshift(...batch.splice(Math.floor(batch.length / 2)));
+      buffered.unshift(...batch.splice(batch.length >> 1));
       return batch;
     }
     const body = await res.json().catch(() => null);
@@ -79,49 +72,37 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
       stats.eventsSent += batch.length - skipped;
       return [];
     }
-    const bad = res.status === 400 ? rejectedIndices(body) : new Set<number>();
-    const rest = bad.size ? batch.filter((_, i) => !bad.has(i)) : [];
-    stats.eventsRejected += batch.length - rest.length;
-    return rest;
+    // A 400 names the events it refuses in its details (`events[3].user`);
+    // naming none, or another 4xx, refuses them all.
+    const named = (res.status === 400 && JSON.stringify(body?.error?.details)) || "";
+    const rest = batch.filter((_, i) => !named.includes(`"field":"events[${i}]`));
+    const kept = rest.length < batch.length ? rest : [];
+    stats.eventsRejected += batch.length - kept.length;
+    return kept;
   }
 
-  /** Delivers `sending`, retrying with backoff until stored, rejected or past the deadline. */
-  async function deliver(): Promise<void> {
-    let delay = o.retryInitial;
-    while (sending.length) {
-      const rest = await send(sending, false);
-      if (rest) {
-        sending = rest;
-        continue;
-      }
-      stats.sendRetries++;
-      if (Date.now() + delay > deadline) {
-        stats.eventsDropped += sending.length;
-        return;
-      }
-      backingOff = true;
-      await sleep(delay, (cancel) => (wake = cancel));
-      backingOff = false;
-      delay = Math.min(delay * 2, o.retryMax);
-    }
-  }
-
+  /** Delivers the buffer batch by batch, each retried with backoff until stored, rejected or past the deadline. */
   async function drain(): Promise<void> {
     while (buffered.length) {
       sending = buffered.splice(0, o.batchSize);
-      await deliver();
-      sending = [];
+      for (let delay = o.retryInitial; sending.length; ) {
+        const rest = await send(sending, false);
+        if (rest) {
+          sending = rest;
+          continue;
+        }
+        stats.sendRetries++;
+        if (Date.now() + delay > deadline) {
+          stats.eventsDropped += sending.length;
+          sending = [];
+        } else {
+          backingOff = true;
+          await sleep(delay, (cancel) => (wake = cancel));
+          backingOff = false;
+          delay = Math.min(delay * 2, o.retryMax);
+        }
+      }
     }
-  }
-
-  /** Takes the events that fit in UNLOAD_BYTES of JSON, a batch waiting to be retried first. */
-  function takeForUnload(): ApiEvent[] {
-    const pending = [...(backingOff ? sending.splice(0) : []), ...buffered];
-    const encoder = new TextEncoder();
-    let bytes = 0;
-    const count = pending.findIndex((e) => (bytes += encoder.encode(JSON.stringify(e)).length + 1) > UNLOAD_BYTES);
-    buffered = count < 0 ? [] : pending.splice(count);
-    return pending;
   }
 
   const flush = () => (busy ??= drain().finally(() => (busy = null)));
@@ -144,8 +125,13 @@ export function eventQueue(transport: Transport, o: EventOptions, stats: ClientS
     // The browser may end the page before any answer: a beacon where there is
     // one, else a keepalive request, whose answer is read if the page stays.
     // What does not go out stays buffered.
-    sendBeforeUnload() {
-      const batch = takeForUnload();
+    unload() {
+      // What fits in UNLOAD_BYTES of JSON, a batch waiting to be retried first.
+      const batch = [...(backingOff ? sending.splice(0) : []), ...buffered];
+      const encoder = new TextEncoder();
+      let bytes = 0;
+      const count = batch.findIndex((e) => (bytes += encoder.encode(JSON.stringify(e)).length + 1) > UNLOAD_BYTES);
+      buffered = count < 0 ? [] : batch.splice(count);
       wake(); // a batch waiting for its retry may be in this one: the wait is over
       if (!batch.length) return;
       if (!transport.beacon) {

@@ -4,16 +4,10 @@
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
-/** Continues an FNV-1a state with the UTF-16 code units of `s`. */
-function fnvFeed(state: number, s: string): number {
-  let h = state;
+/** FNV-1a 32 of `s`'s UTF-16 code units, as an unsigned integer; `h` continues an earlier hash. */
+export function fnv1a32(s: string, h = FNV_OFFSET): number {
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
   return h >>> 0;
-}
-
-/** FNV-1a 32 of `s`'s UTF-16 code units, as an unsigned integer. */
-export function fnv1a32(s: string): number {
-  return fnvFeed(FNV_OFFSET, s);
 }
 
 /**
@@ -22,9 +16,9 @@ export function fnv1a32(s: string): number {
  * `seed + id` (mod 10 000), with the seed's state computed once here.
  */
 export function hasher(seed: string, version: 1 | 2): (id: string) => number {
-  if (version === 1) return (id) => (fnvFeed(fnv1a32(id), seed) % 1000) / 1000;
+  if (version === 1) return (id) => (fnv1a32(seed, fnv1a32(id)) % 1000) / 1000;
   const seeded = fnv1a32(seed);
-  return (id) => (fnv1a32(String(fnvFeed(seeded, id))) % 10000) / 10000;
+  return (id) => (fnv1a32(String(fnv1a32(id, seeded))) % 10000) / 10000;
 }
 
 /** GrowthBook's `hash(seed, value, version)`: a number in [0, 1), or null for an unknown version. */

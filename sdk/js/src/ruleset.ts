@@ -59,10 +59,9 @@ interface Experiment extends ExposureRule {
 }
 
 type Json = Record<string, unknown>;
-const EMPTY: Json = Object.freeze({});
-const asObject = (v: unknown): Json => (isObject(v) ? v : EMPTY);
+const asObject = (v: unknown): Json => (isObject(v) ? v : {});
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const nonEmpty = (v: unknown, fallback: string): string => (typeof v === "string" && v !== "" ? v : fallback);
+const nonEmpty = (v: unknown, fallback: string): string => ((typeof v === "string" && v) || fallback);
 /** Statuses that serve control to everyone, with the status as the reason. */
 const STOPPED: readonly string[] = ["draft", "paused", "rolled_back", "stopped"];
 
@@ -71,9 +70,8 @@ const STOPPED: readonly string[] = ["draft", "paused", "rolled_back", "stopped"]
  * JavaScript prints it, `true` as "true"; otherwise none.
  */
 export function unitId(value: unknown): string | null {
-  if (typeof value === "string") return value === "" ? null : value;
-  if (typeof value === "number") return value === 0 || Number.isNaN(value) ? null : String(value);
-  return value === true ? "true" : null;
+  // "", 0 and NaN are falsy: no unit id.
+  return (typeof value === "string" || typeof value === "number" || value === true) && value ? String(value) : null;
 }
 
 /**
@@ -87,7 +85,10 @@ interface Condition {
   readonly invalidAt: string | undefined;
 }
 
-/** Compiles each distinct condition of a ruleset once. */
+/**
+ * Compiles each distinct condition of a ruleset once. Attributes that make a
+ * condition throw (a BigInt, a throwing getter) do not match it.
+ */
 function conditionCache(): (condition: unknown) => Condition {
   const byJson = new Map<string, Condition>();
   return (condition) => {
@@ -96,64 +97,53 @@ function conditionCache(): (condition: unknown) => Condition {
     if (!c) {
       let invalidAt: string | undefined;
       const predicate = compilePredicate(condition, {}, (at) => (invalidAt ??= at));
-      byJson.set(json, (c = { id: byJson.size, predicate: guarded(predicate), invalidAt }));
+      const guarded: Predicate = (doc) => {
+        try {
+          return predicate(doc);
+        } catch {
+          return false;
+        }
+      };
+      byJson.set(json, (c = { id: byJson.size, predicate: guarded, invalidAt }));
     }
     return c;
   };
 }
 
-/** Attributes that make a condition throw (a BigInt, a throwing getter) do not match it. */
-function guarded(predicate: Predicate): Predicate {
-  return (doc) => {
-    try {
-      return predicate(doc);
-    } catch {
-      return false;
-    }
-  };
-}
-
+/** A variant as the rule has it (weight and value unchecked), or `{key: ""}` for one without a key. */
 interface Variant {
   key: string;
-  weight: number;
-  value: unknown;
+  weight?: unknown;
+  value?: unknown;
 }
 
-function variantsOf(rule: Json, fail: (m: string) => void): Variant[] {
-  if (!Array.isArray(rule.variants)) fail("variants: not an array");
-  const variants = asArray(rule.variants).map((v, i): Variant => {
-    if (isObject(v) && typeof v.key === "string") {
-      return { key: v.key, weight: typeof v.weight === "number" ? v.weight : NaN, value: v.value ?? null };
-    }
-    fail(`variants[${i}]: no key`);
-    return { key: "", weight: NaN, value: null };
-  });
-  if (variants.length < 2) fail(`${variants.length} variants`);
-  variants.forEach((v, i) => {
-    if (variants.findIndex((w) => w.key === v.key) < i) fail(`variant ${v.key} twice`);
-  });
-  return variants;
-}
-
-type Result = (i: number, reason: Reason) => Assignment;
-
-/** Compiles one rule; problems go to `warn`. */
+/**
+ * Compiles one rule; problems go to `warn`. A stopped, shipped or invalid
+ * rule gets a fixed result; a running one checks condition, unit id,
+ * namespace and split, in that order (SPEC.md §5).
+ */
 function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condition, warn: (m: string) => void): Experiment {
-  const hashAttribute = nonEmpty(rule.hash_attribute, "id");
-  if (rule.hash_attribute === "") warn('hash_attribute "": using "id"');
-  const dimensions = asArray(rule.dimensions).filter((d): d is string => typeof d === "string");
-  return { hashAttribute, dimensions, evaluate: evaluator(rule, key, hashAttribute, conditionOf, warn) };
-}
-
-/** How one experiment assigns: a fixed result for a stopped, shipped or invalid rule, else `running`. */
-function evaluator(rule: Json, key: string, hashAttribute: string, conditionOf: (c: unknown) => Condition, warn: (m: string) => void): Evaluate {
   let invalid = false;
   const fail = (m: string) => {
     invalid = true;
     warn(`${m}: control for all`);
   };
-  const variants = variantsOf(rule, fail);
-  const result: Result = (i, reason) =>
+  const hashAttribute = nonEmpty(rule.hash_attribute, "id");
+  if (rule.hash_attribute === "") warn('hash_attribute "": using "id"');
+  const dimensions = asArray(rule.dimensions).filter((d): d is string => typeof d === "string");
+
+  if (!Array.isArray(rule.variants)) fail("variants: not an array");
+  const variants = asArray(rule.variants).map((v, i): Variant => {
+    if (isObject(v) && typeof v.key === "string") return v as Json & Variant;
+    fail(`variants[${i}]: no key`);
+    return { key: "" };
+  });
+  const n = variants.length;
+  if (n < 2) fail(`${n} variants`);
+  variants.forEach((v, i) => {
+    if (variants.findIndex((w) => w.key === v.key) < i) fail(`variant ${v.key} twice`);
+  });
+  const result = (i: number, reason: Reason): Assignment =>
     Object.freeze({
       experiment: key,
       variant: variants[i]?.key ?? "",
@@ -161,43 +151,61 @@ function evaluator(rule: Json, key: string, hashAttribute: string, conditionOf: 
       in_experiment: reason === "split",
       reason,
     });
-  const fixed = (r: Assignment): Evaluate => () => r;
+  const experiment = (evaluate: Evaluate): Experiment => ({ hashAttribute, dimensions, evaluate });
+  const fixed = (i: number, reason: Reason) => {
+    const r = result(i, reason);
+    return experiment(() => r);
+  };
 
   const hashVersion = rule.hash_version ?? 2;
   if (hashVersion !== 1 && hashVersion !== 2) fail(`hash_version ${hashVersion}`);
-  const namespace = namespaceOf(rule.namespace, warn, fail);
-  const condition = rule.condition === undefined || rule.condition === null ? null : conditionOf(rule.condition);
+
+  let inSlice: ((id: string) => boolean) | null = null;
+  const ns = rule.namespace;
+  if (ns != null) {
+    const { name, range } = asObject(ns);
+    const bounds = asArray(range);
+    const [lo, hi] = bounds as number[];
+    if (typeof name !== "string" || bounds.length !== 2 || !Number.isFinite(lo) || !Number.isFinite(hi)) {
+      fail("namespace: no name or finite range");
+    } else {
+      if (!(lo >= 0 && hi <= 1 && lo < hi)) warn(`namespace [${lo}, ${hi}): empty or outside 0..1`);
+      inSlice = inNamespace(name, bounds as [number, number]);
+    }
+  }
+
+  const condition = rule.condition == null ? null : conditionOf(rule.condition);
   const invalidAt = condition?.invalidAt;
   if (invalidAt !== undefined) fail(`condition invalid${invalidAt && ` at ${invalidAt}`}`);
-  const shipped = shippedIndex(rule, variants, warn);
+
+  const shipped = rule.shipped_variant;
+  let shippedAt = 0;
+  if (shipped == null) {
+    if (rule.status === "shipped") warn("no shipped_variant: control");
+  } else {
+    shippedAt = variants.findIndex((v) => v.key === shipped);
+    if (shippedAt < 0) warn(`shipped_variant ${shipped}: unknown, control`);
+  }
 
   const status = rule.status as Reason | "running";
-  if (STOPPED.includes(status)) return fixed(result(0, status as Reason));
+  if (STOPPED.includes(status)) return fixed(0, status as Reason);
   if (status !== "running" && status !== "shipped") fail(`status ${status}`);
-  if (invalid) return fixed(result(0, "invalid_rule"));
-  if (status === "shipped") return fixed(result(shipped, "shipped"));
+  if (invalid) return fixed(0, "invalid_rule");
+  if (status === "shipped") return fixed(Math.max(shippedAt, 0), "shipped");
 
   const coverage = rule.coverage === undefined ? 1 : typeof rule.coverage === "number" ? rule.coverage : NaN;
   if (clampCoverage(coverage) !== coverage) warn(`coverage ${coverage}: using ${clampCoverage(coverage)}`);
-  const weights = variants.map((v) => v.weight);
-  const problem = weightProblem(variants.length, weights);
+  // Not numbers, or missing: not finite, so equal weights.
+  const weights = variants.map((v) => v.weight) as number[];
+  const problem = weightProblem(n, weights);
   if (problem) warn(`${problem}: equal weights`);
-  const ranges = getBucketRanges(variants.length, coverage, weights);
-  return running(property(hashAttribute), condition, namespace, ranges, hasher(nonEmpty(rule.seed, key), hashVersion as 1 | 2), result);
-}
+  const ranges = getBucketRanges(n, coverage, weights);
 
-/** The evaluation order of a running experiment: condition, unit id, namespace, split. */
-function running(
-  attribute: (doc: unknown) => unknown,
-  condition: Condition | null,
-  inSlice: ((id: string) => boolean) | null,
-  ranges: [number, number][],
-  bucket: (id: string) => number,
-  result: Result,
-): Evaluate {
+  const attribute = property(hashAttribute);
+  const bucket = hasher(nonEmpty(rule.seed, key), hashVersion as 1 | 2);
   const [noMatch, noId, outside, uncovered] = (["condition", "no_hash_attribute", "namespace", "coverage"] as const).map((r) => result(0, r));
   const split = ranges.map((_, i) => result(i, "split"));
-  return (attributes, memo) => {
+  return experiment((attributes, memo) => {
     if (condition) {
       const { id, predicate } = condition;
       const passes = memo ? (memo[id] ??= predicate(attributes)) : predicate(attributes);
@@ -208,38 +216,13 @@ function running(
     if (inSlice && !inSlice(id)) return outside;
     const i = chooseVariation(bucket(id), ranges);
     return i < 0 ? uncovered : split[i];
-  };
-}
-
-/** The namespace slice test of a rule, if it has a namespace. */
-function namespaceOf(ns: unknown, warn: (m: string) => void, fail: (m: string) => void): ((id: string) => boolean) | null {
-  if (ns === undefined || ns === null) return null;
-  const { name, range } = asObject(ns);
-  const bounds = asArray(range);
-  const [lo, hi] = bounds as number[];
-  if (typeof name !== "string" || bounds.length !== 2 || !Number.isFinite(lo) || !Number.isFinite(hi)) {
-    fail("namespace: no name or finite range");
-    return null;
-  }
-  if (!(lo >= 0 && hi <= 1 && lo < hi)) warn(`namespace [${lo}, ${hi}): empty or outside 0..1`);
-  return inNamespace(name, [lo, hi]);
-}
-
-function shippedIndex(rule: Json, variants: Variant[], warn: (m: string) => void): number {
-  const shipped = rule.shipped_variant;
-  if (shipped === undefined || shipped === null) {
-    if (rule.status === "shipped") warn("no shipped_variant: control");
-    return 0;
-  }
-  const i = variants.findIndex((v) => v.key === shipped);
-  if (i < 0) warn(`shipped_variant ${shipped}: unknown, control`);
-  return Math.max(i, 0);
+  });
 }
 
 /** The compiled ruleset plus what the client needs to log exposures. */
 export interface Compiled extends CompiledRuleset {
   /** The hash attribute and dimensions of an experiment, for its exposures. */
-  exposureRule(key: string): ExposureRule | undefined;
+  rule(key: string): ExposureRule | undefined;
 }
 
 /** Compiles a ruleset as served by `GET /sdk/v1/ruleset`. Never throws. */
@@ -266,6 +249,6 @@ export function compile(ruleset: unknown): Compiled {
       const memo: Memo = [];
       return all.map((e) => e.evaluate(doc, memo));
     },
-    exposureRule: (key) => byKey.get(key),
+    rule: (key) => byKey.get(key),
   };
 }

@@ -35,7 +35,7 @@ test("the last flush of a page fits one beacon, counted in bytes; the rest stays
   const queue = eventQueue(transport, options, stats);
   const wide = "€".repeat(1000); // 3 bytes each in UTF-8: 3 kB an event, 1 kB in JavaScript's length
   for (let i = 0; i < 30; i++) queue.push(track(i, wide));
-  queue.sendBeforeUnload();
+  queue.unload();
   assert.equal(beacons.length, 1);
   const bytes = new TextEncoder().encode(beacons[0]).length;
   assert.ok(bytes <= 60_000 && bytes > 50_000, `${bytes} bytes`);
@@ -57,7 +57,7 @@ test("a refused beacon keeps its events; a batch waiting for a retry goes in the
   const flushed = queue.flush();
   await new Promise((r) => setTimeout(r, 5)); // the first attempt failed: backing off
   queue.push(track(2));
-  queue.sendBeforeUnload();
+  queue.unload();
   assert.equal(stats.eventsBeaconed, 0);
   down = false;
   await flushed;
