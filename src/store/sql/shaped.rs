@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
-use super::{decode, picked_users, Dialect, Params, SqlStore};
+use super::{decode, encode, picked_users, Dialect, Params, SqlStore};
 use crate::domain::shaped::{MetricRow, MetricRows, ShapedPlan, HOUR_MS};
 use crate::domain::totals::{PairedTotals, UserFilter};
 use crate::domain::{Experiment, Metric, Millis};
@@ -98,25 +98,28 @@ where
         if experiments.is_empty() {
             return Ok(plans);
         }
-        let definitions: Vec<String> = sqlx::query_scalar("SELECT definition FROM metrics")
-            .fetch_all(&mut *conn)
-            .await?;
-        let metrics: Vec<Metric> = definitions
+        let keys: Vec<&str> = experiments.iter().copied().collect();
+        let definitions: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT definition FROM experiments WHERE key IN ({})",
+            DB::text_list("$1")
+        ))
+        .bind(encode(&keys))
+        .fetch_all(&mut *conn)
+        .await?;
+        let experiments: Vec<Experiment> = definitions
             .iter()
             .map(|d| decode(d))
             .collect::<Result<_, _>>()?;
-        for key in experiments {
-            let definition: Option<String> =
-                sqlx::query_scalar("SELECT definition FROM experiments WHERE key = $1")
-                    .bind(*key)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let Some(definition) = definition else {
-                continue;
-            };
-            let experiment: Experiment = decode(&definition)?;
+        let metrics: Vec<String> = sqlx::query_scalar("SELECT definition FROM metrics")
+            .fetch_all(&mut *conn)
+            .await?;
+        let metrics: Vec<Metric> = metrics
+            .iter()
+            .map(|d| decode(d))
+            .collect::<Result<_, _>>()?;
+        for experiment in experiments {
             if let Some(plan) = ShapedPlan::of(&experiment.spec, &metrics) {
-                plans.insert((*key).to_owned(), plan);
+                plans.insert(experiment.key().to_owned(), plan);
             }
         }
         Ok(plans)
