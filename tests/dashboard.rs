@@ -933,7 +933,8 @@ async fn the_overview_shows_running_experiments_red_first_with_their_filters(bac
         .html
         .contains(r#"<option value="staging" selected>Staging (staging)</option>"#));
 
-    // The report filters are kept in the view, and the page says they are not applied.
+    // The report filters apply to every row, are kept in the form and say whom
+    // the numbers count.
     let cohort = get(
         &app,
         "/overview?from=2026-12-01&to=2026-12-08T00:00:00Z&segment=country%3ACN",
@@ -943,12 +944,26 @@ async fn the_overview_shows_running_experiments_red_first_with_their_filters(bac
     assert_eq!(cohort.status, StatusCode::OK, "{}", cohort.html);
     assert!(cohort
         .html
-        .contains(r#"<input type="hidden" name="from" value="2026-12-01">"#));
-    assert!(cohort
-        .html
-        .contains(r#"<input type="hidden" name="segment" value="country:CN">"#));
-    assert!(cohort.html.contains(r#"id="not-applied""#));
+        .contains(r#"<input type="date" id="from" name="from" value="2026-12-01">"#));
+    assert!(cohort.html.contains(r#"name="segment" value="country:CN""#));
+    assert!(cohort.html.contains(r#"id="cohort-applied""#));
     assert!(cohort.html.contains("country = CN"));
+    let everyone_since = get(&app, "/overview?from=2000-01-01", &app.analyst).await;
+    assert!(
+        everyone_since.html.contains("premium -50.0%"),
+        "{}",
+        everyone_since.html
+    );
+    assert!(everyone_since
+        .html
+        .contains(r#"<tr class="health-red" data-health="red">"#));
+    let nobody_yet = get(&app, "/overview?from=2999-01-01", &app.analyst).await;
+    assert!(
+        !nobody_yet.html.contains("premium -50.0%"),
+        "{}",
+        nobody_yet.html
+    );
+    assert!(!nobody_yet.html.contains(r#"data-health="red""#));
 
     for bad in [
         "/overview?environment=nowhere",
@@ -1049,7 +1064,13 @@ async fn the_list_and_the_overview_reach_the_store_a_fixed_number_of_times(backe
     experiment_like_pricing(&app, "more-0", serde_json::json!({}), &["start"]).await;
     app.send_traffic((1400, 140), (1000, 50)).await;
     let cookie = session(&app, &app.analyst).await;
-    let pages = ["/", "/overview", "/?page=2", "/overview?status=&page=2"];
+    let pages = [
+        "/",
+        "/overview",
+        "/?page=2",
+        "/overview?status=&page=2",
+        "/overview?from=2000-01-01&segment=country%3ACN",
+    ];
     let mut calls = Vec::new();
     for path in pages {
         let (page, made) = calls_made_by(request(&app, Method::GET, path, &cookie, "")).await;
@@ -1128,7 +1149,7 @@ async fn the_list_and_the_overview_reach_the_store_a_fixed_number_of_times(backe
     let everyone = sluice::domain::totals::UserFilter::EVERYONE;
     let all = app
         .store
-        .running_totals(&keys, &["purchase"])
+        .running_totals(&keys, &["purchase"], &everyone)
         .await
         .unwrap();
     for (key, totals) in keys.iter().zip(&all) {

@@ -366,7 +366,7 @@ async fn shaped_metrics_count_what_their_definitions_say(backend: Backend) {
     let summaries = app
         .server
         .control()
-        .summaries(vec![experiment])
+        .summaries(vec![experiment], &sluice::store::UserFilter::EVERYONE)
         .await
         .unwrap();
     let listed = serde_json::to_value(&summaries[0].report).unwrap();

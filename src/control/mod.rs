@@ -471,8 +471,9 @@ impl Control {
     pub async fn summaries(
         &self,
         experiments: Vec<Experiment>,
+        filter: &UserFilter,
     ) -> Result<Vec<Summary>, ControlError> {
-        summary::summarize(self.store.as_ref(), experiments).await
+        summary::summarize(self.store.as_ref(), experiments, filter).await
     }
 
     /// How many users have been exposed to each variant of an experiment (from the

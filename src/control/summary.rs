@@ -4,6 +4,7 @@
 //! code that builds a single experiment's report.
 
 use crate::domain::shaped::ShapedPlan;
+use crate::domain::totals::UserFilter;
 use crate::domain::{format_millis, now_millis, Experiment, Metric};
 use crate::report::{self, MetricTotals, Report, ReportInput};
 use crate::store::Store;
@@ -22,6 +23,7 @@ pub struct Summary {
 pub(super) async fn summarize(
     store: &dyn Store,
     experiments: Vec<Experiment>,
+    filter: &UserFilter,
 ) -> Result<Vec<Summary>, ControlError> {
     let defined = store.list_metrics().await?;
     let measured: Vec<Vec<Metric>> = experiments
@@ -36,7 +38,7 @@ pub(super) async fn summarize(
         .collect();
     events.sort_unstable();
     events.dedup();
-    let totals = store.running_totals(&keys, &events).await?;
+    let totals = store.running_totals(&keys, &events, filter).await?;
     let generated_at = format_millis(now_millis());
     let mut summaries = Vec::with_capacity(experiments.len());
     for ((experiment, metrics), totals) in experiments.into_iter().zip(measured).zip(totals) {
@@ -61,6 +63,8 @@ pub(super) async fn summarize(
             correction: None,
             generated_at: generated_at.clone(),
         })?;
+        let mut report = report;
+        report.filter = (!filter.is_everyone()).then(|| report::FilterEcho::of(filter));
         summaries.push(Summary { experiment, report });
     }
     Ok(summaries)

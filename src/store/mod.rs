@@ -247,14 +247,17 @@ pub trait Store: Send + Sync + 'static {
         filter: &UserFilter,
     ) -> Result<Vec<VariantTotals>, StoreError>;
 
-    /// The running totals of several experiments at once, each for every one of
-    /// `events`, in the order of `experiments` (what [`Store::exposure_summary`] and
-    /// [`Store::variant_totals`] say of each). A fixed number of statements whatever
-    /// the number of experiments: for pages that summarise many at once.
+    /// The totals of several experiments at once, each for every one of `events`
+    /// and for their shaped metrics, over the users `filter` picks, in the order of
+    /// `experiments` (what [`Store::exposure_summary`], [`Store::variant_totals`] and
+    /// [`Store::paired_totals`] say of each). A fixed number of statements whatever
+    /// the number of experiments: for pages that summarise many at once. For everyone
+    /// they come from the running totals; a filter reads per-user rows.
     async fn running_totals(
         &self,
         experiments: &[&str],
         events: &[&str],
+        filter: &UserFilter,
     ) -> Result<Vec<RunningTotals>, StoreError>;
 
     /// Per-variant totals of a shaped metric (see [`crate::domain::shaped`]) over the

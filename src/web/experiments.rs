@@ -15,6 +15,7 @@ use super::summary::SummaryRow;
 use super::text::Text;
 use super::view::{render, Chrome};
 use super::WebState;
+use crate::domain::totals::UserFilter;
 use crate::domain::{Status, ValidationError};
 
 pub(crate) struct StatusOption {
@@ -110,7 +111,10 @@ pub(crate) async fn list(
         })
         .collect();
     let pagination = Pagination::new("/", &filter.pairs(), filter.page, matching.len());
-    let summaries = state.control.summaries(pagination.take(matching)).await?;
+    let summaries = state
+        .control
+        .summaries(pagination.take(matching), &UserFilter::EVERYONE)
+        .await?;
     Ok(render(&ExperimentsPage {
         t,
         chrome: session.chrome(),

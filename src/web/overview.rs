@@ -35,10 +35,8 @@ use crate::domain::{now_millis, Environment, Experiment, Status, ValidationError
 const DEFAULT_STATUS: Status = Status::Running;
 
 /// The report filters the link carries (the contract's `from`, `to` and
-/// `segment=DIM:VALUE`), read as a report reads them and kept in the view's
-/// links. The running totals the overview reads count every user, so until
-/// [`Control::summaries`](crate::control::Control::summaries) takes a
-/// [`UserFilter`] the page says that they are not applied.
+/// `segment=DIM:VALUE`), read as a report reads them, applied to every row and
+/// kept in the view's links.
 struct Cohort {
     filter: UserFilter,
     /// The filters as the link gives them, for the form and the page links.
@@ -64,7 +62,25 @@ impl Cohort {
         Ok(Cohort { filter, pairs })
     }
 
-    /// The filters in words, for the notice that they are not applied.
+    /// The value the link gives for `name` (`from` or `to`), empty without one.
+    fn given(&self, name: &str) -> String {
+        self.pairs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    }
+
+    /// The segments the link gives, then an empty one for the form to add.
+    fn segments_and_one_more(&self) -> Vec<String> {
+        let given = self.pairs.iter().filter(|(n, _)| *n == "segment");
+        given
+            .map(|(_, value)| value.clone())
+            .chain([String::new()])
+            .collect()
+    }
+
+    /// The filters in words, for the notice that says whom the numbers count.
     fn describe(&self, t: Text) -> String {
         let mut parts = Vec::new();
         if let Some(from) = self.filter.from {
@@ -157,10 +173,13 @@ struct OverviewPage {
     /// "Every status" is chosen.
     every_status: bool,
     environments: Vec<Choice>,
-    /// The report filters the link carries, kept by the form.
-    kept: Vec<(&'static str, String)>,
-    /// The report filters in words, when some are asked for but not applied.
-    not_applied: Option<String>,
+    /// The report filters the link carries, for the form: dates as given, and each
+    /// segment then an empty field for one more.
+    from: String,
+    to: String,
+    segments: Vec<String>,
+    /// The report filters in words, when some apply.
+    applied: Option<String>,
     rows: Vec<SummaryRow>,
     pagination: Pagination,
     /// When the numbers were read, in words and RFC 3339.
@@ -185,8 +204,10 @@ pub(crate) async fn page(
         .into_iter()
         .filter(|e| filter.admits(e))
         .collect();
-    // The cohort is not passed on yet: the running totals count every user (see Cohort).
-    let mut summaries = state.control.summaries(matching).await?;
+    let mut summaries = state
+        .control
+        .summaries(matching, &filter.cohort.filter)
+        .await?;
     // Stable: within one health, the experiments keep the list's order (newest first).
     summaries.sort_by_key(|s| Reverse(s.report.health));
     let pagination = Pagination::new("/overview", &filter.pairs(), filter.page, summaries.len());
@@ -207,8 +228,10 @@ pub(crate) async fn page(
         statuses: status_options(t, filter.status),
         every_status: filter.status.is_none(),
         environments: choices(&environment_options, &selected, "environment"),
-        not_applied: (!filter.cohort.filter.is_everyone()).then(|| filter.cohort.describe(t)),
-        kept: filter.cohort.pairs,
+        applied: (!filter.cohort.filter.is_everyone()).then(|| filter.cohort.describe(t)),
+        from: filter.cohort.given("from"),
+        to: filter.cohort.given("to"),
+        segments: filter.cohort.segments_and_one_more(),
         rows,
         pagination,
         updated: view::date_time(t.lang, now),

@@ -209,8 +209,10 @@ catalogue! {
     column_stage => "Stage and coverage", "阶段与覆盖率";
     srm_flag(p) => "Sample ratio mismatch (p = {p})", "样本比例不匹配（p = {p}）";
     updated(at) => "Numbers as of {at}", "数据截至 {at}";
-    cohort_not_applied(filters) => "Not applied yet: {filters}. The overview reads the running totals, which count every exposed user.",
-        "尚未生效：{filters}。总览读取的是累计数据，统计所有已曝光的用户。";
+    cohort_applied(filters) => "Counting only users {filters}. An experiment that does not keep a segment's dimension counts nobody.",
+        "仅统计{filters}的用户。未保留该维度的实验不计入任何用户。";
+    overview_segment => "Kept dimension value", "保留维度取值";
+    overview_segment_hint => "As DIMENSION:VALUE, for example channel:ads.", "格式为 维度:取值。";
     cohort_from(at) => "first exposed at or after {at}", "首次曝光不早于 {at}";
     cohort_to(at) => "first exposed before {at}", "首次曝光早于 {at}";
     cohort_segment(dimension, value) => "{dimension} = {value}", "{dimension} = {value}";

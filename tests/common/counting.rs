@@ -248,9 +248,10 @@ impl Store for CountingStore {
         &self,
         experiments: &[&str],
         events: &[&str],
+        filter: &UserFilter,
     ) -> Result<Vec<RunningTotals>, StoreError> {
         self.count("running_totals");
-        self.inner.running_totals(experiments, events).await
+        self.inner.running_totals(experiments, events, filter).await
     }
 
     async fn insert_webhook(

@@ -659,6 +659,7 @@ where
         &self,
         experiments: &[&str],
         events: &[&str],
+        filter: &UserFilter,
     ) -> Result<Vec<RunningTotals>, StoreError> {
         // Nothing stored holds NUL, and PostgreSQL refuses to be asked about it:
         // such a key is not asked for, and its totals are empty.
@@ -667,55 +668,17 @@ where
             encode(&kept)
         };
         let (keys, names) = (storable(experiments), storable(events));
-        let users: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-            "SELECT experiment, variant, users FROM variant_users \
-             WHERE experiment IN ({}) AND users > 0 ORDER BY experiment, variant",
-            DB::text_list("$1")
-        ))
-        .bind(keys.as_str())
-        .fetch_all(&self.reader)
-        .await?;
-        let multiple: Vec<(String, i64)> = sqlx::query_as(&format!(
-            "SELECT experiment, users FROM experiment_multiple_exposures WHERE experiment IN ({})",
-            DB::text_list("$1")
-        ))
-        .bind(keys.as_str())
-        .fetch_all(&self.reader)
-        .await?;
-        type SumsRow = (String, String, String, i64, f64, f64, i64, i64);
-        let sums: Vec<SumsRow> = sqlx::query_as(&format!(
-            "SELECT experiment, variant, event, converted, value_sum, value_sum_squares, \
-             count_sum, count_sum_squares FROM variant_totals \
-             WHERE experiment IN ({}) AND event IN ({})",
-            DB::text_list("$1"),
-            DB::text_list("$2")
-        ))
-        .bind(keys.as_str())
-        .bind(names.as_str())
-        .fetch_all(&self.reader)
-        .await?;
-        let paired: Vec<(String, String, PairedRow)> = sqlx::query_as::<
-            _,
-            (String, String, String, i64, i64, f64, f64, f64, f64, f64),
-        >(&format!(
-            "SELECT experiment, metric, variant, closes_hour, users, sum_x, sum_squares_x, \
-             sum_y, sum_squares_y, sum_products FROM paired_totals WHERE experiment IN ({})",
-            DB::text_list("$1")
-        ))
-        .bind(keys.as_str())
-        .fetch_all(&self.reader)
-        .await?
-        .into_iter()
-        .map(|(e, m, v, h, n, sx, sxx, sy, syy, sxy)| (e, m, (v, h, n, sx, sxx, sy, syy, sxy)))
-        .collect();
-        let mut paired_rows: HashMap<&str, Vec<(&str, PairedRow)>> = HashMap::new();
-        for (experiment, metric, row) in &paired {
-            paired_rows
-                .entry(experiment.as_str())
-                .or_default()
-                .push((metric.as_str(), row.clone()));
-        }
-        let now = crate::domain::now_millis();
+        let rows = if filter.is_everyone() {
+            self.running_rows(&keys, &names).await?
+        } else {
+            self.filtered_rows(&keys, &names, filter).await?
+        };
+        let TotalsRows {
+            users,
+            multiple,
+            sums,
+            paired,
+        } = rows;
         let mut exposed: HashMap<&str, Vec<(&str, u64)>> = HashMap::new();
         for (experiment, variant, n) in &users {
             let variants = exposed.entry(experiment.as_str()).or_default();
@@ -766,10 +729,7 @@ where
                         .iter()
                         .map(|event| ((*event).to_owned(), totals_of(event)))
                         .collect(),
-                    paired: paired_of(
-                        paired_rows.get(experiment).map_or(&[][..], Vec::as_slice),
-                        now,
-                    ),
+                    paired: paired.get(*experiment).cloned().unwrap_or_default(),
                 }
             })
             .collect())
@@ -1053,16 +1013,155 @@ where
 const API_KEY_COLUMNS: &str = "id, name, role, environment, created_at, revoked_at";
 type ApiKeyRow = (i64, String, String, Option<String>, Millis, Option<Millis>);
 
+/// `(experiment, variant, event, converted, Σvalue, Σvalue², Σcount, Σcount²)`.
+type SumsRow = (String, String, String, i64, f64, f64, i64, i64);
+
+/// What [`Store::running_totals`] assembles its answer from, read from the running
+/// totals or, under a filter, from per-user rows.
+struct TotalsRows {
+    /// `(experiment, variant, users)`, users exposed to one variant.
+    users: Vec<(String, String, i64)>,
+    /// `(experiment, users exposed to several variants)`.
+    multiple: Vec<(String, i64)>,
+    sums: Vec<SumsRow>,
+    /// Per experiment, per shaped metric, its paired totals as of now.
+    paired: HashMap<String, Vec<(String, Vec<PairedTotals>)>>,
+}
+
 impl<DB> SqlStore<DB>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> bool: Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// The rows of [`Store::running_totals`] for every user: the running totals of
+    /// the experiments `keys` (a JSON list) for the events `names`.
+    async fn running_rows(&self, keys: &str, names: &str) -> Result<TotalsRows, StoreError> {
+        let list = |param: &str| DB::text_list(param);
+        let users: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+            "SELECT experiment, variant, users FROM variant_users \
+             WHERE experiment IN ({}) AND users > 0 ORDER BY experiment, variant",
+            list("$1")
+        ))
+        .bind(keys)
+        .fetch_all(&self.reader)
+        .await?;
+        let multiple: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT experiment, users FROM experiment_multiple_exposures WHERE experiment IN ({})",
+            list("$1")
+        ))
+        .bind(keys)
+        .fetch_all(&self.reader)
+        .await?;
+        let sums: Vec<SumsRow> = sqlx::query_as(&format!(
+            "SELECT experiment, variant, event, converted, value_sum, value_sum_squares, \
+             count_sum, count_sum_squares FROM variant_totals \
+             WHERE experiment IN ({}) AND event IN ({})",
+            list("$1"),
+            list("$2")
+        ))
+        .bind(keys)
+        .bind(names)
+        .fetch_all(&self.reader)
+        .await?;
+        type Row = (String, String, String, i64, i64, f64, f64, f64, f64, f64);
+        let stored: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT experiment, metric, variant, closes_hour, users, sum_x, sum_squares_x, \
+             sum_y, sum_squares_y, sum_products FROM paired_totals WHERE experiment IN ({})",
+            list("$1")
+        ))
+        .bind(keys)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut by_experiment: HashMap<String, Vec<(&str, PairedRow)>> = HashMap::new();
+        for (e, m, v, h, n, sx, sxx, sy, syy, sxy) in &stored {
+            let row = (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy);
+            by_experiment
+                .entry(e.clone())
+                .or_default()
+                .push((m.as_str(), row));
+        }
+        let now = crate::domain::now_millis();
+        let paired = by_experiment
+            .into_iter()
+            .map(|(experiment, rows)| (experiment, paired_of(&rows, now)))
+            .collect();
+        Ok(TotalsRows {
+            users,
+            multiple,
+            sums,
+            paired,
+        })
+    }
+
+    /// The rows of [`Store::running_totals`] over the users a filter picks, from
+    /// per-user rows.
+    async fn filtered_rows(
+        &self,
+        keys: &str,
+        names: &str,
+        filter: &UserFilter,
+    ) -> Result<TotalsRows, StoreError> {
+        let list = |param: &str| DB::text_list(param);
+        let mut params = Params::starting_with(keys);
+        let picked = picked_users::<DB>(filter, &mut params);
+        let counts: Vec<(String, String, bool, i64)> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT x.experiment, x.variant, x.multiple, COUNT(*) FROM exposures x \
+                 WHERE x.experiment IN ({}){picked} \
+                 GROUP BY x.experiment, x.variant, x.multiple ORDER BY x.experiment, x.variant",
+                list("$1")
+            )))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut params = Params::starting_with(keys);
+        params.next(names);
+        let picked = picked_users::<DB>(filter, &mut params);
+        let sums: Vec<SumsRow> = params
+            .bind(sqlx::query_as(&format!(
+                "SELECT x.experiment, x.variant, m.event, COUNT(*), SUM(m.total), \
+                 SUM(m.total * m.total), CAST(SUM(m.count) AS BIGINT), \
+                 CAST(SUM(m.count * m.count) AS BIGINT) \
+                 FROM user_metrics m JOIN exposures x \
+                 ON x.experiment = m.experiment AND x.user_id = m.user_id \
+                 WHERE x.experiment IN ({}) AND m.event IN ({}) AND NOT x.multiple{picked} \
+                 GROUP BY x.experiment, x.variant, m.event",
+                list("$1"),
+                list("$2")
+            )))
+            .fetch_all(&self.reader)
+            .await?;
+        let experiments: Vec<String> = decode(keys)?;
+        let experiments: Vec<&str> = experiments.iter().map(String::as_str).collect();
+        let mut conn = self.reader.acquire().await?;
+        let now = crate::domain::now_millis();
+        let paired = Self::filtered_paired_of(&mut conn, &experiments, filter, now).await?;
+        let mut users = Vec::new();
+        let mut multiple: Vec<(String, i64)> = Vec::new();
+        for (experiment, variant, several, n) in counts {
+            if several {
+                match multiple.iter_mut().find(|(e, _)| *e == experiment) {
+                    Some((_, total)) => *total += n,
+                    None => multiple.push((experiment, n)),
+                }
+            } else {
+                users.push((experiment, variant, n));
+            }
+        }
+        Ok(TotalsRows {
+            users,
+            multiple,
+            sums,
+            paired,
+        })
+    }
+
     /// Who was exposed, counted over the users a filter picks (from per-user rows).
     async fn filtered_exposures(
         &self,

@@ -331,57 +331,86 @@ where
         filter: &UserFilter,
         now: Millis,
     ) -> Result<Vec<PairedTotals>, StoreError> {
-        let plans = Self::shaped_plans(conn, &HashSet::from([experiment])).await?;
-        let Some(plan) = plans.get(experiment) else {
-            return Ok(Vec::new());
-        };
-        let mut params = Params::starting_with(experiment);
+        let mut of_experiment = Self::filtered_paired_of(conn, &[experiment], filter, now).await?;
+        let metrics = of_experiment.remove(experiment).unwrap_or_default();
+        Ok(metrics
+            .into_iter()
+            .find(|(m, _)| m == metric)
+            .map(|(_, totals)| totals)
+            .unwrap_or_default())
+    }
+
+    /// Per experiment (of those with shaped metrics) and metric, the paired totals
+    /// of the users a filter picks, from their rows.
+    pub(super) async fn filtered_paired_of(
+        conn: &mut DB::Connection,
+        experiments: &[&str],
+        filter: &UserFilter,
+        now: Millis,
+    ) -> Result<HashMap<String, Vec<(String, Vec<PairedTotals>)>>, StoreError> {
+        let plans = Self::shaped_plans(conn, &experiments.iter().copied().collect()).await?;
+        let planned: Vec<&str> = plans.keys().map(String::as_str).collect();
+        if planned.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys = encode(&planned);
+        let list = DB::text_list("$1");
+        let mut params = Params::starting_with(&keys);
         let picked = picked_users::<DB>(filter, &mut params);
-        let users: Vec<(String, String, Millis)> = params
+        let users: Vec<(String, String, String, Millis)> = params
             .bind(sqlx::query_as(&format!(
-                "SELECT x.user_id, x.variant, x.first_ts FROM exposures x \
-                 WHERE x.experiment = $1 AND NOT x.multiple{picked}"
+                "SELECT x.experiment, x.user_id, x.variant, x.first_ts FROM exposures x \
+                 WHERE x.experiment IN ({list}) AND NOT x.multiple{picked}"
             )))
             .fetch_all(&mut *conn)
             .await?;
-        let mut params = Params::starting_with(experiment);
+        let mut params = Params::starting_with(&keys);
         let picked = picked_users::<DB>(filter, &mut params);
-        let stored: Vec<(String, String, f64, i64, f64, i64)> = params
+        type StoredRow = (String, String, String, f64, i64, f64, i64);
+        let stored: Vec<StoredRow> = params
             .bind(sqlx::query_as(&format!(
-                "SELECT r.user_id, r.metric, r.total, r.count, r.pre_total, r.pre_count \
-                 FROM user_metric_values r JOIN exposures x \
+                "SELECT r.experiment, r.user_id, r.metric, r.total, r.count, r.pre_total, \
+                 r.pre_count FROM user_metric_values r JOIN exposures x \
                  ON x.experiment = r.experiment AND x.user_id = r.user_id \
-                 WHERE r.experiment = $1 AND NOT x.multiple{picked}"
+                 WHERE r.experiment IN ({list}) AND NOT x.multiple{picked}"
             )))
             .fetch_all(&mut *conn)
             .await?;
-        let mut rows: HashMap<String, MetricRows> = HashMap::new();
-        for (user, key, total, count, pre_total, pre_count) in stored {
+        let mut rows: HashMap<(String, String), MetricRows> = HashMap::new();
+        for (experiment, user, key, total, count, pre_total, pre_count) in stored {
             let row = MetricRow {
                 total,
                 count,
                 pre_total,
                 pre_count,
             };
-            rows.entry(user).or_default().insert(key, row);
+            rows.entry((experiment, user)).or_default().insert(key, row);
         }
         let closed_through = now.div_euclid(HOUR_MS);
         let none = MetricRows::new();
-        let mut totals: Vec<PairedTotals> = Vec::new();
-        for (user, variant, first_ts) in users {
-            let of_user = rows.get(&user).unwrap_or(&none);
-            let contributions = plan.contributions(first_ts, of_user);
-            let Some((_, c)) = contributions.iter().find(|(key, _)| *key == metric) else {
-                continue;
-            };
-            let at = match totals.iter().position(|t| t.variant == variant) {
-                Some(at) => at,
-                None => {
-                    totals.push(PairedTotals::empty(&variant));
-                    totals.len() - 1
-                }
-            };
-            totals[at].add(c.closes_hour <= closed_through, c.x, c.y);
+        let mut totals: HashMap<String, Vec<(String, Vec<PairedTotals>)>> = HashMap::new();
+        for (experiment, user, variant, first_ts) in users {
+            let plan = &plans[&experiment];
+            let of_user = rows.get(&(experiment.clone(), user)).unwrap_or(&none);
+            let metrics = totals.entry(experiment.clone()).or_default();
+            for (metric, c) in plan.contributions(first_ts, of_user) {
+                let at = match metrics.iter().position(|(m, _)| m == metric) {
+                    Some(at) => at,
+                    None => {
+                        metrics.push((metric.to_owned(), Vec::new()));
+                        metrics.len() - 1
+                    }
+                };
+                let variants = &mut metrics[at].1;
+                let at = match variants.iter().position(|t| t.variant == variant) {
+                    Some(at) => at,
+                    None => {
+                        variants.push(PairedTotals::empty(&variant));
+                        variants.len() - 1
+                    }
+                };
+                variants[at].add(c.closes_hour <= closed_through, c.x, c.y);
+            }
         }
         Ok(totals)
     }
