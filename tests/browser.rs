@@ -437,7 +437,9 @@ async fn a_team_watches_the_overview_and_edits_a_running_experiment(backend: Bac
     browser.click("#status option[value=paused]").await;
     browser.click("#apply-filters").await;
     browser
-        .wait_for_url(&format!("{base}/overview?status=paused&environment="))
+        .wait_for_url(&format!(
+            "{base}/overview?status=paused&environment=&from=&to=&segment="
+        ))
         .await;
     assert_eq!(overview_rows(&browser).await, ["paused-q4"]);
 
@@ -447,7 +449,7 @@ async fn a_team_watches_the_overview_and_edits_a_running_experiment(backend: Bac
     browser.click("#apply-filters").await;
     browser
         .wait_for_url(&format!(
-            "{base}/overview?status=running&environment=production"
+            "{base}/overview?status=running&environment=production&from=&to=&segment="
         ))
         .await;
     assert_eq!(browser.text("nav.pages .sub").await, "1–50 of 53");
@@ -455,7 +457,7 @@ async fn a_team_watches_the_overview_and_edits_a_running_experiment(backend: Bac
     browser.click("#apply-filters").await;
     browser
         .wait_for_url(&format!(
-            "{base}/overview?status=running&environment=staging"
+            "{base}/overview?status=running&environment=staging&from=&to=&segment="
         ))
         .await;
     assert_eq!(browser.text("nav.pages .sub").await, "1–50 of 54");
@@ -468,6 +470,25 @@ async fn a_team_watches_the_overview_and_edits_a_running_experiment(backend: Bac
     assert!(overview_rows(&browser)
         .await
         .contains(&"staging-q4".to_owned()));
+
+    // A kept dimension's value: nobody was exposed with it, so no row is red, and
+    // the page says whom it counts; the link carries the segment.
+    browser
+        .goto(&format!("{base}/overview?status=running"))
+        .await;
+    assert!(browser.count("#overview tr[data-health=red]").await > 0);
+    browser.fill("#segment-1", "country:XX").await;
+    browser.click("#apply-filters").await;
+    browser
+        .wait_for_url(&format!(
+            "{base}/overview?status=running&environment=&from=&to=&segment=country%3AXX"
+        ))
+        .await;
+    assert!(browser
+        .text("#cohort-applied")
+        .await
+        .contains("country = XX"));
+    assert_eq!(browser.count("#overview tr[data-health=red]").await, 0);
 
     // The grid refreshes itself: rolling back pricing-q4 takes it off the grid.
     browser
