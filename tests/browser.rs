@@ -489,6 +489,19 @@ async fn a_team_watches_the_overview_and_edits_a_running_experiment(backend: Bac
         .await
         .contains("country = XX"));
     assert_eq!(browser.count("#overview tr[data-health=red]").await, 0);
+    // A time range: users first exposed from 2999 on are nobody yet.
+    browser
+        .goto(&format!("{base}/overview?status=running"))
+        .await;
+    browser.fill("#from", &typed_date("2999-01-01")).await;
+    browser.click("#apply-filters").await;
+    browser
+        .wait_for_url(&format!(
+            "{base}/overview?status=running&environment=&from=2999-01-01&to=&segment="
+        ))
+        .await;
+    assert_eq!(browser.count("#overview tr[data-health=red]").await, 0);
+    assert_eq!(browser.count("#cohort-applied").await, 1);
 
     // The grid refreshes itself: rolling back pricing-q4 takes it off the grid.
     browser
