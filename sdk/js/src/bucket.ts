@@ -10,12 +10,12 @@ export function getEqualWeights(n: number): number[] {
   return n > 0 ? new Array<number>(n).fill(1 / n) : [];
 }
 
-/** Why a set of weights cannot be used, or null when it can. */
-export function weightProblem(n: number, weights: readonly number[]): string | null {
-  if (weights.length !== n) return "weights: not one per variant";
-  if (weights.some((w) => !Number.isFinite(w) || w < 0)) return "weights: not finite and >= 0";
+/** Why a set of weights cannot be used (a warning code), or null when it can. */
+export function weightProblem(n: number, weights: readonly number[]): "weights_count" | "weights_invalid" | "weights_sum" | null {
+  if (weights.length !== n) return "weights_count";
+  if (weights.some((w) => !Number.isFinite(w) || w < 0)) return "weights_invalid";
   const total = weights.reduce((a, b) => a + b, 0);
-  return total >= 0.99 && total <= 1.01 ? null : "weights: sum is not 1";
+  return total >= 0.99 && total <= 1.01 ? null : "weights_sum";
 }
 
 /** Coverage clamped to [0, 1]; NaN counts as 0. */

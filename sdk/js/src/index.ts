@@ -3,6 +3,6 @@
 // edge runtimes.
 
 export { compile, unitId } from "./ruleset.js";
-export type { Assignment, Attributes, CompiledRuleset, Reason, Warning } from "./ruleset.js";
+export type { Assignment, Attributes, CompiledRuleset, InvalidRuleCode, Reason, Warning, WarningCode } from "./ruleset.js";
 export { createClient } from "./client.js";
 export type { Client, ClientOptions, ClientStats } from "./client.js";

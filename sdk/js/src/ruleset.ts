@@ -2,7 +2,8 @@
 //
 // Compilation never throws: a rule that cannot be evaluated safely serves
 // control to everyone with reason `invalid_rule`, and every problem becomes a
-// warning naming the experiment. Everything that can be prepared is prepared
+// warning naming the experiment, with a code and the data that explain it
+// (the words are in the diagnostics entry point, `describeWarning`). Everything that can be prepared is prepared
 // here: conditions compiled (identical ones shared, so `assignAll` evaluates
 // each once per user), ranges computed, the FNV state of each seed hashed, and
 // every possible result built and frozen, so evaluation allocates nothing.
@@ -25,11 +26,61 @@ export interface Assignment {
   readonly reason: Reason;
 }
 
-/** A problem found while compiling, and what evaluation does about it. */
-export interface Warning {
-  experiment: string;
-  message: string;
-}
+/**
+ * A problem found while compiling. `experiment` is the rule's key
+ * (`experiments[i]` for a rule without one, `""` for the ruleset itself);
+ * `code` says what is wrong and, with it, what evaluation does: the rule is
+ * skipped (`no_key`, `duplicate_key`), serves control to everyone (the codes of
+ * {@link InvalidRuleCode}), or runs with a fallback (the others). `path` is the
+ * JSON path in the rule of what is wrong, `value` the offending value.
+ * `describeWarning` in `@sluice/sdk/diagnostics` puts a warning in words.
+ */
+export type Warning = { readonly experiment: string } & (
+  /** The ruleset has no `experiments` array, so it has no experiments. */
+  | { readonly code: "no_experiments" }
+  /** A rule without a string `key`, or with the key of an earlier rule: it is skipped. */
+  | { readonly code: "no_key" | "duplicate_key" }
+  /** An empty `hash_attribute`: `id` is used. */
+  | { readonly code: "empty_hash_attribute" }
+  /** `variants` is not an array. */
+  | { readonly code: "variants_not_array" }
+  /** The variant at `path` (`variants[1]`) is not an object with a string `key`. */
+  | { readonly code: "variant_without_key"; readonly path: string }
+  /** Fewer than two variants; `value` is how many. */
+  | { readonly code: "too_few_variants"; readonly value: number }
+  /** Variant key `value` appears twice. */
+  | { readonly code: "duplicate_variant"; readonly value: string }
+  /** `hash_version` `value` is neither 1 nor 2. */
+  | { readonly code: "unknown_hash_version"; readonly value: unknown }
+  /** The namespace `value` has no string name or no range of two finite numbers. */
+  | { readonly code: "invalid_namespace"; readonly value: unknown }
+  /** The namespace range `value`, `[lo, hi]`, is empty or outside 0..1: the slice is used as it is. */
+  | { readonly code: "namespace_range"; readonly value: readonly [number, number] }
+  /** The condition does not compile strictly (SPEC.md §6); `path` is where the first problem is (`condition.email.$regex`, `condition` for the condition itself). */
+  | { readonly code: "invalid_condition"; readonly path: string }
+  /** A `shipped` rule without `shipped_variant`: control is served. */
+  | { readonly code: "no_shipped_variant" }
+  /** `shipped_variant` `value` names no variant: control is served. */
+  | { readonly code: "unknown_shipped_variant"; readonly value: unknown }
+  /** `status` `value` is not one of the statuses. */
+  | { readonly code: "unknown_status"; readonly value: unknown }
+  /** `coverage` `value` is not a number in 0..1: it is clamped (NaN, or not a number, counts as 0). */
+  | { readonly code: "coverage_clamped"; readonly value: unknown }
+  /** The weights `value` (one per variant, as the rule has them) are not all finite and >= 0, or do not sum to 1 (0.99..1.01): equal weights are used. */
+  | { readonly code: "weights_invalid" | "weights_sum"; readonly value: readonly unknown[] }
+);
+
+/** What a warning can say. */
+export type WarningCode = Warning["code"];
+
+/** The codes of the problems that make a rule invalid: it serves control to everyone, reason `invalid_rule` for a `running` or `shipped` rule. */
+export type InvalidRuleCode =
+  | "variants_not_array" | "variant_without_key" | "too_few_variants" | "duplicate_variant"
+  | "unknown_hash_version" | "invalid_namespace" | "invalid_condition" | "unknown_status";
+
+/** A warning's data: its path, its value, or neither. */
+type Data = { path?: string; value?: unknown };
+type Warn = (code: WarningCode, data?: Data) => void;
 
 /** User attributes: `{id: "u1", country: "CN", …}`. */
 export type Attributes = Record<string, unknown>;
@@ -122,26 +173,26 @@ interface Variant {
  * rule gets a fixed result; a running one checks condition, unit id,
  * namespace and split, in that order (SPEC.md §5).
  */
-function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condition, warn: (m: string) => void): Experiment {
+function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condition, warn: Warn): Experiment {
   let invalid = false;
-  const fail = (m: string) => {
+  const fail = (code: InvalidRuleCode, data?: Data) => {
     invalid = true;
-    warn(`${m}: control for all`);
+    warn(code, data);
   };
   const hashAttribute = nonEmpty(rule.hash_attribute, "id");
-  if (rule.hash_attribute === "") warn('hash_attribute "": using "id"');
+  if (rule.hash_attribute === "") warn("empty_hash_attribute");
   const dimensions = asArray(rule.dimensions).filter((d): d is string => typeof d === "string");
 
-  if (!Array.isArray(rule.variants)) fail("variants: not an array");
+  if (!Array.isArray(rule.variants)) fail("variants_not_array");
   const variants = asArray(rule.variants).map((v, i): Variant => {
     if (isObject(v) && typeof v.key === "string") return v as Json & Variant;
-    fail(`variants[${i}]: no key`);
+    fail("variant_without_key", { path: `variants[${i}]` });
     return { key: "" };
   });
   const n = variants.length;
-  if (n < 2) fail(`${n} variants`);
+  if (n < 2) fail("too_few_variants", { value: n });
   variants.forEach((v, i) => {
-    if (variants.findIndex((w) => w.key === v.key) < i) fail(`variant ${v.key} twice`);
+    if (variants.findIndex((w) => w.key === v.key) < i) fail("duplicate_variant", { value: v.key });
   });
   const result = (i: number, reason: Reason): Assignment =>
     Object.freeze({
@@ -158,7 +209,7 @@ function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condi
   };
 
   const hashVersion = rule.hash_version ?? 2;
-  if (hashVersion !== 1 && hashVersion !== 2) fail(`hash_version ${hashVersion}`);
+  if (hashVersion !== 1 && hashVersion !== 2) fail("unknown_hash_version", { value: hashVersion });
 
   let inSlice: ((id: string) => boolean) | null = null;
   const ns = rule.namespace;
@@ -167,38 +218,39 @@ function compileRule(rule: Json, key: string, conditionOf: (c: unknown) => Condi
     const bounds = asArray(range);
     const [lo, hi] = bounds as number[];
     if (typeof name !== "string" || bounds.length !== 2 || !Number.isFinite(lo) || !Number.isFinite(hi)) {
-      fail("namespace: no name or finite range");
+      fail("invalid_namespace", { value: ns });
     } else {
-      if (!(lo >= 0 && hi <= 1 && lo < hi)) warn(`namespace [${lo}, ${hi}): empty or outside 0..1`);
+      if (!(lo >= 0 && hi <= 1 && lo < hi)) warn("namespace_range", { value: [lo, hi] });
       inSlice = inNamespace(name, bounds as [number, number]);
     }
   }
 
   const condition = rule.condition == null ? null : conditionOf(rule.condition);
   const invalidAt = condition?.invalidAt;
-  if (invalidAt !== undefined) fail(`condition invalid${invalidAt && ` at ${invalidAt}`}`);
+  if (invalidAt !== undefined) fail("invalid_condition", { path: "condition" + (invalidAt && "." + invalidAt) });
 
   const shipped = rule.shipped_variant;
   let shippedAt = 0;
   if (shipped == null) {
-    if (rule.status === "shipped") warn("no shipped_variant: control");
+    if (rule.status === "shipped") warn("no_shipped_variant");
   } else {
     shippedAt = variants.findIndex((v) => v.key === shipped);
-    if (shippedAt < 0) warn(`shipped_variant ${shipped}: unknown, control`);
+    if (shippedAt < 0) warn("unknown_shipped_variant", { value: shipped });
   }
 
   const status = rule.status as Reason | "running";
   if (STOPPED.includes(status)) return fixed(0, status as Reason);
-  if (status !== "running" && status !== "shipped") fail(`status ${status}`);
+  if (status !== "running" && status !== "shipped") fail("unknown_status", { value: status });
   if (invalid) return fixed(0, "invalid_rule");
   if (status === "shipped") return fixed(Math.max(shippedAt, 0), "shipped");
 
   const coverage = rule.coverage === undefined ? 1 : typeof rule.coverage === "number" ? rule.coverage : NaN;
-  if (clampCoverage(coverage) !== coverage) warn(`coverage ${coverage}: using ${clampCoverage(coverage)}`);
+  if (clampCoverage(coverage) !== coverage) warn("coverage_clamped", { value: rule.coverage });
   // Not numbers, or missing: not finite, so equal weights.
   const weights = variants.map((v) => v.weight) as number[];
   const problem = weightProblem(n, weights);
-  if (problem) warn(`${problem}: equal weights`);
+  // One weight per variant, so never "weights_count".
+  if (problem) warn(problem as "weights_sum", { value: weights });
   const ranges = getBucketRanges(n, coverage, weights);
 
   const attribute = property(hashAttribute);
@@ -231,12 +283,12 @@ export function compile(ruleset: unknown): Compiled {
   const conditionOf = conditionCache();
   const byKey = new Map<string, Experiment>();
   const { experiments, version } = asObject(ruleset);
-  if (!Array.isArray(experiments)) warnings.push({ experiment: "", message: "no experiments array" });
+  if (!Array.isArray(experiments)) warnings.push({ experiment: "", code: "no_experiments" });
   asArray(experiments).forEach((rule, i) => {
     const key = isObject(rule) && typeof rule.key === "string" ? rule.key : null;
-    const warn = (message: string) => warnings.push({ experiment: key ?? `experiments[${i}]`, message });
-    if (key === null) warn("no key: skipped");
-    else if (byKey.has(key)) warn("duplicate key: skipped");
+    const warn: Warn = (code, data) => warnings.push({ experiment: key ?? `experiments[${i}]`, code, ...data } as Warning);
+    if (key === null) warn("no_key");
+    else if (byKey.has(key)) warn("duplicate_key");
     else byKey.set(key, compileRule(rule as Json, key, conditionOf, warn));
   });
   const all = [...byKey.values()];

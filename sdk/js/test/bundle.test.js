@@ -1,7 +1,7 @@
 // The main entry as an app ships it: the bundle `npm run size` measures,
 // loaded as is. Invalid conditions still make their rules invalid there,
 // without a throw and with the JSON path of the problem, although the words
-// for problems live only in @sluice/sdk/diagnostics.
+// for problems and warnings live only in @sluice/sdk/diagnostics.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -36,8 +36,8 @@ test("the main bundle serves control for a rule with an invalid condition, namin
   ];
   const rules = sdk.compile({ version: 1, experiments });
   assert.deepEqual(rules.warnings, [
-    ...Object.entries(invalid).map(([key, [, at]]) => ({ experiment: key, message: `condition invalid at ${at}: control for all` })),
-    { experiment: "top", message: "condition invalid: control for all" },
+    ...Object.entries(invalid).map(([key, [, at]]) => ({ experiment: key, code: "invalid_condition", path: `condition.${at}` })),
+    { experiment: "top", code: "invalid_condition", path: "condition" },
   ]);
   const user = { id: "u1", email: "xy", country: "CN", age: 30, tags: ["a"], a: 1 };
   for (const a of rules.assignAll(user).slice(0, -1)) {
@@ -46,9 +46,10 @@ test("the main bundle serves control for a rule with an invalid condition, namin
   assert.equal(rules.assign("valid", user).reason, "split");
 });
 
-test("the words for condition problems are not in the main bundle", () => {
+test("the words for condition problems and warnings are not in the main bundle", () => {
   const text = new TextDecoder().decode(code);
-  for (const words of ["expected a", "unknown group", "unknown operator", "look-around", "back-references", "mixes operators"]) {
+  for (const words of ["expected a", "unknown group", "unknown operator", "look-around", "back-references", "mixes operators",
+    "control for all", "equal weights", "condition invalid", "no experiments array", "empty or outside"]) {
     assert.ok(!text.includes(words), words);
   }
 });
