@@ -2,7 +2,9 @@
 //! built once through the real ingestion path and kept between runs: on SQLite under
 //! `target/bench-data/`, on PostgreSQL (`SLUICE_TEST_PG`, default the local server)
 //! in a schema of its own. A second SQLite database has ten times the events for the
-//! same users, to show the cost is flat in events.
+//! same users, to show the cost is flat in events. A third SQLite database holds 1M
+//! users of an experiment whose metrics are all shaped (a D1 window, a cap, a ratio)
+//! under CUPED, with a report of everyone and one filtered by first exposure.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::path::PathBuf;
@@ -175,5 +177,138 @@ fn report(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, report);
+/// The shaped experiment's users: exposed over the ten days before `now`, each with
+/// a purchase in the CUPED lookback, and (a third of them) a purchase and a visit on
+/// the next day.
+fn shaped_user_events(user: u64, now: i64, out: &mut Vec<Event>) {
+    const HOUR: i64 = 3_600_000;
+    let name = format!("user-{user}");
+    let first = now - 240 * HOUR + (user as i64 % 200) * HOUR;
+    out.push(Event {
+        id: format!("x{user}"),
+        user: name.clone(),
+        ts: first,
+        kind: EventKind::Exposure {
+            experiment: "shaped".into(),
+            variant: VARIANTS[(user % 3) as usize].into(),
+            dimensions: None,
+        },
+    });
+    let mut track = |id: &str, event: &str, value: f64, ts: i64| {
+        out.push(Event {
+            id: format!("{id}{user}"),
+            user: name.clone(),
+            ts,
+            kind: EventKind::Track {
+                event: event.into(),
+                value,
+            },
+        });
+    };
+    track("pre", "purchase", (user % 120) as f64, first - 48 * HOUR);
+    if user % 3 == 0 {
+        track("buy", "purchase", ((user * 7) % 150) as f64, first + HOUR);
+        track("open", "app_open", 1.0, first + 30 * HOUR);
+    }
+}
+
+/// The shaped experiment and its metrics, defined before its users arrive (values
+/// are kept per user from first exposure on).
+async fn define_shaped(store: &dyn Store) {
+    for metric in [
+        serde_json::json!({"key": "d1", "kind": "conversion", "event": "app_open",
+                           "window": {"delay_hours": 24, "hours": 24}}),
+        serde_json::json!({"key": "revenue", "kind": "mean", "event": "purchase", "cap": 100}),
+        serde_json::json!({"key": "orders", "kind": "count", "event": "purchase"}),
+        serde_json::json!({"key": "per_order", "kind": "ratio",
+                           "numerator": "revenue", "denominator": "orders"}),
+    ] {
+        let metric: Metric = serde_json::from_value(metric).unwrap();
+        store.insert_metric(&metric).await.unwrap();
+    }
+    let spec = serde_json::from_value(serde_json::json!({
+        "key": "shaped",
+        "variants": VARIANTS.iter().map(|v| serde_json::json!({"key": v, "weight": 1.0 / 3.0})).collect::<Vec<_>>(),
+        "primary_metric": "d1",
+        "secondary_metrics": ["revenue", "orders", "per_order"],
+        "guardrails": [{"metric": "revenue", "max_drop": 0.1, "min_users": 1000, "action": "alert"}],
+        "cuped": {"lookback_days": 7}
+    }))
+    .unwrap();
+    let experiment = Experiment::new_draft(spec, 0);
+    let audit =
+        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Create, None, &experiment, 0);
+    store.insert_experiment(&experiment, &audit).await.unwrap();
+}
+
+async fn shaped_database() -> Arc<dyn Store> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("report-shaped-{USERS}.db"));
+    let ready = dir.join(format!("report-shaped-{USERS}.ready"));
+    if !ready.exists() {
+        let _ = std::fs::remove_file(&path);
+    }
+    let store = sluice::store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    if !ready.exists() {
+        eprintln!("building {} (once)…", path.display());
+        define_shaped(store.as_ref()).await;
+        let now = sluice::domain::now_millis();
+        let started = std::time::Instant::now();
+        let (mut batch, mut events) = (Vec::new(), 0);
+        for user in 0..USERS {
+            shaped_user_events(user, now, &mut batch);
+            if batch.len() >= 20_000 {
+                events += batch.len();
+                store.ingest(&[batch.as_slice()]).await.unwrap();
+                batch.clear();
+            }
+        }
+        events += batch.len();
+        store.ingest(&[batch.as_slice()]).await.unwrap();
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "ingested {events} events in {seconds:.0} s ({:.0} events/s)",
+            events as f64 / seconds
+        );
+        std::fs::write(&ready, "").unwrap();
+    }
+    store
+}
+
+fn shaped_report(c: &mut Criterion) {
+    let runtime = Runtime::new().unwrap();
+    let mut group = c.benchmark_group("shaped_report_1m_users");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let store = runtime.block_on(shaped_database());
+    group.bench_function("sqlite_full_report", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let report = experiment_report(store.as_ref(), "shaped", ReportOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(report.metrics.len(), 4);
+        })
+    });
+    // Users first exposed in the last five days: about half of them.
+    let since = sluice::domain::format_millis(sluice::domain::now_millis() - 120 * 3_600_000);
+    let filter = sluice::store::UserFilter::parse(Some(&since), None, &[]).unwrap();
+    group.bench_function("sqlite_filtered_report", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let options = ReportOptions {
+                filter: filter.clone(),
+                ..ReportOptions::default()
+            };
+            let report = experiment_report(store.as_ref(), "shaped", options)
+                .await
+                .unwrap();
+            assert_eq!(report.metrics.len(), 4);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, report, shaped_report);
 criterion_main!(benches);

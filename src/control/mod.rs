@@ -562,12 +562,17 @@ pub async fn experiment_report(
     let defined = store.list_metrics().await?;
     let metrics = report_metrics(&experiment, &defined);
     let plan = ShapedPlan::of(&experiment.spec, &defined);
+    let mut paired = match &plan {
+        Some(_) => store.paired_totals(key, filter).await?,
+        None => Vec::new(),
+    };
     let mut with_totals = Vec::with_capacity(metrics.len());
     for metric in metrics {
         let totals = match &plan {
             Some(plan) if plan.covers(&metric.key) => {
                 let analysis = analysis(&experiment, &metric, &defined);
-                let totals = store.paired_totals(key, &metric.key, filter).await?;
+                let at = paired.iter().position(|(m, _)| *m == metric.key);
+                let totals = at.map(|at| paired.swap_remove(at).1).unwrap_or_default();
                 MetricTotals::Paired(analysis, totals)
             }
             _ => MetricTotals::Running(store.variant_totals(key, &metric.event, filter).await?),

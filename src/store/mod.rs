@@ -260,16 +260,15 @@ pub trait Store: Send + Sync + 'static {
         filter: &UserFilter,
     ) -> Result<Vec<RunningTotals>, StoreError>;
 
-    /// Per-variant totals of a shaped metric (see [`crate::domain::shaped`]) over the
-    /// users `filter` picks, as of now: users whose window has not closed are pending.
-    /// For everyone they are read from the running totals; a filter reads per-user
-    /// rows.
+    /// Per shaped metric (see [`crate::domain::shaped`]), its per-variant totals over
+    /// the users `filter` picks, as of now: users whose window has not closed are
+    /// pending. For everyone they are read from the running totals; a filter reads
+    /// per-user rows, once for all the metrics.
     async fn paired_totals(
         &self,
         experiment: &str,
-        metric: &str,
         filter: &UserFilter,
-    ) -> Result<Vec<PairedTotals>, StoreError>;
+    ) -> Result<Vec<(String, Vec<PairedTotals>)>, StoreError>;
 
     /// Stores a webhook with the audit entry `audit` makes for its id.
     async fn insert_webhook(

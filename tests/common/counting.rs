@@ -237,11 +237,10 @@ impl Store for CountingStore {
     async fn paired_totals(
         &self,
         experiment: &str,
-        metric: &str,
         filter: &UserFilter,
-    ) -> Result<Vec<PairedTotals>, StoreError> {
+    ) -> Result<Vec<(String, Vec<PairedTotals>)>, StoreError> {
         self.count("paired_totals");
-        self.inner.paired_totals(experiment, metric, filter).await
+        self.inner.paired_totals(experiment, filter).await
     }
 
     async fn running_totals(

@@ -738,15 +738,16 @@ where
     async fn paired_totals(
         &self,
         experiment: &str,
-        metric: &str,
         filter: &UserFilter,
-    ) -> Result<Vec<PairedTotals>, StoreError> {
+    ) -> Result<Vec<(String, Vec<PairedTotals>)>, StoreError> {
         let mut conn = self.reader.acquire().await?;
         let now = crate::domain::now_millis();
         if filter.is_everyone() {
-            return Self::read_paired(&mut conn, experiment, metric, now).await;
+            return Self::read_paired(&mut conn, experiment, now).await;
         }
-        Self::filtered_paired(&mut conn, experiment, metric, filter, now).await
+        let mut of_experiment =
+            Self::filtered_paired_of(&mut conn, &[experiment], filter, now).await?;
+        Ok(of_experiment.remove(experiment).unwrap_or_default())
     }
 
     async fn exposed_users(

@@ -304,40 +304,28 @@ where
         Ok(())
     }
 
-    /// A shaped metric's totals per variant at `now`: users whose window has closed
-    /// are counted, the others are pending.
+    /// Per shaped metric, its totals per variant at `now`: users whose window has
+    /// closed are counted, the others are pending.
     pub(super) async fn read_paired(
         conn: &mut DB::Connection,
         experiment: &str,
-        metric: &str,
         now: Millis,
-    ) -> Result<Vec<PairedTotals>, StoreError> {
-        let rows: Vec<PairedRow> = sqlx::query_as(
-            "SELECT variant, closes_hour, users, sum_x, sum_squares_x, sum_y, sum_squares_y, \
-             sum_products FROM paired_totals WHERE experiment = $1 AND metric = $2",
+    ) -> Result<Vec<(String, Vec<PairedTotals>)>, StoreError> {
+        type Row = (String, String, i64, i64, f64, f64, f64, f64, f64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT metric, variant, closes_hour, users, sum_x, sum_squares_x, sum_y, \
+             sum_squares_y, sum_products FROM paired_totals WHERE experiment = $1",
         )
         .bind(experiment)
-        .bind(metric)
         .fetch_all(&mut *conn)
         .await?;
-        Ok(paired_at(rows, now))
-    }
-
-    /// [`Self::read_paired`] over the users a filter picks, from their rows.
-    pub(super) async fn filtered_paired(
-        conn: &mut DB::Connection,
-        experiment: &str,
-        metric: &str,
-        filter: &UserFilter,
-        now: Millis,
-    ) -> Result<Vec<PairedTotals>, StoreError> {
-        let mut of_experiment = Self::filtered_paired_of(conn, &[experiment], filter, now).await?;
-        let metrics = of_experiment.remove(experiment).unwrap_or_default();
-        Ok(metrics
-            .into_iter()
-            .find(|(m, _)| m == metric)
-            .map(|(_, totals)| totals)
-            .unwrap_or_default())
+        let rows: Vec<(&str, PairedRow)> = rows
+            .iter()
+            .map(|(m, v, h, n, sx, sxx, sy, syy, sxy)| {
+                (m.as_str(), (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy))
+            })
+            .collect();
+        Ok(paired_of(&rows, now))
     }
 
     /// Per experiment (of those with shaped metrics) and metric, the paired totals
