@@ -264,7 +264,7 @@ catalogue! {
     cuped_badge(days) => "CUPED · {days}-day lookback", "CUPED · 回看 {days} 天";
     cuped_explained(days) => "Each metric is adjusted by its value over the {days} days before each user's first exposure; the lift, interval and p-value are the adjusted ones.", "每个指标都用每位用户首次曝光前 {days} 天内的值进行调整；提升、区间和 p 值均为调整后的结果。";
     variance_change(change) => "variance {change}", "方差 {change}";
-    cuped_theta(theta) => "CUPED θ = {theta}", "CUPED θ = {theta}";
+    cuped_theta(theta) => "CUPED θ = {theta}", "CUPED 系数 θ = {theta}";
     cuped_not_adjusted => "not CUPED-adjusted", "未经 CUPED 调整";
     cuped_not_adjusted_why => "The values before exposure could not adjust this comparison (too few users, or no variance before exposure); its figures are unadjusted.", "曝光前的值无法用于调整此比较（用户太少，或曝光前没有方差）；其数字未经调整。";
     users_pending(users) => "{users} users still in their window", "{users} 名用户仍在时间窗口内";
