@@ -57,7 +57,8 @@ struct ComparisonView {
     cuped: Option<CupedView>,
 }
 
-/// What CUPED did to a comparison: "variance −23%", with θ as its title.
+/// A CUPED note and its title: the experiment's badge ("CUPED · 14-day
+/// lookback"), or what it did to a comparison ("variance −23%", θ as its title).
 struct CupedView {
     text: String,
     title: String,
@@ -114,8 +115,7 @@ struct ExperimentPage {
     hash_attribute: String,
     health: &'static str,
     health_label: &'static str,
-    /// "CUPED · 14-day lookback" and what it means, for a CUPED experiment.
-    cuped: Option<(String, String)>,
+    cuped: Option<CupedView>,
     srm_warning: Option<String>,
     guardrail_rules: Vec<String>,
     guardrails: Vec<GuardrailView>,
@@ -273,7 +273,10 @@ fn page(
         health_label: t.health_of(report.health),
         cuped: spec.cuped.map(|c| {
             let days = view::count(c.lookback_days);
-            (t.cuped_badge(&days), t.cuped_explained(&days))
+            CupedView {
+                text: t.cuped_badge(&days),
+                title: t.cuped_explained(&days),
+            }
         }),
         srm_warning: srm_warning(t, report),
         guardrail_rules: spec
