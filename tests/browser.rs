@@ -3,7 +3,8 @@
 //! it, sees the report and chart of traffic sent over the API, filters and breaks
 //! it down through the page's form, rolls it back and
 //! finds the audit entry; an admin sets up the settings and switches the
-//! language; an editor defines a windowed, capped count and a ratio metric.
+//! language; an editor defines a windowed, capped count and a ratio metric, and
+//! an analyst reads a CUPED experiment.
 //! Screenshots of the main pages go to `$CARGO_TARGET_DIR/screenshots/BACKEND/`
 //! (default `target/screenshots/…`).
 //!
@@ -607,7 +608,35 @@ async fn an_editor_defines_a_ratio_metric_in_the_browser(backend: Backend) {
     browser.screenshot(&shots.join("metric-ratio.png")).await;
 }
 
+/// A CUPED experiment's page: its badge, the variance each comparison lost, θ in
+/// a title, and the users still in D7's window.
+async fn a_cuped_experiment_reads_in_the_browser(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    common::shop::a_cuped_experiment_with_data(&app).await;
+    let base = serve(&app).await;
+    let shots = screenshot_dir(backend);
+    let browser = Browser::start().await;
+    sign_in(&browser, &base, &app.analyst).await;
+    browser.goto(&format!("{base}/experiments/checkout")).await;
+    assert_eq!(browser.text("#cuped").await, "CUPED · 14-day lookback");
+    let basket = browser.text("#metric-basket table.stats").await;
+    assert!(basket.contains("variance −"), "{basket}");
+    let theta = browser
+        .attribute("#metric-basket .cuped", "title")
+        .await
+        .unwrap_or_default();
+    assert!(theta.starts_with("CUPED θ = "), "{theta}");
+    let d7 = browser.text("#metric-d7").await;
+    assert!(d7.contains("50 users still in their window"), "{d7}");
+    assert!(d7.contains("No daily chart or breakdown"), "{d7}");
+    browser.resize(1280, 2400).await;
+    browser
+        .screenshot(&shots.join("experiment-cuped.png"))
+        .await;
+}
+
 on_both_backends!(
+    a_cuped_experiment_reads_in_the_browser,
     an_editor_defines_a_ratio_metric_in_the_browser,
     a_team_watches_the_overview_and_edits_a_running_experiment,
     a_team_runs_and_rolls_back_an_experiment_in_the_browser,
