@@ -3,8 +3,10 @@
 //! it, sees the report and chart of traffic sent over the API, filters and breaks
 //! it down through the page's form, rolls it back and
 //! finds the audit entry; an admin sets up the settings and switches the
-//! language. Screenshots of the main pages go to
-//! `$CARGO_TARGET_DIR/screenshots/BACKEND/` (default `target/screenshots/…`).
+//! language; an editor defines a windowed, capped count and a ratio metric, and
+//! an analyst reads a CUPED experiment.
+//! Screenshots of the main pages go to `$CARGO_TARGET_DIR/screenshots/BACKEND/`
+//! (default `target/screenshots/…`).
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test fails
 //! and says so (`.ci/run` installs them).
@@ -584,7 +586,92 @@ async fn a_team_watches_the_overview_and_edits_a_running_experiment(backend: Bac
     assert_eq!(now.body["coverage"], 0.5);
 }
 
+/// An editor defines a windowed, capped count (after the form refused a window
+/// that ends too late) and then a ratio of two metrics through the form.
+async fn an_editor_defines_a_ratio_metric_in_the_browser(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    define_metrics(&app).await;
+    let base = serve(&app).await;
+    let shots = screenshot_dir(backend);
+    let browser = Browser::start().await;
+    sign_in(&browser, &base, &app.editor).await;
+
+    browser.goto(&format!("{base}/settings/metrics")).await;
+    browser.fill("#key", "orders").await;
+    browser.click("#kind option[value=count]").await;
+    browser.fill("#event", "purchase").await;
+    browser.fill("#window-delay_hours", "9000").await;
+    browser.fill("#window-hours", "24").await;
+    browser.fill("#cap", "20").await;
+    browser.click("#define-metric").await;
+    assert_eq!(
+        browser.text("#window-delay_hours-error").await,
+        "must be 0 to 8784"
+    );
+    assert_eq!(
+        browser
+            .attribute("#window-delay_hours", "aria-invalid")
+            .await
+            .as_deref(),
+        Some("true")
+    );
+    browser.fill("#window-delay_hours", "168").await;
+    browser.click("#define-metric").await;
+    browser
+        .wait_for_url(&format!("{base}/settings/metrics"))
+        .await;
+    let orders = browser.text("#metric-orders").await;
+    assert!(
+        orders.contains("day 7 after exposure, for 24 h"),
+        "{orders}"
+    );
+    assert!(orders.contains("at most 20 per user"), "{orders}");
+
+    browser.fill("#key", "per_order").await;
+    browser.fill("#name", "Revenue per order").await;
+    browser.click("#kind option[value=ratio]").await;
+    browser.click("#numerator option[value=revenue]").await;
+    browser.click("#denominator option[value=orders]").await;
+    browser.click("#define-metric").await;
+    let ratio = browser.text("#metric-per_order").await;
+    assert!(ratio.contains("ratio"), "{ratio}");
+    assert!(ratio.contains("revenue ÷ orders"), "{ratio}");
+    let stored = app.get("/api/v1/metrics/per_order", &app.analyst).await;
+    assert_eq!(stored.body["denominator"], "orders", "{:?}", stored.body);
+    browser.resize(1280, 1400).await;
+    browser.screenshot(&shots.join("metric-ratio.png")).await;
+}
+
+/// A CUPED experiment's page: its badge, the variance each comparison lost, θ in
+/// a title, and the users still in D7's window.
+async fn a_cuped_experiment_reads_in_the_browser(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    common::shop::a_cuped_experiment_with_data(&app).await;
+    let base = serve(&app).await;
+    let shots = screenshot_dir(backend);
+    let browser = Browser::start().await;
+    sign_in(&browser, &base, &app.analyst).await;
+    browser.goto(&format!("{base}/experiments/checkout")).await;
+    assert_eq!(browser.text("#cuped").await, "CUPED · 14-day lookback");
+    let basket = browser.text("#metric-basket table.stats").await;
+    assert!(basket.contains("variance −"), "{basket}");
+    let theta = browser
+        .attribute("#metric-basket .cuped", "title")
+        .await
+        .unwrap_or_default();
+    assert!(theta.starts_with("CUPED θ = "), "{theta}");
+    let d7 = browser.text("#metric-d7").await;
+    assert!(d7.contains("50 users still in their window"), "{d7}");
+    assert!(d7.contains("No daily chart or breakdown"), "{d7}");
+    browser.resize(1280, 2400).await;
+    browser
+        .screenshot(&shots.join("experiment-cuped.png"))
+        .await;
+}
+
 on_both_backends!(
+    a_cuped_experiment_reads_in_the_browser,
+    an_editor_defines_a_ratio_metric_in_the_browser,
     a_team_watches_the_overview_and_edits_a_running_experiment,
     a_team_runs_and_rolls_back_an_experiment_in_the_browser,
     an_admin_sets_up_metrics_webhooks_keys_and_plans_in_the_browser,

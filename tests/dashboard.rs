@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use common::counting::calls_made_by;
+use common::shop::{a_cuped_experiment_with_data, shop_metrics};
 use common::{Backend, TestApp};
 use sluice::domain::{Actor, LifecycleAction};
 
@@ -599,6 +600,152 @@ async fn the_form_shows_the_api_validation_beside_each_field(backend: Backend) {
     assert_eq!(analyst.status, StatusCode::FORBIDDEN);
     let listed = app.get("/api/v1/experiments", &app.editor).await;
     assert_eq!(listed.body, serde_json::json!([]));
+}
+
+/// The metrics page lists kinds, windows, caps and ratios in words; the form
+/// defines a ratio of two metrics and answers a bad window beside its fields, in
+/// either language.
+async fn shaped_metrics_are_listed_and_defined_through_the_form(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    shop_metrics(&app, false).await;
+    let csrf = get(&app, "/settings/metrics", &app.editor).await.csrf();
+    let form = format!(
+        "csrf={csrf}&key=per_order&kind=ratio&event=&numerator=basket&denominator=orders\
+         &window.delay_hours=&window.hours=&cap=&higher_is_better=true"
+    );
+    let created = post(&app, "/settings/metrics", &app.editor, &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.html);
+    let stored = app
+        .get("/api/v1/metrics/per_order", &app.analyst)
+        .await
+        .body;
+    assert_eq!(stored["numerator"], "basket");
+    assert_eq!(stored["denominator"], "orders");
+
+    let page = get(&app, "/settings/metrics", &app.editor).await;
+    for shown in [
+        "<td>day 7 after exposure, for 24 h</td>",
+        "<td>at most 500 per user</td>",
+        "<code>basket ÷ orders</code>",
+        "<td>ratio</td>",
+        "<td>conversion</td>",
+    ] {
+        assert!(page.html.contains(shown), "{shown}: {}", page.html);
+    }
+    // A ratio is no part of another ratio.
+    assert!(page.html.contains(r#"<option value="basket">"#));
+    assert!(!page.html.contains(r#"<option value="per_order">"#));
+
+    let bad = format!(
+        "csrf={csrf}&key=late&kind=conversion&event=app_open&numerator=&denominator=\
+         &window.delay_hours=9000&window.hours=0&cap=&higher_is_better=true"
+    );
+    let refused = post(&app, "/settings/metrics", &app.editor, &bad).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    for shown in [
+        r#"id="window-delay_hours-error">must be 0 to 8784</p>"#,
+        r#"id="window-hours-error">must be more than 0 and at most 8784</p>"#,
+        r#"<p class="error" role="alert">must end within a year (8784 hours) of first exposure</p>"#,
+        r#"name="window.delay_hours" type="text" value="9000""#,
+    ] {
+        assert!(refused.html.contains(shown), "{shown}: {}", refused.html);
+    }
+    let chinese = request(
+        &app,
+        Method::POST,
+        "/settings/metrics",
+        &format!("{}; lang=zh-CN", session(&app, &app.editor).await),
+        &bad,
+    )
+    .await;
+    assert_eq!(chinese.status, StatusCode::BAD_REQUEST);
+    assert!(
+        chinese
+            .html
+            .contains(r#"id="window-hours-error">必须大于 0 且最多为 8784</p>"#),
+        "{}",
+        chinese.html
+    );
+    let listed = app.get("/api/v1/metrics", &app.analyst).await.body;
+    assert_eq!(listed.as_array().unwrap().len(), 4, "{listed}");
+}
+
+/// A CUPED experiment's page names its lookback, each comparison's variance
+/// reduction, a ratio's mean and the users still in their window, and says that
+/// charts and breakdowns leave shaped metrics out; its edit form shows the
+/// lookback read-only once users were exposed, and a change is refused.
+async fn a_cuped_experiment_shows_its_lookback_variance_reduction_and_pending_users(
+    backend: Backend,
+) {
+    let app = TestApp::on(backend).await;
+    a_cuped_experiment_with_data(&app).await;
+    let report = app
+        .get("/api/v1/experiments/checkout/report", &app.analyst)
+        .await
+        .body;
+    let metric = |key: &str| {
+        report["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == key)
+            .unwrap()
+            .clone()
+    };
+    let reduction = metric("basket")["comparisons"][0]["cuped"]["variance_reduction"]
+        .as_f64()
+        .unwrap();
+    assert!(reduction > 0.5, "{report}");
+    let ratio_mean = metric("per_order")["variants"][0]["mean"].as_f64().unwrap();
+
+    let page = get(&app, "/experiments/checkout", &app.analyst).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for shown in [
+        ">CUPED · 14-day lookback</span>".to_owned(),
+        format!(">variance −{:.0}%</span>", reduction * 100.0),
+        r#"title="CUPED θ = "#.to_owned(),
+        format!("<td>{ratio_mean:.4}</td>"),
+        ">50 users still in their window</span>".to_owned(),
+        "No daily chart or breakdown for this metric".to_owned(),
+    ] {
+        assert!(page.html.contains(&shown), "{shown}: {}", page.html);
+    }
+    // Only D7 has a window still open: no pending users under basket.
+    let basket = &page.html[page.html.find(r#"id="metric-basket""#).unwrap()..];
+    let basket = &basket[..basket.find(r#"id="metric-orders""#).unwrap()];
+    assert!(!basket.contains("still in their window"), "{basket}");
+
+    let edit = get(&app, "/experiments/checkout/edit", &app.editor).await;
+    assert!(
+        edit.html.contains(
+            r#"name="cuped.lookback_days" type="text" value="14" aria-describedby="cuped-lookback_days-hint cuped-note" readonly>"#
+        ),
+        "{}",
+        edit.html
+    );
+    assert!(edit
+        .html
+        .contains(r#"id="cuped-note">Users have been exposed, so CUPED"#));
+    let form = format!(
+        "csrf={}&key=checkout&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5\
+         &variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.5&coverage=1&hash_attribute=id\
+         &alpha=0.05&primary_metric=basket&secondary_metrics=orders&secondary_metrics=d7\
+         &secondary_metrics=per_order&cuped.lookback_days=7",
+        edit.csrf()
+    );
+    let refused = post(&app, "/experiments/checkout/edit", &app.editor, &form).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+    assert!(refused
+        .html
+        .contains(r#"id="refusal">Windowed, capped and ratio metrics and CUPED cannot"#));
+    let kept = app.get("/api/v1/experiments/checkout", &app.analyst).await;
+    assert_eq!(kept.body["cuped"]["lookback_days"], 14);
+
+    // Before anyone is exposed the lookback may change.
+    let draft = get(&app, "/experiments/new", &app.editor).await;
+    assert!(draft
+        .html
+        .contains(r#"name="cuped.lookback_days" type="text" value="" aria-describedby="cuped-lookback_days-hint">"#));
 }
 
 async fn a_sample_ratio_mismatch_is_shown_as_a_warning(backend: Backend) {
@@ -1258,6 +1405,14 @@ const AS_ENTERED: &[&str] = &[
     "US",
     "price",
     "nowhere",
+    "checkout",
+    "basket",
+    "per_order",
+    "orders",
+    "d7",
+    "app_open",
+    "late",
+    "cli",
 ];
 const SAME_IN_BOTH: &[&str] = &[
     "Sluice",
@@ -1283,6 +1438,7 @@ const SAME_IN_BOTH: &[&str] = &[
     "$in",
     "（en）",
     "zh-CN",
+    "CUPED",
 ];
 
 /// The English phrases of the catalogue, the parts between placeholders.
@@ -1386,6 +1542,7 @@ async fn everything_a_dashboard_shows(app: &TestApp) {
     }
     app.start("pricing-q4").await;
     app.send_traffic((1400, 140), (1000, 50)).await;
+    a_cuped_experiment_with_data(app).await;
 }
 
 /// Every page of the dashboard in Chinese, with realistic data, validation
@@ -1413,6 +1570,8 @@ async fn every_page_reads_in_chinese(backend: Backend) {
         "/experiments/shipped-q4",
         "/experiments/draft-q4",
         "/experiments/pricing-q4/edit",
+        "/experiments/checkout",
+        "/experiments/checkout/edit",
         "/planning",
         "/planning?baseline=0.1&mde=0.05",
         "/planning?baseline=0.1&users=5000",
@@ -1463,6 +1622,10 @@ async fn every_page_reads_in_chinese(backend: Backend) {
         ("/experiments/new", format!("csrf={csrf}&key=bad%20key&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5&variants%5B1%5D.key=premium&variants%5B1%5D.weight=1.5&condition=%7Bnot+json&coverage=2"), StatusCode::BAD_REQUEST),
         ("/experiments/pricing-q4/edit", format!("csrf={csrf}&key=pricing-q4&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.4&variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.6"), StatusCode::CONFLICT),
         ("/settings/metrics", format!("csrf={csrf}&key=bad+key&kind=mean&event="), StatusCode::BAD_REQUEST),
+        ("/settings/metrics", format!("csrf={csrf}&key=late&kind=conversion&event=app_open&window.delay_hours=9000&window.hours=0&cap=5"), StatusCode::BAD_REQUEST),
+        ("/settings/metrics", format!("csrf={csrf}&key=late&kind=ratio&event=app_open&numerator=per_order&denominator=nowhere&window.hours=24&cap=5"), StatusCode::BAD_REQUEST),
+        ("/experiments/checkout/edit", format!("csrf={csrf}&key=checkout&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5&variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.5&cuped.lookback_days=7"), StatusCode::CONFLICT),
+        ("/experiments/new", format!("csrf={csrf}&key=k&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5&variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.5&cuped.lookback_days=400"), StatusCode::BAD_REQUEST),
         ("/settings/webhooks", format!("csrf={csrf}&url=ftp%3A%2F%2Fx&secret=short&format=json"), StatusCode::BAD_REQUEST),
         ("/settings/keys", format!("csrf={csrf}&role=analyst&name=ana"), StatusCode::OK),
         ("/experiments/draft-q4/act", format!("csrf={csrf}&action=resume"), StatusCode::CONFLICT),
@@ -1579,6 +1742,8 @@ async fn the_language_follows_the_browser_and_the_switch(backend: Backend) {
 }
 
 on_both_backends!(
+    shaped_metrics_are_listed_and_defined_through_the_form,
+    a_cuped_experiment_shows_its_lookback_variance_reduction_and_pending_users,
     the_overview_shows_running_experiments_red_first_with_their_filters,
     confirmations_name_how_many_users_change_variant,
     the_list_and_the_overview_reach_the_store_a_fixed_number_of_times,

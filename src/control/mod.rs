@@ -277,14 +277,20 @@ impl Control {
         if ShapedPlan::of(&current.spec, &defined) == ShapedPlan::of(spec, &defined) {
             return Ok(());
         }
-        let exposed = self
-            .store
-            .exposure_summary(current.key(), &UserFilter::EVERYONE)
-            .await?;
-        if exposed.users.iter().any(|(_, n)| *n > 0) || exposed.multiple_exposures > 0 {
+        if !self.shaped_may_change(current.key()).await? {
             return Err(ChangeRefused::ShapedAfterExposure.into());
         }
         Ok(())
+    }
+
+    /// Whether an experiment's shaped metrics and CUPED may still change: only
+    /// until its first user is exposed (see [`ChangeRefused::ShapedAfterExposure`]).
+    pub async fn shaped_may_change(&self, key: &str) -> Result<bool, ControlError> {
+        let exposed = self
+            .store
+            .exposure_summary(key, &UserFilter::EVERYONE)
+            .await?;
+        Ok(!exposed.anyone())
     }
 
     pub async fn act(

@@ -45,6 +45,13 @@ pub struct ExposureSummary {
     pub multiple_exposures: u64,
 }
 
+impl ExposureSummary {
+    /// Whether anyone has been exposed, in one variant or several.
+    pub fn anyone(&self) -> bool {
+        self.users.iter().any(|(_, n)| *n > 0) || self.multiple_exposures > 0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExposedUser {
     pub user: String,

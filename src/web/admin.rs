@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
+use super::definition::number;
 use super::error::Problem;
 use super::error::WebError;
 use super::fields::{choices, translated, Builder, Choice, Field, Fields};
@@ -16,6 +17,7 @@ use super::view::{self, render, Chrome};
 use super::WebState;
 use crate::control::{ControlError, KeyRequest};
 use crate::domain::environment::PRODUCTION;
+use crate::domain::metric::Window;
 use crate::domain::validation::from_json;
 use crate::domain::webhook::{event_types, Delivery, NewWebhook, Webhook, WebhookFormat};
 use crate::domain::{Environment, FieldProblem, Metric, MetricKind, Role};
@@ -43,8 +45,47 @@ struct MetricRow {
     key: String,
     name: String,
     kind: &'static str,
-    event: String,
+    /// The event measured; for a ratio, its parts ("revenue ÷ orders").
+    measures: String,
+    window: Option<String>,
+    cap: Option<String>,
     direction: &'static str,
+}
+
+impl MetricRow {
+    fn of(t: Text, m: &Metric) -> Self {
+        let measures = match (&m.numerator, &m.denominator) {
+            (Some(numerator), Some(denominator)) => t.ratio_of(numerator, denominator),
+            _ => m.event.clone(),
+        };
+        MetricRow {
+            key: m.key.clone(),
+            name: m.name.clone(),
+            kind: t.metric_kind(m.kind),
+            measures,
+            window: m.window.map(|w| window_text(t, w)),
+            cap: m.cap.map(|cap| t.capped_at(view::number(cap))),
+            direction: if m.higher_is_better {
+                t.higher()
+            } else {
+                t.lower()
+            },
+        }
+    }
+}
+
+/// A window in words: "day 7 after exposure, for 24 h" when it starts on a whole
+/// day, else in hours.
+fn window_text(t: Text, window: Window) -> String {
+    let hours = view::number(window.hours);
+    let days = window.delay_hours / 24.0;
+    if window.delay_hours == 0.0 {
+        t.window_first(hours)
+    } else if days.fract() == 0.0 {
+        t.window_day(view::number(days), hours)
+    } else {
+        t.window_after(view::number(window.delay_hours), hours)
+    }
 }
 
 #[derive(Template)]
@@ -58,6 +99,14 @@ struct MetricsPage {
     kind: Field,
     kind_choices: Vec<Choice>,
     event: Field,
+    numerator: Field,
+    numerator_choices: Vec<Choice>,
+    denominator: Field,
+    denominator_choices: Vec<Choice>,
+    delay_hours: Field,
+    hours: Field,
+    window_error: Option<String>,
+    cap: Field,
     lower_is_better: bool,
     problems: Vec<FieldProblem>,
 }
@@ -76,24 +125,26 @@ async fn metrics_page(
         problems: problems.clone(),
     };
     let kind = b.field("kind", t.kind(), t.kind_hint());
-    let kinds = [MetricKind::Conversion, MetricKind::Mean, MetricKind::Count];
+    let kinds = [
+        MetricKind::Conversion,
+        MetricKind::Mean,
+        MetricKind::Count,
+        MetricKind::Ratio,
+    ];
+    // A ratio's parts are metrics that are not ratios themselves.
+    let mut parts = vec![(String::new(), t.none().to_owned())];
+    parts.extend(
+        metrics
+            .iter()
+            .filter(|m| m.kind != MetricKind::Ratio)
+            .map(|m| (m.key.clone(), t.metric_choice(&m.key, &m.name))),
+    );
+    let numerator = b.field("numerator", t.numerator(), t.ratio_part_hint());
+    let denominator = b.field("denominator", t.denominator(), "");
     Ok(MetricsPage {
         t,
         chrome: session.chrome(),
-        metrics: metrics
-            .iter()
-            .map(|m| MetricRow {
-                key: m.key.clone(),
-                name: m.name.clone(),
-                kind: t.metric_kind(m.kind),
-                event: m.event.clone(),
-                direction: if m.higher_is_better {
-                    t.higher()
-                } else {
-                    t.lower()
-                },
-            })
-            .collect(),
+        metrics: metrics.iter().map(|m| MetricRow::of(t, m)).collect(),
         key: b.field("key", t.key(), ""),
         name: b.field("name", t.name(), ""),
         kind_choices: choices(
@@ -103,6 +154,18 @@ async fn metrics_page(
         ),
         kind,
         event: b.field("event", t.event(), t.event_hint()),
+        numerator_choices: choices(&parts, std::slice::from_ref(&numerator.value), "numerator"),
+        numerator,
+        denominator_choices: choices(
+            &parts,
+            std::slice::from_ref(&denominator.value),
+            "denominator",
+        ),
+        denominator,
+        delay_hours: b.field("window.delay_hours", t.window_delay(), t.window_hint()),
+        hours: b.field("window.hours", t.window_hours(), ""),
+        window_error: b.group("window"),
+        cap: b.field("cap", t.cap(), t.cap_hint()),
         lower_is_better: values.get("higher_is_better") == "false",
         problems,
     })
@@ -122,10 +185,7 @@ pub(crate) async fn create_metric(
 ) -> Result<Response, WebError> {
     form.session.require(Role::Editor)?;
     let f = &form.fields;
-    let document = json!({
-        "key": f.get("key").trim(), "name": f.get("name").trim(), "kind": f.get("kind"),
-        "event": f.get("event").trim(), "higher_is_better": f.get("higher_is_better") != "false",
-    });
+    let document = metric_document(f);
     let outcome = match from_json::<Metric>(document) {
         Ok(metric) => state.control.create_metric(metric).await,
         Err(invalid) => Err(invalid.into()),
@@ -136,6 +196,26 @@ pub(crate) async fn create_metric(
     };
     let page = metrics_page(&state, &form.session, f, problems).await?;
     Ok((StatusCode::BAD_REQUEST, render(&page)).into_response())
+}
+
+/// The API's JSON body for the submitted metric form: what is left empty is absent.
+fn metric_document(f: &Fields) -> serde_json::Value {
+    let given = |name: &str| Some(f.get(name).trim()).filter(|value| !value.is_empty());
+    let mut document = json!({
+        "key": f.get("key").trim(), "name": f.get("name").trim(), "kind": f.get("kind"),
+        "event": f.get("event").trim(), "higher_is_better": f.get("higher_is_better") != "false",
+        "numerator": given("numerator"), "denominator": given("denominator"),
+        "cap": given("cap").map(number),
+    });
+    let (delay, hours) = (given("window.delay_hours"), given("window.hours"));
+    if delay.is_some() || hours.is_some() {
+        let mut window = json!({"delay_hours": delay.map_or(0.into(), number)});
+        if let Some(hours) = hours {
+            window["hours"] = number(hours);
+        }
+        document["window"] = window;
+    }
+    document
 }
 
 /// A webhook as the webhooks page lists it.

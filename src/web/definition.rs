@@ -16,7 +16,7 @@ pub(super) const STAGE_ROWS: usize = 4;
 
 /// A number as JSON when the text is one; otherwise the text itself, so that the
 /// API's validation names the field and says what it expected.
-fn number(text: &str) -> Value {
+pub(super) fn number(text: &str) -> Value {
     let text = text.trim();
     text.parse::<u64>()
         .map(Value::from)
@@ -108,6 +108,9 @@ pub(super) fn spec_document(t: Text, values: &Fields) -> Result<Value, Validatio
         "report_after_hours".into(),
         report_after_hours.unwrap_or(Value::Null),
     );
+    let cuped = filled("cuped.lookback_days".to_owned())
+        .then(|| json!({"lookback_days": number(values.get("cuped.lookback_days"))}));
+    document.insert("cuped".into(), cuped.unwrap_or(Value::Null));
     let condition = json_text(t, values, "condition", &mut problems);
     document.insert("condition".into(), condition.unwrap_or(Value::Null));
     document.insert("namespace".into(), namespace.unwrap_or(Value::Null));
@@ -154,6 +157,12 @@ pub(super) fn values_of(experiment: &Experiment) -> Fields {
     }
     if let Some(hours) = spec.report_after_hours {
         pairs.push(("report_after_hours".to_owned(), view::number(hours)));
+    }
+    if let Some(cuped) = spec.cuped {
+        pairs.push((
+            "cuped.lookback_days".to_owned(),
+            cuped.lookback_days.to_string(),
+        ));
     }
     if let Some(namespace) = &spec.namespace {
         pairs.push(("namespace.name".to_owned(), namespace.name.clone()));
@@ -232,7 +241,8 @@ mod tests {
             "primary_metric": "purchase", "secondary_metrics": ["revenue"],
             "guardrails": [{"metric": "purchase", "max_drop": 0.2, "min_users": 500, "action": "rollback"}],
             "stages": [{"coverage": 0.05, "hold_seconds": 259200}, {"coverage": 1.0}],
-            "dimensions": ["country", "device"], "alpha": 0.1, "report_after_hours": 48
+            "dimensions": ["country", "device"], "alpha": 0.1, "report_after_hours": 48,
+            "cuped": {"lookback_days": 14}
         }))
         .unwrap()
     }

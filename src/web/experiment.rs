@@ -23,7 +23,7 @@ use crate::domain::experiment::Guardrail;
 use crate::domain::validation::FieldProblem;
 use crate::domain::{AuditEntry, Experiment, Role, Status, ValidationError};
 use crate::http::csv_attachment;
-use crate::report::{ComparisonReport, MetricReport, Report};
+use crate::report::{ComparisonReport, CupedReport, MetricReport, Report};
 
 struct VariantView {
     key: String,
@@ -40,6 +40,8 @@ struct StageView {
 struct ArmView {
     variant: String,
     users: String,
+    /// "312 users still in their window", for a shaped metric with such users.
+    pending: Option<String>,
     mean: String,
     comparison: Option<ComparisonView>,
 }
@@ -52,6 +54,14 @@ struct ComparisonView {
     significant: bool,
     /// "win", "loss", or "flat" while not significant.
     verdict: &'static str,
+    cuped: Option<CupedView>,
+}
+
+/// A CUPED note and its title: the experiment's badge ("CUPED · 14-day
+/// lookback"), or what it did to a comparison ("variance −23%", θ as its title).
+struct CupedView {
+    text: String,
+    title: String,
 }
 
 struct MetricView {
@@ -59,6 +69,9 @@ struct MetricView {
     kind: String,
     arms: Vec<ArmView>,
     charts: Vec<Chart>,
+    /// Read from per-user rows (shaped, or under CUPED): daily series and
+    /// breakdowns leave it out.
+    shaped: bool,
 }
 
 struct SegmentView {
@@ -102,6 +115,7 @@ struct ExperimentPage {
     hash_attribute: String,
     health: &'static str,
     health_label: &'static str,
+    cuped: Option<CupedView>,
     srm_warning: Option<String>,
     guardrail_rules: Vec<String>,
     guardrails: Vec<GuardrailView>,
@@ -257,6 +271,13 @@ fn page(
         hash_attribute: spec.hash_attribute.clone(),
         health: report.health.as_str(),
         health_label: t.health_of(report.health),
+        cuped: spec.cuped.map(|c| {
+            let days = view::count(c.lookback_days);
+            CupedView {
+                text: t.cuped_badge(&days),
+                title: t.cuped_explained(&days),
+            }
+        }),
         srm_warning: srm_warning(t, report),
         guardrail_rules: spec
             .guardrails
@@ -345,19 +366,24 @@ fn metric_view(t: Text, metric: &MetricReport, charts: Vec<Chart>) -> MetricView
             .map(|v| ArmView {
                 variant: v.variant.clone(),
                 users: view::count(v.users),
+                pending: v
+                    .users_pending
+                    .filter(|n| *n > 0)
+                    .map(|n| t.users_pending(view::count(n))),
                 mean: view::or_dash(v.mean, |m| format!("{m:.4}")),
                 comparison: metric
                     .comparisons
                     .iter()
                     .find(|c| c.variant == v.variant)
-                    .map(comparison_view),
+                    .map(|c| comparison_view(t, c)),
             })
             .collect(),
         charts,
+        shaped: metric.is_shaped(),
     }
 }
 
-fn comparison_view(c: &ComparisonReport) -> ComparisonView {
+fn comparison_view(t: Text, c: &ComparisonReport) -> ComparisonView {
     ComparisonView {
         lift: view::or_dash(c.rel_effect, view::signed_percent),
         interval: view::interval(c.rel_ci),
@@ -365,6 +391,26 @@ fn comparison_view(c: &ComparisonReport) -> ComparisonView {
         chance_to_win: view::or_dash(c.chance_to_win, view::percent),
         significant: c.significant,
         verdict: Verdict::of(c).as_str(),
+        cuped: c.cuped.map(|cuped| cuped_view(t, &cuped)),
+    }
+}
+
+/// The variance CUPED took off a comparison ("variance −23%"), θ as its title; or
+/// that it could not adjust.
+fn cuped_view(t: Text, cuped: &CupedReport) -> CupedView {
+    match (cuped.variance_reduction, cuped.theta) {
+        (Some(reduction), Some(theta)) => {
+            let change = -reduction * 100.0;
+            let sign = if change < 0.0 { '−' } else { '+' };
+            CupedView {
+                text: t.variance_change(format!("{sign}{:.0}%", change.abs())),
+                title: t.cuped_theta(format!("{theta:.4}")),
+            }
+        }
+        _ => CupedView {
+            text: t.cuped_not_adjusted().to_owned(),
+            title: t.cuped_not_adjusted_why().to_owned(),
+        },
     }
 }
 

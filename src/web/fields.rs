@@ -65,8 +65,9 @@ pub(crate) struct Field {
     pub(crate) hint: &'static str,
     pub(crate) value: String,
     pub(crate) error: Option<String>,
-    /// Shown but read-only: the domain refuses to change it now.
-    pub(crate) locked: bool,
+    /// Shown but read-only, because the domain refuses to change it now: the id of
+    /// the note on the page that says why.
+    pub(crate) locked: Option<&'static str>,
 }
 
 pub(crate) struct Choice {
@@ -108,7 +109,7 @@ impl Builder<'_> {
                         .strip_prefix(name)
                         .is_some_and(|rest| rest.starts_with(['.', '[']))
             }),
-            locked: false,
+            locked: None,
         }
     }
 

@@ -28,6 +28,10 @@ const GUARDRAIL_ACTIONS: [GuardrailAction; 4] = [
     GuardrailAction::Rollback,
 ];
 
+/// The ids of the notes that say why fields are read-only.
+const FROZEN_NOTE: &str = "frozen-note";
+const CUPED_NOTE: &str = "cuped-note";
+
 pub(crate) struct VariantRow {
     key: Field,
     weight: Field,
@@ -85,6 +89,9 @@ struct FormPage {
     dimensions: Field,
     alpha: Field,
     report_after_hours: Field,
+    cuped_lookback_days: Field,
+    /// Why CUPED's lookback is read-only, once users have been exposed.
+    cuped_note: Option<&'static str>,
 }
 
 /// What the form shows besides the values and problems.
@@ -96,6 +103,8 @@ struct FormContext {
     editing: Option<String>,
     /// What the domain refuses to change in the experiment edited.
     frozen: &'static [FrozenField],
+    /// Whether the shaped metrics and CUPED may no longer change (users were exposed).
+    shaped_frozen: bool,
     refusal: Option<String>,
 }
 
@@ -157,18 +166,18 @@ fn lock(page: &mut FormPage, frozen: &[FrozenField]) {
         match field {
             FrozenField::Variants => {
                 for row in &mut page.variants {
-                    row.key.locked = true;
-                    row.weight.locked = true;
+                    row.key.locked = Some(FROZEN_NOTE);
+                    row.weight.locked = Some(FROZEN_NOTE);
                 }
             }
-            FrozenField::HashAttribute => page.hash_attribute.locked = true,
+            FrozenField::HashAttribute => page.hash_attribute.locked = Some(FROZEN_NOTE),
             FrozenField::Namespace => {
                 for part in [
                     &mut page.namespace_name,
                     &mut page.namespace_start,
                     &mut page.namespace_end,
                 ] {
-                    part.locked = true;
+                    part.locked = Some(FROZEN_NOTE);
                 }
             }
             // The form does not offer them: they keep their stored values.
@@ -262,9 +271,18 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
             t.report_after(),
             t.report_after_hint(),
         ),
+        cuped_lookback_days: b.field(
+            "cuped.lookback_days",
+            t.cuped_lookback(),
+            t.cuped_lookback_hint(),
+        ),
+        cuped_note: context.shaped_frozen.then(|| t.cuped_frozen()),
         problems,
     };
     lock(&mut page, context.frozen);
+    if context.shaped_frozen {
+        page.cuped_lookback_days.locked = Some(CUPED_NOTE);
+    }
     page
 }
 
@@ -274,6 +292,10 @@ async fn context(
     session: &Session,
     editing: Option<&Experiment>,
 ) -> Result<FormContext, WebError> {
+    let shaped_frozen = match editing {
+        Some(experiment) => !state.control.shaped_may_change(experiment.key()).await?,
+        None => false,
+    };
     Ok(FormContext {
         t: session.text(),
         chrome: session.chrome(),
@@ -281,6 +303,7 @@ async fn context(
         environments: state.control.list_environments().await?,
         editing: editing.map(|e| e.key().to_owned()),
         frozen: editing.map_or(&[], Experiment::frozen_fields),
+        shaped_frozen,
         refusal: None,
     })
 }

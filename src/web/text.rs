@@ -261,6 +261,14 @@ catalogue! {
         "样本比例不匹配：各变体的用户数（{users}）与配置的权重不符（p = {p}）。分组或日志记录某处有问题，找到原因之前请勿相信结果。";
     variant_users(variant, users) => "{variant} {users}", "{variant} {users}";
     results => "Results", "结果";
+    cuped_badge(days) => "CUPED · {days}-day lookback", "CUPED · 回看 {days} 天";
+    cuped_explained(days) => "Each metric is adjusted by its value over the {days} days before each user's first exposure; the lift, interval and p-value are the adjusted ones.", "每个指标都用每位用户首次曝光前 {days} 天内的值进行调整；提升、区间和 p 值均为调整后的结果。";
+    variance_change(change) => "variance {change}", "方差 {change}";
+    cuped_theta(theta) => "CUPED θ = {theta}", "CUPED 系数 θ = {theta}";
+    cuped_not_adjusted => "not CUPED-adjusted", "未经 CUPED 调整";
+    cuped_not_adjusted_why => "The values before exposure could not adjust this comparison (too few users, or no variance before exposure); its figures are unadjusted.", "曝光前的值无法用于调整此比较（用户太少，或曝光前没有方差）；其数字未经调整。";
+    users_pending(users) => "{users} users still in their window", "{users} 名用户仍在时间窗口内";
+    shaped_not_charted => "No daily chart or breakdown for this metric: they cover only plain per-event metrics, not windowed, capped or ratio metrics, nor any metric under CUPED.", "该指标没有按天图表和细分：它们只涵盖普通的按事件指标，不包括带窗口、封顶或比率的指标，也不包括使用 CUPED 的指标。";
     no_metrics_measured => "This experiment measures no metric.", "该实验没有衡量任何指标。";
     chart_caption(title) => "Cumulative relative effect by day, {title}", "按天累计的相对效果：{title}";
     chart_title(metric, variant, baseline) => "{metric}: {variant} vs {baseline}", "{metric}：{variant} 对比 {baseline}";
@@ -351,6 +359,9 @@ catalogue! {
     significance_level => "Significance level", "显著性水平";
     alpha_hint => "Reports and guardrails use it; 0.05 is usual.", "报告和护栏指标都使用它；通常为 0.05。";
     report_after => "Report after (hours)", "多少小时后发送报告";
+    cuped_lookback => "CUPED lookback (days)", "CUPED 回看天数";
+    cuped_lookback_hint => "Adjusts each metric by its value over this many days before each user's first exposure, for tighter intervals; empty for none.", "用每位用户首次曝光前这么多天内的指标值来调整各指标，使区间更窄；留空表示不使用。";
+    cuped_frozen => "Users have been exposed, so CUPED's lookback cannot change: each user's value before exposure is kept from their first exposure. Start a new experiment to change it.", "已有用户曝光，CUPED 回看天数不能再修改：每位用户曝光前的值从其首次曝光起记录。如需修改请新建实验。";
     report_after_hint => "Webhooks get the headline results once, this long after the start; empty for none.", "启动这么久之后，Webhook 会收到一次主要结果；留空表示不发送。";
     dimensions => "Dimensions", "维度";
     dimensions_hint => "User attributes kept at exposure for breakdowns, separated by commas.", "曝光时保留、用于细分的用户属性，用逗号分隔。";
@@ -380,7 +391,25 @@ catalogue! {
     metrics_title => "Metrics", "指标";
     no_metric_defined => "No metric is defined yet.", "还没有定义指标。";
     kind => "Kind", "类型";
-    kind_hint => "conversion: did the user do it; mean: sum of values per user; count: events per user.", "转化：用户是否做了这件事；均值：每个用户的数值之和；次数：每个用户的事件数。";
+    kind_hint => "conversion: did the user do it; mean: sum of values per user; count: events per user; ratio: one metric's total over another's (revenue per order).", "转化：用户是否做了这件事；均值：每个用户的数值之和；次数：每个用户的事件数；比率：一个指标的总和除以另一个指标的总和（如每笔订单的收入）。";
+    measures => "Measures", "衡量对象";
+    ratio_of(numerator, denominator) => "{numerator} ÷ {denominator}", "{numerator} ÷ {denominator}";
+    window => "Window", "时间窗口";
+    window_first(hours) => "the first {hours} h after exposure", "曝光后 {hours} 小时内";
+    window_day(day, hours) => "day {day} after exposure, for {hours} h", "曝光后第 {day} 天起，持续 {hours} 小时";
+    window_after(delay, hours) => "from {delay} h after exposure, for {hours} h", "曝光 {delay} 小时后起，持续 {hours} 小时";
+    cap => "Cap", "封顶";
+    capped_at(cap) => "at most {cap} per user", "每位用户最多 {cap}";
+    ratio_parts => "Ratio", "比率";
+    ratio_parts_legend => "for kind ratio only: two metrics that are not ratios; leave the event empty", "仅用于比率类型：两个非比率指标；事件留空";
+    numerator => "Numerator", "分子";
+    denominator => "Denominator", "分母";
+    ratio_part_hint => "Σ numerator ÷ Σ denominator over each variant's users.", "每个变体用户的分子总和 ÷ 分母总和。";
+    window_legend => "optional; conversion, mean and count: only events in this window after first exposure count", "可选；转化、均值和次数指标：只统计首次曝光后该窗口内的事件";
+    window_delay => "Starts after (hours)", "开始于曝光后（小时）";
+    window_hint => "168 with a length of 24 is D7 retention; empty means 0.", "168 加上长度 24 即第 7 日留存；留空表示 0。";
+    window_hours => "Length (hours)", "长度（小时）";
+    cap_hint => "Optional; mean and count: each user's value is capped here.", "可选；均值和次数指标：每位用户的值最多计到这里。";
     event => "Event", "事件";
     event_hint => "The track event's name, as the app sends it.", "应用发送的 track 事件名称。";
     better_when => "Better when", "越……越好";
@@ -528,6 +557,19 @@ pub const DOMAIN_TEXTS: &[(&str, &str)] = &[
     ("is given more than once", "重复给出"),
     ("must be holm or bh", "必须是 holm 或 bh"),
     ("must be daily", "必须是 daily"),
+    // Shaped metrics and CUPED.
+    ("is required for a ratio metric", "比率指标必须填写"),
+    ("must be left out of a ratio metric: its numerator and denominator name theirs", "比率指标不填事件：其分子和分母各自指定事件"),
+    ("belongs on the numerator and denominator metrics, not on the ratio", "应设在分子和分母指标上，而不是比率上"),
+    ("is only for ratio metrics", "仅用于比率指标"),
+    ("must be 0 to {}", "必须是 0 到 {}"),
+    ("must be more than 0 and at most {}", "必须大于 0 且最多为 {}"),
+    ("must end within a year ({} hours) of first exposure", "必须在首次曝光后一年（{} 小时）内结束"),
+    ("applies to mean and count metrics (a conversion is 0 or 1)", "仅适用于均值和次数指标（转化只有 0 或 1）"),
+    ("must be a number above 0", "必须是大于 0 的数"),
+    ("names no metric ({})", "没有这个指标（{}）"),
+    ("must not be a ratio metric itself", "本身不能是比率指标"),
+    ("must be 1 to {} days", "必须是 1 到 {} 天"),
 ];
 
 impl Text {

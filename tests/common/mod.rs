@@ -10,6 +10,7 @@
 pub mod counting;
 pub mod process;
 pub mod routes;
+pub mod shop;
 
 use std::sync::{Arc, Mutex};
 
