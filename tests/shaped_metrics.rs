@@ -359,6 +359,43 @@ async fn shaped_metrics_count_what_their_definitions_say(backend: Backend) {
             "{key}"
         );
     }
+    // A filter that picks the users exposed five days ago: the sums over them alone.
+    let cutoff = now - 2 * DAY;
+    let early = ReportOptions {
+        filter: sluice::store::UserFilter::parse(
+            None,
+            Some(&sluice::domain::format_millis(cutoff)),
+            &[],
+        )
+        .unwrap(),
+        ..ReportOptions::default()
+    };
+    let early = experiment_report(store.as_ref(), "checkout", early)
+        .await
+        .unwrap();
+    let early = serde_json::to_value(&early).unwrap();
+    let exposed_early: Vec<Shopper> = shoppers(now)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            if i == 0 {
+                s.first_ts -= DAY;
+            }
+            s
+        })
+        .filter(|s| s.first_ts < cutoff)
+        .collect();
+    check_rows(&early, "d1", &expected(&exposed_early, now, |v| v.d1, true));
+    check_rows(
+        &early,
+        "revenue",
+        &expected(&exposed_early, now, |v| v.revenue, false),
+    );
+    check_rows(
+        &early,
+        "orders",
+        &expected(&exposed_early, now, |v| v.orders, false),
+    );
 
     // The pages that list experiments read the same paired totals, in bulk.
     let app = TestApp::on_db(db).await;

@@ -199,18 +199,4 @@ impl PairedTotals {
             ..PairedTotals::default()
         }
     }
-
-    /// Counts one user's pair, or only the user when their window is open.
-    pub fn add(&mut self, closed: bool, x: f64, y: f64) {
-        if !closed {
-            self.users_pending += 1;
-            return;
-        }
-        self.users += 1;
-        self.sum_x += x;
-        self.sum_squares_x += x * x;
-        self.sum_y += y;
-        self.sum_squares_y += y * y;
-        self.sum_products += x * y;
-    }
 }

@@ -9,7 +9,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 use super::{decode, encode, picked_users, Dialect, Params, SqlStore};
 use crate::domain::shaped::{MetricRow, MetricRows, ShapedPlan, HOUR_MS};
 use crate::domain::totals::{PairedTotals, UserFilter};
-use crate::domain::{Experiment, Metric, Millis};
+use crate::domain::{Experiment, Metric, MetricKind, Millis};
 use crate::store::fold::{FirstExposure, PairedChanges, Touched, UserKey};
 use crate::store::StoreError;
 
@@ -329,7 +329,8 @@ where
     }
 
     /// Per experiment (of those with shaped metrics) and metric, the paired totals
-    /// of the users a filter picks, from their rows.
+    /// of the users a filter picks, aggregated in the database in one statement (see
+    /// [`experiment_users`]): each experiment's users are read once.
     pub(super) async fn filtered_paired_of(
         conn: &mut DB::Connection,
         experiments: &[&str],
@@ -337,69 +338,145 @@ where
         now: Millis,
     ) -> Result<HashMap<String, Vec<(String, Vec<PairedTotals>)>>, StoreError> {
         let plans = Self::shaped_plans(conn, &experiments.iter().copied().collect()).await?;
-        let planned: Vec<&str> = plans.keys().map(String::as_str).collect();
-        if planned.is_empty() {
+        if plans.is_empty() {
             return Ok(HashMap::new());
         }
-        let keys = encode(&planned);
-        let list = DB::text_list("$1");
-        let mut params = Params::starting_with(&keys);
-        let picked = picked_users::<DB>(filter, &mut params);
-        let users: Vec<(String, String, String, Millis)> = params
-            .bind(sqlx::query_as(&format!(
-                "SELECT x.experiment, x.user_id, x.variant, x.first_ts FROM exposures x \
-                 WHERE x.experiment IN ({list}) AND NOT x.multiple{picked}"
-            )))
+        let mut params = Params(Vec::new());
+        let (mut tables, mut selects) = (Vec::new(), Vec::new());
+        for (i, (experiment, plan)) in plans.iter().enumerate() {
+            let (table, sums) = experiment_users::<DB>(i, experiment, plan, filter, &mut params);
+            tables.push(table);
+            selects.extend(sums);
+        }
+        let sql = format!("WITH {} {}", tables.join(", "), selects.join(" UNION ALL "));
+        type Row = (String, String, String, i64, i64, f64, f64, f64, f64, f64);
+        let rows: Vec<Row> = params
+            .bind(sqlx::query_as(&sql))
             .fetch_all(&mut *conn)
             .await?;
-        let mut params = Params::starting_with(&keys);
-        let picked = picked_users::<DB>(filter, &mut params);
-        type StoredRow = (String, String, String, f64, i64, f64, i64);
-        let stored: Vec<StoredRow> = params
-            .bind(sqlx::query_as(&format!(
-                "SELECT r.experiment, r.user_id, r.metric, r.total, r.count, r.pre_total, \
-                 r.pre_count FROM user_metric_values r JOIN exposures x \
-                 ON x.experiment = r.experiment AND x.user_id = r.user_id \
-                 WHERE r.experiment IN ({list}) AND NOT x.multiple{picked}"
-            )))
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut rows: HashMap<(String, String), MetricRows> = HashMap::new();
-        for (experiment, user, key, total, count, pre_total, pre_count) in stored {
-            let row = MetricRow {
-                total,
-                count,
-                pre_total,
-                pre_count,
-            };
-            rows.entry((experiment, user)).or_default().insert(key, row);
+        let mut by_experiment: HashMap<&str, Vec<(&str, PairedRow)>> = HashMap::new();
+        for (e, m, v, h, n, sx, sxx, sy, syy, sxy) in &rows {
+            let row = (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy);
+            by_experiment
+                .entry(e.as_str())
+                .or_default()
+                .push((m.as_str(), row));
         }
-        let closed_through = now.div_euclid(HOUR_MS);
-        let none = MetricRows::new();
-        let mut totals: HashMap<String, Vec<(String, Vec<PairedTotals>)>> = HashMap::new();
-        for (experiment, user, variant, first_ts) in users {
-            let plan = &plans[&experiment];
-            let of_user = rows.get(&(experiment.clone(), user)).unwrap_or(&none);
-            let metrics = totals.entry(experiment.clone()).or_default();
-            for (metric, c) in plan.contributions(first_ts, of_user) {
-                let at = match metrics.iter().position(|(m, _)| m == metric) {
-                    Some(at) => at,
-                    None => {
-                        metrics.push((metric.to_owned(), Vec::new()));
-                        metrics.len() - 1
-                    }
-                };
-                let variants = &mut metrics[at].1;
-                let at = match variants.iter().position(|t| t.variant == variant) {
-                    Some(at) => at,
-                    None => {
-                        variants.push(PairedTotals::empty(&variant));
-                        variants.len() - 1
-                    }
-                };
-                variants[at].add(c.closes_hour <= closed_through, c.x, c.y);
-            }
+        Ok(by_experiment
+            .into_iter()
+            .map(|(experiment, rows)| (experiment.to_owned(), paired_of(&rows, now)))
+            .collect())
+    }
+}
+
+/// For the `i`-th experiment: a materialised table `u{i}` of its picked users, one
+/// row each, with every metric's closing hour `h{j}` and pair `x{j}`, `y{j}`; and per
+/// metric a `SELECT` summing them by variant and closing hour. These are the rules
+/// of [`crate::domain::shaped`] (`value`, `closes_hour`, `contributions`) written as
+/// SQL, so that the database sums instead of sending each user's rows;
+/// `tests/shaped_metrics.rs` checks filtered reports against sums it works out.
+fn experiment_users<DB: Dialect>(
+    i: usize,
+    experiment: &str,
+    plan: &ShapedPlan,
+    filter: &UserFilter,
+    params: &mut Params,
+) -> (String, Vec<String>) {
+    let e = params.next(experiment);
+    let mut joins = String::new();
+    let mut columns = Vec::new();
+    for (j, base) in plan.bases.iter().enumerate() {
+        let key = params.next(&base.key);
+        joins.push_str(&format!(
+            " LEFT JOIN user_metric_values r{j} ON r{j}.experiment = x.experiment \
+             AND r{j}.user_id = x.user_id AND r{j}.metric = {key}"
+        ));
+        let y = if plan.lookback.is_some() {
+            value_sql(base, &format!("r{j}.pre_total"), &format!("r{j}.pre_count"))
+        } else {
+            "CAST(0 AS DOUBLE PRECISION)".to_owned()
+        };
+        let x = value_sql(base, &format!("r{j}.total"), &format!("r{j}.count"));
+        columns.push(format!(
+            "{} AS h{j}, {x} AS x{j}, {y} AS y{j}",
+            closes_sql(base)
+        ));
+    }
+    let alias = |key: &str| plan.bases.iter().position(|b| b.key == key);
+    let mut metrics: Vec<(usize, &str)> = plan
+        .bases
+        .iter()
+        .enumerate()
+        .map(|(j, b)| (j, b.key.as_str()))
+        .collect();
+    for (ratio, numerator, denominator) in &plan.ratios {
+        let (Some(n), Some(d)) = (alias(numerator), alias(denominator)) else {
+            continue;
+        };
+        let j = columns.len();
+        columns.push(format!(
+            "CASE WHEN h{n} > h{d} THEN h{n} ELSE h{d} END AS h{j}, x{n} AS x{j}, x{d} AS y{j}"
+        ));
+        metrics.push((j, ratio));
+    }
+    let picked = picked_users::<DB>(filter, params);
+    // Ratio columns refer to their parts' columns: an inner select computes those.
+    let bases = plan.bases.len();
+    let inner = columns[..bases].join(", ");
+    let outer: Vec<String> = (0..bases)
+        .map(|j| format!("h{j}, x{j}, y{j}"))
+        .chain(columns[bases..].iter().cloned())
+        .collect();
+    let table = format!(
+        "u{i} AS MATERIALIZED (SELECT variant, {} FROM (SELECT x.variant AS variant, {} \
+         FROM exposures x{joins} WHERE x.experiment = {e} AND NOT x.multiple{picked}) p)",
+        outer.join(", "),
+        inner
+    );
+    let sums = metrics
+        .into_iter()
+        .map(|(j, key)| {
+            let m = params.next(key);
+            format!(
+                "SELECT {e} AS experiment, {m} AS metric, variant, h{j}, COUNT(*), SUM(x{j}), \
+                 SUM(x{j} * x{j}), SUM(y{j}), SUM(y{j} * y{j}), SUM(x{j} * y{j}) \
+                 FROM u{i} GROUP BY variant, h{j}"
+            )
+        })
+        .collect();
+    (table, sums)
+}
+
+/// [`crate::domain::shaped::value`] as SQL over a row's sum and count columns
+/// (NULL without a row: no events).
+fn value_sql(metric: &Metric, total: &str, count: &str) -> String {
+    let raw = match metric.kind {
+        MetricKind::Conversion => {
+            return format!(
+                "CAST(CASE WHEN COALESCE({count}, 0) > 0 THEN 1 ELSE 0 END AS DOUBLE PRECISION)"
+            )
         }
-        Ok(totals)
+        MetricKind::Mean | MetricKind::Ratio => {
+            format!("CAST(COALESCE({total}, 0) AS DOUBLE PRECISION)")
+        }
+        MetricKind::Count => format!("CAST(COALESCE({count}, 0) AS DOUBLE PRECISION)"),
+    };
+    // A validated cap is a finite number: written inline.
+    match metric.cap {
+        Some(cap) => format!(
+            "CASE WHEN {raw} > {cap:?} THEN CAST({cap:?} AS DOUBLE PRECISION) ELSE {raw} END"
+        ),
+        None => raw,
+    }
+}
+
+/// [`crate::domain::shaped::closes_hour`] as SQL over the exposure `x`.
+fn closes_sql(metric: &Metric) -> String {
+    match metric.window {
+        Some(window) => {
+            let end = window.bounds_ms().1;
+            format!("((x.first_ts + {end} + {}) / {HOUR_MS})", HOUR_MS - 1)
+        }
+        None => "CAST(0 AS BIGINT)".to_owned(),
     }
 }
