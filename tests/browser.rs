@@ -231,6 +231,25 @@ async fn a_team_runs_and_rolls_back_an_experiment_in_the_browser(backend: Backen
     let segments = browser.text("#breakdown").await;
     assert!(segments.contains("CN 600 users"), "{segments}");
     assert_eq!(browser.count("#breakdown h3").await, 1, "{segments}");
+    // The CSV link exports exactly this view: what the API gives for the same query.
+    let exported = browser
+        .execute(
+            "const r = new XMLHttpRequest(); \
+             r.open('GET', document.getElementById('export-csv').href, false); \
+             r.send(); return r.responseText;",
+        )
+        .await;
+    let exported = exported.as_str().unwrap_or_default().to_owned();
+    let query = format!("format=csv&from={since}&segment=country%3ACN&dimension=country");
+    let api = app
+        .get(
+            &format!("/api/v1/experiments/pricing-q4/report?{query}"),
+            &app.analyst,
+        )
+        .await;
+    let api_csv = api.body.as_str().unwrap_or_default().to_owned();
+    assert!(exported.contains("country:CN"), "{exported}");
+    assert_eq!(exported, api_csv);
     browser.resize(1280, 3600).await;
     browser
         .screenshot(&shots.join("experiment-filtered.png"))
