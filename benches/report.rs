@@ -69,11 +69,16 @@ async fn fill(store: &dyn Store, events_per_user: u64) {
     store.ingest(&[batch.as_slice()]).await.unwrap();
 }
 
-async fn sqlite_database(events_per_user: u64) -> Arc<dyn Store> {
+/// The SQLite database `name` under `target/bench-data/`, built by `build` the first
+/// time and kept between runs.
+async fn built_once<F: std::future::Future<Output = ()>>(
+    name: &str,
+    build: impl FnOnce(Arc<dyn Store>) -> F,
+) -> Arc<dyn Store> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("report-{USERS}-x{events_per_user}.db"));
-    let ready = dir.join(format!("report-{USERS}-x{events_per_user}.ready"));
+    let path = dir.join(format!("{name}.db"));
+    let ready = dir.join(format!("{name}.ready"));
     if !ready.exists() {
         let _ = std::fs::remove_file(&path);
     }
@@ -82,10 +87,18 @@ async fn sqlite_database(events_per_user: u64) -> Arc<dyn Store> {
         .unwrap();
     if !ready.exists() {
         eprintln!("building {} (once)…", path.display());
-        fill(store.as_ref(), events_per_user).await;
+        build(store.clone()).await;
         std::fs::write(&ready, "").unwrap();
     }
     store
+}
+
+async fn sqlite_database(events_per_user: u64) -> Arc<dyn Store> {
+    built_once(
+        &format!("report-{USERS}-x{events_per_user}"),
+        |store| async move { fill(store.as_ref(), events_per_user).await },
+    )
+    .await
 }
 
 async fn postgres_database(events_per_user: u64) -> Arc<dyn Store> {
@@ -242,18 +255,7 @@ async fn define_shaped(store: &dyn Store) {
 }
 
 async fn shaped_database() -> Arc<dyn Store> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("report-shaped-{USERS}.db"));
-    let ready = dir.join(format!("report-shaped-{USERS}.ready"));
-    if !ready.exists() {
-        let _ = std::fs::remove_file(&path);
-    }
-    let store = sluice::store::open(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    if !ready.exists() {
-        eprintln!("building {} (once)…", path.display());
+    built_once(&format!("report-shaped-{USERS}"), |store| async move {
         define_shaped(store.as_ref()).await;
         let now = sluice::domain::now_millis();
         let started = std::time::Instant::now();
@@ -269,13 +271,10 @@ async fn shaped_database() -> Arc<dyn Store> {
         events += batch.len();
         store.ingest(&[batch.as_slice()]).await.unwrap();
         let seconds = started.elapsed().as_secs_f64();
-        eprintln!(
-            "ingested {events} events in {seconds:.0} s ({:.0} events/s)",
-            events as f64 / seconds
-        );
-        std::fs::write(&ready, "").unwrap();
-    }
-    store
+        let rate = events as f64 / seconds;
+        eprintln!("ingested {events} events in {seconds:.0} s ({rate:.0} events/s)");
+    })
+    .await
 }
 
 fn shaped_report(c: &mut Criterion) {

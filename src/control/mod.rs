@@ -574,14 +574,13 @@ pub async fn experiment_report(
     };
     let mut with_totals = Vec::with_capacity(metrics.len());
     for metric in metrics {
-        let totals = match &plan {
-            Some(plan) if plan.covers(&metric.key) => {
-                let analysis = analysis(&experiment, &metric, &defined);
+        let totals = match shaped_analysis(&experiment, plan.as_ref(), &metric, &defined) {
+            Some(analysis) => {
                 let at = paired.iter().position(|(m, _)| *m == metric.key);
                 let totals = at.map(|at| paired.swap_remove(at).1).unwrap_or_default();
                 MetricTotals::Paired(analysis, totals)
             }
-            _ => MetricTotals::Running(store.variant_totals(key, &metric.event, filter).await?),
+            None => MetricTotals::Running(store.variant_totals(key, &metric.event, filter).await?),
         };
         with_totals.push((metric, totals));
     }
@@ -630,22 +629,31 @@ fn report_metrics(experiment: &Experiment, defined: &[Metric]) -> Vec<Metric> {
     metrics
 }
 
-/// How a shaped metric is analysed: as the ratio of its parts, with CUPED when the
-/// experiment has a covariate, or plainly.
-fn analysis(experiment: &Experiment, metric: &Metric, defined: &[Metric]) -> Analysis {
+/// How a metric the experiment's shaped `plan` keeps is analysed: as the ratio of
+/// its parts, with CUPED when the experiment has a covariate, or plainly; `None`
+/// for a per-event metric, read from the running totals.
+fn shaped_analysis(
+    experiment: &Experiment,
+    plan: Option<&ShapedPlan>,
+    metric: &Metric,
+    defined: &[Metric],
+) -> Option<Analysis> {
+    if !plan.is_some_and(|plan| plan.covers(&metric.key)) {
+        return None;
+    }
     let kind_of = |key: &Option<String>| {
         defined
             .iter()
             .find(|m| Some(&m.key) == key.as_ref())
             .map_or(MetricKind::Mean, |m| m.kind)
     };
-    if metric.kind == MetricKind::Ratio {
+    Some(if metric.kind == MetricKind::Ratio {
         Analysis::Ratio(kind_of(&metric.numerator), kind_of(&metric.denominator))
     } else if experiment.spec.cuped.is_some() {
         Analysis::Cuped(metric.kind)
     } else {
         Analysis::Plain(metric.kind)
-    }
+    })
 }
 
 /// Breakdowns and segments may only name dimensions the experiment keeps.

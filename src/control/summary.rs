@@ -9,7 +9,7 @@ use crate::domain::{format_millis, now_millis, Experiment, Metric};
 use crate::report::{self, MetricTotals, Report, ReportInput};
 use crate::store::Store;
 
-use super::{analysis, report_metrics, ControlError};
+use super::{report_metrics, shaped_analysis, ControlError};
 
 /// An experiment with its report (without breakdown, series or correction).
 #[derive(Debug)]
@@ -46,24 +46,20 @@ pub(super) async fn summarize(
         let metrics = metrics
             .into_iter()
             .map(|metric| {
-                let totals = match &plan {
-                    Some(plan) if plan.covers(&metric.key) => {
-                        let analysis = analysis(&experiment, &metric, &defined);
-                        MetricTotals::Paired(analysis, totals.of_shaped(&metric.key))
-                    }
-                    _ => MetricTotals::Running(totals.of_event(&metric.event)),
+                let totals = match shaped_analysis(&experiment, plan.as_ref(), &metric, &defined) {
+                    Some(analysis) => MetricTotals::Paired(analysis, totals.of_shaped(&metric.key)),
+                    None => MetricTotals::Running(totals.of_event(&metric.event)),
                 };
                 (metric, totals)
             })
             .collect();
-        let report = report::build(ReportInput {
+        let mut report = report::build(ReportInput {
             experiment: &experiment,
             metrics,
             exposures: totals.exposures,
             correction: None,
             generated_at: generated_at.clone(),
         })?;
-        let mut report = report;
         report.filter = (!filter.is_everyone()).then(|| report::FilterEcho::of(filter));
         summaries.push(Summary { experiment, report });
     }
