@@ -306,3 +306,59 @@ async fn expired_raw_events_go_and_reports_stay(backend: Backend) {
 }
 
 on_both_backends!(expired_raw_events_go_and_reports_stay);
+
+/// Regression: retention kept tracks only from the start of the experiments still
+/// running, but CUPED reads each user's tracks over its lookback before their first
+/// exposure, which may come before the start: users exposed later lost their
+/// covariate.
+async fn retention_keeps_the_tracks_a_running_cuped_lookback_reads(backend: Backend) {
+    use sluice::app::ServerOptions;
+    use sluice::control::Retention;
+    use sluice::domain::now_millis;
+    let options = ServerOptions {
+        retention: Retention::days(7),
+        max_event_skew: common::TEST_EVENT_SKEW,
+        ..ServerOptions::default()
+    };
+    let app = TestApp::on_db_with(common::TestDb::new(backend).await, options).await;
+    app.pricing_experiment().await;
+    let cuped = app
+        .patch(
+            "/api/v1/experiments/pricing-q4",
+            &app.editor,
+            json!({"cuped": {"lookback_days": 14}}),
+        )
+        .await;
+    assert_eq!(cuped.status, StatusCode::OK, "{:?}", cuped.body);
+    app.start("pricing-q4").await;
+    let now = now_millis();
+    let before_start = json!({"events": [{"id": "p-early", "type": "track", "user": "u1",
+        "event": "purchase", "value": 10.0, "ts": sluice::domain::format_millis(now - 5 * 86_400_000)}]});
+    let reply = app.post("/sdk/v1/events", &app.sdk, before_start).await;
+    assert_eq!(reply.body["accepted"], 1, "{:?}", reply.body);
+
+    // Five days on, that track is older than the window but inside the lookback.
+    app.server
+        .control()
+        .expire_events(now + 5 * 86_400_000)
+        .await
+        .unwrap();
+    let exposure = json!({"events": [{"id": "x-u1", "type": "exposure", "user": "u1",
+        "experiment": "pricing-q4", "variant": "control"}]});
+    let reply = app.post("/sdk/v1/events", &app.sdk, exposure).await;
+    assert_eq!(reply.body["accepted"], 1, "{:?}", reply.body);
+    let shaped = app
+        .store
+        .paired_totals("pricing-q4", &UserFilter::EVERYONE)
+        .await
+        .unwrap();
+    let revenue = &shaped
+        .metrics
+        .iter()
+        .find(|(m, _)| m == "revenue")
+        .unwrap()
+        .1;
+    assert_eq!((revenue[0].users, revenue[0].sum_y), (1, 10.0));
+}
+
+on_both_backends!(retention_keeps_the_tracks_a_running_cuped_lookback_reads);

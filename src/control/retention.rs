@@ -4,7 +4,8 @@
 //! experiment has finished (stopped, shipped or rolled back). Track events go once
 //! they are older than the window and than the start of every experiment still
 //! running or paused: a late exposure rebuilds a user's aggregates from the tracks
-//! since its first exposure, which is never before its experiment's start.
+//! since its first exposure, which is never before its experiment's start — nor,
+//! under CUPED, from before the start less the lookback.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -46,7 +47,7 @@ impl Control {
         let active_since = experiments
             .iter()
             .filter(|e| matches!(e.status, Status::Running | Status::Paused))
-            .map(|e| e.exposed_from())
+            .map(|e| e.exposed_from() - e.spec.cuped.map_or(0, |c| c.lookback_ms()))
             .min();
         let expiry = Expiry {
             finished: experiments
