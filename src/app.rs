@@ -111,6 +111,10 @@ impl Server {
             Arc::downgrade(&control),
             shutdown_rx.clone(),
         ));
+        tokio::spawn(crate::control::backfill::run(
+            Arc::downgrade(&control),
+            shutdown_rx.clone(),
+        ));
         tokio::spawn(crate::control::ruleset::follow_changes(
             Arc::downgrade(&control),
             changes,

@@ -672,8 +672,8 @@ async fn shaped_metrics_are_listed_and_defined_through_the_form(backend: Backend
 
 /// A CUPED experiment's page names its lookback, each comparison's variance
 /// reduction, a ratio's mean and the users still in their window, and says that
-/// charts and breakdowns leave shaped metrics out; its edit form shows the
-/// lookback read-only once users were exposed, and a change is refused.
+/// charts and breakdowns leave shaped metrics out; once users were exposed, its
+/// edit form says that a change to the lookback rebuilds their values, and takes it.
 async fn a_cuped_experiment_shows_its_lookback_variance_reduction_and_pending_users(
     backend: Backend,
 ) {
@@ -718,14 +718,14 @@ async fn a_cuped_experiment_shows_its_lookback_variance_reduction_and_pending_us
     let edit = get(&app, "/experiments/checkout/edit", &app.editor).await;
     assert!(
         edit.html.contains(
-            r#"name="cuped.lookback_days" type="text" value="14" aria-describedby="cuped-lookback_days-hint cuped-note" readonly>"#
+            r#"name="cuped.lookback_days" type="text" value="14" aria-describedby="cuped-lookback_days-hint">"#
         ),
         "{}",
         edit.html
     );
     assert!(edit
         .html
-        .contains(r#"id="cuped-note">Users have been exposed, so CUPED"#));
+        .contains(r#"id="cuped-note">Users have been exposed: changing CUPED"#));
     let form = format!(
         "csrf={}&key=checkout&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5\
          &variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.5&coverage=1&hash_attribute=id\
@@ -733,13 +733,10 @@ async fn a_cuped_experiment_shows_its_lookback_variance_reduction_and_pending_us
          &secondary_metrics=per_order&cuped.lookback_days=7",
         edit.csrf()
     );
-    let refused = post(&app, "/experiments/checkout/edit", &app.editor, &form).await;
-    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
-    assert!(refused
-        .html
-        .contains(r#"id="refusal">Windowed, capped and ratio metrics and CUPED cannot"#));
+    let changed = post(&app, "/experiments/checkout/edit", &app.editor, &form).await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.html);
     let kept = app.get("/api/v1/experiments/checkout", &app.analyst).await;
-    assert_eq!(kept.body["cuped"]["lookback_days"], 14);
+    assert_eq!(kept.body["cuped"]["lookback_days"], 7);
 
     // Before anyone is exposed the lookback may change.
     let draft = get(&app, "/experiments/new", &app.editor).await;
@@ -1624,7 +1621,6 @@ async fn every_page_reads_in_chinese(backend: Backend) {
         ("/settings/metrics", format!("csrf={csrf}&key=bad+key&kind=mean&event="), StatusCode::BAD_REQUEST),
         ("/settings/metrics", format!("csrf={csrf}&key=late&kind=conversion&event=app_open&window.delay_hours=9000&window.hours=0&cap=5"), StatusCode::BAD_REQUEST),
         ("/settings/metrics", format!("csrf={csrf}&key=late&kind=ratio&event=app_open&numerator=per_order&denominator=nowhere&window.hours=24&cap=5"), StatusCode::BAD_REQUEST),
-        ("/experiments/checkout/edit", format!("csrf={csrf}&key=checkout&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5&variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.5&cuped.lookback_days=7"), StatusCode::CONFLICT),
         ("/experiments/new", format!("csrf={csrf}&key=k&variants%5B0%5D.key=control&variants%5B0%5D.weight=0.5&variants%5B1%5D.key=premium&variants%5B1%5D.weight=0.5&cuped.lookback_days=400"), StatusCode::BAD_REQUEST),
         ("/settings/webhooks", format!("csrf={csrf}&url=ftp%3A%2F%2Fx&secret=short&format=json"), StatusCode::BAD_REQUEST),
         ("/settings/keys", format!("csrf={csrf}&role=analyst&name=ana"), StatusCode::OK),

@@ -156,7 +156,32 @@ fn track(id: &str, user: &str, event: &str, value: f64, ts: Millis) -> Event {
     }
 }
 
+/// The checkout experiment as [`define`] makes it: every shaped metric, CUPED.
+fn checkout_spec() -> sluice::domain::ExperimentSpec {
+    serde_json::from_value(json!({
+        "key": "checkout",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "premium", "weight": 0.5}],
+        "primary_metric": "d1",
+        "secondary_metrics": ["revenue", "orders", "per_order"],
+        "guardrails": [{"metric": "revenue", "max_drop": 0.1, "min_users": 10, "action": "alert"}],
+        "cuped": {"lookback_days": LOOKBACK_DAYS}
+    }))
+    .unwrap()
+}
+
 async fn define(store: &dyn Store) {
+    define_metrics(store).await;
+    insert(store, checkout_spec()).await;
+}
+
+async fn insert(store: &dyn Store, spec: sluice::domain::ExperimentSpec) {
+    let experiment = Experiment::new_draft(spec, 0);
+    let audit =
+        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Create, None, &experiment, 0);
+    store.insert_experiment(&experiment, &audit).await.unwrap();
+}
+
+async fn define_metrics(store: &dyn Store) {
     let window = json!({"delay_hours": 24, "hours": 24});
     for metric in [
         json!({"key": "d1", "kind": "conversion", "event": "app_open", "window": window}),
@@ -168,19 +193,6 @@ async fn define(store: &dyn Store) {
         metric.validate().unwrap();
         store.insert_metric(&metric).await.unwrap();
     }
-    let spec = serde_json::from_value(json!({
-        "key": "checkout",
-        "variants": [{"key": "control", "weight": 0.5}, {"key": "premium", "weight": 0.5}],
-        "primary_metric": "d1",
-        "secondary_metrics": ["revenue", "orders", "per_order"],
-        "guardrails": [{"metric": "revenue", "max_drop": 0.1, "min_users": 10, "action": "alert"}],
-        "cuped": {"lookback_days": LOOKBACK_DAYS}
-    }))
-    .unwrap();
-    let experiment = Experiment::new_draft(spec, 0);
-    let audit =
-        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Create, None, &experiment, 0);
-    store.insert_experiment(&experiment, &audit).await.unwrap();
 }
 
 fn metric<'r>(report: &'r Value, key: &str) -> &'r Value {
@@ -444,6 +456,194 @@ async fn shaped_metrics_count_what_their_definitions_say(backend: Backend) {
     check_rows(&report, "d1", &expected(&people, now, |v| v.d1, true));
 }
 
+/// Shaped metrics and CUPED added once users were exposed: the rows kept so far
+/// are dropped and rebuilt from the raw events in chunks, while ingestion goes on
+/// for users on both sides of the rebuild's cursor. Reports meanwhile count only
+/// the users rebuilt, and say so; afterwards they agree with the events sent, as
+/// if the metrics had been there from the start.
+async fn shaped_metrics_added_after_exposure_are_rebuilt_from_the_raw_events(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = sluice::store::open(&db.url).await.unwrap();
+    define_metrics(store.as_ref()).await;
+    let plain = serde_json::from_value(json!({
+        "key": "checkout",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "premium", "weight": 0.5}],
+        "primary_metric": "orders"
+    }))
+    .unwrap();
+    insert(store.as_ref(), plain).await;
+    let now = now_millis();
+    let mut people = shoppers(now);
+    let events = events_of(&people);
+    let (before, after) = events.split_at(events.len() / 2);
+    for batch in before.chunks(700) {
+        store.ingest(&[batch]).await.unwrap();
+    }
+    assert!(store.shaped_backfill("checkout").await.unwrap().is_none());
+
+    let mut experiment = store.get_experiment("checkout").await.unwrap().unwrap();
+    let revision = experiment.revision;
+    experiment.redefine(checkout_spec(), now).unwrap();
+    let audit =
+        NewAuditEntry::for_experiment(&Actor::Cli, AuditAction::Update, None, &experiment, now);
+    store
+        .update_experiment(&experiment, revision, &audit)
+        .await
+        .unwrap();
+    let exposed_so_far = people.len() as u64 / 2;
+    let started = store.shaped_backfill("checkout").await.unwrap().unwrap();
+    assert_eq!((started.users_done, started.after_user), (0, None));
+    assert!(started.users_total > 0 && started.users_total <= exposed_so_far);
+
+    let report = experiment_report(store.as_ref(), "checkout", ReportOptions::default())
+        .await
+        .unwrap();
+    let backfill = report.backfill.clone().unwrap();
+    assert_eq!(backfill.metrics, ["d1", "revenue", "orders", "per_order"]);
+    let report = serde_json::to_value(&report).unwrap();
+    assert_eq!(metric(&report, "revenue")["variants"][0]["users"], 0);
+
+    // A first chunk, then the rest of the events (new users, purchases and a late
+    // exposure for users on both sides of the cursor), then the other chunks.
+    let first = store.backfill_shaped(100).await.unwrap().unwrap();
+    assert_eq!((first.users, first.finished), (100, false));
+    let cursor = first.backfill.after_user.clone().unwrap();
+    let mid = experiment_report(store.as_ref(), "checkout", ReportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(mid.backfill.as_ref().unwrap().users_done, 100);
+    let mid = serde_json::to_value(&mid).unwrap();
+    let revenue_users = |report: &Value| -> u64 {
+        metric(report, "revenue")["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["users"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(revenue_users(&mid), 100);
+    let wide = ReportOptions {
+        filter: sluice::store::UserFilter::parse(Some("2000-01-01"), None, &[]).unwrap(),
+        ..ReportOptions::default()
+    };
+    let mid_filtered = experiment_report(store.as_ref(), "checkout", wide.clone())
+        .await
+        .unwrap();
+    let mid_filtered = serde_json::to_value(&mid_filtered).unwrap();
+    for key in ["d1", "revenue", "orders", "per_order"] {
+        assert_eq!(
+            metric(&mid_filtered, key)["variants"],
+            metric(&mid, key)["variants"],
+            "{key}"
+        );
+    }
+
+    for batch in after.chunks(700) {
+        store.ingest(&[batch]).await.unwrap();
+    }
+    let rebuilt = people.iter().position(|s| s.id <= cursor).unwrap();
+    let waiting = people.iter().position(|s| s.id > cursor).unwrap();
+    let mut extra = Vec::new();
+    for at in [rebuilt, waiting] {
+        let s = &mut people[at];
+        s.purchases.push((20.0, s.first_ts + 3 * HOUR));
+        let (value, ts) = *s.purchases.last().unwrap();
+        extra.push(track(
+            &format!("extra-{}", s.id),
+            &s.id,
+            "purchase",
+            value,
+            ts,
+        ));
+        s.first_ts -= DAY;
+        extra.push(Event {
+            id: format!("x-late-{}", s.id),
+            user: s.id.clone(),
+            ts: s.first_ts,
+            kind: EventKind::Exposure {
+                experiment: "checkout".into(),
+                variant: s.variant.into(),
+                dimensions: None,
+            },
+        });
+    }
+    store.ingest(&[&extra]).await.unwrap();
+    let mut steps = 1;
+    while let Some(step) = store.backfill_shaped(100).await.unwrap() {
+        steps += 1;
+        if step.finished {
+            break;
+        }
+    }
+    assert!(steps >= 2, "{steps}");
+    assert!(store.shaped_backfill("checkout").await.unwrap().is_none());
+    assert!(store.backfill_shaped(100).await.unwrap().is_none());
+
+    let report = experiment_report(store.as_ref(), "checkout", ReportOptions::default())
+        .await
+        .unwrap();
+    assert!(report.backfill.is_none());
+    let report = serde_json::to_value(&report).unwrap();
+    check_rows(&report, "d1", &expected(&people, now, |v| v.d1, true));
+    check_rows(
+        &report,
+        "revenue",
+        &expected(&people, now, |v| v.revenue, false),
+    );
+    check_rows(
+        &report,
+        "orders",
+        &expected(&people, now, |v| v.orders, false),
+    );
+    let covariates = expected(&people, now, |v| v.revenue, false);
+    let arm = |pairs: &[(f64, f64)]| CupedArm::new(MetricType::Mean, moments(pairs));
+    let want = compare_cuped(
+        arm(&covariates[0].0),
+        arm(&covariates[1].0),
+        &Settings::default(),
+    );
+    let comparison = &metric(&report, "revenue")["comparisons"][0];
+    close("revenue theta", &comparison["cuped"]["theta"], want.theta);
+    close(
+        "revenue p_value",
+        &comparison["p_value"],
+        want.comparison.p_value,
+    );
+    let filtered = experiment_report(store.as_ref(), "checkout", wide)
+        .await
+        .unwrap();
+    let filtered = serde_json::to_value(&filtered).unwrap();
+    for key in ["d1", "revenue", "orders", "per_order"] {
+        assert_eq!(
+            metric(&filtered, key)["variants"],
+            metric(&report, key)["variants"],
+            "{key}"
+        );
+    }
+
+    // Taking the shaped metrics and CUPED away again drops what was kept for them.
+    let mut experiment = store.get_experiment("checkout").await.unwrap().unwrap();
+    let revision = experiment.revision;
+    let mut spec = experiment.spec.clone();
+    spec.cuped = None;
+    spec.primary_metric = Some("orders".into());
+    spec.secondary_metrics = Vec::new();
+    spec.guardrails = Vec::new();
+    experiment.redefine(spec, now).unwrap();
+    store
+        .update_experiment(&experiment, revision, &audit)
+        .await
+        .unwrap();
+    assert!(store.shaped_backfill("checkout").await.unwrap().is_none());
+    let plain = experiment_report(store.as_ref(), "checkout", ReportOptions::default())
+        .await
+        .unwrap();
+    let plain = serde_json::to_value(&plain).unwrap();
+    assert!(metric(&plain, "orders")["variants"][0]
+        .get("users_pending")
+        .is_none());
+}
+
 async fn shaped_metric_definitions_are_checked(backend: Backend) {
     let app = TestApp::on(backend).await;
     app.pricing_experiment().await;
@@ -508,25 +708,38 @@ async fn shaped_metric_definitions_are_checked(backend: Backend) {
         json!({"delay_hours": 168.0, "hours": 24.0})
     );
 
-    // Once users are exposed, what the fold keeps per user cannot change.
+    // Once users are exposed, a change to what the fold keeps per user rebuilds it
+    // in the background from the raw events.
     app.start("pricing-q4").await;
     app.send_traffic((10, 1), (10, 1)).await;
-    let refused = app
-        .patch(
-            "/api/v1/experiments/pricing-q4",
-            &app.editor,
-            json!({"secondary_metrics": ["revenue", "d7"]}),
-        )
-        .await;
-    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
-    let cuped = app
-        .patch(
-            "/api/v1/experiments/pricing-q4",
-            &app.editor,
-            json!({"cuped": {"lookback_days": 14}}),
-        )
-        .await;
-    assert_eq!(cuped.status, StatusCode::CONFLICT, "{:?}", cuped.body);
+    for patch in [
+        json!({"secondary_metrics": ["revenue", "d7"]}),
+        json!({"cuped": {"lookback_days": 14}}),
+    ] {
+        let changed = app
+            .patch("/api/v1/experiments/pricing-q4", &app.editor, patch.clone())
+            .await;
+        assert_eq!(
+            changed.status,
+            StatusCode::OK,
+            "{patch}: {:?}",
+            changed.body
+        );
+        let report = rebuilt_report(&app, "pricing-q4").await;
+        let d7 = metric(&report, "d7");
+        let users: Vec<u64> = d7["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["users"].as_u64().unwrap() + v["users_pending"].as_u64().unwrap())
+            .collect();
+        assert_eq!(users, [10, 10], "{patch}: {d7}");
+    }
+    let report = rebuilt_report(&app, "pricing-q4").await;
+    assert!(
+        metric(&report, "revenue")["comparisons"][0]["cuped"].is_object(),
+        "{report}"
+    );
     let bad = app
         .post(
             "/api/v1/experiments",
@@ -538,7 +751,26 @@ async fn shaped_metric_definitions_are_checked(backend: Backend) {
     assert_eq!(common::problem_fields(&bad.body), ["cuped.lookback_days"]);
 }
 
+/// The experiment's report once no rebuild of its shaped metrics is in progress
+/// (the server's rebuilder runs in the background).
+async fn rebuilt_report(app: &TestApp, key: &str) -> Value {
+    let path = format!("/api/v1/experiments/{key}/report");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let report = app.get(&path, &app.analyst).await.body;
+        if report.get("backfill").is_none() {
+            return report;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still rebuilding: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 on_both_backends!(
     shaped_metrics_count_what_their_definitions_say,
+    shaped_metrics_added_after_exposure_are_rebuilt_from_the_raw_events,
     shaped_metric_definitions_are_checked,
 );

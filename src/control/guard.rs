@@ -27,7 +27,7 @@ use crate::domain::{
     now_millis, Actor, AuditAction, Experiment, GuardAction, LifecycleAction, Millis, Status,
 };
 use crate::guard::{strongest_action, GuardStatus, GuardrailVerdict};
-use crate::report::SrmBlock;
+use crate::report::{BackfillReport, SrmBlock};
 use crate::rollout::{next_stage, StageDecision};
 
 /// A frozen ramp thaws once its cause (a sample ratio mismatch, a breach) has
@@ -79,6 +79,7 @@ impl Control {
     pub async fn guard_check(&self, key: &str) -> Result<GuardDecision, ControlError> {
         let experiment = self.get_experiment(key).await?;
         let report = experiment_report(self.store(), key, ReportOptions::default()).await?;
+        let rebuilding = rebuilding_guardrails(&experiment, report.backfill.as_ref());
         let mut decision = GuardDecision {
             experiment: key.to_owned(),
             status: experiment.status,
@@ -91,6 +92,11 @@ impl Control {
         };
         if experiment.status != Status::Running {
             decision.reason = format!("the experiment is {}", experiment.status.as_str());
+            return Ok(decision);
+        }
+        if let Some(rebuilding) = rebuilding {
+            decision.reason = rebuilding;
+            decision.stage.advance = false;
             return Ok(decision);
         }
         let clean = report.srm.ok
@@ -226,6 +232,30 @@ impl FrozenRamps {
 
 /// Decides from the verdicts, the experiment's memory of earlier breaches, and
 /// how many consecutive checks found a frozen ramp's cause clear.
+/// Why the guard holds while guarded metrics are rebuilt from the raw events: their
+/// figures count only the users rebuilt so far.
+fn rebuilding_guardrails(
+    experiment: &Experiment,
+    backfill: Option<&BackfillReport>,
+) -> Option<String> {
+    let backfill = backfill?;
+    let guarded: Vec<&str> = experiment
+        .spec
+        .guardrails
+        .iter()
+        .map(|g| g.metric.as_str())
+        .filter(|m| backfill.metrics.iter().any(|b| b == m))
+        .collect();
+    (!guarded.is_empty()).then(|| {
+        format!(
+            "holding: {} rebuilt from the raw events ({} of {} users so far)",
+            guarded.join(", "),
+            backfill.users_done,
+            backfill.users_total
+        )
+    })
+}
+
 fn plan(
     experiment: &Experiment,
     verdicts: &[GuardrailVerdict],
@@ -442,6 +472,32 @@ async fn contain<T>(
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn the_guard_holds_while_a_guarded_metric_is_rebuilt() {
+        let spec = serde_json::from_value(serde_json::json!({
+            "key": "checkout",
+            "variants": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+            "guardrails": [{"metric": "revenue", "max_drop": 0.1, "action": "rollback"}]
+        }))
+        .unwrap();
+        let experiment = Experiment::new_draft(spec, 0);
+        let backfill = |metrics: &[&str]| BackfillReport {
+            metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+            users_done: 1_000,
+            users_total: 4_000,
+            started_at: "2026-12-04T00:00:00Z".to_owned(),
+        };
+        assert_eq!(rebuilding_guardrails(&experiment, None), None);
+        assert_eq!(
+            rebuilding_guardrails(&experiment, Some(&backfill(&["d7"]))),
+            None
+        );
+        assert_eq!(
+            rebuilding_guardrails(&experiment, Some(&backfill(&["d7", "revenue"]))).as_deref(),
+            Some("holding: revenue rebuilt from the raw events (1000 of 4000 users so far)")
+        );
+    }
 
     #[tokio::test]
     async fn a_loop_that_panics_is_started_again_until_shutdown() {

@@ -2,6 +2,7 @@
 //! writes through the store (with its audit entry, in one transaction) and then
 //! republishes the ruleset so connected SDKs see the change.
 
+pub mod backfill;
 pub mod exposures;
 mod growthbook;
 pub mod guard;
@@ -28,7 +29,7 @@ use crate::domain::event::{
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
 use crate::domain::shaped::ShapedPlan;
-use crate::domain::totals::{ExposureSummary, UserFilter};
+use crate::domain::totals::{ExposureSummary, ShapedTotals, UserFilter};
 use crate::domain::validation::{from_json_exact, is_storable, Problems, NUL_RULE};
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
@@ -140,6 +141,8 @@ pub struct Control {
     /// How far ahead of this server's clock an event may be stamped.
     max_event_skew: Millis,
     retention: Retention,
+    /// Wakes the rebuilder of shaped metrics (see [`backfill`]).
+    backfill_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Control {
@@ -164,6 +167,7 @@ impl Control {
             frozen_ramps: guard::FrozenRamps::default(),
             max_event_skew,
             retention,
+            backfill_wake: Arc::default(),
         }
     }
 
@@ -259,38 +263,23 @@ impl Control {
         let current = self.get_experiment(key).await?;
         let spec = patched_spec(&current, patch)?;
         self.validate(&spec).await?;
-        self.check_shaped_change(&current, &spec).await?;
         let mut next = current.clone();
         next.redefine(spec, now_millis())?;
-        self.save(current, next, AuditAction::Update, actor, None)
-            .await
+        let saved = self
+            .save(current, next, AuditAction::Update, actor, None)
+            .await?;
+        self.wake_backfill();
+        Ok(saved)
     }
 
-    /// Refuses a change to what the fold keeps per user (shaped metrics, CUPED)
-    /// once users were exposed: their values would start from nothing.
-    async fn check_shaped_change(
-        &self,
-        current: &Experiment,
-        spec: &ExperimentSpec,
-    ) -> Result<(), ControlError> {
-        let defined = self.store.list_metrics().await?;
-        if ShapedPlan::of(&current.spec, &defined) == ShapedPlan::of(spec, &defined) {
-            return Ok(());
-        }
-        if !self.shaped_may_change(current.key()).await? {
-            return Err(ChangeRefused::ShapedAfterExposure.into());
-        }
-        Ok(())
-    }
-
-    /// Whether an experiment's shaped metrics and CUPED may still change: only
-    /// until its first user is exposed (see [`ChangeRefused::ShapedAfterExposure`]).
-    pub async fn shaped_may_change(&self, key: &str) -> Result<bool, ControlError> {
+    /// Whether users have been exposed to an experiment: a change to its shaped
+    /// metrics or CUPED then rebuilds their values from the raw events.
+    pub async fn has_exposures(&self, key: &str) -> Result<bool, ControlError> {
         let exposed = self
             .store
             .exposure_summary(key, &UserFilter::EVERYONE)
             .await?;
-        Ok(!exposed.anyone())
+        Ok(exposed.anyone())
     }
 
     pub async fn act(
@@ -568,10 +557,11 @@ pub async fn experiment_report(
     let defined = store.list_metrics().await?;
     let metrics = report_metrics(&experiment, &defined);
     let plan = ShapedPlan::of(&experiment.spec, &defined);
-    let mut paired = match &plan {
+    let shaped = match &plan {
         Some(_) => store.paired_totals(key, filter).await?,
-        None => Vec::new(),
+        None => ShapedTotals::default(),
     };
+    let mut paired = shaped.metrics;
     let mut with_totals = Vec::with_capacity(metrics.len());
     for metric in metrics {
         let totals = match shaped_analysis(&experiment, plan.as_ref(), &metric, &defined) {
@@ -611,6 +601,10 @@ pub async fn experiment_report(
     report.filter = (!filter.is_everyone()).then(|| report::FilterEcho::of(filter));
     report.series = series;
     report.breakdown = breakdown;
+    report.backfill = shaped
+        .backfill
+        .zip(plan)
+        .map(|(backfill, plan)| report::BackfillReport::of(&backfill, &plan, &report.metrics));
     Ok(report)
 }
 

@@ -263,10 +263,6 @@ pub enum ChangeRefused {
     /// The status moves only through lifecycle actions.
     #[error("status changes only through lifecycle actions (start, pause, resume, rollback, ship, stop)")]
     StatusViaPatch,
-    /// Users already exposed have no per-user values for a shaped metric (or CUPED
-    /// covariates) added now: they are kept from each user's first exposure on.
-    #[error("cannot add or change windowed, capped or ratio metrics or CUPED once users have been exposed: their values are kept from each user's first exposure; start a new experiment for them")]
-    ShapedAfterExposure,
 }
 
 /// A part of the definition that decides which variant each user gets: changing it

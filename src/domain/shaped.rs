@@ -179,6 +179,41 @@ impl ShapedPlan {
     }
 }
 
+/// An experiment's shaped metrics being rebuilt from the raw events, after they (or
+/// CUPED) changed once users were exposed. Users are rebuilt in the byte order of
+/// their ids, a chunk at a time: the totals hold the users up to `after_user`,
+/// whom ingestion folds as usual, and none of the others yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backfill {
+    pub experiment: String,
+    /// The last user rebuilt; `None` before the first chunk.
+    pub after_user: Option<String>,
+    pub users_done: u64,
+    /// The users exposed when the rebuild began.
+    pub users_total: u64,
+    pub started_at: Millis,
+}
+
+/// What one chunk of a rebuild did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillStep {
+    /// The rebuild after the chunk.
+    pub backfill: Backfill,
+    /// Users rebuilt in this chunk.
+    pub users: u64,
+    /// Whether it was the last: every user is in the totals again.
+    pub finished: bool,
+}
+
+impl Backfill {
+    /// Whether `user` is in the totals already (rebuilt, or folded since).
+    pub fn has_rebuilt(&self, user: &str) -> bool {
+        self.after_user
+            .as_deref()
+            .is_some_and(|after| user <= after)
+    }
+}
+
 /// A user's value of a non-ratio metric from the sum and count of their events.
 pub fn value(metric: &Metric, total: f64, count: i64) -> f64 {
     let raw = match metric.kind {
@@ -213,6 +248,25 @@ mod tests {
             ratios: Vec::new(),
             lookback,
         }
+    }
+
+    #[test]
+    fn a_backfill_has_rebuilt_the_users_up_to_its_cursor_in_byte_order() {
+        let mut backfill = Backfill {
+            experiment: "e".into(),
+            after_user: None,
+            users_done: 0,
+            users_total: 3,
+            started_at: 0,
+        };
+        assert!(!backfill.has_rebuilt(""));
+        backfill.after_user = Some("u2".into());
+        assert!(backfill.has_rebuilt("u10") && backfill.has_rebuilt("u2"));
+        assert!(!backfill.has_rebuilt("u3") && !backfill.has_rebuilt("u2\u{e9}"));
+        assert!(
+            backfill.has_rebuilt("U9"),
+            "upper case sorts first in byte order"
+        );
     }
 
     #[test]

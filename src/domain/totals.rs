@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::shaped::Backfill;
 use super::validation::{Problems, ValidationError};
 use super::{parse_rfc3339, Millis};
 
@@ -74,8 +75,8 @@ pub struct RunningTotals {
     pub experiment: String,
     pub exposures: ExposureSummary,
     pub events: Vec<(String, Vec<VariantTotals>)>,
-    /// Per shaped metric, its paired totals as of now.
-    pub paired: Vec<(String, Vec<PairedTotals>)>,
+    /// Its shaped metrics' paired totals as of now.
+    pub paired: ShapedTotals,
 }
 
 impl RunningTotals {
@@ -91,6 +92,7 @@ impl RunningTotals {
     /// The paired totals of shaped `metric`; none when nobody contributed yet.
     pub fn of_shaped(&self, metric: &str) -> Vec<PairedTotals> {
         self.paired
+            .metrics
             .iter()
             .find(|(m, _)| m == metric)
             .map(|(_, totals)| totals.clone())
@@ -190,6 +192,14 @@ pub struct PairedTotals {
     pub sum_products: f64,
     /// Users whose window has not closed yet: left out until it has.
     pub users_pending: u64,
+}
+
+/// An experiment's shaped metrics as of now: per metric its paired totals, and the
+/// rebuild in progress, if any, whose users not yet reached they leave out.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ShapedTotals {
+    pub metrics: Vec<(String, Vec<PairedTotals>)>,
+    pub backfill: Option<Backfill>,
 }
 
 impl PairedTotals {

@@ -19,6 +19,7 @@ pub use arms::{Analysis, CupedReport};
 pub use headline::{Headline, HeadlineComparison};
 pub use table::to_table;
 
+use crate::domain::shaped::{Backfill, ShapedPlan};
 use crate::domain::totals::{ExposureSummary, PairedTotals, UserFilter, VariantTotals};
 use crate::domain::{format_millis, Experiment, Metric, MetricKind};
 use crate::guard::judge;
@@ -98,6 +99,35 @@ pub struct Report {
     /// Daily cumulative effects, on request (`?series=daily`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub series: Option<Vec<series::SeriesPoint>>,
+    /// The shaped metrics being rebuilt from the raw events, while they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillReport>,
+}
+
+/// A rebuild of shaped metrics in progress: their figures count only the users
+/// rebuilt so far, and the guard does not act on them until it is done.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackfillReport {
+    pub metrics: Vec<String>,
+    pub users_done: u64,
+    /// The users exposed when it began (at least those done).
+    pub users_total: u64,
+    pub started_at: String,
+}
+
+impl BackfillReport {
+    pub fn of(backfill: &Backfill, plan: &ShapedPlan, metrics: &[MetricReport]) -> Self {
+        BackfillReport {
+            metrics: metrics
+                .iter()
+                .filter(|m| plan.covers(&m.metric))
+                .map(|m| m.metric.clone())
+                .collect(),
+            users_done: backfill.users_done,
+            users_total: backfill.users_total.max(backfill.users_done),
+            started_at: format_millis(backfill.started_at),
+        }
+    }
 }
 
 /// The filter a report was built with, as the request gave it.
@@ -287,6 +317,7 @@ pub fn build(input: ReportInput<'_>) -> Result<Report, ReportError> {
         guardrails,
         breakdown: None,
         series: None,
+        backfill: None,
     })
 }
 

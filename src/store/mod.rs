@@ -11,8 +11,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::event::Expiry;
+use crate::domain::shaped::{Backfill, BackfillStep};
 pub use crate::domain::totals::{
-    ExposedUser, ExposureSummary, PairedTotals, RunningTotals, TrackFact, UserFilter, VariantTotals,
+    ExposedUser, ExposureSummary, PairedTotals, RunningTotals, ShapedTotals, TrackFact, UserFilter,
+    VariantTotals,
 };
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
@@ -268,7 +270,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         experiment: &str,
         filter: &UserFilter,
-    ) -> Result<Vec<(String, Vec<PairedTotals>)>, StoreError>;
+    ) -> Result<ShapedTotals, StoreError>;
+
+    /// The rebuild of an experiment's shaped metrics in progress, if any.
+    async fn shaped_backfill(&self, experiment: &str) -> Result<Option<Backfill>, StoreError>;
+
+    /// Rebuilds the next `users` users of the first rebuild of shaped metrics in
+    /// progress from their raw events, in one transaction; `None` when none is.
+    async fn backfill_shaped(&self, users: usize) -> Result<Option<BackfillStep>, StoreError>;
 
     /// Stores a webhook with the audit entry `audit` makes for its id.
     async fn insert_webhook(

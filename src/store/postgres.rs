@@ -140,6 +140,13 @@ impl Dialect for Postgres {
         Ok(())
     }
 
+    async fn lock_out_ingestion(conn: &mut PgConnection) -> Result<(), StoreError> {
+        sqlx::query(&format!("SELECT pg_advisory_xact_lock({INGEST_LOCK})"))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     async fn append_events(conn: &mut PgConnection, events: &[&Event]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());

@@ -77,6 +77,10 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
+    async fn lock_out_ingestion(_: &mut SqliteConnection) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn append_events(
         conn: &mut SqliteConnection,
         events: &[&Event],

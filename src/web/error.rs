@@ -80,9 +80,6 @@ impl Problem {
             Problem::Refused(ChangeRefused::StatusViaPatch) => {
                 t.error_status_via_patch().to_owned()
             }
-            Problem::Refused(ChangeRefused::ShapedAfterExposure) => {
-                t.error_shaped_after_exposure().to_owned()
-            }
             Problem::RoleRefused(refused) => {
                 t.error_role_refused(t.role_of(refused.have), t.role_of(refused.need))
             }

@@ -117,6 +117,7 @@ struct ExperimentPage {
     health_label: &'static str,
     cuped: Option<CupedView>,
     srm_warning: Option<String>,
+    backfill_note: Option<String>,
     guardrail_rules: Vec<String>,
     guardrails: Vec<GuardrailView>,
     metrics: Vec<MetricView>,
@@ -279,6 +280,13 @@ fn page(
             }
         }),
         srm_warning: srm_warning(t, report),
+        backfill_note: report.backfill.as_ref().map(|b| {
+            t.backfill_note(
+                b.metrics.join(", "),
+                view::count(b.users_done),
+                view::count(b.users_total),
+            )
+        }),
         guardrail_rules: spec
             .guardrails
             .iter()

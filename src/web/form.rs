@@ -30,7 +30,6 @@ const GUARDRAIL_ACTIONS: [GuardrailAction; 4] = [
 
 /// The ids of the notes that say why fields are read-only.
 const FROZEN_NOTE: &str = "frozen-note";
-const CUPED_NOTE: &str = "cuped-note";
 
 pub(crate) struct VariantRow {
     key: Field,
@@ -90,7 +89,7 @@ struct FormPage {
     alpha: Field,
     report_after_hours: Field,
     cuped_lookback_days: Field,
-    /// Why CUPED's lookback is read-only, once users have been exposed.
+    /// What a change to CUPED or shaped metrics does once users were exposed.
     cuped_note: Option<&'static str>,
 }
 
@@ -103,8 +102,8 @@ struct FormContext {
     editing: Option<String>,
     /// What the domain refuses to change in the experiment edited.
     frozen: &'static [FrozenField],
-    /// Whether the shaped metrics and CUPED may no longer change (users were exposed).
-    shaped_frozen: bool,
+    /// Whether users were exposed: a change to shaped metrics or CUPED rebuilds.
+    exposed: bool,
     refusal: Option<String>,
 }
 
@@ -276,13 +275,10 @@ fn form_page(context: FormContext, values: &Fields, problems: Vec<FieldProblem>)
             t.cuped_lookback(),
             t.cuped_lookback_hint(),
         ),
-        cuped_note: context.shaped_frozen.then(|| t.cuped_frozen()),
+        cuped_note: context.exposed.then(|| t.shaped_change_rebuilds()),
         problems,
     };
     lock(&mut page, context.frozen);
-    if context.shaped_frozen {
-        page.cuped_lookback_days.locked = Some(CUPED_NOTE);
-    }
     page
 }
 
@@ -292,8 +288,8 @@ async fn context(
     session: &Session,
     editing: Option<&Experiment>,
 ) -> Result<FormContext, WebError> {
-    let shaped_frozen = match editing {
-        Some(experiment) => !state.control.shaped_may_change(experiment.key()).await?,
+    let exposed = match editing {
+        Some(experiment) => state.control.has_exposures(experiment.key()).await?,
         None => false,
     };
     Ok(FormContext {
@@ -303,7 +299,7 @@ async fn context(
         environments: state.control.list_environments().await?,
         editing: editing.map(|e| e.key().to_owned()),
         frozen: editing.map_or(&[], Experiment::frozen_fields),
-        shaped_frozen,
+        exposed,
         refusal: None,
     })
 }

@@ -177,7 +177,6 @@ catalogue! {
     error_illegal_move(action, from) => "An experiment that is {from} cannot {action}.", "{from}的实验不能{action}。";
     error_frozen(fields) => "{fields} cannot change once the experiment has started.", "实验启动后不能再修改 {fields}。";
     error_status_via_patch => "The status changes only through the lifecycle buttons.", "状态只能通过生命周期按钮改变。";
-    error_shaped_after_exposure => "Windowed, capped and ratio metrics and CUPED cannot be added or changed once users have been exposed: their values are kept from each user's first exposure. Start a new experiment for them.", "已有用户曝光后，不能再添加或修改带窗口、封顶或比率的指标及 CUPED：这些值从每位用户首次曝光起记录。请为它们新建实验。";
 
     // The experiments page.
     experiments_title => "Experiments", "实验";
@@ -261,6 +260,7 @@ catalogue! {
         "样本比例不匹配：各变体的用户数（{users}）与配置的权重不符（p = {p}）。分组或日志记录某处有问题，找到原因之前请勿相信结果。";
     variant_users(variant, users) => "{variant} {users}", "{variant} {users}";
     results => "Results", "结果";
+    backfill_note(metrics, done, total) => "Rebuilding {metrics} from the stored events: {done} of {total} users so far. Until it is done their figures count only those users, and the guard waits for them.", "正在根据已存储的事件重建 {metrics}：已完成 {done} / {total} 位用户。完成前这些指标只计入已重建的用户，熔断器暂不依据它们行动。";
     cuped_badge(days) => "CUPED · {days}-day lookback", "CUPED · 回看 {days} 天";
     cuped_explained(days) => "Each metric is adjusted by its value over the {days} days before each user's first exposure; the lift, interval and p-value are the adjusted ones.", "每个指标都用每位用户首次曝光前 {days} 天内的值进行调整；提升、区间和 p 值均为调整后的结果。";
     variance_change(change) => "variance {change}", "方差 {change}";
@@ -361,7 +361,7 @@ catalogue! {
     report_after => "Report after (hours)", "多少小时后发送报告";
     cuped_lookback => "CUPED lookback (days)", "CUPED 回看天数";
     cuped_lookback_hint => "Adjusts each metric by its value over this many days before each user's first exposure, for tighter intervals; empty for none.", "用每位用户首次曝光前这么多天内的指标值来调整各指标，使区间更窄；留空表示不使用。";
-    cuped_frozen => "Users have been exposed, so CUPED's lookback cannot change: each user's value before exposure is kept from their first exposure. Start a new experiment to change it.", "已有用户曝光，CUPED 回看天数不能再修改：每位用户曝光前的值从其首次曝光起记录。如需修改请新建实验。";
+    shaped_change_rebuilds => "Users have been exposed: changing CUPED's lookback, or adding a windowed, capped or ratio metric, rebuilds every user's values from the stored events. The report shows the progress, and the guard waits for those metrics until it is done.", "已有用户曝光：修改 CUPED 回看天数，或添加带窗口、封顶或比率的指标，会根据已存储的事件重建每位用户的值。报告会显示进度，重建完成前熔断器不会依据这些指标行动。";
     report_after_hint => "Webhooks get the headline results once, this long after the start; empty for none.", "启动这么久之后，Webhook 会收到一次主要结果；留空表示不发送。";
     dimensions => "Dimensions", "维度";
     dimensions_hint => "User attributes kept at exposure for breakdowns, separated by commas.", "曝光时保留、用于细分的用户属性，用逗号分隔。";

@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice::domain::event::Expiry;
+use sluice::domain::shaped::{Backfill, BackfillStep};
 use sluice::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use sluice::domain::{
     ApiKey, AuditEntry, Environment, Event, Experiment, Metric, Millis, NewApiKey, NewAuditEntry,
 };
 use sluice::store::{
-    AuditOf, ChangeFeed, ExposedUser, ExposureSummary, IngestOutcome, PairedTotals, RulesetChanges,
-    RunningTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
+    AuditOf, ChangeFeed, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges,
+    RunningTotals, ShapedTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
 };
 
 pub type Calls = BTreeMap<&'static str, usize>;
@@ -238,9 +239,19 @@ impl Store for CountingStore {
         &self,
         experiment: &str,
         filter: &UserFilter,
-    ) -> Result<Vec<(String, Vec<PairedTotals>)>, StoreError> {
+    ) -> Result<ShapedTotals, StoreError> {
         self.count("paired_totals");
         self.inner.paired_totals(experiment, filter).await
+    }
+
+    async fn shaped_backfill(&self, experiment: &str) -> Result<Option<Backfill>, StoreError> {
+        self.count("shaped_backfill");
+        self.inner.shaped_backfill(experiment).await
+    }
+
+    async fn backfill_shaped(&self, users: usize) -> Result<Option<BackfillStep>, StoreError> {
+        self.count("backfill_shaped");
+        self.inner.backfill_shaped(users).await
     }
 
     async fn running_totals(

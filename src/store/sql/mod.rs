@@ -15,10 +15,11 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
-    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, PairedTotals, RulesetChanges,
-    RunningTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
+    AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges, RunningTotals,
+    ShapedTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
 };
 use crate::domain::event::Expiry;
+use crate::domain::shaped::{Backfill, BackfillStep};
 use crate::domain::validation::is_storable;
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook, WebhookFormat};
 use crate::domain::{
@@ -52,6 +53,9 @@ pub(crate) trait Dialect: Database {
         conn: &mut Self::Connection,
         users: &[&str],
     ) -> Result<(), StoreError>;
+    /// Waits for every ingestion transaction in flight and keeps new ones out until
+    /// this transaction ends: for changes to what ingestion folds by.
+    async fn lock_out_ingestion(conn: &mut Self::Connection) -> Result<(), StoreError>;
 
     // Bulk statements: each backend reads and writes many rows its fastest way.
     /// The ids among `ids` already stored.
@@ -220,6 +224,11 @@ where
         audit: &NewAuditEntry,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT definition FROM experiments WHERE key = $1")
+                .bind(experiment.key())
+                .fetch_optional(&mut *tx)
+                .await?;
         let version = Self::version_after(&mut tx, experiment).await?;
         let updated: Option<i64> = sqlx::query_scalar(
             "UPDATE experiments SET status = $1, revision = $2, definition = $3, updated_at = $4, \
@@ -239,6 +248,9 @@ where
                 "experiment {:?}",
                 experiment.key()
             )));
+        }
+        if let Some(before) = before {
+            Self::restart_if_reshaped(&mut tx, &decode(&before)?, experiment).await?;
         }
         Self::insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
@@ -739,7 +751,7 @@ where
         &self,
         experiment: &str,
         filter: &UserFilter,
-    ) -> Result<Vec<(String, Vec<PairedTotals>)>, StoreError> {
+    ) -> Result<ShapedTotals, StoreError> {
         let mut conn = self.reader.acquire().await?;
         let now = crate::domain::now_millis();
         if filter.is_everyone() {
@@ -748,6 +760,18 @@ where
         let mut of_experiment =
             Self::filtered_paired_of(&mut conn, &[experiment], filter, now).await?;
         Ok(of_experiment.remove(experiment).unwrap_or_default())
+    }
+
+    async fn shaped_backfill(&self, experiment: &str) -> Result<Option<Backfill>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        Ok(Self::backfills(&mut conn).await?.remove(experiment))
+    }
+
+    async fn backfill_shaped(&self, users: usize) -> Result<Option<BackfillStep>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let step = Self::backfill_step(&mut tx, users).await?;
+        tx.commit().await?;
+        Ok(step)
     }
 
     async fn exposed_users(
@@ -1025,8 +1049,8 @@ struct TotalsRows {
     /// `(experiment, users exposed to several variants)`.
     multiple: Vec<(String, i64)>,
     sums: Vec<SumsRow>,
-    /// Per experiment, per shaped metric, its paired totals as of now.
-    paired: HashMap<String, Vec<(String, Vec<PairedTotals>)>>,
+    /// Per experiment, its shaped metrics' totals as of now.
+    paired: HashMap<String, ShapedTotals>,
 }
 
 impl<DB> SqlStore<DB>
@@ -1039,6 +1063,7 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> bool: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// The rows of [`Store::running_totals`] for every user: the running totals of
@@ -1089,10 +1114,20 @@ where
                 .push((m.as_str(), row));
         }
         let now = crate::domain::now_millis();
-        let paired = by_experiment
+        let mut paired: HashMap<String, ShapedTotals> = by_experiment
             .into_iter()
-            .map(|(experiment, rows)| (experiment, paired_of(&rows, now)))
+            .map(|(experiment, rows)| {
+                let totals = ShapedTotals {
+                    metrics: paired_of(&rows, now),
+                    backfill: None,
+                };
+                (experiment, totals)
+            })
             .collect();
+        let mut conn = self.reader.acquire().await?;
+        for (experiment, backfill) in Self::backfills(&mut conn).await? {
+            paired.entry(experiment).or_default().backfill = Some(backfill);
+        }
         Ok(TotalsRows {
             users,
             multiple,

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{decode, encode, picked_users, Dialect, Params, SqlStore};
-use crate::domain::shaped::{MetricRow, MetricRows, ShapedPlan, HOUR_MS};
-use crate::domain::totals::{PairedTotals, UserFilter};
+use crate::domain::shaped::{Backfill, BackfillStep, MetricRow, MetricRows, ShapedPlan, HOUR_MS};
+use crate::domain::totals::{PairedTotals, ShapedTotals, UserFilter};
 use crate::domain::{Experiment, Metric, MetricKind, Millis};
 use crate::store::fold::{FirstExposure, PairedChanges, Touched, UserKey};
 use crate::store::StoreError;
@@ -74,6 +74,20 @@ pub(super) fn paired_of(
         .collect()
 }
 
+/// A row of `shaped_backfills`.
+type BackfillRow = (String, Option<String>, i64, i64, i64);
+
+fn backfill_of(row: BackfillRow) -> Backfill {
+    let (experiment, after_user, users_done, users_total, started_at) = row;
+    Backfill {
+        experiment,
+        after_user,
+        users_done: users_done as u64,
+        users_total: users_total as u64,
+        started_at,
+    }
+}
+
 /// A batch's track events per user: `(event, value, ts)`.
 pub(super) type BatchTracks<'e> = HashMap<&'e str, Vec<(&'e str, f64, Millis)>>;
 
@@ -86,6 +100,8 @@ where
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     /// The plans of those of `experiments` that have shaped metrics, read in the
@@ -110,19 +126,215 @@ where
             .iter()
             .map(|d| decode(d))
             .collect::<Result<_, _>>()?;
-        let metrics: Vec<String> = sqlx::query_scalar("SELECT definition FROM metrics")
-            .fetch_all(&mut *conn)
-            .await?;
-        let metrics: Vec<Metric> = metrics
-            .iter()
-            .map(|d| decode(d))
-            .collect::<Result<_, _>>()?;
+        let metrics = Self::defined_metrics(conn).await?;
         for experiment in experiments {
             if let Some(plan) = ShapedPlan::of(&experiment.spec, &metrics) {
                 plans.insert(experiment.key().to_owned(), plan);
             }
         }
         Ok(plans)
+    }
+
+    async fn defined_metrics(conn: &mut DB::Connection) -> Result<Vec<Metric>, StoreError> {
+        let metrics: Vec<String> = sqlx::query_scalar("SELECT definition FROM metrics")
+            .fetch_all(&mut *conn)
+            .await?;
+        metrics.iter().map(|d| decode(d)).collect()
+    }
+
+    /// Restarts the shaped metrics of an experiment whose change changed what
+    /// ingestion keeps for them (see [`ShapedPlan::of`]).
+    pub(super) async fn restart_if_reshaped(
+        conn: &mut DB::Connection,
+        before: &Experiment,
+        after: &Experiment,
+    ) -> Result<(), StoreError> {
+        if before.spec.metric_keys().eq(after.spec.metric_keys())
+            && before.spec.cuped == after.spec.cuped
+        {
+            return Ok(());
+        }
+        let metrics = Self::defined_metrics(conn).await?;
+        let plan = ShapedPlan::of(&after.spec, &metrics);
+        if ShapedPlan::of(&before.spec, &metrics) == plan {
+            return Ok(());
+        }
+        Self::restart_shaped(conn, after.key(), plan.as_ref(), after.updated_at).await
+    }
+
+    /// The rebuilds in progress, by experiment.
+    pub(super) async fn backfills(
+        conn: &mut DB::Connection,
+    ) -> Result<HashMap<String, Backfill>, StoreError> {
+        let rows: Vec<BackfillRow> = sqlx::query_as(
+            "SELECT experiment, after_user, users_done, users_total, started_at \
+             FROM shaped_backfills",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.0.clone(), backfill_of(row)))
+            .collect())
+    }
+
+    /// Drops an experiment's shaped rows and totals, kept by a plan that changed,
+    /// and starts rebuilding them by `plan` (none without one, or without users).
+    async fn restart_shaped(
+        conn: &mut DB::Connection,
+        experiment: &str,
+        plan: Option<&ShapedPlan>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        DB::lock_out_ingestion(conn).await?;
+        for table in ["user_metric_values", "paired_totals", "shaped_backfills"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE experiment = $1"))
+                .bind(experiment)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM exposures WHERE experiment = $1")
+            .bind(experiment)
+            .fetch_one(&mut *conn)
+            .await?;
+        if plan.is_none() || users == 0 {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO shaped_backfills \
+             (experiment, after_user, users_done, users_total, started_at) \
+             VALUES ($1, NULL, 0, $2, $3)",
+        )
+        .bind(experiment)
+        .bind(users)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        tracing::info!(
+            experiment,
+            users,
+            "rebuilding shaped metrics from the raw events"
+        );
+        Ok(())
+    }
+
+    /// Rebuilds the next `users` users of the first rebuild in progress from their
+    /// raw events, with ingestion locked out meanwhile; `None` when none is.
+    pub(super) async fn backfill_step(
+        conn: &mut DB::Connection,
+        users: usize,
+    ) -> Result<Option<BackfillStep>, StoreError> {
+        DB::lock_out_ingestion(conn).await?;
+        let row: Option<BackfillRow> = sqlx::query_as(
+            "SELECT experiment, after_user, users_done, users_total, started_at \
+             FROM shaped_backfills ORDER BY experiment LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(mut backfill) = row.map(backfill_of) else {
+            return Ok(None);
+        };
+        let experiment = backfill.experiment.clone();
+        let plans = Self::shaped_plans(conn, &HashSet::from([experiment.as_str()])).await?;
+        // A plan gone since the rebuild began has nothing left to rebuild.
+        let mut exposures = Vec::new();
+        if let Some(plan) = plans.get(&experiment) {
+            exposures = Self::exposures_after(conn, &backfill, users).await?;
+            let fold = Self::rebuild_users(conn, &experiment, plan, &exposures).await?;
+            Self::write_shaped(conn, &fold).await?;
+        }
+        let finished = exposures.len() < users;
+        backfill.users_done += exposures.len() as u64;
+        if finished {
+            sqlx::query("DELETE FROM shaped_backfills WHERE experiment = $1")
+                .bind(&experiment)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            backfill.after_user = exposures.last().map(|(user, _)| user.clone());
+            sqlx::query(
+                "UPDATE shaped_backfills SET after_user = $1, users_done = $2 WHERE experiment = $3",
+            )
+            .bind(&backfill.after_user)
+            .bind(backfill.users_done as i64)
+            .bind(&experiment)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(Some(BackfillStep {
+            backfill,
+            users: exposures.len() as u64,
+            finished,
+        }))
+    }
+
+    /// The next `limit` exposures of a rebuild, in byte order of the user ids.
+    async fn exposures_after(
+        conn: &mut DB::Connection,
+        backfill: &Backfill,
+        limit: usize,
+    ) -> Result<Vec<(String, FirstExposure)>, StoreError> {
+        let after = if backfill.after_user.is_some() {
+            "AND user_id > $3"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT user_id, variant, first_ts, multiple FROM exposures \
+             WHERE experiment = $1 {after} ORDER BY user_id LIMIT $2"
+        );
+        let mut query = sqlx::query_as::<_, (String, String, Millis, bool)>(&sql)
+            .bind(&backfill.experiment)
+            .bind(limit as i64);
+        if let Some(after) = &backfill.after_user {
+            query = query.bind(after);
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, variant, first_ts, multiple)| {
+                let exposure = FirstExposure {
+                    variant,
+                    first_ts,
+                    multiple,
+                    dimensions: None,
+                };
+                (user, exposure)
+            })
+            .collect())
+    }
+
+    /// The rows and totals of users rebuilt from every stored event of theirs.
+    async fn rebuild_users(
+        conn: &mut DB::Connection,
+        experiment: &str,
+        plan: &ShapedPlan,
+        exposures: &[(String, FirstExposure)],
+    ) -> Result<ShapedFold, StoreError> {
+        let since: Vec<(&str, Millis)> = exposures
+            .iter()
+            .map(|(user, exposure)| (user.as_str(), exposure.first_ts - plan.lookback()))
+            .collect();
+        let mut tracks: HashMap<String, Vec<(String, f64, Millis)>> = HashMap::new();
+        for (user, event, value, ts) in DB::tracks_since(conn, &since).await? {
+            tracks.entry(user).or_default().push((event, value, ts));
+        }
+        let mut fold = ShapedFold {
+            writes: Vec::new(),
+            changes: PairedChanges::default(),
+        };
+        for (user, exposure) in exposures {
+            let mut rows = MetricRows::new();
+            let stored = tracks.get(user).map_or(&[][..], Vec::as_slice);
+            let stored = stored.iter().map(|(e, v, ts)| (e.as_str(), *v, *ts));
+            plan.add_tracks(&mut rows, exposure.first_ts, stored);
+            rows.retain(|_, row| !row.is_empty());
+            fold.changes
+                .replace(experiment, plan, None, (exposure, &rows));
+            fold.writes
+                .push(((experiment.to_owned(), user.clone()), rows));
+        }
+        Ok(fold)
     }
 
     /// Works out the rows and totals of the touched users of experiments with a
@@ -138,9 +350,11 @@ where
         if plans.is_empty() {
             return Ok(None);
         }
+        // Users a rebuild has yet to reach get their rows from it.
+        let backfills = Self::backfills(conn).await?;
         let keys: Vec<&UserKey> = touched
             .keys()
-            .filter(|(e, _)| plans.contains_key(e))
+            .filter(|(e, u)| plans.contains_key(e) && !is_waiting(&backfills, e, u))
             .collect();
         let mut stored = HashMap::new();
         for key in &keys {
@@ -287,11 +501,15 @@ where
     ) -> Result<(), StoreError> {
         let experiments: HashSet<&str> = exposures.iter().map(|(e, _)| e.as_str()).collect();
         let plans = Self::shaped_plans(conn, &experiments).await?;
+        let backfills = Self::backfills(conn).await?;
         let mut changes = PairedChanges::default();
         for (experiment, exposure) in exposures {
             let Some(plan) = plans.get(experiment) else {
                 continue;
             };
+            if is_waiting(&backfills, experiment, user) {
+                continue;
+            }
             let key = (experiment.clone(), user.to_owned());
             let rows = Self::metric_rows(conn, &key).await?;
             changes.remove(experiment, plan, exposure, &rows);
@@ -310,7 +528,7 @@ where
         conn: &mut DB::Connection,
         experiment: &str,
         now: Millis,
-    ) -> Result<Vec<(String, Vec<PairedTotals>)>, StoreError> {
+    ) -> Result<ShapedTotals, StoreError> {
         type Row = (String, String, i64, i64, f64, f64, f64, f64, f64);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT metric, variant, closes_hour, users, sum_x, sum_squares_x, sum_y, \
@@ -325,7 +543,10 @@ where
                 (m.as_str(), (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy))
             })
             .collect();
-        Ok(paired_of(&rows, now))
+        Ok(ShapedTotals {
+            metrics: paired_of(&rows, now),
+            backfill: Self::backfills(conn).await?.remove(experiment),
+        })
     }
 
     /// Per experiment (of those with shaped metrics) and metric, the paired totals
@@ -336,15 +557,20 @@ where
         experiments: &[&str],
         filter: &UserFilter,
         now: Millis,
-    ) -> Result<HashMap<String, Vec<(String, Vec<PairedTotals>)>>, StoreError> {
+    ) -> Result<HashMap<String, ShapedTotals>, StoreError> {
         let plans = Self::shaped_plans(conn, &experiments.iter().copied().collect()).await?;
         if plans.is_empty() {
             return Ok(HashMap::new());
         }
+        let mut backfills = Self::backfills(conn).await?;
         let mut params = Params(Vec::new());
         let (mut tables, mut selects) = (Vec::new(), Vec::new());
         for (i, (experiment, plan)) in plans.iter().enumerate() {
-            let (table, sums) = experiment_users::<DB>(i, experiment, plan, filter, &mut params);
+            let picked = Picked {
+                filter,
+                backfill: backfills.get(experiment),
+            };
+            let (table, sums) = experiment_users::<DB>(i, experiment, plan, &picked, &mut params);
             tables.push(table);
             selects.extend(sums);
         }
@@ -362,11 +588,34 @@ where
                 .or_default()
                 .push((m.as_str(), row));
         }
-        Ok(by_experiment
-            .into_iter()
-            .map(|(experiment, rows)| (experiment.to_owned(), paired_of(&rows, now)))
+        Ok(plans
+            .keys()
+            .map(|experiment| {
+                let rows = by_experiment
+                    .get(experiment.as_str())
+                    .map_or(&[][..], Vec::as_slice);
+                let totals = ShapedTotals {
+                    metrics: paired_of(rows, now),
+                    backfill: backfills.remove(experiment),
+                };
+                (experiment.clone(), totals)
+            })
             .collect())
     }
+}
+
+/// Whether a rebuild in progress has yet to reach the user in the experiment.
+fn is_waiting(backfills: &HashMap<String, Backfill>, experiment: &str, user: &str) -> bool {
+    backfills
+        .get(experiment)
+        .is_some_and(|backfill| !backfill.has_rebuilt(user))
+}
+
+/// The users a filtered read sums: those `filter` picks, and while a rebuild is in
+/// progress, only those it has reached.
+struct Picked<'a> {
+    filter: &'a UserFilter,
+    backfill: Option<&'a Backfill>,
 }
 
 /// For the `i`-th experiment: a materialised table `u{i}` of its picked users, one
@@ -379,7 +628,7 @@ fn experiment_users<DB: Dialect>(
     i: usize,
     experiment: &str,
     plan: &ShapedPlan,
-    filter: &UserFilter,
+    picked: &Picked,
     params: &mut Params,
 ) -> (String, Vec<String>) {
     let e = params.next(experiment);
@@ -419,7 +668,15 @@ fn experiment_users<DB: Dialect>(
         ));
         metrics.push((j, ratio));
     }
-    let picked = picked_users::<DB>(filter, params);
+    let mut picked_sql = picked_users::<DB>(picked.filter, params);
+    if let Some(backfill) = picked.backfill {
+        match &backfill.after_user {
+            Some(after) => {
+                picked_sql.push_str(&format!(" AND x.user_id <= {}", params.next(after)))
+            }
+            None => picked_sql.push_str(" AND 1 = 0"),
+        }
+    }
     // Ratio columns refer to their parts' columns: an inner select computes those.
     let bases = plan.bases.len();
     let inner = columns[..bases].join(", ");
@@ -429,7 +686,7 @@ fn experiment_users<DB: Dialect>(
         .collect();
     let table = format!(
         "u{i} AS MATERIALIZED (SELECT variant, {} FROM (SELECT x.variant AS variant, {} \
-         FROM exposures x{joins} WHERE x.experiment = {e} AND NOT x.multiple{picked}) p)",
+         FROM exposures x{joins} WHERE x.experiment = {e} AND NOT x.multiple{picked_sql}) p)",
         outer.join(", "),
         inner
     );
