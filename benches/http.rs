@@ -2,7 +2,8 @@
 //! - `poll`: `GET /sdk/v1/ruleset` answered 304 (`If-None-Match`) with 5, 100 and
 //!   1,000 experiments defined, next to a bare axum `GET` answering a small body;
 //! - `assign`: `POST /sdk/v1/assign` (auth, evaluation of every experiment, exposure
-//!   logging on and off) with 5 and 100 experiments, next to a bare axum `POST`
+//!   logging on and off, once the users' first exposures are stored) with 5 and
+//!   100 experiments, next to a bare axum `POST`
 //!   that parses the same body and echoes a small object;
 //! - `admin`: creating one experiment, and starting one, while 1,000 are
 //!   defined (SQLite), one call after the other;
@@ -56,6 +57,7 @@ struct Target {
     sdk: String,
     editor: String,
     exposures: Arc<ExposureLog>,
+    store: Arc<dyn Store>,
     _db: TestDb,
 }
 
@@ -101,6 +103,7 @@ async fn sluice_server(backend: Backend, experiments: usize) -> Target {
     let editor = common::mint_key(&store, Role::Editor, "bench-editor").await;
     let sdk = common::mint_key(&store, Role::Sdk, "bench-sdk").await;
     define_running(&store, experiments).await;
+    let kept = store.clone();
     let options = ServerOptions {
         limits: Limits {
             rates: RateLimits::OFF,
@@ -117,6 +120,7 @@ async fn sluice_server(backend: Backend, experiments: usize) -> Target {
         sdk,
         editor,
         exposures,
+        store: kept,
         _db: db,
     }
 }
@@ -288,6 +292,11 @@ fn assign(c: &mut Criterion) {
     });
     for experiments in [5, 100] {
         let target = runtime.block_on(sluice_server(Backend::Sqlite, experiments));
+        runtime.block_on(log_first_exposures(
+            &target,
+            experiments,
+            &post(true, "/sdk/v1/assign"),
+        ));
         for (name, log_exposure) in [("logged", true), ("not_logged", false)] {
             group.bench_function(BenchmarkId::new(name, experiments), |b| {
                 b.to_async(&runtime).iter_custom(|n| {
@@ -310,6 +319,42 @@ fn assign(c: &mut Criterion) {
         assert_eq!(dropped, 0, "first exposures were lost");
     }
     group.finish();
+}
+
+/// One pass over the active users, logging their first exposures, and the wait
+/// until all are stored: the measurements then compare assignment with and without
+/// logging in the steady state, where the users' exposures are repeats. (Storing
+/// first exposures is ingestion's work, measured by `ingest`.)
+async fn log_first_exposures(
+    target: &Target,
+    experiments: usize,
+    call: &Arc<dyn Fn(u64) -> Call + Send + Sync>,
+) {
+    blast(
+        APP_CONNECTIONS,
+        target.addr,
+        &target.sdk,
+        ACTIVE_USERS,
+        call.clone(),
+    )
+    .await;
+    let last = format!("exp-{:04}", experiments - 1);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let summary = target
+            .store
+            .exposure_summary(&last, &sluice::store::UserFilter::EVERYONE)
+            .await
+            .unwrap();
+        if summary.users.iter().map(|(_, n)| n).sum::<u64>() == ACTIVE_USERS {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "first exposures not stored in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Creates the next benchmark experiment as a draft; returns its key.

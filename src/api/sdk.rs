@@ -1,6 +1,7 @@
 //! `/sdk/v1`: what apps call. The ruleset (with ETag), its change stream (SSE),
 //! server-side assignment with the SDK's own evaluation core, and event ingestion.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -196,19 +197,53 @@ pub(super) async fn log_exposures(
     user: &Attributes,
     assignments: &[Assignment<'_>],
 ) {
+    // Per hash attribute the experiments use (usually one), the user's id in it and
+    // the exposures to log: the log looks each user's set up at once.
+    let mut units: Vec<Unit> = Vec::new();
     for assignment in assignments.iter().filter(|a| a.in_experiment) {
         let Some(served) = snapshot.served.get(assignment.experiment) else {
             continue;
         };
-        if let Some(id) = user.get(&served.hash_attribute).and_then(unit_id) {
-            let dimensions = keep_dimensions(user, &served.dimensions);
-            state
-                .control
-                .exposures()
-                .record(assignment.experiment, assignment.variant, &id, dimensions)
-                .await;
-        }
+        let attribute = served.hash_attribute.as_str();
+        let at = match units.iter().position(|u| u.attribute == attribute) {
+            Some(at) => at,
+            None => {
+                let id = user.get(attribute).and_then(unit_id);
+                units.push(Unit {
+                    attribute,
+                    id,
+                    exposures: Vec::new(),
+                    dimensions: Vec::new(),
+                });
+                units.len() - 1
+            }
+        };
+        let unit = &mut units[at];
+        unit.exposures
+            .push((assignment.experiment, assignment.variant));
+        unit.dimensions.push(&served.dimensions);
     }
+    for unit in units {
+        let Some(id) = unit.id else {
+            continue;
+        };
+        let kept = |i: usize| keep_dimensions(user, unit.dimensions[i]);
+        state
+            .control
+            .exposures()
+            .record(&id, &unit.exposures, kept)
+            .await;
+    }
+}
+
+/// The exposures of one request's user under one hash attribute.
+struct Unit<'a> {
+    attribute: &'a str,
+    id: Option<Cow<'a, str>>,
+    /// `(experiment, variant)`.
+    exposures: Vec<(&'a str, &'a str)>,
+    /// Each exposure's experiment's kept dimensions.
+    dimensions: Vec<&'a [String]>,
 }
 
 #[derive(Deserialize)]

@@ -12,7 +12,7 @@
 //! the recent ones in bounded memory.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,25 +79,66 @@ impl ExposureLog {
         (log, writer)
     }
 
-    /// Queues a first exposure; waits while the queue is full (see the module).
-    /// One for an id that cannot be stored (see [`is_storable`]) is dropped here:
-    /// in a batch, it would fail every other exposure of the batch on PostgreSQL.
+    /// Queues the first exposures among a user's `exposures` (experiment, variant);
+    /// waits while the queue is full (see the module). `dimensions(i)` makes the
+    /// kept attributes of the `i`-th, only when it is queued. Exposures for an id
+    /// that cannot be stored (see [`is_storable`]) are dropped here: in a batch,
+    /// they would fail every other exposure of the batch on PostgreSQL.
     pub async fn record(
+        &self,
+        user: &str,
+        exposures: &[(&str, &str)],
+        dimensions: impl Fn(usize) -> Option<String>,
+    ) {
+        if !is_storable(user) {
+            self.dropped
+                .fetch_add(exposures.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        // A user assigned again is usually in the same experiments and variants:
+        // one look-up of the whole set instead of one per exposure.
+        let keys: Vec<u64> = exposures
+            .iter()
+            .map(|(experiment, variant)| self.seen.key(experiment, variant, user))
+            .collect();
+        let set = keys.iter().fold(0, |set, key| set ^ key);
+        let user_key = self.seen.user_key(user);
+        if self.seen.sets.get(user_key) == Some(set) {
+            self.repeats
+                .fetch_add(exposures.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        // Remembered before queueing, so that a writer forgetting a lost exposure
+        // (see [`Forget`]) always comes after; taken back if any is dropped here.
+        self.seen.sets.insert(user_key, set);
+        let (mut repeats, mut all_queued) = (0, true);
+        for (i, (&(experiment, variant), key)) in exposures.iter().zip(keys).enumerate() {
+            if self.seen.exposures.get(key).is_some() {
+                repeats += 1;
+            } else if self.queue(experiment, variant, user, dimensions(i)).await {
+                // Remembered only once queued: a dropped exposure is logged again
+                // by the user's next assignment.
+                self.seen.exposures.insert(key, ());
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                all_queued = false;
+            }
+        }
+        if !all_queued {
+            self.seen.sets.remove(user_key);
+        }
+        self.repeats.fetch_add(repeats, Ordering::Relaxed);
+    }
+
+    /// Queues one exposure, waiting for room at most [`QUEUE_FULL_WAIT`]; whether
+    /// it was queued.
+    async fn queue(
         &self,
         experiment: &str,
         variant: &str,
         user: &str,
         dimensions: Option<String>,
-    ) {
-        if !is_storable(user) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let key = self.seen.key(experiment, variant, user);
-        if self.seen.contains(key) {
-            self.repeats.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+    ) -> bool {
         let event = Event {
             id: format!("assign:{experiment}:{variant}:{user}"),
             user: user.to_owned(),
@@ -108,9 +149,7 @@ impl ExposureLog {
                 dimensions,
             },
         };
-        // Remembered only once queued: a dropped exposure is logged again by the
-        // user's next assignment.
-        let queued = match self.queue.try_send(event) {
+        match self.queue.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(event)) => self
                 .queue
@@ -118,11 +157,6 @@ impl ExposureLog {
                 .await
                 .is_ok(),
             Err(mpsc::error::TrySendError::Closed(_)) => false,
-        };
-        if queued {
-            self.seen.insert(key);
-        } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -161,8 +195,9 @@ impl Forget {
                 ..
             } = &event.kind
             {
-                self.seen
-                    .remove(self.seen.key(experiment, variant, &event.user));
+                let key = self.seen.key(experiment, variant, &event.user);
+                self.seen.exposures.remove(key);
+                self.seen.sets.remove(self.seen.user_key(&event.user));
             }
         }
     }
@@ -225,22 +260,54 @@ async fn store_batch(ingest: &IngestQueue, batch: &mut Vec<Event>, forget: &Forg
     }
 }
 
-/// The exposures logged recently, as 64-bit keyed hashes in two generations:
-/// when the young one fills half the capacity it becomes the old one and the
-/// oldest are forgotten (a forgotten repeat is queued again and stored once, by
-/// its id). Sharded so that concurrent assignments rarely wait on one lock. Two
-/// distinct exposures share a hash with odds of about n²/2⁶⁵: for the 2 million
-/// remembered, one in ten million.
+/// The exposures logged recently, and per user the set last logged, as 64-bit
+/// keyed hashes (a set: the XOR of its exposures'). Two distinct exposures share a
+/// hash with odds of about n²/2⁶⁵: for the 2 million remembered, one in ten million.
 struct Seen {
     hasher: RandomState,
-    shards: Vec<Mutex<Generations>>,
+    exposures: Recent<()>,
+    sets: Recent<u64>,
+}
+
+impl Seen {
+    fn new(capacity: usize) -> Self {
+        Self {
+            hasher: RandomState::new(),
+            exposures: Recent::new(capacity),
+            sets: Recent::new(capacity / 4),
+        }
+    }
+
+    fn key(&self, experiment: &str, variant: &str, user: &str) -> u64 {
+        self.hasher.hash_one((experiment, variant, user))
+    }
+
+    fn user_key(&self, user: &str) -> u64 {
+        self.hasher.hash_one(user)
+    }
+}
+
+/// Recent keys (with a value each) in bounded memory, in two generations: when the
+/// young one fills half the capacity it becomes the old one and the oldest are
+/// forgotten (a forgotten exposure is queued again and stored once, by its id).
+/// Sharded so that concurrent assignments rarely wait on one lock.
+struct Recent<V> {
+    shards: Vec<Mutex<Generations<V>>>,
     shard_capacity: usize,
 }
 
-#[derive(Default)]
-struct Generations {
-    young: HashSet<u64, AlreadyHashed>,
-    old: HashSet<u64, AlreadyHashed>,
+struct Generations<V> {
+    young: HashMap<u64, V, AlreadyHashed>,
+    old: HashMap<u64, V, AlreadyHashed>,
+}
+
+impl<V> Default for Generations<V> {
+    fn default() -> Self {
+        Self {
+            young: HashMap::default(),
+            old: HashMap::default(),
+        }
+    }
 }
 
 /// The keys are keyed hashes already: hashing them again only costs time.
@@ -273,36 +340,31 @@ impl std::hash::Hasher for KeyAsHash {
     }
 }
 
-impl Seen {
+impl<V: Copy> Recent<V> {
     fn new(capacity: usize) -> Self {
         Self {
-            hasher: RandomState::new(),
             shards: (0..SEEN_SHARDS).map(|_| Mutex::default()).collect(),
             shard_capacity: (capacity / SEEN_SHARDS).max(2),
         }
     }
 
-    fn key(&self, experiment: &str, variant: &str, user: &str) -> u64 {
-        self.hasher.hash_one((experiment, variant, user))
-    }
-
-    fn shard(&self, key: u64) -> Option<std::sync::MutexGuard<'_, Generations>> {
+    fn shard(&self, key: u64) -> Option<std::sync::MutexGuard<'_, Generations<V>>> {
         let index = (key % self.shards.len() as u64) as usize;
         self.shards.get(index)?.lock().ok()
     }
 
-    fn contains(&self, key: u64) -> bool {
-        self.shard(key)
-            .is_some_and(|g| g.young.contains(&key) || g.old.contains(&key))
+    fn get(&self, key: u64) -> Option<V> {
+        let g = self.shard(key)?;
+        g.young.get(&key).or_else(|| g.old.get(&key)).copied()
     }
 
-    fn insert(&self, key: u64) {
+    fn insert(&self, key: u64, value: V) {
         let half = self.shard_capacity / 2;
         if let Some(mut g) = self.shard(key) {
             if g.young.len() >= half {
                 g.old = std::mem::take(&mut g.young);
             }
-            g.young.insert(key);
+            g.young.insert(key, value);
         }
     }
 
@@ -328,15 +390,19 @@ mod tests {
         let (log, writer) = ExposureLog::spawn_with(ingest, 10, 1000);
         // A current-thread runtime: the writer drains nothing until this waits.
         for user in 0..5 {
-            log.record("pricing", "control", &format!("u{user}"), None)
+            log.record(&format!("u{user}"), &[("pricing", "control")], |_| None)
                 .await;
         }
         for round in 0..10_000 {
-            log.record("pricing", "control", &format!("u{}", round % 5), None)
-                .await;
+            log.record(
+                &format!("u{}", round % 5),
+                &[("pricing", "control")],
+                |_| None,
+            )
+            .await;
         }
         for user in 5..10 {
-            log.record("pricing", "control", &format!("u{user}"), None)
+            log.record(&format!("u{user}"), &[("pricing", "control")], |_| None)
                 .await;
         }
         assert_eq!((log.dropped(), log.repeats()), (0, 10_000));
@@ -357,7 +423,7 @@ mod tests {
         let (ingest, _writers) = IngestQueue::spawn(store.clone());
         let (log, writer) = ExposureLog::spawn_with(ingest, 10, 100_000);
         for user in 0..5_000 {
-            log.record("pricing", "control", &format!("u{user}"), None)
+            log.record(&format!("u{user}"), &[("pricing", "control")], |_| None)
                 .await;
         }
         assert_eq!(log.dropped(), 0);
@@ -381,28 +447,59 @@ mod tests {
             dropped: Arc::default(),
             repeats: AtomicU64::new(0),
         };
-        log.record("pricing", "control", "u1", None).await;
-        log.record("pricing", "control", "u2", None).await;
+        log.record("u1", &[("pricing", "control")], |_| None).await;
+        log.record("u2", &[("pricing", "control")], |_| None).await;
         assert_eq!(
             log.dropped(),
             1,
             "no writer: counted after the wait, not silent"
         );
-        log.record("pricing", "control", "u2", None).await;
+        log.record("u2", &[("pricing", "control")], |_| None).await;
         assert_eq!(log.dropped(), 2, "a dropped exposure is tried again later");
     }
 
     #[test]
-    fn seen_forgets_the_oldest_generation_only() {
-        let seen = Seen::new(SEEN_SHARDS * 4);
+    fn recent_keys_forget_the_oldest_generation_only() {
+        let seen = Recent::new(SEEN_SHARDS * 4);
         let keys: Vec<u64> = (0..SEEN_SHARDS as u64 * 64).collect();
         for &key in &keys {
-            seen.insert(key);
+            seen.insert(key, ());
         }
-        let remembered = keys.iter().filter(|&&k| seen.contains(k)).count();
+        let remembered = keys.iter().filter(|&&k| seen.get(k).is_some()).count();
         assert!(remembered <= SEEN_SHARDS * 4, "bounded: {remembered}");
-        assert!(seen.contains(*keys.last().unwrap()), "the newest stay");
+        assert!(seen.get(*keys.last().unwrap()).is_some(), "the newest stay");
         seen.remove(*keys.last().unwrap());
-        assert!(!seen.contains(*keys.last().unwrap()));
+        assert!(seen.get(*keys.last().unwrap()).is_none());
+    }
+
+    /// A user assigned again in one more experiment logs that one exposure only,
+    /// and the same set again logs nothing.
+    #[tokio::test]
+    async fn a_users_new_experiment_is_logged_beside_the_set_already_logged() {
+        let store = crate::store::open("sqlite::memory:").await.unwrap();
+        let (ingest, _writers) = IngestQueue::spawn(store.clone());
+        let (log, writer) = ExposureLog::spawn_with(ingest, 10, 1000);
+        let dims = |i: usize| Some(format!("{{\"n\":{i}}}"));
+        log.record("u1", &[("a", "control"), ("b", "treatment")], dims)
+            .await;
+        log.record("u1", &[("a", "control"), ("b", "treatment")], dims)
+            .await;
+        assert_eq!(log.repeats(), 2);
+        log.record(
+            "u1",
+            &[("a", "control"), ("b", "treatment"), ("c", "control")],
+            dims,
+        )
+        .await;
+        assert_eq!((log.dropped(), log.repeats()), (0, 4));
+        log.shutdown();
+        writer.await.unwrap();
+        for experiment in ["a", "b", "c"] {
+            let summary = store
+                .exposure_summary(experiment, &UserFilter::EVERYONE)
+                .await
+                .unwrap();
+            assert_eq!(summary.users.iter().map(|(_, n)| n).sum::<u64>(), 1);
+        }
     }
 }
