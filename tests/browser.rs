@@ -662,7 +662,7 @@ async fn an_editor_defines_a_ratio_metric_in_the_browser(backend: Backend) {
 }
 
 /// A CUPED experiment's page: its badge, the variance each comparison lost, θ in
-/// a title, and the users still in D7's window.
+/// a title, the users still in D7's window, and the CUPED metric's daily chart.
 async fn a_cuped_experiment_reads_in_the_browser(backend: Backend) {
     let app = TestApp::on(backend).await;
     common::shop::a_cuped_experiment_with_data(&app).await;
@@ -681,7 +681,8 @@ async fn a_cuped_experiment_reads_in_the_browser(backend: Backend) {
     assert!(theta.starts_with("CUPED θ = "), "{theta}");
     let d7 = browser.text("#metric-d7").await;
     assert!(d7.contains("50 users still in their window"), "{d7}");
-    assert!(d7.contains("No daily chart or breakdown"), "{d7}");
+    let chart = browser.text("#metric-basket figure.chart figcaption").await;
+    assert!(!chart.is_empty(), "the CUPED metric has its daily chart");
     browser.resize(1280, 2400).await;
     browser
         .screenshot(&shots.join("experiment-cuped.png"))

@@ -671,8 +671,8 @@ async fn shaped_metrics_are_listed_and_defined_through_the_form(backend: Backend
 }
 
 /// A CUPED experiment's page names its lookback, each comparison's variance
-/// reduction, a ratio's mean and the users still in their window, and says that
-/// charts and breakdowns leave shaped metrics out; once users were exposed, its
+/// reduction, a ratio's mean and the users still in their window, and charts its
+/// shaped metrics; once users were exposed, its
 /// edit form says that a change to the lookback rebuilds their values, and takes it.
 async fn a_cuped_experiment_shows_its_lookback_variance_reduction_and_pending_users(
     backend: Backend,
@@ -706,7 +706,6 @@ async fn a_cuped_experiment_shows_its_lookback_variance_reduction_and_pending_us
         r#"title="CUPED θ = "#.to_owned(),
         format!("<td>{ratio_mean:.4}</td>"),
         ">50 users still in their window</span>".to_owned(),
-        "No daily chart or breakdown for this metric".to_owned(),
     ] {
         assert!(page.html.contains(&shown), "{shown}: {}", page.html);
     }
@@ -714,6 +713,8 @@ async fn a_cuped_experiment_shows_its_lookback_variance_reduction_and_pending_us
     let basket = &page.html[page.html.find(r#"id="metric-basket""#).unwrap()..];
     let basket = &basket[..basket.find(r#"id="metric-orders""#).unwrap()];
     assert!(!basket.contains("still in their window"), "{basket}");
+    // Shaped metrics have their daily charts, CUPED-adjusted like the table.
+    assert!(basket.contains(r#"<figure class="chart">"#), "{basket}");
 
     let edit = get(&app, "/experiments/checkout/edit", &app.editor).await;
     assert!(

@@ -24,9 +24,12 @@ const CAP: f64 = 100.0;
 const LOOKBACK_DAYS: i64 = 7;
 
 /// One user's events: first exposure, purchases (value, ts) and app opens (ts).
+#[derive(Clone)]
 struct Shopper {
     id: String,
     variant: &'static str,
+    /// Kept at exposure.
+    country: &'static str,
     first_ts: Millis,
     purchases: Vec<(f64, Millis)>,
     opens: Vec<Millis>,
@@ -65,6 +68,7 @@ fn shoppers(now: Millis) -> Vec<Shopper> {
             Shopper {
                 id: format!("s{i}"),
                 variant,
+                country: if i % 3 == 0 { "CN" } else { "US" },
                 first_ts,
                 purchases,
                 opens,
@@ -119,7 +123,7 @@ fn events_of(shoppers: &[Shopper]) -> Vec<Event> {
             kind: EventKind::Exposure {
                 experiment: "checkout".into(),
                 variant: s.variant.into(),
-                dimensions: None,
+                dimensions: Some(json!({"country": s.country}).to_string()),
             },
         });
         for (n, (value, ts)) in s.purchases.iter().enumerate() {
@@ -164,7 +168,8 @@ fn checkout_spec() -> sluice::domain::ExperimentSpec {
         "primary_metric": "d1",
         "secondary_metrics": ["revenue", "orders", "per_order"],
         "guardrails": [{"metric": "revenue", "max_drop": 0.1, "min_users": 10, "action": "alert"}],
-        "cuped": {"lookback_days": LOOKBACK_DAYS}
+        "cuped": {"lookback_days": LOOKBACK_DAYS},
+        "dimensions": ["country"]
     }))
     .unwrap()
 }
@@ -354,6 +359,62 @@ async fn shaped_metrics_count_what_their_definitions_say(backend: Backend) {
             .contains("CUPED-adjusted"),
         "{verdict}"
     );
+
+    // A breakdown by country: each segment's shaped metrics over its users alone.
+    let by_country = ReportOptions {
+        dimensions: vec!["country".into()],
+        daily_series: true,
+        ..ReportOptions::default()
+    };
+    let broken = experiment_report(store.as_ref(), "checkout", by_country)
+        .await
+        .unwrap();
+    let broken = serde_json::to_value(&broken).unwrap();
+    let segments = broken["breakdown"]["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2, "{}", broken["breakdown"]);
+    for segment in segments {
+        let country = segment["value"].as_str().unwrap();
+        let of_country: Vec<Shopper> = people
+            .iter()
+            .filter(|s| s.country == country)
+            .cloned()
+            .collect();
+        check_rows(segment, "d1", &expected(&of_country, now, |v| v.d1, true));
+        check_rows(
+            segment,
+            "revenue",
+            &expected(&of_country, now, |v| v.revenue, false),
+        );
+        let ratio = &metric(segment, "per_order")["comparisons"][0];
+        assert!(ratio["rel_effect"].is_number(), "{country}: {ratio}");
+    }
+
+    // The daily series of shaped metrics ends where the report is, and a window
+    // counts no one before it closes.
+    let series = broken["series"].as_array().unwrap();
+    for key in ["d1", "revenue", "orders", "per_order"] {
+        let points: Vec<&Value> = series.iter().filter(|p| p["metric"] == key).collect();
+        assert!(points.len() >= 6, "{key}: {} points", points.len());
+        let last = points.last().unwrap();
+        let comparison = &metric(&report, key)["comparisons"][0];
+        close(
+            &format!("{key} series rel_effect"),
+            &last["rel_effect"],
+            comparison["rel_effect"].as_f64(),
+        );
+        close(
+            &format!("{key} series p_value"),
+            &last["p_value"],
+            comparison["p_value"].as_f64(),
+        );
+        assert_eq!(
+            last["users"],
+            metric(&report, key)["variants"][1]["users"],
+            "{key}"
+        );
+    }
+    let first_d1 = series.iter().find(|p| p["metric"] == "d1").unwrap();
+    assert_eq!(first_d1["users"], 0, "{first_d1}");
 
     // A filter reads per-user rows and agrees with the running totals.
     let wide = ReportOptions {

@@ -29,7 +29,9 @@ use crate::domain::event::{
 use crate::domain::experiment::{merge_patch, ChangeRefused, Known};
 use crate::domain::key::RoleRefused;
 use crate::domain::shaped::ShapedPlan;
-use crate::domain::totals::{ExposureSummary, ShapedTotals, UserFilter};
+use crate::domain::totals::{
+    ExposureSummary, PairedTotals, SegmentKey, SegmentMetrics, ShapedTotals, UserFilter,
+};
 use crate::domain::validation::{from_json_exact, is_storable, Problems, NUL_RULE};
 use crate::domain::webhook::{Delivery, NewWebhook, Webhook};
 use crate::domain::{
@@ -37,6 +39,7 @@ use crate::domain::{
     Experiment, ExperimentSpec, LifecycleAction, Metric, MetricKind, Millis, NewAuditEntry,
     ValidationError,
 };
+use crate::report::breakdown::SegmentRows;
 use crate::report::{self, Analysis, Correction, MetricTotals, Report, ReportError, ReportInput};
 use crate::store::{IngestOutcome, Store, StoreError, StoreErrorKind};
 
@@ -574,20 +577,21 @@ pub async fn experiment_report(
         };
         with_totals.push((metric, totals));
     }
-    // Breakdowns and series cover the per-event metrics.
-    let per_event: Vec<&Metric> = with_totals
+    let analyses: Vec<(&Metric, Option<Analysis>)> = with_totals
         .iter()
-        .filter(|(_, totals)| matches!(totals, MetricTotals::Running(_)))
-        .map(|(metric, _)| metric)
+        .map(|(metric, totals)| match totals {
+            MetricTotals::Running(_) => (metric, None),
+            MetricTotals::Paired(analysis, _) => (metric, Some(*analysis)),
+        })
         .collect();
     let exposures = store.exposure_summary(key, filter).await?;
     let breakdown = if options.dimensions.is_empty() {
         None
     } else {
-        Some(segments(store, &experiment, &options, &per_event).await?)
+        Some(segments(store, &experiment, &options, &analyses).await?)
     };
     let series = if options.daily_series {
-        Some(daily_series(store, &experiment, filter, &per_event).await?)
+        Some(daily_series(store, &experiment, filter, plan.as_ref(), &analyses).await?)
     } else {
         None
     };
@@ -720,18 +724,24 @@ async fn segments(
     store: &dyn Store,
     experiment: &Experiment,
     options: &ReportOptions,
-    metrics: &[&Metric],
+    metrics: &[(&Metric, Option<Analysis>)],
 ) -> Result<report::breakdown::Breakdown, ControlError> {
+    let (key, dimensions, filter) = (experiment.key(), &options.dimensions, &options.filter);
+    let mut shaped = if metrics.iter().any(|(_, analysis)| analysis.is_some()) {
+        store.segment_paired(key, dimensions, filter).await?
+    } else {
+        Vec::new()
+    };
     let mut data = Vec::new();
-    for metric in metrics {
-        let rows = store
-            .segment_totals(
-                experiment.key(),
-                &options.dimensions,
-                &metric.event,
-                &options.filter,
-            )
-            .await?;
+    for (metric, analysis) in metrics {
+        let rows = match analysis {
+            None => SegmentRows::Running(
+                store
+                    .segment_totals(key, dimensions, &metric.event, filter)
+                    .await?,
+            ),
+            Some(analysis) => SegmentRows::Paired(*analysis, take_metric(&mut shaped, &metric.key)),
+        };
         data.push(((*metric).clone(), rows));
     }
     Ok(report::breakdown::build(
@@ -741,11 +751,25 @@ async fn segments(
     ))
 }
 
+/// One shaped metric's per-variant totals in each segment, taken out of every
+/// segment's metrics.
+fn take_metric(segments: &mut [SegmentMetrics], metric: &str) -> Vec<(SegmentKey, PairedTotals)> {
+    let mut rows = Vec::new();
+    for (key, metrics) in segments.iter_mut() {
+        if let Some(at) = metrics.iter().position(|(m, _)| m == metric) {
+            let (_, totals) = metrics.swap_remove(at);
+            rows.extend(totals.into_iter().map(|t| (key.clone(), t)));
+        }
+    }
+    rows
+}
+
 async fn daily_series(
     store: &dyn Store,
     experiment: &Experiment,
     filter: &UserFilter,
-    metrics: &[&Metric],
+    plan: Option<&ShapedPlan>,
+    metrics: &[(&Metric, Option<Analysis>)],
 ) -> Result<Vec<report::series::SeriesPoint>, ControlError> {
     let users = store.exposed_users(experiment.key(), filter).await?;
     let variants: Vec<String> = experiment
@@ -755,13 +779,36 @@ async fn daily_series(
         .map(|v| v.key.clone())
         .collect();
     let mut points = Vec::new();
-    for metric in metrics {
+    let mut shaped = Vec::new();
+    for (metric, analysis) in metrics {
+        let settings = report::settings(experiment, metric);
+        if let Some(analysis) = analysis {
+            shaped.push(report::series::ShapedSeries {
+                metric,
+                analysis: *analysis,
+                settings,
+            });
+            continue;
+        }
         let tracks = store
             .tracks_since_exposure(experiment.key(), &metric.event, filter)
             .await?;
-        let settings = report::settings(experiment, metric);
         points.extend(report::series::daily(
             metric, &variants, &users, &tracks, &settings,
+        ));
+    }
+    if let (Some(plan), false) = (plan, shaped.is_empty()) {
+        let events: Vec<&str> = plan.bases.iter().map(|b| b.event.as_str()).collect();
+        let tracks = store
+            .tracks_around_exposure(experiment.key(), &events, plan.lookback(), filter)
+            .await?;
+        points.extend(report::series::shaped_daily(
+            plan,
+            &shaped,
+            &variants,
+            &users,
+            &tracks,
+            now_millis(),
         ));
     }
     Ok(points)

@@ -60,6 +60,15 @@ pub struct ExposedUser {
     pub first_ts: Millis,
 }
 
+/// A track event of a user, with its name: what shaped metrics' series read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserTrack {
+    pub user: String,
+    pub event: String,
+    pub value: f64,
+    pub ts: Millis,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackFact {
     pub user: String,
@@ -209,4 +218,22 @@ impl PairedTotals {
             ..PairedTotals::default()
         }
     }
+
+    /// Adds another group of users of the same variant.
+    pub fn absorb(&mut self, other: &PairedTotals) {
+        self.users += other.users;
+        self.sum_x += other.sum_x;
+        self.sum_squares_x += other.sum_squares_x;
+        self.sum_y += other.sum_y;
+        self.sum_squares_y += other.sum_squares_y;
+        self.sum_products += other.sum_products;
+        self.users_pending += other.users_pending;
+    }
 }
+
+/// The values of a segment, one per dimension broken down by (`None`: not
+/// captured).
+pub type SegmentKey = Vec<Option<String>>;
+
+/// A segment's values and, per shaped metric, its per-variant paired totals.
+pub type SegmentMetrics = (SegmentKey, Vec<(String, Vec<PairedTotals>)>);

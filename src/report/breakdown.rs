@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{metric_report, settings, variant_rows, MetricReport, MetricTotals};
-use crate::domain::totals::VariantTotals;
+use super::{metric_report, settings, variant_rows, Analysis, MetricReport, MetricTotals};
+use crate::domain::totals::{PairedTotals, VariantTotals};
 use crate::domain::{Experiment, Metric};
 
 /// Values with fewer users than this (all variants together) fold into "other".
@@ -36,11 +36,58 @@ pub struct Segment {
     pub metrics: Vec<MetricReport>,
 }
 
-/// The values of a segment, one per dimension (`None`: not captured).
-pub type SegmentKey = Vec<Option<String>>;
+pub use crate::domain::totals::SegmentKey;
 
-/// Per metric, the per-segment per-variant totals the store returned.
-pub type SegmentData = Vec<(Metric, Vec<(SegmentKey, VariantTotals)>)>;
+/// One metric's per-segment per-variant totals, as the store returned them.
+pub enum SegmentRows {
+    /// A per-event metric's running totals.
+    Running(Vec<(SegmentKey, VariantTotals)>),
+    /// A shaped metric's paired totals, analysed as the report analyses them.
+    Paired(Analysis, Vec<(SegmentKey, PairedTotals)>),
+}
+
+impl SegmentRows {
+    /// Users per segment (for a shaped metric, pending ones too).
+    fn users(&self) -> Vec<(&SegmentKey, u64)> {
+        match self {
+            SegmentRows::Running(rows) => rows.iter().map(|(key, t)| (key, t.users)).collect(),
+            SegmentRows::Paired(_, rows) => rows
+                .iter()
+                .map(|(key, t)| (key, t.users + t.users_pending))
+                .collect(),
+        }
+    }
+
+    /// The totals of the segments reported under `label`, merged per variant.
+    fn merged(&self, labels: &BTreeMap<SegmentKey, String>, label: &str) -> MetricTotals {
+        let picked = |key: &SegmentKey| labels[key] == label;
+        match self {
+            SegmentRows::Running(rows) => {
+                let mut merged: Vec<VariantTotals> = Vec::new();
+                for (_, totals) in rows.iter().filter(|(key, _)| picked(key)) {
+                    match merged.iter_mut().find(|m| m.variant == totals.variant) {
+                        Some(into) => into.absorb(totals),
+                        None => merged.push(totals.clone()),
+                    }
+                }
+                MetricTotals::Running(merged)
+            }
+            SegmentRows::Paired(analysis, rows) => {
+                let mut merged: Vec<PairedTotals> = Vec::new();
+                for (_, totals) in rows.iter().filter(|(key, _)| picked(key)) {
+                    match merged.iter_mut().find(|m| m.variant == totals.variant) {
+                        Some(into) => into.absorb(totals),
+                        None => merged.push(totals.clone()),
+                    }
+                }
+                MetricTotals::Paired(*analysis, merged)
+            }
+        }
+    }
+}
+
+/// Per metric, its per-segment per-variant totals.
+pub type SegmentData = Vec<(Metric, SegmentRows)>;
 
 pub fn build(experiment: &Experiment, dimensions: &[String], data: &SegmentData) -> Breakdown {
     let ranked = segment_labels(data);
@@ -71,8 +118,8 @@ pub fn build(experiment: &Experiment, dimensions: &[String], data: &SegmentData)
 fn segment_labels(data: &SegmentData) -> Vec<(SegmentKey, String)> {
     let mut users: BTreeMap<SegmentKey, u64> = BTreeMap::new();
     if let Some((_, rows)) = data.first() {
-        for (value, totals) in rows {
-            *users.entry(value.clone()).or_default() += totals.users;
+        for (value, n) in rows.users() {
+            *users.entry(value.clone()).or_default() += n;
         }
     }
     let mut by_size: Vec<(SegmentKey, u64)> = users.into_iter().collect();
@@ -100,14 +147,7 @@ fn segment(
     let metrics: Vec<MetricReport> = data
         .iter()
         .map(|(metric, rows)| {
-            let mut merged: Vec<VariantTotals> = Vec::new();
-            for (_, totals) in rows.iter().filter(|(value, _)| labels[value] == label) {
-                match merged.iter_mut().find(|m| m.variant == totals.variant) {
-                    Some(into) => into.absorb(totals),
-                    None => merged.push(totals.clone()),
-                }
-            }
-            let rows = variant_rows(experiment, metric, &MetricTotals::Running(merged));
+            let rows = variant_rows(experiment, metric, &rows.merged(labels, label));
             metric_report(metric, &rows, &settings(experiment, metric))
         })
         .collect();

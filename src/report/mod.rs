@@ -173,15 +173,6 @@ pub struct MetricReport {
     pub comparisons: Vec<ComparisonReport>,
 }
 
-impl MetricReport {
-    /// Whether the metric is read from per-user rows — windowed, capped, a ratio,
-    /// or any metric under CUPED: its variants carry `users_pending`, and
-    /// breakdowns and daily series leave it out.
-    pub fn is_shaped(&self) -> bool {
-        self.variants.iter().any(|v| v.users_pending.is_some())
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantStats {
     pub variant: String,

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::arms::VariantArm;
-use crate::domain::totals::{ExposedUser, TrackFact, VariantTotals};
+use super::arms::{Analysis, VariantArm};
+use crate::domain::shaped::{MetricRows, ShapedPlan, HOUR_MS};
+use crate::domain::totals::{ExposedUser, PairedTotals, TrackFact, UserTrack, VariantTotals};
 use crate::domain::{format_millis, Metric, Millis};
 use crate::stats::Settings;
 
@@ -120,21 +121,34 @@ fn day_points(
     day_end: Millis,
     settings: &Settings,
 ) -> Vec<SeriesPoint> {
-    let Some((control_totals, treatments)) = totals.split_first() else {
+    let arms: Vec<(&str, VariantArm)> = totals
+        .iter()
+        .map(|t| (t.variant.as_str(), VariantArm::running(metric.kind, t)))
+        .collect();
+    compare_arms(&metric.key, &arms, day_end, settings)
+}
+
+/// Each treatment against the control (the first arm), as of `day_end`.
+fn compare_arms(
+    metric: &str,
+    arms: &[(&str, VariantArm)],
+    day_end: Millis,
+    settings: &Settings,
+) -> Vec<SeriesPoint> {
+    let Some(((baseline, control), treatments)) = arms.split_first() else {
         return Vec::new();
     };
-    let control = VariantArm::running(metric.kind, control_totals);
     treatments
         .iter()
-        .map(|t| {
-            let (c, _) = control.compare(VariantArm::running(metric.kind, t), settings);
+        .map(|(variant, treatment)| {
+            let (c, _) = control.compare(*treatment, settings);
             SeriesPoint {
                 through: format_millis(day_end),
-                metric: metric.key.clone(),
-                variant: t.variant.clone(),
-                baseline: control_totals.variant.clone(),
-                users: t.users,
-                baseline_users: control_totals.users,
+                metric: metric.to_owned(),
+                variant: (*variant).to_owned(),
+                baseline: (*baseline).to_owned(),
+                users: treatment.users(),
+                baseline_users: control.users(),
                 rel_effect: c.rel_effect,
                 rel_ci: c.rel_ci,
                 p_value: c.p_value,
@@ -143,6 +157,125 @@ fn day_points(
             }
         })
         .collect()
+}
+
+/// A shaped metric of the series: how it is analysed, with its settings.
+pub struct ShapedSeries<'a> {
+    pub metric: &'a Metric,
+    pub analysis: Analysis,
+    pub settings: Settings,
+}
+
+/// An exposed user of the shaped series: their variant, first exposure, rows so
+/// far and how many of their tracks are in them.
+struct ShapedUser<'a> {
+    variant: usize,
+    first_ts: Millis,
+    rows: MetricRows,
+    tracks: &'a [UserTrack],
+    applied: usize,
+}
+
+/// The daily series of an experiment's shaped metrics, by the rules of its `plan`:
+/// each day, over the users exposed by its end, their values from the events up to
+/// then, counting (as a report on that day would) only those whose window had
+/// closed — by then, and never later than `now`. `users` are ordered by first
+/// exposure; `tracks` are every base metric's events of theirs from the CUPED
+/// lookback on, ordered by time.
+pub fn shaped_daily(
+    plan: &ShapedPlan,
+    metrics: &[ShapedSeries<'_>],
+    variants: &[String],
+    users: &[ExposedUser],
+    tracks: &[UserTrack],
+    now: Millis,
+) -> Vec<SeriesPoint> {
+    let Some(first) = users.first() else {
+        return Vec::new();
+    };
+    let last_ts = tracks
+        .last()
+        .map_or(0, |t| t.ts)
+        .max(users.last().map_or(0, |u| u.first_ts));
+    let mut of_user: HashMap<&str, Vec<UserTrack>> = HashMap::new();
+    for track in tracks {
+        of_user.entry(&track.user).or_default().push(track.clone());
+    }
+    let mut exposed: Vec<ShapedUser> = Vec::with_capacity(users.len());
+    let mut next_user = 0;
+    let mut points = Vec::new();
+    let mut day_end = (first.first_ts.div_euclid(DAY_MS) + 1) * DAY_MS;
+    while day_end - DAY_MS <= last_ts {
+        while next_user < users.len() && users[next_user].first_ts < day_end {
+            let user = &users[next_user];
+            if let Some(variant) = variants.iter().position(|v| *v == user.variant) {
+                exposed.push(ShapedUser {
+                    variant,
+                    first_ts: user.first_ts,
+                    rows: MetricRows::new(),
+                    tracks: of_user.get(user.user.as_str()).map_or(&[], Vec::as_slice),
+                    applied: 0,
+                });
+            }
+            next_user += 1;
+        }
+        let mut totals: Vec<Vec<PairedTotals>> = metrics
+            .iter()
+            .map(|_| variants.iter().map(|v| PairedTotals::empty(v)).collect())
+            .collect();
+        for user in &mut exposed {
+            let due = user.tracks[user.applied..]
+                .iter()
+                .take_while(|t| t.ts < day_end);
+            let due: Vec<(&str, f64, Millis)> =
+                due.map(|t| (t.event.as_str(), t.value, t.ts)).collect();
+            user.applied += due.len();
+            plan.add_tracks(&mut user.rows, user.first_ts, due);
+            add_contributions(plan, metrics, user, day_end.min(now), &mut totals);
+        }
+        for (series, totals) in metrics.iter().zip(&totals) {
+            let arms: Vec<(&str, VariantArm)> = totals
+                .iter()
+                .map(|t| (t.variant.as_str(), VariantArm::paired(series.analysis, t)))
+                .collect();
+            points.extend(compare_arms(
+                &series.metric.key,
+                &arms,
+                day_end,
+                &series.settings,
+            ));
+        }
+        day_end += DAY_MS;
+    }
+    points
+}
+
+/// Adds a user's contribution to each metric's totals as of `at`: counted once
+/// their window has closed, pending until then.
+fn add_contributions(
+    plan: &ShapedPlan,
+    metrics: &[ShapedSeries<'_>],
+    user: &ShapedUser<'_>,
+    at: Millis,
+    totals: &mut [Vec<PairedTotals>],
+) {
+    let closed_through = at.div_euclid(HOUR_MS);
+    for (key, c) in plan.contributions(user.first_ts, &user.rows) {
+        let Some(m) = metrics.iter().position(|s| s.metric.key == key) else {
+            continue;
+        };
+        let t = &mut totals[m][user.variant];
+        if c.closes_hour > closed_through {
+            t.users_pending += 1;
+            continue;
+        }
+        t.users += 1;
+        t.sum_x += c.x;
+        t.sum_squares_x += c.x * c.x;
+        t.sum_y += c.y;
+        t.sum_squares_y += c.y * c.y;
+        t.sum_products += c.x * c.y;
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use crate::domain::event::Expiry;
 use crate::domain::shaped::{Backfill, BackfillStep};
 pub use crate::domain::totals::{
-    ExposedUser, ExposureSummary, PairedTotals, RunningTotals, ShapedTotals, TrackFact, UserFilter,
-    VariantTotals,
+    ExposedUser, ExposureSummary, PairedTotals, RunningTotals, SegmentMetrics, ShapedTotals,
+    TrackFact, UserFilter, UserTrack, VariantTotals,
 };
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook};
 use crate::domain::{
@@ -299,6 +299,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(Delivery, Webhook)>, StoreError>;
     async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
 
+    /// Per combination of the values of `dimensions` (as [`Store::segment_totals`]),
+    /// each shaped metric's paired totals over the users `filter` picks, as of now.
+    async fn segment_paired(
+        &self,
+        experiment: &str,
+        dimensions: &[String],
+        filter: &UserFilter,
+    ) -> Result<Vec<SegmentMetrics>, StoreError>;
+
     /// Per combination of the values of `dimensions` (at most two kept dimensions;
     /// `None`: not captured), per-variant totals of `event` over the users `filter`
     /// picks. For breakdowns and filters; the cost grows with users.
@@ -317,6 +326,15 @@ pub trait Store: Send + Sync + 'static {
         experiment: &str,
         filter: &UserFilter,
     ) -> Result<Vec<ExposedUser>, StoreError>;
+    /// Those users' track events named one of `events` from `lookback` before their
+    /// first exposure on, ordered by time. For shaped metrics' time series.
+    async fn tracks_around_exposure(
+        &self,
+        experiment: &str,
+        events: &[&str],
+        lookback: Millis,
+        filter: &UserFilter,
+    ) -> Result<Vec<UserTrack>, StoreError>;
     /// Those users' track events named `event` at or after their first exposure,
     /// ordered by time. For time series; the cost grows with those events.
     async fn tracks_since_exposure(

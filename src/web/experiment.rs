@@ -69,9 +69,6 @@ struct MetricView {
     kind: String,
     arms: Vec<ArmView>,
     charts: Vec<Chart>,
-    /// Read from per-user rows (shaped, or under CUPED): daily series and
-    /// breakdowns leave it out.
-    shaped: bool,
 }
 
 struct SegmentView {
@@ -387,7 +384,6 @@ fn metric_view(t: Text, metric: &MetricReport, charts: Vec<Chart>) -> MetricView
             })
             .collect(),
         charts,
-        shaped: metric.is_shaped(),
     }
 }
 

@@ -268,7 +268,6 @@ catalogue! {
     cuped_not_adjusted => "not CUPED-adjusted", "未经 CUPED 调整";
     cuped_not_adjusted_why => "The values before exposure could not adjust this comparison (too few users, or no variance before exposure); its figures are unadjusted.", "曝光前的值无法用于调整此比较（用户太少，或曝光前没有方差）；其数字未经调整。";
     users_pending(users) => "{users} users still in their window", "{users} 名用户仍在时间窗口内";
-    shaped_not_charted => "No daily chart or breakdown for this metric: they cover only plain per-event metrics, not windowed, capped or ratio metrics, nor any metric under CUPED.", "该指标没有按天图表和细分：它们只涵盖普通的按事件指标，不包括带窗口、封顶或比率的指标，也不包括使用 CUPED 的指标。";
     no_metrics_measured => "This experiment measures no metric.", "该实验没有衡量任何指标。";
     chart_caption(title) => "Cumulative relative effect by day, {title}", "按天累计的相对效果：{title}";
     chart_title(metric, variant, baseline) => "{metric}: {variant} vs {baseline}", "{metric}：{variant} 对比 {baseline}";

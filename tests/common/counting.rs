@@ -18,7 +18,8 @@ use sluice::domain::{
 };
 use sluice::store::{
     AuditOf, ChangeFeed, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges,
-    RunningTotals, ShapedTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
+    RunningTotals, SegmentMetrics, ShapedTotals, Store, StoreError, TrackFact, UserFilter,
+    UserTrack, VariantTotals,
 };
 
 pub type Calls = BTreeMap<&'static str, usize>;
@@ -244,6 +245,18 @@ impl Store for CountingStore {
         self.inner.paired_totals(experiment, filter).await
     }
 
+    async fn segment_paired(
+        &self,
+        experiment: &str,
+        dimensions: &[String],
+        filter: &UserFilter,
+    ) -> Result<Vec<SegmentMetrics>, StoreError> {
+        self.count("segment_paired");
+        self.inner
+            .segment_paired(experiment, dimensions, filter)
+            .await
+    }
+
     async fn shaped_backfill(&self, experiment: &str) -> Result<Option<Backfill>, StoreError> {
         self.count("shaped_backfill");
         self.inner.shaped_backfill(experiment).await
@@ -322,6 +335,19 @@ impl Store for CountingStore {
     ) -> Result<Vec<ExposedUser>, StoreError> {
         self.count("exposed_users");
         self.inner.exposed_users(experiment, filter).await
+    }
+
+    async fn tracks_around_exposure(
+        &self,
+        experiment: &str,
+        events: &[&str],
+        lookback: Millis,
+        filter: &UserFilter,
+    ) -> Result<Vec<UserTrack>, StoreError> {
+        self.count("tracks_around_exposure");
+        self.inner
+            .tracks_around_exposure(experiment, events, lookback, filter)
+            .await
     }
 
     async fn tracks_since_exposure(

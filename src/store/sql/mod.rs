@@ -16,7 +16,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::fold::{FirstExposure, TotalsChanges, UserKey, UserMetric, UserMetrics};
 use super::{
     AuditOf, ExposedUser, ExposureSummary, IngestOutcome, RulesetChanges, RunningTotals,
-    ShapedTotals, Store, StoreError, TrackFact, UserFilter, VariantTotals,
+    SegmentMetrics, ShapedTotals, Store, StoreError, TrackFact, UserFilter, UserTrack,
+    VariantTotals,
 };
 use crate::domain::event::Expiry;
 use crate::domain::shaped::{Backfill, BackfillStep};
@@ -762,6 +763,22 @@ where
         Ok(of_experiment.remove(experiment).unwrap_or_default())
     }
 
+    async fn segment_paired(
+        &self,
+        experiment: &str,
+        dimensions: &[String],
+        filter: &UserFilter,
+    ) -> Result<Vec<SegmentMetrics>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let now = crate::domain::now_millis();
+        let mut grouped =
+            Self::grouped_paired_of(&mut conn, &[experiment], filter, dimensions, now).await?;
+        Ok(grouped
+            .remove(experiment)
+            .map(|(_, segments)| segments)
+            .unwrap_or_default())
+    }
+
     async fn shaped_backfill(&self, experiment: &str) -> Result<Option<Backfill>, StoreError> {
         let mut conn = self.reader.acquire().await?;
         Ok(Self::backfills(&mut conn).await?.remove(experiment))
@@ -795,6 +812,38 @@ where
                 user,
                 variant,
                 first_ts,
+            })
+            .collect())
+    }
+
+    async fn tracks_around_exposure(
+        &self,
+        experiment: &str,
+        events: &[&str],
+        lookback: Millis,
+        filter: &UserFilter,
+    ) -> Result<Vec<UserTrack>, StoreError> {
+        let mut params = Params::starting_with(experiment);
+        let names = params.next(&encode(&events));
+        let picked = picked_users::<DB>(filter, &mut params);
+        let sql = format!(
+            "SELECT e.user_id, e.event, e.value, e.ts FROM exposures x JOIN events e \
+             ON e.kind = 'track' AND e.user_id = x.user_id AND e.ts >= x.first_ts - {lookback} \
+             WHERE x.experiment = $1 AND NOT x.multiple AND e.event IN ({}){picked} \
+             ORDER BY e.ts",
+            DB::text_list(&names)
+        );
+        let rows: Vec<(String, String, f64, Millis)> = params
+            .bind(sqlx::query_as(&sql))
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, event, value, ts)| UserTrack {
+                user,
+                event,
+                value,
+                ts,
             })
             .collect())
     }
@@ -1278,16 +1327,19 @@ fn picked_users<DB: Dialect>(filter: &UserFilter, params: &mut Params) -> String
 /// Two grouping columns: the values of up to two kept dimensions, NULL for the
 /// ones not asked for.
 fn grouping<DB: Dialect>(dimensions: &[String], params: &mut Params) -> String {
-    let column = |dimension: Option<&String>, params: &mut Params| match dimension {
+    group_columns::<DB>(dimensions, params).join(", ")
+}
+
+/// The two grouping columns of [`grouping`], over the exposure `x`.
+fn group_columns<DB: Dialect>(dimensions: &[String], params: &mut Params) -> [String; 2] {
+    let mut column = |dimension: Option<&String>| match dimension {
         Some(dimension) => {
             let key = params.next(&DB::dimension_key(dimension));
             DB::dimension_value("x.dimensions", &key)
         }
         None => "CAST(NULL AS TEXT)".to_owned(),
     };
-    let first = column(dimensions.first(), params);
-    let second = column(dimensions.get(1), params);
-    format!("{first}, {second}")
+    [column(dimensions.first()), column(dimensions.get(1))]
 }
 
 fn api_key(row: ApiKeyRow) -> Result<ApiKey, StoreError> {

@@ -2,13 +2,13 @@
 //! [`ShapedPlan`], their users' [`MetricRows`] before and after the batch, and the
 //! paired totals those change; plus erasing a user's part and reading the totals.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
-use super::{decode, encode, picked_users, Dialect, Params, SqlStore};
+use super::{decode, encode, group_columns, picked_users, Dialect, Params, SqlStore};
 use crate::domain::shaped::{Backfill, BackfillStep, MetricRow, MetricRows, ShapedPlan, HOUR_MS};
-use crate::domain::totals::{PairedTotals, ShapedTotals, UserFilter};
+use crate::domain::totals::{PairedTotals, SegmentKey, SegmentMetrics, ShapedTotals, UserFilter};
 use crate::domain::{Experiment, Metric, MetricKind, Millis};
 use crate::store::fold::{FirstExposure, PairedChanges, Touched, UserKey};
 use crate::store::StoreError;
@@ -558,6 +558,31 @@ where
         filter: &UserFilter,
         now: Millis,
     ) -> Result<HashMap<String, ShapedTotals>, StoreError> {
+        let grouped = Self::grouped_paired_of(conn, experiments, filter, &[], now).await?;
+        Ok(grouped
+            .into_iter()
+            .map(|(experiment, (backfill, mut segments))| {
+                let totals = ShapedTotals {
+                    metrics: segments
+                        .pop()
+                        .map(|(_, metrics)| metrics)
+                        .unwrap_or_default(),
+                    backfill,
+                };
+                (experiment, totals)
+            })
+            .collect())
+    }
+
+    /// [`Self::filtered_paired_of`] per value of up to two kept `dimensions`: per
+    /// experiment its rebuild in progress and, per segment, each metric's totals.
+    pub(super) async fn grouped_paired_of(
+        conn: &mut DB::Connection,
+        experiments: &[&str],
+        filter: &UserFilter,
+        dimensions: &[String],
+        now: Millis,
+    ) -> Result<HashMap<String, (Option<Backfill>, Vec<SegmentMetrics>)>, StoreError> {
         let plans = Self::shaped_plans(conn, &experiments.iter().copied().collect()).await?;
         if plans.is_empty() {
             return Ok(HashMap::new());
@@ -568,6 +593,7 @@ where
         for (i, (experiment, plan)) in plans.iter().enumerate() {
             let picked = Picked {
                 filter,
+                dimensions,
                 backfill: backfills.get(experiment),
             };
             let (table, sums) = experiment_users::<DB>(i, experiment, plan, &picked, &mut params);
@@ -575,30 +601,50 @@ where
             selects.extend(sums);
         }
         let sql = format!("WITH {} {}", tables.join(", "), selects.join(" UNION ALL "));
-        type Row = (String, String, String, i64, i64, f64, f64, f64, f64, f64);
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            i64,
+            i64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+        );
         let rows: Vec<Row> = params
             .bind(sqlx::query_as(&sql))
             .fetch_all(&mut *conn)
             .await?;
-        let mut by_experiment: HashMap<&str, Vec<(&str, PairedRow)>> = HashMap::new();
-        for (e, m, v, h, n, sx, sxx, sy, syy, sxy) in &rows {
+        type Rows<'r> = Vec<(&'r str, PairedRow)>;
+        let mut by_segment: HashMap<&str, BTreeMap<SegmentKey, Rows>> = HashMap::new();
+        for (e, m, g1, g2, v, h, n, sx, sxx, sy, syy, sxy) in &rows {
+            let key: SegmentKey = [g1, g2]
+                .into_iter()
+                .take(dimensions.len())
+                .cloned()
+                .collect();
             let row = (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy);
-            by_experiment
+            by_segment
                 .entry(e.as_str())
+                .or_default()
+                .entry(key)
                 .or_default()
                 .push((m.as_str(), row));
         }
         Ok(plans
             .keys()
             .map(|experiment| {
-                let rows = by_experiment
-                    .get(experiment.as_str())
-                    .map_or(&[][..], Vec::as_slice);
-                let totals = ShapedTotals {
-                    metrics: paired_of(rows, now),
-                    backfill: backfills.remove(experiment),
-                };
-                (experiment.clone(), totals)
+                let segments = by_segment
+                    .remove(experiment.as_str())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(key, rows)| (key, paired_of(&rows, now)))
+                    .collect();
+                (experiment.clone(), (backfills.remove(experiment), segments))
             })
             .collect())
     }
@@ -615,6 +661,8 @@ fn is_waiting(backfills: &HashMap<String, Backfill>, experiment: &str, user: &st
 /// progress, only those it has reached.
 struct Picked<'a> {
     filter: &'a UserFilter,
+    /// Dimensions to group by (up to two), none for one group.
+    dimensions: &'a [String],
     backfill: Option<&'a Backfill>,
 }
 
@@ -684,9 +732,11 @@ fn experiment_users<DB: Dialect>(
         .map(|j| format!("h{j}, x{j}, y{j}"))
         .chain(columns[bases..].iter().cloned())
         .collect();
+    let [g1, g2] = group_columns::<DB>(picked.dimensions, params);
     let table = format!(
-        "u{i} AS MATERIALIZED (SELECT variant, {} FROM (SELECT x.variant AS variant, {} \
-         FROM exposures x{joins} WHERE x.experiment = {e} AND NOT x.multiple{picked_sql}) p)",
+        "u{i} AS MATERIALIZED (SELECT variant, g1, g2, {} FROM (SELECT x.variant AS variant, \
+         {g1} AS g1, {g2} AS g2, {} FROM exposures x{joins} \
+         WHERE x.experiment = {e} AND NOT x.multiple{picked_sql}) p)",
         outer.join(", "),
         inner
     );
@@ -695,9 +745,9 @@ fn experiment_users<DB: Dialect>(
         .map(|(j, key)| {
             let m = params.next(key);
             format!(
-                "SELECT {e} AS experiment, {m} AS metric, variant, h{j}, COUNT(*), SUM(x{j}), \
-                 SUM(x{j} * x{j}), SUM(y{j}), SUM(y{j} * y{j}), SUM(x{j} * y{j}) \
-                 FROM u{i} GROUP BY variant, h{j}"
+                "SELECT {e} AS experiment, {m} AS metric, g1, g2, variant, h{j}, COUNT(*), \
+                 SUM(x{j}), SUM(x{j} * x{j}), SUM(y{j}), SUM(y{j} * y{j}), SUM(x{j} * y{j}) \
+                 FROM u{i} GROUP BY g1, g2, variant, h{j}"
             )
         })
         .collect();
