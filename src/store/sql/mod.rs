@@ -1302,6 +1302,21 @@ impl Params {
         }
         query
     }
+
+    /// [`Params::bind`] for a query read row by row (a varying number of columns).
+    fn bind_query<'q, DB>(
+        self,
+        mut query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+    where
+        DB: Database,
+        String: Encode<'q, DB> + Type<DB>,
+    {
+        for value in self.0 {
+            query = query.bind(value);
+        }
+        query
+    }
 }
 
 /// The conditions on the exposures `x` that keep the users a filter picks, each

@@ -576,6 +576,7 @@ where
 
     /// [`Self::filtered_paired_of`] per value of up to two kept `dimensions`: per
     /// experiment its rebuild in progress and, per segment, each metric's totals.
+    /// One statement per experiment (see [`experiment_sums`]).
     pub(super) async fn grouped_paired_of(
         conn: &mut DB::Connection,
         experiments: &[&str],
@@ -584,69 +585,32 @@ where
         now: Millis,
     ) -> Result<HashMap<String, (Option<Backfill>, Vec<SegmentMetrics>)>, StoreError> {
         let plans = Self::shaped_plans(conn, &experiments.iter().copied().collect()).await?;
-        if plans.is_empty() {
-            return Ok(HashMap::new());
-        }
         let mut backfills = Self::backfills(conn).await?;
-        let mut params = Params(Vec::new());
-        let (mut tables, mut selects) = (Vec::new(), Vec::new());
-        for (i, (experiment, plan)) in plans.iter().enumerate() {
+        let mut grouped = HashMap::new();
+        for (experiment, plan) in &plans {
             let picked = Picked {
                 filter,
                 dimensions,
                 backfill: backfills.get(experiment),
             };
-            let (table, sums) = experiment_users::<DB>(i, experiment, plan, &picked, &mut params);
-            tables.push(table);
-            selects.extend(sums);
-        }
-        let sql = format!("WITH {} {}", tables.join(", "), selects.join(" UNION ALL "));
-        type Row = (
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-            i64,
-            i64,
-            f64,
-            f64,
-            f64,
-            f64,
-            f64,
-        );
-        let rows: Vec<Row> = params
-            .bind(sqlx::query_as(&sql))
-            .fetch_all(&mut *conn)
-            .await?;
-        type Rows<'r> = Vec<(&'r str, PairedRow)>;
-        let mut by_segment: HashMap<&str, BTreeMap<SegmentKey, Rows>> = HashMap::new();
-        for (e, m, g1, g2, v, h, n, sx, sxx, sy, syy, sxy) in &rows {
-            let key: SegmentKey = [g1, g2]
+            let mut params = Params::starting_with(experiment);
+            let (sql, metrics) = experiment_sums::<DB>(plan, &picked, &mut params);
+            let rows = params
+                .bind_query(sqlx::query(&sql))
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut by_segment: BTreeMap<SegmentKey, MetricPairs> = BTreeMap::new();
+            for row in &rows {
+                let (key, paired) = segment_rows(row, dimensions.len(), plan, &metrics)?;
+                by_segment.entry(key).or_default().extend(paired);
+            }
+            let segments = by_segment
                 .into_iter()
-                .take(dimensions.len())
-                .cloned()
+                .map(|(key, rows)| (key, paired_of(&rows, now)))
                 .collect();
-            let row = (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy);
-            by_segment
-                .entry(e.as_str())
-                .or_default()
-                .entry(key)
-                .or_default()
-                .push((m.as_str(), row));
+            grouped.insert(experiment.clone(), (backfills.remove(experiment), segments));
         }
-        Ok(plans
-            .keys()
-            .map(|experiment| {
-                let segments = by_segment
-                    .remove(experiment.as_str())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(key, rows)| (key, paired_of(&rows, now)))
-                    .collect();
-                (experiment.clone(), (backfills.remove(experiment), segments))
-            })
-            .collect())
+        Ok(grouped)
     }
 }
 
@@ -666,20 +630,28 @@ struct Picked<'a> {
     backfill: Option<&'a Backfill>,
 }
 
-/// For the `i`-th experiment: a materialised table `u{i}` of its picked users, one
-/// row each, with every metric's closing hour `h{j}` and pair `x{j}`, `y{j}`; and per
-/// metric a `SELECT` summing them by variant and closing hour. These are the rules
-/// of [`crate::domain::shaped`] (`value`, `closes_hour`, `contributions`) written as
-/// SQL, so that the database sums instead of sending each user's rows;
-/// `tests/shaped_metrics.rs` checks filtered reports against sums it works out.
-fn experiment_users<DB: Dialect>(
-    i: usize,
-    experiment: &str,
+/// Where a metric's closing hour comes from in a row of [`experiment_sums`]: its
+/// own base's column, or for a ratio the later of its parts'.
+#[derive(Debug, Clone, Copy)]
+enum ClosesAt {
+    Base(usize),
+    Later(usize, usize),
+}
+
+/// One experiment's statement summing its picked users' pairs: per segment,
+/// variant and combination of the bases' closing hours, the users and, per metric
+/// (in the order returned), Σx, Σx², Σy, Σy², Σxy. These are the rules of
+/// [`crate::domain::shaped`] (`value`, `closes_hour`, `contributions`) written as
+/// SQL, so that the database sums instead of sending each user's rows; grouping by
+/// every base's closing hour at once (few distinct combinations: they follow the
+/// first exposure's hour) reads and sorts the users once for all the metrics.
+/// `tests/shaped_metrics.rs` checks filtered reports and breakdowns against sums it
+/// works out.
+fn experiment_sums<DB: Dialect>(
     plan: &ShapedPlan,
     picked: &Picked,
     params: &mut Params,
-) -> (String, Vec<String>) {
-    let e = params.next(experiment);
+) -> (String, Vec<(String, ClosesAt)>) {
     let mut joins = String::new();
     let mut columns = Vec::new();
     for (j, base) in plan.bases.iter().enumerate() {
@@ -699,22 +671,22 @@ fn experiment_users<DB: Dialect>(
             closes_sql(base)
         ));
     }
-    let alias = |key: &str| plan.bases.iter().position(|b| b.key == key);
-    let mut metrics: Vec<(usize, &str)> = plan
-        .bases
-        .iter()
-        .enumerate()
-        .map(|(j, b)| (j, b.key.as_str()))
-        .collect();
+    let sums = |x: &str, y: &str| {
+        format!("SUM({x}), SUM({x} * {x}), SUM({y}), SUM({y} * {y}), SUM({x} * {y})")
+    };
+    let mut metrics = Vec::new();
+    let mut sum_columns = Vec::new();
+    for (j, base) in plan.bases.iter().enumerate() {
+        metrics.push((base.key.clone(), ClosesAt::Base(j)));
+        sum_columns.push(sums(&format!("x{j}"), &format!("y{j}")));
+    }
+    let at = |key: &str| plan.bases.iter().position(|b| b.key == key);
     for (ratio, numerator, denominator) in &plan.ratios {
-        let (Some(n), Some(d)) = (alias(numerator), alias(denominator)) else {
+        let (Some(n), Some(d)) = (at(numerator), at(denominator)) else {
             continue;
         };
-        let j = columns.len();
-        columns.push(format!(
-            "CASE WHEN h{n} > h{d} THEN h{n} ELSE h{d} END AS h{j}, x{n} AS x{j}, x{d} AS y{j}"
-        ));
-        metrics.push((j, ratio));
+        metrics.push((ratio.clone(), ClosesAt::Later(n, d)));
+        sum_columns.push(sums(&format!("x{n}"), &format!("x{d}")));
     }
     let mut picked_sql = picked_users::<DB>(picked.filter, params);
     if let Some(backfill) = picked.backfill {
@@ -725,33 +697,67 @@ fn experiment_users<DB: Dialect>(
             None => picked_sql.push_str(" AND 1 = 0"),
         }
     }
-    // Ratio columns refer to their parts' columns: an inner select computes those.
-    let bases = plan.bases.len();
-    let inner = columns[..bases].join(", ");
-    let outer: Vec<String> = (0..bases)
-        .map(|j| format!("h{j}, x{j}, y{j}"))
-        .chain(columns[bases..].iter().cloned())
-        .collect();
     let [g1, g2] = group_columns::<DB>(picked.dimensions, params);
-    let table = format!(
-        "u{i} AS MATERIALIZED (SELECT variant, g1, g2, {} FROM (SELECT x.variant AS variant, \
+    let hours: Vec<String> = (0..plan.bases.len()).map(|j| format!("h{j}")).collect();
+    let hours = hours.join(", ");
+    let sql = format!(
+        "SELECT g1, g2, variant, {hours}, COUNT(*), {} FROM (SELECT x.variant AS variant, \
          {g1} AS g1, {g2} AS g2, {} FROM exposures x{joins} \
-         WHERE x.experiment = {e} AND NOT x.multiple{picked_sql}) p)",
-        outer.join(", "),
-        inner
+         WHERE x.experiment = $1 AND NOT x.multiple{picked_sql}) p \
+         GROUP BY g1, g2, variant, {hours}",
+        sum_columns.join(", "),
+        columns.join(", ")
     );
-    let sums = metrics
-        .into_iter()
-        .map(|(j, key)| {
-            let m = params.next(key);
-            format!(
-                "SELECT {e} AS experiment, {m} AS metric, g1, g2, variant, h{j}, COUNT(*), \
-                 SUM(x{j}), SUM(x{j} * x{j}), SUM(y{j}), SUM(y{j} * y{j}), SUM(x{j} * y{j}) \
-                 FROM u{i} GROUP BY g1, g2, variant, h{j}"
-            )
-        })
-        .collect();
-    (table, sums)
+    (sql, metrics)
+}
+
+/// Per metric, one of its rows of `paired_totals` (or their equivalent).
+type MetricPairs<'m> = Vec<(&'m str, PairedRow)>;
+
+/// One row of [`experiment_sums`] as its segment's key and a [`PairedRow`] per
+/// metric.
+fn segment_rows<'m, R: sqlx::Row>(
+    row: &R,
+    dimensions: usize,
+    plan: &ShapedPlan,
+    metrics: &'m [(String, ClosesAt)],
+) -> Result<(SegmentKey, MetricPairs<'m>), StoreError>
+where
+    usize: ColumnIndex<R>,
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> f64: Decode<'q, R::Database> + Type<R::Database>,
+{
+    let key: SegmentKey = (0..dimensions)
+        .map(|i| row.try_get::<Option<String>, _>(i))
+        .collect::<Result<_, _>>()?;
+    let variant: String = row.try_get(2)?;
+    let bases = plan.bases.len();
+    let hours: Vec<i64> = (0..bases)
+        .map(|j| row.try_get(3 + j))
+        .collect::<Result<_, _>>()?;
+    let users: i64 = row.try_get(3 + bases)?;
+    let mut paired = Vec::with_capacity(metrics.len());
+    for (m, (metric, closes)) in metrics.iter().enumerate() {
+        let at = 4 + bases + 5 * m;
+        let sum = |k: usize| row.try_get::<f64, _>(at + k);
+        let hour = match *closes {
+            ClosesAt::Base(j) => hours[j],
+            ClosesAt::Later(n, d) => hours[n].max(hours[d]),
+        };
+        let row = (
+            variant.clone(),
+            hour,
+            users,
+            sum(0)?,
+            sum(1)?,
+            sum(2)?,
+            sum(3)?,
+            sum(4)?,
+        );
+        paired.push((metric.as_str(), row));
+    }
+    Ok((key, paired))
 }
 
 /// [`crate::domain::shaped::value`] as SQL over a row's sum and count columns
