@@ -4,7 +4,8 @@
 //! in a schema of its own. A second SQLite database has ten times the events for the
 //! same users, to show the cost is flat in events. A third SQLite database holds 1M
 //! users of an experiment whose metrics are all shaped (a D1 window, a cap, a ratio)
-//! under CUPED, with a report of everyone and one filtered by first exposure.
+//! under CUPED, with a report of everyone and two filtered by first exposure (from a
+//! time between whole hours, and from a date).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::path::PathBuf;
@@ -291,21 +292,30 @@ fn shaped_report(c: &mut Criterion) {
             assert_eq!(report.metrics.len(), 4);
         })
     });
-    // Users first exposed in the last five days: about half of them.
-    let since = sluice::domain::format_millis(sluice::domain::now_millis() - 120 * 3_600_000);
-    let filter = sluice::store::UserFilter::parse(Some(&since), None, &[]).unwrap();
-    group.bench_function("sqlite_filtered_report", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let options = ReportOptions {
-                filter: filter.clone(),
-                ..ReportOptions::default()
-            };
-            let report = experiment_report(store.as_ref(), "shaped", options)
-                .await
-                .unwrap();
-            assert_eq!(report.metrics.len(), 4);
-        })
-    });
+    // Users first exposed in the last five days, about half of them: from a time
+    // between whole hours (read from per-user rows), and from a date (read from
+    // the totals kept per hour of first exposure).
+    let now = sluice::domain::now_millis();
+    let since_time = sluice::domain::format_millis(now - 120 * 3_600_000 + 1_000);
+    let since_date = sluice::domain::format_millis(now - 120 * 3_600_000 - now % 86_400_000);
+    for (name, since) in [
+        ("sqlite_filtered_report", since_time),
+        ("sqlite_filtered_by_date_report", since_date),
+    ] {
+        let filter = sluice::store::UserFilter::parse(Some(&since), None, &[]).unwrap();
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                let options = ReportOptions {
+                    filter: filter.clone(),
+                    ..ReportOptions::default()
+                };
+                let report = experiment_report(store.as_ref(), "shaped", options)
+                    .await
+                    .unwrap();
+                assert_eq!(report.metrics.len(), 4);
+            })
+        });
+    }
     group.finish();
 }
 

@@ -469,6 +469,39 @@ async fn shaped_metrics_count_what_their_definitions_say(backend: Backend) {
         "orders",
         &expected(&exposed_early, now, |v| v.orders, false),
     );
+    // Between whole hours (any date range) the totals kept per hour of first
+    // exposure answer it: the same sums as per-user rows give.
+    let on_the_hour = cutoff - cutoff.rem_euclid(HOUR);
+    let hourly = ReportOptions {
+        filter: sluice::store::UserFilter::parse(
+            None,
+            Some(&sluice::domain::format_millis(on_the_hour)),
+            &[],
+        )
+        .unwrap(),
+        ..ReportOptions::default()
+    };
+    assert!(hourly.filter.first_exposure_hours().is_some());
+    let hourly = experiment_report(store.as_ref(), "checkout", hourly)
+        .await
+        .unwrap();
+    let hourly = serde_json::to_value(&hourly).unwrap();
+    let before_the_hour: Vec<Shopper> = people
+        .iter()
+        .filter(|s| s.first_ts < on_the_hour)
+        .cloned()
+        .collect();
+    for (key, pick, windowed) in [
+        ("d1", (|v: &Values| v.d1) as fn(&Values) -> (f64, f64), true),
+        ("revenue", |v: &Values| v.revenue, false),
+        ("orders", |v: &Values| v.orders, false),
+    ] {
+        check_rows(
+            &hourly,
+            key,
+            &expected(&before_the_hour, now, pick, windowed),
+        );
+    }
 
     // The pages that list experiments read the same paired totals, in bulk.
     let app = TestApp::on_db(db).await;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::shaped::Backfill;
+use super::shaped::{Backfill, HOUR_MS};
 use super::validation::{Problems, ValidationError};
 use super::{parse_rfc3339, Millis};
 
@@ -109,6 +109,13 @@ impl RunningTotals {
     }
 }
 
+/// Whole hours since the epoch, `[from, to)`; unbounded where `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourRange {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
 /// Which exposed users a report counts: those first exposed in `[from, to)` whose
 /// kept dimensions have one of the listed values (every listed dimension applies).
 /// Their later events all count: the filter picks users, it does not cut events.
@@ -130,6 +137,24 @@ impl UserFilter {
 
     pub fn is_everyone(&self) -> bool {
         self.from.is_none() && self.to.is_none() && self.segments.is_empty()
+    }
+
+    /// The hours of first exposure `[from, to)` (since the epoch) of the users the
+    /// filter picks, when it picks them by first exposure alone between whole hours
+    /// (any date range): totals kept per hour of first exposure answer it.
+    pub fn first_exposure_hours(&self) -> Option<HourRange> {
+        if !self.segments.is_empty() {
+            return None;
+        }
+        let hour = |at: Option<Millis>| match at {
+            None => Some(None),
+            Some(at) if at.rem_euclid(HOUR_MS) == 0 => Some(Some(at.div_euclid(HOUR_MS))),
+            Some(_) => None,
+        };
+        Some(HourRange {
+            from: hour(self.from)?,
+            to: hour(self.to)?,
+        })
     }
 
     /// The filter of a report request: `from` and `to` are dates (midnight UTC) or

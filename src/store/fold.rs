@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::domain::shaped::{Contribution, MetricRows, ShapedPlan};
+use crate::domain::shaped::{Contribution, MetricRows, ShapedPlan, HOUR_MS};
 use crate::domain::{Event, EventKind, Millis};
 
 /// `(experiment, user)`.
@@ -134,8 +134,8 @@ impl TotalsChanges {
     }
 }
 
-/// Running totals of one `(experiment, variant, metric, closes_hour)` of a shaped
-/// metric; may be a difference.
+/// Running totals of one `(experiment, variant, metric, closes_hour, first_hour)`
+/// of a shaped metric; may be a difference.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct PairedDelta {
     pub(crate) users: i64,
@@ -161,7 +161,12 @@ impl PairedDelta {
 /// Every change a batch makes to shaped metrics' totals, in one global order (see
 /// [`TotalsChanges`]).
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct PairedChanges(pub(crate) BTreeMap<(String, String, String, i64), PairedDelta>);
+pub(crate) struct PairedChanges(pub(crate) BTreeMap<PairedKey, PairedDelta>);
+
+/// `(experiment, variant, metric, closes_hour, first_hour)`: the users' totals are
+/// kept per hour their window closes and per hour of their first exposure, so
+/// that a report over users first exposed between two whole hours reads totals.
+pub(crate) type PairedKey = (String, String, String, i64, i64);
 
 impl PairedChanges {
     /// Replaces a user's contribution: `before` (if they were exposed) by `after`.
@@ -206,6 +211,7 @@ impl PairedChanges {
                 exposure.variant.clone(),
                 metric.to_owned(),
                 contribution.closes_hour,
+                exposure.first_ts.div_euclid(HOUR_MS),
             );
             self.0.entry(key).or_default().add(contribution, sign);
         }

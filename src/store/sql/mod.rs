@@ -755,8 +755,8 @@ where
     ) -> Result<ShapedTotals, StoreError> {
         let mut conn = self.reader.acquire().await?;
         let now = crate::domain::now_millis();
-        if filter.is_everyone() {
-            return Self::read_paired(&mut conn, experiment, now).await;
+        if let Some(hours) = filter.first_exposure_hours() {
+            return Self::read_paired(&mut conn, experiment, hours, now).await;
         }
         let mut of_experiment =
             Self::filtered_paired_of(&mut conn, &[experiment], filter, now).await?;
@@ -1147,8 +1147,9 @@ where
         .await?;
         type Row = (String, String, String, i64, i64, f64, f64, f64, f64, f64);
         let stored: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT experiment, metric, variant, closes_hour, users, sum_x, sum_squares_x, \
-             sum_y, sum_squares_y, sum_products FROM paired_totals WHERE experiment IN ({})",
+            "SELECT experiment, metric, variant, closes_hour, {} FROM paired_totals \
+             WHERE experiment IN ({}) GROUP BY experiment, metric, variant, closes_hour",
+            shaped::PAIRED_SUMS,
             list("$1")
         ))
         .bind(keys)

@@ -8,7 +8,9 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::{decode, encode, group_columns, picked_users, Dialect, Params, SqlStore};
 use crate::domain::shaped::{Backfill, BackfillStep, MetricRow, MetricRows, ShapedPlan, HOUR_MS};
-use crate::domain::totals::{PairedTotals, SegmentKey, SegmentMetrics, ShapedTotals, UserFilter};
+use crate::domain::totals::{
+    HourRange, PairedTotals, SegmentKey, SegmentMetrics, ShapedTotals, UserFilter,
+};
 use crate::domain::{Experiment, Metric, MetricKind, Millis};
 use crate::store::fold::{FirstExposure, PairedChanges, Touched, UserKey};
 use crate::store::StoreError;
@@ -19,6 +21,10 @@ pub(super) struct ShapedFold {
     writes: Vec<(UserKey, MetricRows)>,
     changes: PairedChanges,
 }
+
+/// The sums of `paired_totals` rows grouped together, in [`PairedRow`]'s order.
+pub(super) const PAIRED_SUMS: &str = "CAST(SUM(users) AS BIGINT), SUM(sum_x), \
+     SUM(sum_squares_x), SUM(sum_y), SUM(sum_squares_y), SUM(sum_products)";
 
 /// A row of `paired_totals`: `(variant, closes_hour, users, Σx, Σx², Σy, Σy², Σxy)`.
 pub(super) type PairedRow = (String, i64, i64, f64, f64, f64, f64, f64);
@@ -356,12 +362,12 @@ where
             .keys()
             .filter(|(e, u)| plans.contains_key(e) && !is_waiting(&backfills, e, u))
             .collect();
-        let mut stored = HashMap::new();
-        for key in &keys {
-            if touched[*key].before.is_some() {
-                stored.insert((*key).clone(), Self::metric_rows(conn, key).await?);
-            }
-        }
+        let exposed_before: Vec<&UserKey> = keys
+            .iter()
+            .copied()
+            .filter(|key| touched[*key].before.is_some())
+            .collect();
+        let mut stored = Self::metric_rows_of(conn, &exposed_before).await?;
         let mut since: HashMap<&str, Millis> = HashMap::new();
         for key in keys.iter().filter(|k| touched[**k].needs_rebuild()) {
             let from = touched[*key].after.first_ts - plans[&key.0].lookback();
@@ -405,58 +411,90 @@ where
         Ok(Some(fold))
     }
 
-    async fn metric_rows(
+    /// The stored rows of the `(experiment, user)` keys, a statement per
+    /// experiment and chunk of users.
+    async fn metric_rows_of(
         conn: &mut DB::Connection,
-        key: &UserKey,
-    ) -> Result<MetricRows, StoreError> {
-        let rows: Vec<(String, f64, i64, f64, i64)> = sqlx::query_as(
-            "SELECT metric, total, count, pre_total, pre_count FROM user_metric_values \
-             WHERE experiment = $1 AND user_id = $2",
-        )
-        .bind(&key.0)
-        .bind(&key.1)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(metric, total, count, pre_total, pre_count)| {
-                let row = MetricRow {
-                    total,
-                    count,
-                    pre_total,
-                    pre_count,
-                };
-                (metric, row)
-            })
-            .collect())
+        keys: &[&UserKey],
+    ) -> Result<HashMap<UserKey, MetricRows>, StoreError> {
+        let mut users_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (experiment, user) in keys {
+            users_of.entry(experiment).or_default().push(user);
+        }
+        let mut stored: HashMap<UserKey, MetricRows> = HashMap::new();
+        for (experiment, users) in users_of {
+            for chunk in users.chunks(ROWS_PER_STATEMENT) {
+                let rows: Vec<(String, String, f64, i64, f64, i64)> = sqlx::query_as(&format!(
+                    "SELECT user_id, metric, total, count, pre_total, pre_count \
+                     FROM user_metric_values WHERE experiment = $1 AND user_id IN ({})",
+                    DB::text_list("$2")
+                ))
+                .bind(experiment)
+                .bind(encode(&chunk))
+                .fetch_all(&mut *conn)
+                .await?;
+                for (user, metric, total, count, pre_total, pre_count) in rows {
+                    let row = MetricRow {
+                        total,
+                        count,
+                        pre_total,
+                        pre_count,
+                    };
+                    stored
+                        .entry((experiment.to_owned(), user))
+                        .or_default()
+                        .insert(metric, row);
+                }
+            }
+        }
+        Ok(stored)
     }
 
+    /// Replaces the changed users' rows whole, then adds the totals' changes: a
+    /// statement per chunk of rows, not per row.
     pub(super) async fn write_shaped(
         conn: &mut DB::Connection,
         fold: &ShapedFold,
     ) -> Result<(), StoreError> {
-        for ((experiment, user), rows) in &fold.writes {
-            sqlx::query("DELETE FROM user_metric_values WHERE experiment = $1 AND user_id = $2")
+        let mut users_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for ((experiment, user), _) in &fold.writes {
+            users_of.entry(experiment).or_default().push(user);
+        }
+        for (experiment, users) in users_of {
+            for chunk in users.chunks(ROWS_PER_STATEMENT) {
+                sqlx::query(&format!(
+                    "DELETE FROM user_metric_values WHERE experiment = $1 AND user_id IN ({})",
+                    DB::text_list("$2")
+                ))
                 .bind(experiment)
-                .bind(user)
-                .execute(&mut *conn)
-                .await?;
-            for (metric, row) in rows {
-                sqlx::query(
-                    "INSERT INTO user_metric_values \
-                     (experiment, user_id, metric, total, count, pre_total, pre_count) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(experiment)
-                .bind(user)
-                .bind(metric)
-                .bind(row.total)
-                .bind(row.count)
-                .bind(row.pre_total)
-                .bind(row.pre_count)
+                .bind(encode(&chunk))
                 .execute(&mut *conn)
                 .await?;
             }
+        }
+        let rows: Vec<(&UserKey, &String, &MetricRow)> = fold
+            .writes
+            .iter()
+            .flat_map(|(key, rows)| rows.iter().map(move |(metric, row)| (key, metric, row)))
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO user_metric_values \
+                 (experiment, user_id, metric, total, count, pre_total, pre_count) VALUES {}",
+                numbered_rows(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((experiment, user), metric, row) in chunk {
+                query = query
+                    .bind(experiment)
+                    .bind(user)
+                    .bind(*metric)
+                    .bind(row.total)
+                    .bind(row.count)
+                    .bind(row.pre_total)
+                    .bind(row.pre_count);
+            }
+            query.execute(&mut *conn).await?;
         }
         Self::write_paired(conn, &fold.changes).await
     }
@@ -465,30 +503,36 @@ where
         conn: &mut DB::Connection,
         changes: &PairedChanges,
     ) -> Result<(), StoreError> {
-        for ((experiment, variant, metric, closes_hour), d) in &changes.0 {
-            sqlx::query(
-                "INSERT INTO paired_totals AS t (experiment, variant, metric, closes_hour, users, \
-                 sum_x, sum_squares_x, sum_y, sum_squares_y, sum_products) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (experiment, variant, metric, closes_hour) DO UPDATE SET \
+        let changes: Vec<_> = changes.0.iter().collect();
+        for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO paired_totals AS t (experiment, variant, metric, closes_hour, \
+                 first_hour, users, sum_x, sum_squares_x, sum_y, sum_squares_y, sum_products) \
+                 VALUES {} \
+                 ON CONFLICT (experiment, variant, metric, closes_hour, first_hour) DO UPDATE SET \
                  users = t.users + excluded.users, sum_x = t.sum_x + excluded.sum_x, \
                  sum_squares_x = t.sum_squares_x + excluded.sum_squares_x, \
                  sum_y = t.sum_y + excluded.sum_y, \
                  sum_squares_y = t.sum_squares_y + excluded.sum_squares_y, \
                  sum_products = t.sum_products + excluded.sum_products",
-            )
-            .bind(experiment)
-            .bind(variant)
-            .bind(metric)
-            .bind(closes_hour)
-            .bind(d.users)
-            .bind(d.sum_x)
-            .bind(d.sum_squares_x)
-            .bind(d.sum_y)
-            .bind(d.sum_squares_y)
-            .bind(d.sum_products)
-            .execute(&mut *conn)
-            .await?;
+                numbered_rows(chunk.len(), 11)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((experiment, variant, metric, closes_hour, first_hour), d) in chunk {
+                query = query
+                    .bind(experiment)
+                    .bind(variant)
+                    .bind(metric)
+                    .bind(*closes_hour)
+                    .bind(*first_hour)
+                    .bind(d.users)
+                    .bind(d.sum_x)
+                    .bind(d.sum_squares_x)
+                    .bind(d.sum_y)
+                    .bind(d.sum_squares_y)
+                    .bind(d.sum_products);
+            }
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -511,7 +555,8 @@ where
                 continue;
             }
             let key = (experiment.clone(), user.to_owned());
-            let rows = Self::metric_rows(conn, &key).await?;
+            let mut stored = Self::metric_rows_of(conn, &[&key]).await?;
+            let rows = stored.remove(&key).unwrap_or_default();
             changes.remove(experiment, plan, exposure, &rows);
         }
         Self::write_paired(conn, &changes).await?;
@@ -522,18 +567,27 @@ where
         Ok(())
     }
 
-    /// Per shaped metric, its totals per variant at `now`: users whose window has
+    /// Per shaped metric, its totals per variant at `now` over the users first
+    /// exposed in `hours`, read from the running totals: users whose window has
     /// closed are counted, the others are pending.
     pub(super) async fn read_paired(
         conn: &mut DB::Connection,
         experiment: &str,
+        hours: HourRange,
         now: Millis,
     ) -> Result<ShapedTotals, StoreError> {
+        let mut picked = String::new();
+        if let Some(from) = hours.from {
+            picked.push_str(&format!(" AND first_hour >= {from}"));
+        }
+        if let Some(to) = hours.to {
+            picked.push_str(&format!(" AND first_hour < {to}"));
+        }
         type Row = (String, String, i64, i64, f64, f64, f64, f64, f64);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT metric, variant, closes_hour, users, sum_x, sum_squares_x, sum_y, \
-             sum_squares_y, sum_products FROM paired_totals WHERE experiment = $1",
-        )
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT metric, variant, closes_hour, {PAIRED_SUMS} FROM paired_totals \
+             WHERE experiment = $1{picked} GROUP BY metric, variant, closes_hour"
+        ))
         .bind(experiment)
         .fetch_all(&mut *conn)
         .await?;
@@ -550,14 +604,24 @@ where
     }
 
     /// Per experiment (of those with shaped metrics) and metric, the paired totals
-    /// of the users a filter picks, aggregated in the database in one statement (see
-    /// [`experiment_users`]): each experiment's users are read once.
+    /// of the users a filter picks: from the running totals when it picks users by
+    /// first exposure between whole hours, otherwise summed from per-user rows in
+    /// the database (see [`experiment_sums`]).
     pub(super) async fn filtered_paired_of(
         conn: &mut DB::Connection,
         experiments: &[&str],
         filter: &UserFilter,
         now: Millis,
     ) -> Result<HashMap<String, ShapedTotals>, StoreError> {
+        if let Some(hours) = filter.first_exposure_hours() {
+            let plans = Self::shaped_plans(conn, &experiments.iter().copied().collect()).await?;
+            let mut totals = HashMap::new();
+            for experiment in plans.keys() {
+                let read = Self::read_paired(conn, experiment, hours, now).await?;
+                totals.insert(experiment.clone(), read);
+            }
+            return Ok(totals);
+        }
         let grouped = Self::grouped_paired_of(conn, experiments, filter, &[], now).await?;
         Ok(grouped
             .into_iter()
@@ -612,6 +676,23 @@ where
         }
         Ok(grouped)
     }
+}
+
+/// Rows one bulk statement writes or looks up at most (SQLite takes 32,766
+/// parameters in a statement, PostgreSQL 65,535).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// `($1, $2, …), (…)`: `rows` rows of `columns` parameters, numbered in order.
+fn numbered_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether a rebuild in progress has yet to reach the user in the experiment.
