@@ -104,6 +104,18 @@ impl Dialect for Postgres {
         format!("SELECT json_array_elements_text(CAST({param} AS json))")
     }
 
+    fn value_rows(rows: usize, columns: usize) -> String {
+        (0..rows)
+            .map(|r| {
+                let row: Vec<String> = (1..=columns)
+                    .map(|c| format!("${}", r * columns + c))
+                    .collect();
+                format!("({})", row.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     async fn prepare_ingestion(conn: &mut PgConnection, users: &[&str]) -> Result<(), StoreError> {
         // Ingestion reads a user's stored state, then writes what changed: two
         // transactions folding the same user at once would both add to the running

@@ -72,6 +72,10 @@ impl Dialect for Sqlite {
         format!("SELECT value FROM json_each({param})")
     }
 
+    fn value_rows(rows: usize, columns: usize) -> String {
+        value_rows(rows, columns)
+    }
+
     async fn prepare_ingestion(_: &mut SqliteConnection, _: &[&str]) -> Result<(), StoreError> {
         // The single writer connection already serialises ingestion.
         Ok(())

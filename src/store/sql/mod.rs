@@ -45,6 +45,10 @@ pub(crate) trait Dialect: Database {
     /// A subquery giving one row per text of the JSON array of strings bound as
     /// parameter `param` (`$1`): a list of any length in one parameter.
     fn text_list(param: &str) -> String;
+    /// `rows` rows of `columns` parameters for a multi-row `VALUES`, the only
+    /// parameters of their statement (SQLite would look `$N` names up one by one,
+    /// in time growing with their number).
+    fn value_rows(rows: usize, columns: usize) -> String;
 
     /// How many ingestion transactions may run at once.
     const INGEST_WRITERS: usize;

@@ -481,7 +481,7 @@ where
             let sql = format!(
                 "INSERT INTO user_metric_values \
                  (experiment, user_id, metric, total, count, pre_total, pre_count) VALUES {}",
-                numbered_rows(chunk.len(), 7)
+                DB::value_rows(chunk.len(), 7)
             );
             let mut query = sqlx::query(&sql);
             for ((experiment, user), metric, row) in chunk {
@@ -515,7 +515,7 @@ where
                  sum_y = t.sum_y + excluded.sum_y, \
                  sum_squares_y = t.sum_squares_y + excluded.sum_squares_y, \
                  sum_products = t.sum_products + excluded.sum_products",
-                numbered_rows(chunk.len(), 11)
+                DB::value_rows(chunk.len(), 11)
             );
             let mut query = sqlx::query(&sql);
             for ((experiment, variant, metric, closes_hour, first_hour), d) in chunk {
@@ -681,19 +681,6 @@ where
 /// Rows one bulk statement writes or looks up at most (SQLite takes 32,766
 /// parameters in a statement, PostgreSQL 65,535).
 const ROWS_PER_STATEMENT: usize = 1_000;
-
-/// `($1, $2, …), (…)`: `rows` rows of `columns` parameters, numbered in order.
-fn numbered_rows(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// Whether a rebuild in progress has yet to reach the user in the experiment.
 fn is_waiting(backfills: &HashMap<String, Backfill>, experiment: &str, user: &str) -> bool {
