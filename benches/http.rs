@@ -1,6 +1,7 @@
 //! HTTP benchmarks over loopback, each next to a baseline measured in the same run:
 //! - `poll`: `GET /sdk/v1/ruleset` answered 304 (`If-None-Match`) with 5, 100 and
-//!   1,000 experiments defined, next to a bare axum `GET` answering a small body;
+//!   1,000 experiments defined (at 100 also from a browser, with an `Origin` the
+//!   CORS layer answers), next to a bare axum `GET` answering a small body;
 //! - `assign`: `POST /sdk/v1/assign` (auth, evaluation of every experiment, exposure
 //!   logging on and off, once the users' first exposures are stored) with 5 and
 //!   100 experiments, next to a bare axum `POST`
@@ -144,13 +145,19 @@ async fn bare_server() -> SocketAddr {
 #[derive(Clone)]
 enum Call {
     Post { path: String, body: String },
-    Get { path: &'static str, etag: String },
+    Get {
+        path: &'static str,
+        etag: String,
+        /// A browser's `Origin`, for the CORS layer to answer.
+        origin: Option<&'static str>,
+    },
 }
 
-fn poll_call(etag: &str) -> Call {
+fn poll_call(etag: &str, origin: Option<&'static str>) -> Call {
     Call::Get {
         path: "/sdk/v1/ruleset",
         etag: etag.to_owned(),
+        origin,
     }
 }
 
@@ -161,7 +168,13 @@ async fn send(sender: &mut Sender, key: &str, call: Call) -> (u16, String) {
         Call::Post { path, .. } => {
             Request::post(path.as_str()).header("content-type", "application/json")
         }
-        Call::Get { path, etag } => Request::get(*path).header("if-none-match", etag.as_str()),
+        Call::Get { path, etag, origin } => {
+            let get = Request::get(*path).header("if-none-match", etag.as_str());
+            match origin {
+                Some(origin) => get.header("origin", *origin),
+                None => get,
+            }
+        }
     };
     let body = match call {
         Call::Post { body, .. } => Bytes::from(body),
@@ -246,6 +259,7 @@ fn poll(c: &mut Criterion) {
                 Arc::new(|_| Call::Get {
                     path: "/hello",
                     etag: "-".to_owned(),
+                    origin: None,
                 }),
             )
         })
@@ -254,22 +268,30 @@ fn poll(c: &mut Criterion) {
         let target = runtime.block_on(sluice_server(Backend::Sqlite, experiments));
         let etag = runtime.block_on(async {
             let mut sender = connect(target.addr).await;
-            let (status, etag) = send(&mut sender, &target.sdk, poll_call("-")).await;
+            let (status, etag) = send(&mut sender, &target.sdk, poll_call("-", None)).await;
             assert_eq!(status, 200);
             etag
         });
-        group.bench_function(BenchmarkId::new("ruleset_304", experiments), |b| {
-            b.to_async(&runtime).iter_custom(|n| {
-                let etag = etag.clone();
-                blast(
-                    APP_CONNECTIONS,
-                    target.addr,
-                    &target.sdk,
-                    n,
-                    Arc::new(move |_| poll_call(&etag)),
-                )
-            })
-        });
+        // A browser's poll goes through the CORS layer too (at 100 experiments).
+        let origins: &[(&str, Option<&'static str>)] = if experiments == 100 {
+            &[("ruleset_304", None), ("ruleset_304_cors", Some("https://shop.example"))]
+        } else {
+            &[("ruleset_304", None)]
+        };
+        for &(name, origin) in origins {
+            group.bench_function(BenchmarkId::new(name, experiments), |b| {
+                b.to_async(&runtime).iter_custom(|n| {
+                    let etag = etag.clone();
+                    blast(
+                        APP_CONNECTIONS,
+                        target.addr,
+                        &target.sdk,
+                        n,
+                        Arc::new(move |_| poll_call(&etag, origin)),
+                    )
+                })
+            });
+        }
     }
     group.finish();
 }
