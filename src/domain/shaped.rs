@@ -59,7 +59,7 @@ pub struct Contribution {
 
 impl ShapedPlan {
     /// The plan of an experiment, `None` when every metric it reports is a plain
-    /// per-event one and it has no CUPED. Metrics it names that are not defined are
+    /// per-event one and it has no CUPED, or it reports none. Metrics it names that are not defined are
     /// left out, as reports leave them out.
     pub fn of(spec: &ExperimentSpec, defined: &[Metric]) -> Option<ShapedPlan> {
         let find = |key: &str| defined.iter().find(|m| m.key == key);
@@ -93,7 +93,8 @@ impl ShapedPlan {
                 plan.add_base(metric);
             }
         }
-        Some(plan)
+        // CUPED on an experiment that reports no metric keeps nothing.
+        (!plan.bases.is_empty()).then_some(plan)
     }
 
     fn add_base(&mut self, metric: &Metric) {
@@ -267,6 +268,19 @@ mod tests {
             backfill.has_rebuilt("U9"),
             "upper case sorts first in byte order"
         );
+    }
+
+    /// Regression: CUPED on an experiment without metrics made a plan with no
+    /// bases, and a filtered report's statement had no columns to sum.
+    #[test]
+    fn cuped_without_metrics_keeps_nothing() {
+        let spec: ExperimentSpec = serde_json::from_value(serde_json::json!({
+            "key": "e",
+            "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+            "cuped": {"lookback_days": 7}
+        }))
+        .unwrap();
+        assert_eq!(ShapedPlan::of(&spec, &[]), None);
     }
 
     #[test]

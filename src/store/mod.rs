@@ -264,8 +264,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Per shaped metric (see [`crate::domain::shaped`]), its per-variant totals over
     /// the users `filter` picks, as of now: users whose window has not closed are
-    /// pending. For everyone they are read from the running totals; a filter reads
-    /// per-user rows, once for all the metrics.
+    /// pending. For everyone, or users first exposed between whole hours, they are
+    /// read from the running totals (kept per hour of first exposure); another
+    /// filter reads per-user rows, once for all the metrics. With the rebuild in
+    /// progress, if any.
     async fn paired_totals(
         &self,
         experiment: &str,
