@@ -144,7 +144,10 @@ async fn bare_server() -> SocketAddr {
 /// One request.
 #[derive(Clone)]
 enum Call {
-    Post { path: String, body: String },
+    Post {
+        path: String,
+        body: String,
+    },
     Get {
         path: &'static str,
         etag: String,
@@ -274,7 +277,10 @@ fn poll(c: &mut Criterion) {
         });
         // A browser's poll goes through the CORS layer too (at 100 experiments).
         let origins: &[(&str, Option<&'static str>)] = if experiments == 100 {
-            &[("ruleset_304", None), ("ruleset_304_cors", Some("https://shop.example"))]
+            &[
+                ("ruleset_304", None),
+                ("ruleset_304_cors", Some("https://shop.example")),
+            ]
         } else {
             &[("ruleset_304", None)]
         };
