@@ -301,11 +301,13 @@ struct Generations<V> {
     old: HashMap<u64, V, AlreadyHashed>,
 }
 
-impl<V> Default for Generations<V> {
-    fn default() -> Self {
+impl<V> Generations<V> {
+    /// Both tables made at their full size once: filling them never reallocates,
+    /// so resident memory stops growing once they are full.
+    fn with_capacity(capacity: usize) -> Self {
         Self {
-            young: HashMap::default(),
-            old: HashMap::default(),
+            young: HashMap::with_capacity_and_hasher(capacity, AlreadyHashed),
+            old: HashMap::with_capacity_and_hasher(capacity, AlreadyHashed),
         }
     }
 }
@@ -342,9 +344,12 @@ impl std::hash::Hasher for KeyAsHash {
 
 impl<V: Copy> Recent<V> {
     fn new(capacity: usize) -> Self {
+        let shard_capacity = (capacity / SEEN_SHARDS).max(2);
         Self {
-            shards: (0..SEEN_SHARDS).map(|_| Mutex::default()).collect(),
-            shard_capacity: (capacity / SEEN_SHARDS).max(2),
+            shards: (0..SEEN_SHARDS)
+                .map(|_| Mutex::new(Generations::with_capacity(shard_capacity / 2)))
+                .collect(),
+            shard_capacity,
         }
     }
 
@@ -362,7 +367,10 @@ impl<V: Copy> Recent<V> {
         let half = self.shard_capacity / 2;
         if let Some(mut g) = self.shard(key) {
             if g.young.len() >= half {
-                g.old = std::mem::take(&mut g.young);
+                // The oldest are forgotten; their table, emptied, takes the new ones.
+                let g = &mut *g;
+                std::mem::swap(&mut g.young, &mut g.old);
+                g.young.clear();
             }
             g.young.insert(key, value);
         }
