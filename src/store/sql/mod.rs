@@ -1149,6 +1149,8 @@ where
         .bind(names)
         .fetch_all(&self.reader)
         .await?;
+        // The rebuilds' state before the totals (see `read_paired`).
+        let backfills = Self::backfills(&mut *self.reader.acquire().await?).await?;
         type Row = (String, String, String, i64, i64, f64, f64, f64, f64, f64);
         let stored: Vec<Row> = sqlx::query_as(&format!(
             "SELECT experiment, metric, variant, closes_hour, {} FROM paired_totals \
@@ -1178,8 +1180,7 @@ where
                 (experiment, totals)
             })
             .collect();
-        let mut conn = self.reader.acquire().await?;
-        for (experiment, backfill) in Self::backfills(&mut conn).await? {
+        for (experiment, backfill) in backfills {
             paired.entry(experiment).or_default().backfill = Some(backfill);
         }
         Ok(TotalsRows {

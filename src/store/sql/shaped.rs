@@ -576,6 +576,9 @@ where
         hours: HourRange,
         now: Millis,
     ) -> Result<ShapedTotals, StoreError> {
+        // The rebuild's state first: once it is seen finished, the totals read
+        // next hold every user (two statements share no snapshot).
+        let backfill = Self::backfills(conn).await?.remove(experiment);
         let mut picked = String::new();
         if let Some(from) = hours.from {
             picked.push_str(&format!(" AND first_hour >= {from}"));
@@ -599,7 +602,7 @@ where
             .collect();
         Ok(ShapedTotals {
             metrics: paired_of(&rows, now),
-            backfill: Self::backfills(conn).await?.remove(experiment),
+            backfill,
         })
     }
 
