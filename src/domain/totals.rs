@@ -116,6 +116,14 @@ pub struct HourRange {
     pub to: Option<i64>,
 }
 
+impl HourRange {
+    /// Every hour: everyone exposed.
+    pub const ALL: HourRange = HourRange {
+        from: None,
+        to: None,
+    };
+}
+
 /// Which exposed users a report counts: those first exposed in `[from, to)` whose
 /// kept dimensions have one of the listed values (every listed dimension applies).
 /// Their later events all count: the filter picks users, it does not cut events.

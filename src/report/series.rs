@@ -89,18 +89,10 @@ pub fn daily(
     tracks: &[TrackFact],
     settings: &Settings,
 ) -> Vec<SeriesPoint> {
-    let Some(first) = users.first() else {
-        return Vec::new();
-    };
-    let last_ts = tracks
-        .last()
-        .map_or(0, |t| t.ts)
-        .max(users.last().map_or(0, |u| u.first_ts));
     let mut sweep = Sweep::new(variants);
     let (mut next_user, mut next_track) = (0, 0);
     let mut points = Vec::new();
-    let mut day_end = (first.first_ts.div_euclid(DAY_MS) + 1) * DAY_MS;
-    while day_end - DAY_MS <= last_ts {
+    for day_end in day_ends(users, tracks.last().map(|t| t.ts)) {
         while next_user < users.len() && users[next_user].first_ts < day_end {
             sweep.expose(&users[next_user]);
             next_user += 1;
@@ -110,9 +102,21 @@ pub fn daily(
             next_track += 1;
         }
         points.extend(day_points(metric, &sweep.totals, day_end, settings));
-        day_end += DAY_MS;
     }
     points
+}
+
+/// The end of each day (UTC) from the first user's first exposure through the last
+/// event: the cut-offs of a series' points. `users` are ordered by first exposure.
+fn day_ends(users: &[ExposedUser], last_track: Option<Millis>) -> impl Iterator<Item = Millis> {
+    let first_day = users.first().map(|u| u.first_ts.div_euclid(DAY_MS));
+    let last_ts = last_track
+        .unwrap_or(0)
+        .max(users.last().map_or(0, |u| u.first_ts));
+    let last_day = last_ts.div_euclid(DAY_MS);
+    first_day
+        .into_iter()
+        .flat_map(move |first| (first..=last_day).map(|day| (day + 1) * DAY_MS))
 }
 
 fn day_points(
@@ -190,13 +194,6 @@ pub fn shaped_daily(
     tracks: &[UserTrack],
     now: Millis,
 ) -> Vec<SeriesPoint> {
-    let Some(first) = users.first() else {
-        return Vec::new();
-    };
-    let last_ts = tracks
-        .last()
-        .map_or(0, |t| t.ts)
-        .max(users.last().map_or(0, |u| u.first_ts));
     let mut of_user: HashMap<&str, Vec<UserTrack>> = HashMap::new();
     for track in tracks {
         of_user.entry(&track.user).or_default().push(track.clone());
@@ -204,8 +201,7 @@ pub fn shaped_daily(
     let mut exposed: Vec<ShapedUser> = Vec::with_capacity(users.len());
     let mut next_user = 0;
     let mut points = Vec::new();
-    let mut day_end = (first.first_ts.div_euclid(DAY_MS) + 1) * DAY_MS;
-    while day_end - DAY_MS <= last_ts {
+    for day_end in day_ends(users, tracks.last().map(|t| t.ts)) {
         while next_user < users.len() && users[next_user].first_ts < day_end {
             let user = &users[next_user];
             if let Some(variant) = variants.iter().position(|v| *v == user.variant) {
@@ -245,7 +241,6 @@ pub fn shaped_daily(
                 &series.settings,
             ));
         }
-        day_end += DAY_MS;
     }
     points
 }

@@ -5,7 +5,6 @@
 
 mod shaped;
 
-use shaped::{paired_of, PairedRow};
 mod writes;
 
 use std::collections::HashMap;
@@ -21,6 +20,7 @@ use super::{
 };
 use crate::domain::event::Expiry;
 use crate::domain::shaped::{Backfill, BackfillStep};
+use crate::domain::totals::HourRange;
 use crate::domain::validation::is_storable;
 use crate::domain::webhook::{Delivery, DeliveryOutcome, NewWebhook, Webhook, WebhookFormat};
 use crate::domain::{
@@ -760,7 +760,8 @@ where
         let mut conn = self.reader.acquire().await?;
         let now = crate::domain::now_millis();
         if let Some(hours) = filter.first_exposure_hours() {
-            return Self::read_paired(&mut conn, experiment, hours, now).await;
+            let mut read = Self::read_paired(&mut conn, &encode(&[experiment]), hours, now).await?;
+            return Ok(read.remove(experiment).unwrap_or_default());
         }
         let mut of_experiment =
             Self::filtered_paired_of(&mut conn, &[experiment], filter, now).await?;
@@ -1149,40 +1150,9 @@ where
         .bind(names)
         .fetch_all(&self.reader)
         .await?;
-        // The rebuilds' state before the totals (see `read_paired`).
-        let backfills = Self::backfills(&mut *self.reader.acquire().await?).await?;
-        type Row = (String, String, String, i64, i64, f64, f64, f64, f64, f64);
-        let stored: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT experiment, metric, variant, closes_hour, {} FROM paired_totals \
-             WHERE experiment IN ({}) GROUP BY experiment, metric, variant, closes_hour",
-            shaped::PAIRED_SUMS,
-            list("$1")
-        ))
-        .bind(keys)
-        .fetch_all(&self.reader)
-        .await?;
-        let mut by_experiment: HashMap<String, Vec<(&str, PairedRow)>> = HashMap::new();
-        for (e, m, v, h, n, sx, sxx, sy, syy, sxy) in &stored {
-            let row = (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy);
-            by_experiment
-                .entry(e.clone())
-                .or_default()
-                .push((m.as_str(), row));
-        }
         let now = crate::domain::now_millis();
-        let mut paired: HashMap<String, ShapedTotals> = by_experiment
-            .into_iter()
-            .map(|(experiment, rows)| {
-                let totals = ShapedTotals {
-                    metrics: paired_of(&rows, now),
-                    backfill: None,
-                };
-                (experiment, totals)
-            })
-            .collect();
-        for (experiment, backfill) in backfills {
-            paired.entry(experiment).or_default().backfill = Some(backfill);
-        }
+        let mut conn = self.reader.acquire().await?;
+        let paired = Self::read_paired(&mut conn, keys, HourRange::ALL, now).await?;
         Ok(TotalsRows {
             users,
             multiple,

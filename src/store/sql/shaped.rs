@@ -22,10 +22,6 @@ pub(super) struct ShapedFold {
     changes: PairedChanges,
 }
 
-/// The sums of `paired_totals` rows grouped together, in [`PairedRow`]'s order.
-pub(super) const PAIRED_SUMS: &str = "CAST(SUM(users) AS BIGINT), SUM(sum_x), \
-     SUM(sum_squares_x), SUM(sum_y), SUM(sum_squares_y), SUM(sum_products)";
-
 /// A row of `paired_totals`: `(variant, closes_hour, users, Σx, Σx², Σy, Σy², Σxy)`.
 pub(super) type PairedRow = (String, i64, i64, f64, f64, f64, f64, f64);
 
@@ -567,18 +563,19 @@ where
         Ok(())
     }
 
-    /// Per shaped metric, its totals per variant at `now` over the users first
-    /// exposed in `hours`, read from the running totals: users whose window has
-    /// closed are counted, the others are pending.
+    /// Per experiment (of those with totals or a rebuild in progress), its shaped
+    /// metrics' totals per variant at `now` over the users first exposed in
+    /// `hours`, read from the running totals (`keys`: a JSON list of experiments):
+    /// users whose window has closed are counted, the others are pending.
     pub(super) async fn read_paired(
         conn: &mut DB::Connection,
-        experiment: &str,
+        keys: &str,
         hours: HourRange,
         now: Millis,
-    ) -> Result<ShapedTotals, StoreError> {
-        // The rebuild's state first: once it is seen finished, the totals read
+    ) -> Result<HashMap<String, ShapedTotals>, StoreError> {
+        // The rebuilds' state first: once one is seen finished, the totals read
         // next hold every user (two statements share no snapshot).
-        let backfill = Self::backfills(conn).await?.remove(experiment);
+        let backfills = Self::backfills(conn).await?;
         let mut picked = String::new();
         if let Some(from) = hours.from {
             picked.push_str(&format!(" AND first_hour >= {from}"));
@@ -586,24 +583,37 @@ where
         if let Some(to) = hours.to {
             picked.push_str(&format!(" AND first_hour < {to}"));
         }
-        type Row = (String, String, i64, i64, f64, f64, f64, f64, f64);
+        type Row = (String, String, String, i64, i64, f64, f64, f64, f64, f64);
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT metric, variant, closes_hour, {PAIRED_SUMS} FROM paired_totals \
-             WHERE experiment = $1{picked} GROUP BY metric, variant, closes_hour"
+            "SELECT experiment, metric, variant, closes_hour, CAST(SUM(users) AS BIGINT), \
+             SUM(sum_x), SUM(sum_squares_x), SUM(sum_y), SUM(sum_squares_y), SUM(sum_products) \
+             FROM paired_totals WHERE experiment IN ({}){picked} \
+             GROUP BY experiment, metric, variant, closes_hour",
+            DB::text_list("$1")
         ))
-        .bind(experiment)
+        .bind(keys)
         .fetch_all(&mut *conn)
         .await?;
-        let rows: Vec<(&str, PairedRow)> = rows
-            .iter()
-            .map(|(m, v, h, n, sx, sxx, sy, syy, sxy)| {
-                (m.as_str(), (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy))
+        let mut by_experiment: HashMap<&str, Vec<(&str, PairedRow)>> = HashMap::new();
+        for (e, m, v, h, n, sx, sxx, sy, syy, sxy) in &rows {
+            let row = (v.clone(), *h, *n, *sx, *sxx, *sy, *syy, *sxy);
+            by_experiment.entry(e).or_default().push((m, row));
+        }
+        let mut totals: HashMap<String, ShapedTotals> = by_experiment
+            .into_iter()
+            .map(|(experiment, rows)| {
+                let metrics = paired_of(&rows, now);
+                let totals = ShapedTotals {
+                    metrics,
+                    backfill: None,
+                };
+                (experiment.to_owned(), totals)
             })
             .collect();
-        Ok(ShapedTotals {
-            metrics: paired_of(&rows, now),
-            backfill,
-        })
+        for (experiment, backfill) in backfills {
+            totals.entry(experiment).or_default().backfill = Some(backfill);
+        }
+        Ok(totals)
     }
 
     /// Per experiment (of those with shaped metrics) and metric, the paired totals
@@ -617,13 +627,7 @@ where
         now: Millis,
     ) -> Result<HashMap<String, ShapedTotals>, StoreError> {
         if let Some(hours) = filter.first_exposure_hours() {
-            let plans = Self::shaped_plans(conn, &experiments.iter().copied().collect()).await?;
-            let mut totals = HashMap::new();
-            for experiment in plans.keys() {
-                let read = Self::read_paired(conn, experiment, hours, now).await?;
-                totals.insert(experiment.clone(), read);
-            }
-            return Ok(totals);
+            return Self::read_paired(conn, &encode(&experiments), hours, now).await;
         }
         let grouped = Self::grouped_paired_of(conn, experiments, filter, &[], now).await?;
         Ok(grouped
